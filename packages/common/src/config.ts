@@ -1,0 +1,170 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { LacewingError } from "./errors.js";
+import { parseBytes, parseDuration } from "./units.js";
+
+/** One config key: how to read it from any source, and its default. */
+export interface Field<T> {
+  readonly description: string;
+  readonly default: T | undefined;
+  readonly required: boolean;
+  /** Environment variable that sets it, if any. */
+  readonly env: string | undefined;
+  /** Turns a raw value (flag string, env string, YAML value) into T, or explains why not. */
+  parse(raw: unknown): T | { error: string };
+}
+
+export type Schema = Record<string, Field<unknown>>;
+export type ConfigOf<S extends Schema> = { [K in keyof S]: S[K] extends Field<infer T> ? T : never };
+
+interface FieldOptions<T> {
+  description: string;
+  default?: T;
+  required?: boolean;
+  env?: string;
+  /** Extra check on the parsed value; returns an error message or undefined. */
+  check?: (value: T) => string | undefined;
+}
+
+function makeField<T>(options: FieldOptions<T>, parse: (raw: unknown) => T | { error: string }): Field<T> {
+  return {
+    description: options.description,
+    default: options.default,
+    required: options.required ?? false,
+    env: options.env,
+    parse(raw) {
+      const value = parse(raw);
+      if (isError(value)) return value;
+      const problem = options.check?.(value);
+      return problem === undefined ? value : { error: problem };
+    },
+  };
+}
+
+function isError(value: unknown): value is { error: string } {
+  return typeof value === "object" && value !== null && "error" in value && Object.keys(value).length === 1;
+}
+
+/** Field constructors; every process builds its schema from these. */
+export const field = {
+  string: (options: FieldOptions<string>) =>
+    makeField(options, (raw) => (typeof raw === "string" || typeof raw === "number" ? String(raw) : { error: "expected a string" })),
+  number: (options: FieldOptions<number>) =>
+    makeField(options, (raw) => {
+      const value = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+      return Number.isFinite(value) ? value : { error: `expected a number, got ${JSON.stringify(raw)}` };
+    }),
+  port: (options: FieldOptions<number>) =>
+    makeField(options, (raw) => {
+      const value = typeof raw === "number" ? raw : typeof raw === "string" ? Number(raw) : NaN;
+      return Number.isInteger(value) && value >= 0 && value <= 65535 ? value : { error: `expected a port 0-65535, got ${JSON.stringify(raw)}` };
+    }),
+  boolean: (options: FieldOptions<boolean>) =>
+    makeField(options, (raw) => {
+      if (typeof raw === "boolean") return raw;
+      if (raw === "true" || raw === "1" || raw === "yes") return true;
+      if (raw === "false" || raw === "0" || raw === "no") return false;
+      return { error: `expected true or false, got ${JSON.stringify(raw)}` };
+    }),
+  /** Milliseconds, from "30s", "5m", "1h" or a number of milliseconds. */
+  duration: (options: FieldOptions<number>) =>
+    makeField(options, (raw) => {
+      const value = typeof raw === "string" || typeof raw === "number" ? parseDuration(raw) : undefined;
+      return value ?? { error: `expected a duration like 30s, 5m or 1h, got ${JSON.stringify(raw)}` };
+    }),
+  /** Bytes, from "64MiB", "10GB" or a number. */
+  bytes: (options: FieldOptions<number>) =>
+    makeField(options, (raw) => {
+      const value = typeof raw === "string" || typeof raw === "number" ? parseBytes(raw) : undefined;
+      return value ?? { error: `expected a size like 512MiB or 10GB, got ${JSON.stringify(raw)}` };
+    }),
+  /** A list, from a YAML sequence or a comma-separated string. */
+  list: (options: FieldOptions<string[]>) =>
+    makeField(options, (raw) => {
+      if (Array.isArray(raw)) return raw.map(String);
+      if (typeof raw === "string")
+        return raw
+          .split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== "");
+      return { error: "expected a list" };
+    }),
+  enum: <const V extends string>(values: readonly V[], options: FieldOptions<V>) =>
+    makeField(options, (raw) =>
+      typeof raw === "string" && (values as readonly string[]).includes(raw)
+        ? (raw as V)
+        : { error: `expected one of ${values.join(", ")}, got ${JSON.stringify(raw)}` },
+    ),
+  /** A string-to-string map from YAML only (e.g. headers). */
+  map: (options: FieldOptions<Record<string, string>>) =>
+    makeField(options, (raw) => {
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { error: "expected a mapping" };
+      return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
+    }),
+};
+
+export interface ConfigSources {
+  /** Path of a YAML file whose top-level keys are the schema's keys. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Parsed command-line flags, keyed like the schema (camelCase). Undefined values are ignored. */
+  flags?: Record<string, unknown>;
+}
+
+/**
+ * Builds a process's config: defaults, then the YAML file, then environment,
+ * then flags. Any bad or missing value fails with LW_ERR_CONFIG naming the key.
+ */
+export function loadConfig<S extends Schema>(schema: S, sources: ConfigSources = {}): ConfigOf<S> {
+  const fromFile = sources.file === undefined ? {} : readYamlConfig(sources.file);
+  for (const key of Object.keys(fromFile)) {
+    if (!(key in schema)) throw configError(key, `unknown key in ${sources.file}`);
+  }
+  const env = sources.env ?? {};
+  const result: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(schema)) {
+    const candidates: Array<[string, unknown]> = [
+      ["flag", sources.flags?.[key]],
+      ["environment", spec.env === undefined ? undefined : env[spec.env]],
+      ["config file", fromFile[key]],
+    ];
+    const found = candidates.find(([, value]) => value !== undefined && value !== "");
+    if (found === undefined) {
+      if (spec.default === undefined && spec.required) throw configError(key, "is required");
+      result[key] = spec.default;
+      continue;
+    }
+    const [origin, raw] = found;
+    const parsed = spec.parse(raw);
+    if (isError(parsed)) throw configError(key, `${parsed.error} (from ${origin})`);
+    result[key] = parsed;
+  }
+  return result as ConfigOf<S>;
+}
+
+function readYamlConfig(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      cause: err,
+    });
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `config file ${path} is not valid YAML: ${(err as Error).message.split("\n")[0]}`, {
+      cause: err,
+    });
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== "object" || Array.isArray(data))
+    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `config file ${path} must be a mapping of keys to values`);
+  return data as Record<string, unknown>;
+}
+
+function configError(key: string, problem: string): LacewingError {
+  return new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: ${key} ${problem}`, { details: { key } });
+}

@@ -1,0 +1,36 @@
+import { createHash, type Hash } from "node:crypto";
+import { crc32 as zlibCrc32 } from "node:zlib";
+import { LacewingError } from "./errors.js";
+
+export type DigestAlgorithm = "sha256" | "sha512";
+
+export interface Digest {
+  algorithm: DigestAlgorithm;
+  hex: string;
+}
+
+const HEX_LENGTH: Record<DigestAlgorithm, number> = { sha256: 64, sha512: 128 };
+
+/** Parses `sha256:<hex>` / `sha512:<hex>`; throws LW_ERR_BAD_DIGEST. */
+export function parseDigest(text: string): Digest {
+  const match = /^(sha256|sha512):([a-fA-F0-9]+)$/.exec(text.trim());
+  const algorithm = match?.[1] as DigestAlgorithm | undefined;
+  const hex = match?.[2]?.toLowerCase();
+  if (!algorithm || !hex || hex.length !== HEX_LENGTH[algorithm]) {
+    throw new LacewingError("LW_ERR_BAD_DIGEST", "invalid_argument", `invalid digest ${JSON.stringify(text)}: expected sha256:<64 hex> or sha512:<128 hex>`);
+  }
+  return { algorithm, hex };
+}
+
+export function formatDigest(digest: Digest): string {
+  return `${digest.algorithm}:${digest.hex}`;
+}
+
+export function createDigester(algorithm: DigestAlgorithm): Hash {
+  return createHash(algorithm);
+}
+
+/** crc32 (zlib polynomial) of a piece, optionally continuing from `previous`. */
+export function crc32(data: Uint8Array, previous = 0): number {
+  return zlibCrc32(data, previous);
+}

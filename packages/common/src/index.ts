@@ -1,0 +1,19 @@
+/**
+ * Shared building blocks: task ids, piece math, digests, config, logging, errors.
+ *
+ * ```ts
+ * const taskId = taskIdOf({ url, tag: "", application: "" });
+ * const pieceLength = pieceLengthFor(contentLength);
+ * const config = loadConfig(schema, { file, env: process.env, flags });
+ * ```
+ */
+export { LacewingError, isLacewingError, errorMessage, isAbortError, type ErrorKind, type LacewingErrorOptions } from "./errors.js";
+export { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf, type TaskIdInput } from "./task-id.js";
+export { MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, TARGET_MAX_PIECES, pieceCountOf, pieceLengthFor, pieceRangeOf, type PieceRange } from "./pieces.js";
+export { crc32, createDigester, formatDigest, parseDigest, type Digest, type DigestAlgorithm } from "./digest.js";
+export { field, loadConfig, type ConfigOf, type ConfigSources, type Field, type Schema } from "./config.js";
+export { createLogger, silentLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from "./logger.js";
+export { AsyncQueue } from "./async-queue.js";
+export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./backoff.js";
+export { formatBytes, parseBytes, parseDuration } from "./units.js";
+export { DEFAULTS } from "./defaults.js";
