@@ -17,3 +17,4 @@ export { AsyncQueue } from "./async-queue.js";
 export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./backoff.js";
 export { formatBytes, parseBytes, parseDuration } from "./units.js";
 export { DEFAULTS } from "./defaults.js";
+export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
