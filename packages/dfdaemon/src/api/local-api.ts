@@ -1,0 +1,138 @@
+import { dfdaemonv1, type ServiceImpl, type MessageInitShape } from "@lacewing/api";
+import { LacewingError, parseUrl } from "@lacewing/common";
+import { AsyncQueue } from "@lacewing/common";
+import type { TaskManager, DownloadSpec } from "../download/task-manager.js";
+import type { TaskStore } from "../storage/task-store.js";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+
+type DownloadResponse = MessageInitShape<typeof dfdaemonv1.DownloadResponseSchema>;
+
+export interface LocalApiDeps {
+  tasks: TaskManager;
+  store: TaskStore;
+  hostId: string;
+  seed: boolean;
+  startedAt: number;
+  recentFailures: Array<{ taskId: string; url: string; description: string; atMs: number }>;
+}
+
+/** The daemon's unix-socket API for dfget. */
+export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.DfdaemonDownload> {
+  return {
+    download(request, context) {
+      const download = request.download;
+      if (!download?.url) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download.url is required");
+      parseUrl(download.url);
+      const spec: DownloadSpec = {
+        url: download.url,
+        tag: download.tag,
+        application: download.application,
+        filteredQueryParams: download.filteredQueryParams,
+        requestHeaders: download.requestHeaders,
+        digest: download.digest,
+        pieceLength: Number(download.pieceLength),
+        outputPath: download.outputPath,
+        timeoutMs: Number(download.timeoutMs),
+      };
+      const events = new AsyncQueue<DownloadResponse>();
+      let lastProgress = 0;
+      deps.tasks
+        .download(spec, {
+          signal: context.signal,
+          onStart: (taskId, contentLength) =>
+            events.push({ response: { case: "started", value: { taskId, peerId: deps.hostId, contentLength: BigInt(contentLength) } } }),
+          onProgress: (p) => {
+            const now = Date.now();
+            if (now - lastProgress < 100 && p.completedPieces !== p.totalPieces) return;
+            lastProgress = now;
+            events.push({
+              response: {
+                case: "progress",
+                value: {
+                  completedBytes: BigInt(p.completedBytes),
+                  contentLength: BigInt(p.contentLength),
+                  completedPieces: p.completedPieces,
+                  totalPieces: p.totalPieces,
+                },
+              },
+            });
+          },
+        })
+        .then(
+          (result) => {
+            events.push({
+              response: {
+                case: "finished",
+                value: {
+                  taskId: result.taskId,
+                  contentLength: BigInt(result.contentLength),
+                  digest: result.digest,
+                  outputPath: result.outputPath,
+                  elapsedMs: BigInt(result.elapsedMs),
+                  traffic: {
+                    bytesFromOrigin: BigInt(result.traffic.fromOrigin),
+                    bytesFromPeers: BigInt(result.traffic.fromPeers),
+                    bytesFromCache: BigInt(result.traffic.fromCache),
+                  },
+                },
+              },
+            });
+            events.end();
+          },
+          (err: unknown) => {
+            deps.recentFailures.push({
+              taskId: "",
+              url: download.url.split("?")[0] ?? "",
+              description: err instanceof Error ? err.message : String(err),
+              atMs: Date.now(),
+            });
+            if (deps.recentFailures.length > 20) deps.recentFailures.shift();
+            events.fail(err);
+          },
+        );
+      return events;
+    },
+
+    async statTask(request) {
+      const task = deps.store.get(request.taskId);
+      if (!task) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not in this daemon's cache`);
+      return {
+        info: {
+          taskId: task.taskId,
+          contentLength: BigInt(task.meta.contentLength),
+          pieceLength: BigInt(task.meta.pieceLength),
+          totalPieces: task.totalPieces,
+          digest: task.meta.digest,
+        },
+        completedPieces: task.pieces().length,
+        finished: task.meta.finished,
+        lastAccessedAtMs: BigInt(task.meta.lastAccessedAt),
+      };
+    },
+
+    async deleteTask(request) {
+      const task = deps.store.get(request.taskId);
+      if (!task) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not in this daemon's cache`);
+      if (task.activeReaders > 0) throw new LacewingError("LW_ERR_TASK_BUSY", "failed_precondition", `task ${request.taskId} is being read; try again later`);
+      await deps.store.delete(request.taskId);
+      deps.tasks.forget(request.taskId);
+      return {};
+    },
+
+    async status() {
+      const tasks = deps.store.all();
+      return {
+        hostId: deps.hostId,
+        version: "0.1.0",
+        seed: deps.seed,
+        schedulers: [],
+        cacheBytes: BigInt(tasks.reduce((sum, t) => sum + t.completedBytes, 0)),
+        cacheQuotaBytes: 0n,
+        taskCount: tasks.length,
+        activeDownloads: deps.tasks.activeDownloads,
+        recentFailures: deps.recentFailures.map((f) => ({ ...f, atMs: BigInt(f.atMs) })),
+        uptimeMs: BigInt(Date.now() - deps.startedAt),
+      };
+    },
+  };
+}

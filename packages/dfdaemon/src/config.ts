@@ -1,0 +1,39 @@
+import { DEFAULTS, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
+
+export const dfdaemonSchema = {
+  scheduler: field.list({
+    description: "Scheduler addresses HOST:PORT; empty means every task goes straight to the origin",
+    default: [],
+    env: "DFDAEMON_SCHEDULER",
+  }),
+  dataDir: field.string({ description: "Where pieces and task metadata live", default: DEFAULTS.dfdaemon.dataDir, env: "DFDAEMON_DATA_DIR" }),
+  advertiseIp: field.string({ description: "IP other peers use to reach this node", default: "127.0.0.1", env: "DFDAEMON_ADVERTISE_IP" }),
+  seed: field.boolean({ description: "Run as a seed peer", default: false, env: "DFDAEMON_SEED" }),
+  uploadPort: field.port({ description: "HTTP port serving pieces to peers", default: DEFAULTS.dfdaemon.uploadPort }),
+  proxyPort: field.port({ description: "Registry mirror port for containerd", default: DEFAULTS.dfdaemon.proxyPort }),
+  peerPort: field.port({ description: "gRPC port for peers and the scheduler", default: DEFAULTS.dfdaemon.peerPort }),
+  socket: field.string({ description: "Unix socket of the local API used by dfget", default: DEFAULTS.dfdaemon.socket, env: "DFDAEMON_SOCKET" }),
+  idc: field.string({ description: "Data centre name, for scheduling affinity", default: "" }),
+  location: field.string({ description: "Location a|b|c, for scheduling affinity", default: "" }),
+  originConcurrency: field.number({
+    description: "Pieces fetched from the origin at once",
+    default: 8,
+    check: (v) => (v >= 1 && v <= 64 ? undefined : "must be between 1 and 64"),
+  }),
+  pieceAttempts: field.number({
+    description: "Tries per piece before the download fails",
+    default: 5,
+    check: (v) => (v >= 1 ? undefined : "must be at least 1"),
+  }),
+  logLevel: field.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
+    description: "Log level",
+    default: "info",
+    env: "DFDAEMON_LOG_LEVEL",
+  }),
+};
+
+export type DfdaemonConfig = ConfigOf<typeof dfdaemonSchema>;
+
+export function loadDfdaemonConfig(sources: ConfigSources): DfdaemonConfig {
+  return loadConfig(dfdaemonSchema, sources);
+}

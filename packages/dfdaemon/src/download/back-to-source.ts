@@ -1,0 +1,116 @@
+import { crc32, MIN_PIECE_LENGTH, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
+import { fetchRange, isRetryableOriginError, probeOrigin, type OriginRequest } from "../source/origin-client.js";
+import type { StoredTask } from "../storage/stored-task.js";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+
+export interface BackToSourceOptions {
+  /** Pieces fetched from the origin at once. */
+  concurrency: number;
+  /** Tries per piece (first included). */
+  attempts: number;
+  /** Piece size the caller asked for; 0 lets the length decide. */
+  pieceLength: number;
+  log: Logger;
+  /** Called after each stored piece with its byte count. */
+  onPiece: (bytes: number) => void;
+}
+
+/**
+ * Fills `task` from the origin: concurrent ranged requests, one piece each,
+ * or one sequential stream when the origin ignores Range or gives no length.
+ * Pieces already stored are skipped, so a resumed task fetches only the rest.
+ */
+export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, options: BackToSourceOptions): Promise<void> {
+  const tryOptions = {
+    attempts: options.attempts,
+    initialMs: 200,
+    maxMs: 3_000,
+    retryable: isRetryableOriginError,
+    ...(origin.signal ? { signal: origin.signal } : {}),
+  };
+  const probe = await retry(() => probeOrigin(origin), tryOptions);
+  const pieceLength = options.pieceLength > 0 ? options.pieceLength : pieceLengthFor(probe.contentLength);
+  if (task.meta.contentLength !== probe.contentLength || task.meta.pieceLength !== pieceLength) {
+    if (task.pieces().length > 0 && probe.contentLength >= 0 && task.meta.contentLength !== probe.contentLength) {
+      throw daemonError(
+        DaemonErrorCode.originProtocol,
+        "failed_precondition",
+        `origin content length changed from ${task.meta.contentLength} to ${probe.contentLength}`,
+      );
+    }
+    await task.setLength(probe.contentLength, pieceLength);
+  }
+  if (probe.ranged) {
+    await fetchRanged(task, origin, options, tryOptions);
+    return;
+  }
+  options.log.info({ taskId: task.taskId, contentLength: probe.contentLength }, "origin ignores Range or gives no length: one sequential stream");
+  let body = probe.body;
+  await retry(async (attempt) => {
+    const stream = attempt === 0 && body ? body : (await probeOrigin(origin)).body;
+    body = undefined;
+    if (!stream) throw daemonError(DaemonErrorCode.originProtocol, "unavailable", "origin stopped ignoring Range between requests");
+    await fetchSequential(task, stream, options);
+  }, tryOptions);
+}
+
+async function fetchRanged(task: StoredTask, origin: OriginRequest, options: BackToSourceOptions, tryOptions: Parameters<typeof retry>[1]): Promise<void> {
+  const missing: number[] = [];
+  for (let n = 0; n < task.totalPieces; n++) if (!task.hasPiece(n)) missing.push(n);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < missing.length) {
+      const number = missing[next++]!;
+      const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
+      const bytes = await retry(() => fetchRange(origin, range.offset, range.length), {
+        ...tryOptions,
+        onRetry: (err, attempt) => options.log.warn({ taskId: task.taskId, piece: number, attempt, err: (err as Error).message }, "retrying piece from origin"),
+      });
+      await task.writePiece({ ...range, crc32: crc32(bytes) }, bytes);
+      options.onPiece(bytes.byteLength);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, missing.length) }, worker));
+}
+
+async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, options: BackToSourceOptions): Promise<void> {
+  const known = task.meta.contentLength >= 0;
+  const pieceLength = task.meta.pieceLength || MIN_PIECE_LENGTH;
+  let buffer = Buffer.allocUnsafe(pieceLength);
+  let filled = 0;
+  let number = 0;
+  let total = 0;
+  const flush = async (): Promise<void> => {
+    const bytes = buffer.subarray(0, filled);
+    if (!task.hasPiece(number)) {
+      await task.writePiece({ number, offset: number * pieceLength, length: filled, crc32: crc32(bytes) }, bytes);
+      options.onPiece(filled);
+    }
+    number++;
+    filled = 0;
+    buffer = Buffer.allocUnsafe(pieceLength);
+  };
+  try {
+    for await (const chunk of body) {
+      let at = 0;
+      while (at < chunk.byteLength) {
+        const take = Math.min(pieceLength - filled, chunk.byteLength - at);
+        chunk.copy(buffer, filled, at, at + take);
+        filled += take;
+        at += take;
+        total += take;
+        if (known && total > task.meta.contentLength)
+          throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${task.meta.contentLength} bytes it announced`);
+        if (filled === pieceLength) await flush();
+      }
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code?.startsWith("LW_ERR")) throw err;
+    throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${total} bytes`, err);
+  }
+  if (filled > 0) await flush();
+  if (known && total !== task.meta.contentLength) {
+    throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${total} of the ${task.meta.contentLength} bytes it announced`);
+  }
+  if (!known) await task.setLength(total, pieceLength);
+}

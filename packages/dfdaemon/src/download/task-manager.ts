@@ -1,0 +1,256 @@
+import { EventEmitter } from "node:events";
+import { createReadStream } from "node:fs";
+import { copyFile, link, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { createDigester, errorMessage, isAbortError, parseDigest, taskIdOf, type Logger } from "@lacewing/common";
+import type { TaskStore } from "../storage/task-store.js";
+import type { StoredTask } from "../storage/stored-task.js";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+import { fetchFromOrigin } from "./back-to-source.js";
+
+/** What a caller asks the daemon for (the local API's Download message, unwrapped). */
+export interface DownloadSpec {
+  url: string;
+  tag: string;
+  application: string;
+  filteredQueryParams: string[];
+  requestHeaders: Record<string, string>;
+  digest: string;
+  pieceLength: number;
+  outputPath: string;
+  timeoutMs: number;
+}
+
+export interface Traffic {
+  fromOrigin: number;
+  fromPeers: number;
+  fromCache: number;
+}
+
+export interface DownloadResult {
+  taskId: string;
+  contentLength: number;
+  digest: string;
+  outputPath: string;
+  traffic: Traffic;
+  elapsedMs: number;
+}
+
+export interface Progress {
+  completedBytes: number;
+  contentLength: number;
+  completedPieces: number;
+  totalPieces: number;
+}
+
+/** One fetch of one task, shared by every caller that asks for it meanwhile. */
+class TaskRun extends EventEmitter<{ progress: [Progress] }> {
+  readonly traffic = { fromOrigin: 0, fromPeers: 0 };
+  done!: Promise<StoredTask>;
+}
+
+export interface TaskManagerOptions {
+  store: TaskStore;
+  log: Logger;
+  originConcurrency: number;
+  pieceAttempts: number;
+}
+
+/**
+ * Turns download requests into finished tasks. Concurrent requests for one
+ * task share one run (the origin is asked once); a finished task is served
+ * from the cache.
+ */
+export class TaskManager {
+  readonly #options: TaskManagerOptions;
+  readonly #runs = new Map<string, TaskRun>();
+  readonly #digests = new Map<string, Promise<string>>();
+  readonly #closing = new AbortController();
+
+  constructor(options: TaskManagerOptions) {
+    this.#options = options;
+  }
+
+  get activeDownloads(): number {
+    return this.#runs.size;
+  }
+
+  /**
+   * Downloads `spec` and places it at its output path. `onStart` and
+   * `onProgress` report as it goes; `signal` abandons this caller's wait only.
+   */
+  async download(
+    spec: DownloadSpec,
+    hooks: { signal?: AbortSignal; onStart?: (taskId: string, contentLength: number) => void; onProgress?: (p: Progress) => void },
+  ): Promise<DownloadResult> {
+    const started = Date.now();
+    const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
+    const expected = spec.digest ? parseDigest(spec.digest) : undefined;
+    const signals = [hooks.signal, spec.timeoutMs > 0 ? AbortSignal.timeout(spec.timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+
+    const cached = this.#options.store.get(taskId);
+    let task: StoredTask;
+    let traffic: Traffic;
+    if (cached?.meta.finished) {
+      hooks.onStart?.(taskId, cached.meta.contentLength);
+      task = cached;
+      traffic = { fromOrigin: 0, fromPeers: 0, fromCache: cached.meta.contentLength };
+    } else {
+      const run = this.#runFor(taskId, spec);
+      const report = (p: Progress): void => hooks.onProgress?.(p);
+      run.on("progress", report);
+      try {
+        task = await abortable(run.done, signal, spec.timeoutMs);
+      } finally {
+        run.off("progress", report);
+      }
+      hooks.onStart?.(taskId, task.meta.contentLength);
+      traffic = { ...run.traffic, fromCache: 0 };
+    }
+    task.activeReaders++;
+    try {
+      let digest = "";
+      if (expected) {
+        digest = await this.#digestOf(task, expected.algorithm);
+        if (digest !== `${expected.algorithm}:${expected.hex}`) {
+          await this.#options.store.delete(taskId);
+          throw daemonError(
+            DaemonErrorCode.digestMismatch,
+            "failed_precondition",
+            `digest mismatch: expected ${expected.algorithm}:${expected.hex}, got ${digest}`,
+          );
+        }
+      }
+      if (spec.outputPath) await placeOutput(task.dataPath, spec.outputPath);
+      await task.touch();
+      return { taskId, contentLength: task.meta.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
+    } finally {
+      task.activeReaders--;
+    }
+  }
+
+  #runFor(taskId: string, spec: DownloadSpec): TaskRun {
+    const existing = this.#runs.get(taskId);
+    if (existing) return existing;
+    const run = new TaskRun();
+    this.#runs.set(taskId, run);
+    run.done = this.#fetch(taskId, spec, run).finally(() => this.#runs.delete(taskId));
+    // Callers await run.done; this keeps an abandoned run from being an unhandled rejection.
+    run.done.catch(() => undefined);
+    return run;
+  }
+
+  async #fetch(taskId: string, spec: DownloadSpec, run: TaskRun): Promise<StoredTask> {
+    const { store, log } = this.#options;
+    const task =
+      store.get(taskId) ??
+      (await store.create({
+        taskId,
+        url: stripQuery(spec.url),
+        contentLength: -1,
+        pieceLength: spec.pieceLength,
+        digest: spec.digest,
+        finished: false,
+        createdAt: Date.now(),
+        lastAccessedAt: Date.now(),
+      }));
+    const emit = (): void => {
+      run.emit("progress", {
+        completedBytes: task.completedBytes,
+        contentLength: task.meta.contentLength,
+        completedPieces: task.pieces().length,
+        totalPieces: task.totalPieces,
+      });
+    };
+    try {
+      await fetchFromOrigin(
+        task,
+        { url: spec.url, headers: spec.requestHeaders, signal: this.#closing.signal },
+        {
+          concurrency: this.#options.originConcurrency,
+          attempts: this.#options.pieceAttempts,
+          pieceLength: spec.pieceLength,
+          log,
+          onPiece: (bytes) => {
+            run.traffic.fromOrigin += bytes;
+            emit();
+          },
+        },
+      );
+      await task.markFinished();
+      log.info({ taskId, contentLength: task.meta.contentLength, fromOrigin: run.traffic.fromOrigin }, "task finished");
+      return task;
+    } catch (err) {
+      log.warn({ taskId, err: errorMessage(err) }, "task failed");
+      if (!isAbortError(err)) await store.delete(taskId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  #digestOf(task: StoredTask, algorithm: "sha256" | "sha512"): Promise<string> {
+    const key = `${task.taskId}:${algorithm}`;
+    let pending = this.#digests.get(key);
+    if (!pending) {
+      pending = hashFile(task.dataPath, algorithm);
+      this.#digests.set(key, pending);
+      pending.catch(() => this.#digests.delete(key));
+    }
+    return pending;
+  }
+
+  /** Forgets cached digests of a task that left the store. */
+  forget(taskId: string): void {
+    for (const key of this.#digests.keys()) if (key.startsWith(`${taskId}:`)) this.#digests.delete(key);
+  }
+
+  close(): void {
+    this.#closing.abort();
+  }
+}
+
+async function hashFile(path: string, algorithm: "sha256" | "sha512"): Promise<string> {
+  const hash = createDigester(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
+  return `${algorithm}:${hash.digest("hex")}`;
+}
+
+/**
+ * Puts the finished file at `output` atomically: a hard link (or a copy
+ * across filesystems) under a temporary name, then a rename.
+ */
+async function placeOutput(dataPath: string, output: string): Promise<void> {
+  const tmp = join(dirname(output), `.${basename(output)}.lacewing-${process.pid}-${Date.now()}`);
+  try {
+    try {
+      await link(dataPath, tmp);
+    } catch {
+      await copyFile(dataPath, tmp);
+    }
+    await rename(tmp, output);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    const code = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
+    throw daemonError(DaemonErrorCode.output, code === "ENOSPC" ? "resource_exhausted" : "permission_denied", `cannot write output ${output}: ${code}`, err);
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeoutMs: number): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      const reason: unknown = signal.reason;
+      if (reason instanceof Error && reason.name === "TimeoutError")
+        reject(daemonError(DaemonErrorCode.timeout, "deadline_exceeded", `download timed out after ${timeoutMs} ms`));
+      else reject(daemonError(DaemonErrorCode.cancelled, "cancelled", "download cancelled"));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function stripQuery(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
+}

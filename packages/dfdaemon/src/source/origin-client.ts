@@ -1,0 +1,144 @@
+import { request, type Dispatcher } from "undici";
+import { isLacewingError } from "@lacewing/common";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+
+export interface OriginRequest {
+  url: string;
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** What the first request learned of the origin's content. */
+export interface OriginProbe {
+  /** -1 when the origin did not say. */
+  contentLength: number;
+  /** True when the origin honours Range requests. */
+  ranged: boolean;
+  /** For an origin that ignored Range: the whole body, to read sequentially. */
+  body?: Dispatcher.ResponseData["body"];
+}
+
+const MAX_REDIRECTS = 5;
+
+/**
+ * Asks for the first byte. A 206 tells the length and that ranges work; a 200
+ * means the origin ignores Range, and its body is kept as the one stream.
+ */
+export async function probeOrigin(req: OriginRequest): Promise<OriginProbe> {
+  const response = await send(req, { range: "bytes=0-0" });
+  if (response.statusCode === 206) {
+    const total = parseContentRange(response.headers["content-range"])?.total;
+    await response.body.dump();
+    if (total === undefined) return { contentLength: -1, ranged: false, body: (await send(req, {})).body };
+    return { contentLength: total, ranged: true };
+  }
+  if (response.statusCode === 416) {
+    await response.body.dump();
+    return { contentLength: 0, ranged: true };
+  }
+  const length = Number(response.headers["content-length"]);
+  return { contentLength: Number.isFinite(length) && response.headers["content-length"] !== undefined ? length : -1, ranged: false, body: response.body };
+}
+
+/** Fetches exactly `length` bytes at `offset`, or fails saying how the origin misbehaved. */
+export async function fetchRange(req: OriginRequest, offset: number, length: number): Promise<Buffer> {
+  const end = offset + length - 1;
+  const response = await send(req, { range: `bytes=${offset}-${end}` });
+  const range = parseContentRange(response.headers["content-range"]);
+  if (response.statusCode !== 206 || !range || range.start !== offset || range.end !== end) {
+    await response.body.dump();
+    throw daemonError(
+      DaemonErrorCode.originProtocol,
+      "unavailable",
+      `origin answered a request for bytes ${offset}-${end} with status ${response.statusCode} and range ${String(response.headers["content-range"])}`,
+    );
+  }
+  return readExactly(response.body, length, `bytes ${offset}-${end}`);
+}
+
+/** Reads a body that must be exactly `length` bytes long. */
+export async function readExactly(body: AsyncIterable<Buffer>, length: number, what: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let filled = 0;
+  try {
+    for await (const chunk of body) {
+      if (filled + chunk.byteLength > length)
+        throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${length} bytes it announced for ${what}`);
+      chunk.copy(out, filled);
+      filled += chunk.byteLength;
+    }
+  } catch (err) {
+    if (isLacewingError(err)) throw err;
+    throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${filled} of ${length} bytes of ${what}`, err);
+  }
+  if (filled !== length)
+    throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${filled} of the ${length} bytes it announced for ${what}`);
+  return out;
+}
+
+async function send(req: OriginRequest, extra: { range?: string }): Promise<Dispatcher.ResponseData> {
+  let url = req.url;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(url, {
+        method: "GET",
+        headers: { ...req.headers, ...(extra.range ? { range: extra.range } : {}) },
+        signal: req.signal,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
+    } catch (err) {
+      if (req.signal?.aborted) throw err;
+      throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `cannot reach origin ${new URL(url).host}: ${(err as Error).message}`, err);
+    }
+    const location = response.headers["location"];
+    if (response.statusCode >= 300 && response.statusCode < 400 && typeof location === "string") {
+      await response.body.dump();
+      url = new URL(location, url).toString();
+      continue;
+    }
+    if (response.statusCode >= 400 && response.statusCode !== 416) {
+      await response.body.dump();
+      const retryable = response.statusCode >= 500 || response.statusCode === 429 || response.statusCode === 408;
+      throw daemonError(
+        DaemonErrorCode.originStatus,
+        retryable ? "unavailable" : statusKind(response.statusCode),
+        `origin returned HTTP ${response.statusCode} for ${redactUrl(url)}`,
+        undefined,
+        {
+          status: response.statusCode,
+          retryable,
+        },
+      );
+    }
+    return response;
+  }
+  throw daemonError(DaemonErrorCode.originProtocol, "failed_precondition", `origin redirected more than ${MAX_REDIRECTS} times`);
+}
+
+function statusKind(status: number): "not_found" | "permission_denied" | "unauthenticated" | "failed_precondition" {
+  if (status === 404 || status === 410) return "not_found";
+  if (status === 401) return "unauthenticated";
+  if (status === 403) return "permission_denied";
+  return "failed_precondition";
+}
+
+/** Whether another try at the origin could succeed. */
+export function isRetryableOriginError(err: unknown): boolean {
+  if (!isLacewingError(err)) return false;
+  if (err.code === DaemonErrorCode.originStatus) return err.details["retryable"] === true;
+  return err.code === DaemonErrorCode.originUnreachable || err.code === DaemonErrorCode.originProtocol;
+}
+
+function parseContentRange(value: string | string[] | undefined): { start: number; end: number; total: number | undefined } | undefined {
+  const match = typeof value === "string" ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim()) : null;
+  if (!match) return undefined;
+  return { start: Number(match[1]), end: Number(match[2]), total: match[3] === "*" ? undefined : Number(match[3]) };
+}
+
+/** A URL safe for logs and messages: no query string (it may carry signatures). */
+export function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}${parsed.search ? "?…" : ""}`;
+}

@@ -1,0 +1,215 @@
+import { EventEmitter } from "node:events";
+import { createReadStream, type ReadStream } from "node:fs";
+import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32, pieceCountOf } from "@lacewing/common";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+
+/** What is kept of a task on disk besides its bytes. Never holds request headers. */
+export interface TaskMeta {
+  taskId: string;
+  url: string;
+  /** -1 while unknown. */
+  contentLength: number;
+  pieceLength: number;
+  digest: string;
+  finished: boolean;
+  createdAt: number;
+  lastAccessedAt: number;
+}
+
+export interface StoredPiece {
+  number: number;
+  offset: number;
+  length: number;
+  crc32: number;
+}
+
+/**
+ * One task's bytes (`data`, pieces written at their offsets), its metadata
+ * (`meta.json`, replaced atomically) and its piece journal (`pieces.log`, one
+ * JSON line per piece appended only after the piece's bytes are synced). A
+ * piece is visible to readers only once it is in the journal.
+ */
+export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [] }> {
+  readonly dir: string;
+  meta: TaskMeta;
+  readonly #pieces = new Map<number, StoredPiece>();
+  #data: FileHandle | undefined;
+  #journal: FileHandle | undefined;
+  /** Readers (uploads, outputs) in progress; eviction waits for zero. */
+  activeReaders = 0;
+  #metaWrites: Promise<void> = Promise.resolve();
+
+  private constructor(dir: string, meta: TaskMeta) {
+    super();
+    this.setMaxListeners(0);
+    this.dir = dir;
+    this.meta = meta;
+  }
+
+  static async create(dir: string, meta: TaskMeta): Promise<StoredTask> {
+    const task = new StoredTask(dir, meta);
+    await task.#openFiles();
+    await task.saveMeta();
+    return task;
+  }
+
+  /**
+   * Loads a task from disk. Every journaled piece is re-checked against its
+   * crc32, so a piece torn by a crash is dropped and fetched again.
+   */
+  static async load(dir: string): Promise<StoredTask> {
+    const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8")) as TaskMeta;
+    const task = new StoredTask(dir, meta);
+    await task.#openFiles();
+    let journal = "";
+    try {
+      journal = await readFile(join(dir, "pieces.log"), "utf8");
+    } catch {
+      // No journal yet: no pieces.
+    }
+    for (const line of journal.split("\n")) {
+      if (line.trim() === "") continue;
+      let piece: StoredPiece;
+      try {
+        piece = JSON.parse(line) as StoredPiece;
+      } catch {
+        continue; // A torn last line.
+      }
+      const bytes = Buffer.alloc(piece.length);
+      const { bytesRead } = await task.#data!.read(bytes, 0, piece.length, piece.offset);
+      if (bytesRead === piece.length && crc32(bytes) === piece.crc32) task.#pieces.set(piece.number, piece);
+    }
+    if (meta.finished && task.#pieces.size !== task.totalPieces) {
+      task.meta = { ...meta, finished: false };
+      await task.saveMeta();
+    }
+    return task;
+  }
+
+  async #openFiles(): Promise<void> {
+    this.#data = await open(join(this.dir, "data"), "a+").then(async (h) => {
+      await h.close();
+      return open(join(this.dir, "data"), "r+");
+    });
+    this.#journal = await open(join(this.dir, "pieces.log"), "a");
+  }
+
+  get taskId(): string {
+    return this.meta.taskId;
+  }
+
+  get totalPieces(): number {
+    return pieceCountOf(this.meta.contentLength, this.meta.pieceLength);
+  }
+
+  get completedBytes(): number {
+    let sum = 0;
+    for (const piece of this.#pieces.values()) sum += piece.length;
+    return sum;
+  }
+
+  get dataPath(): string {
+    return join(this.dir, "data");
+  }
+
+  hasPiece(number: number): boolean {
+    return this.#pieces.has(number);
+  }
+
+  piece(number: number): StoredPiece | undefined {
+    return this.#pieces.get(number);
+  }
+
+  pieces(): StoredPiece[] {
+    return [...this.#pieces.values()].sort((a, b) => a.number - b.number);
+  }
+
+  async setLength(contentLength: number, pieceLength: number): Promise<void> {
+    this.meta = { ...this.meta, contentLength, pieceLength };
+    await this.saveMeta();
+  }
+
+  /**
+   * Writes a verified piece at its offset, syncs it, then journals it. Only
+   * after that is the piece announced.
+   */
+  async writePiece(piece: StoredPiece, bytes: Uint8Array): Promise<void> {
+    if (this.#pieces.has(piece.number)) return;
+    if (bytes.byteLength !== piece.length)
+      throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${bytes.byteLength} bytes, expected ${piece.length}`);
+    try {
+      let written = 0;
+      while (written < bytes.byteLength) {
+        const { bytesWritten } = await this.#data!.write(bytes, written, bytes.byteLength - written, piece.offset + written);
+        written += bytesWritten;
+      }
+      await this.#data!.datasync();
+      await this.#journal!.appendFile(`${JSON.stringify(piece)}\n`);
+      await this.#journal!.datasync();
+    } catch (err) {
+      throw storageError(err, `cannot store piece ${piece.number}`);
+    }
+    this.#pieces.set(piece.number, piece);
+    this.emit("piece", piece);
+  }
+
+  async markFinished(): Promise<void> {
+    this.meta = { ...this.meta, finished: true, lastAccessedAt: Date.now() };
+    await this.saveMeta();
+    this.emit("finished");
+  }
+
+  async touch(): Promise<void> {
+    this.meta = { ...this.meta, lastAccessedAt: Date.now() };
+    await this.saveMeta();
+  }
+
+  /** Writes meta.json; writes are queued so two never race on the temp file. */
+  saveMeta(): Promise<void> {
+    const write = this.#metaWrites.then(() => this.#writeMeta());
+    this.#metaWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  async #writeMeta(): Promise<void> {
+    const path = join(this.dir, "meta.json");
+    const tmp = `${path}.tmp`;
+    try {
+      await writeFile(tmp, JSON.stringify(this.meta));
+      const handle = await open(tmp, "r");
+      await handle.sync();
+      await handle.close();
+      await rename(tmp, path);
+    } catch (err) {
+      throw storageError(err, "cannot write task metadata");
+    }
+  }
+
+  /** Streams `length` bytes from `offset`; the caller must only ask for stored pieces. */
+  readStream(offset: number, length: number): ReadStream {
+    return createReadStream(this.dataPath, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 });
+  }
+
+  async readPiece(number: number): Promise<Buffer> {
+    const piece = this.#pieces.get(number);
+    if (!piece) throw daemonError(DaemonErrorCode.pieceNotFound, "not_found", `piece ${number} is not stored`);
+    const bytes = Buffer.alloc(piece.length);
+    await this.#data!.read(bytes, 0, piece.length, piece.offset);
+    return bytes;
+  }
+
+  async close(): Promise<void> {
+    await this.#data?.close();
+    await this.#journal?.close();
+    this.#data = undefined;
+    this.#journal = undefined;
+  }
+}
+
+export function storageError(err: unknown, what: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC" || code === "EDQUOT") return daemonError(DaemonErrorCode.diskFull, "resource_exhausted", `${what}: the disk is full`, err);
+  return daemonError(DaemonErrorCode.storage, "internal", `${what}: ${code ?? String(err)}`, err);
+}

@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+
+const MiB = 1024 * 1024;
+
+function sha256(bytes: Buffer): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+describe("single node: dfget → dfdaemon → origin", () => {
+  let dir: string;
+  let origin: TestOrigin;
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  const big = randomBytesOf(200 * MiB, 7);
+  const small = randomBytesOf(10 * MiB + 123, 9);
+  const files: Record<string, Buffer> = { "/big.bin": big, "/small.bin": small };
+  for (const name of ["retry", "reset", "norange", "liar", "digest", "timeout"]) files[`/${name}.bin`] = small;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lacewing-e2e-"));
+    origin = new TestOrigin(files);
+    await origin.start();
+    daemon = await startDaemon(dir);
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await origin?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const dfget = (url: string, out: string, ...extra: string[]) => runCommand(BIN.dfget, [url, "-O", out, "--socket", daemon.socket, "--no-progress", ...extra]);
+
+  it("20 concurrent dfgets of one 200 MB URL all get the right bytes while the origin sends them once", async () => {
+    origin.bytesSent = 0;
+    const outs = Array.from({ length: 20 }, (_, i) => join(dir, `big-${i}.bin`));
+    const results = await Promise.all(outs.map((out) => dfget(origin.url("/big.bin"), out)));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const expected = sha256(big);
+    for (const out of outs) assert.equal(sha256(await readFile(out)), expected);
+    assert.equal(origin.bytesSent, big.byteLength + 1, "one probe byte plus the content, once");
+  });
+
+  it("a second download of a cached task is served from the cache with --json reporting it", async () => {
+    origin.bytesSent = 0;
+    const out = join(dir, "big-again.bin");
+    const r = await dfget(origin.url("/big.bin"), out, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { ok: boolean; traffic: { cache: number; origin: number } };
+    assert.equal(result.ok, true);
+    assert.equal(result.traffic.cache, big.byteLength);
+    assert.equal(origin.bytesSent, 0);
+  });
+
+  it("verifies a correct --digest and rejects a wrong one without leaving an output file", async () => {
+    const good = join(dir, "digest-good.bin");
+    const ok = await dfget(origin.url("/small.bin"), good, "--digest", `sha256:${sha256(small)}`);
+    assert.equal(ok.code, 0, ok.stderr);
+    const bad = join(dir, "digest-bad.bin");
+    const r = await dfget(origin.url("/digest.bin"), bad, "--digest", `sha256:${"0".repeat(64)}`);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /digest mismatch/);
+    await assert.rejects(stat(bad));
+  });
+
+  it("retries an origin that answers 500 before succeeding", async () => {
+    origin.requests = 0;
+    origin.faults = { failFirst: 2 };
+    const out = join(dir, "retry.bin");
+    const r = await dfget(origin.url("/retry.bin"), out);
+    origin.faults = {};
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256(await readFile(out)), sha256(small));
+  });
+
+  it("refetches a piece whose connection was reset midway", async () => {
+    origin.requests = 0;
+    origin.faults = { resetOnRequest: 2 };
+    const out = join(dir, "reset.bin");
+    const r = await dfget(origin.url("/reset.bin"), out);
+    origin.faults = {};
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256(await readFile(out)), sha256(small));
+  });
+
+  it("downloads from an origin that ignores Range with one sequential stream", async () => {
+    origin.faults = { ignoreRange: true };
+    origin.bytesSent = 0;
+    const out = join(dir, "norange.bin");
+    const r = await dfget(origin.url("/norange.bin"), out);
+    origin.faults = {};
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256(await readFile(out)), sha256(small));
+    assert.equal(origin.bytesSent, small.byteLength);
+  });
+
+  it("fails clearly on a Content-Length that lies, leaving no output file", async () => {
+    origin.faults = { lieContentLength: small.byteLength + 4096 };
+    const out = join(dir, "liar.bin");
+    const r = await dfget(origin.url("/liar.bin"), out);
+    origin.faults = {};
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /origin|connection/);
+    assert.equal(r.stderr.trim().split("\n").length, 1, "one line on stderr");
+    await assert.rejects(stat(out));
+  });
+
+  it("reports an origin 404 with exit code 1 and the status", async () => {
+    const r = await dfget(origin.url("/missing.bin"), join(dir, "missing.bin"));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /404/);
+  });
+
+  it("rejects a bad URL with exit code 2", async () => {
+    const r = await dfget("ftp://example/file", join(dir, "x.bin"));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /URL|scheme/i);
+  });
+
+  it("says how to start a daemon when none is running (exit 3)", async () => {
+    const r = await runCommand(BIN.dfget, [origin.url("/small.bin"), "-O", join(dir, "nodaemon.bin"), "--socket", join(dir, "nope.sock"), "--no-progress"]);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /dfdaemon/);
+  });
+
+  it("refuses an output directory it cannot write to (exit 6)", async () => {
+    const r = await dfget(origin.url("/small.bin"), join(dir, "no-such-dir", "x.bin"));
+    assert.equal(r.code, 6, r.stderr);
+  });
+});

@@ -1,0 +1,106 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface OriginFaults {
+  /** Answer the first N requests with 500. */
+  failFirst?: number;
+  /** Cut the connection halfway through the Nth ranged response (1-based). */
+  resetOnRequest?: number;
+  /** Serve the whole body with 200, ignoring Range. */
+  ignoreRange?: boolean;
+  /** Announce this Content-Length instead of the real one (then close). */
+  lieContentLength?: number;
+}
+
+/**
+ * An HTTP origin serving `files` (path → bytes) with Range support, counting
+ * every body byte it sends, with optional faults.
+ */
+export class TestOrigin {
+  bytesSent = 0;
+  requests = 0;
+  faults: OriginFaults = {};
+  readonly #files: Map<string, Buffer>;
+  readonly #server: Server;
+
+  constructor(files: Record<string, Buffer>) {
+    this.#files = new Map(Object.entries(files));
+    this.#server = createServer((req, res) => this.#handle(req, res));
+    this.#server.keepAliveTimeout = 5_000;
+  }
+
+  async start(host = "127.0.0.1", port = 0): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(port, host, resolve));
+    return this.url("");
+  }
+
+  url(path: string): string {
+    const { address, port } = this.#server.address() as AddressInfo;
+    return `http://${address}:${port}${path}`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #send(res: ServerResponse, bytes: Buffer): void {
+    this.bytesSent += bytes.byteLength;
+    res.end(bytes);
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    this.requests++;
+    const body = this.#files.get((req.url ?? "").split("?")[0] ?? "");
+    if ((this.faults.failFirst ?? 0) >= this.requests) {
+      res.writeHead(500).end("boom");
+      return;
+    }
+    if (!body) {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    if (this.faults.lieContentLength !== undefined) {
+      res.writeHead(200, { "content-length": String(this.faults.lieContentLength) });
+      this.bytesSent += body.byteLength;
+      res.write(body);
+      res.socket?.destroy();
+      return;
+    }
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    if (!range || this.faults.ignoreRange) {
+      res.writeHead(200, { "content-length": String(body.byteLength) });
+      this.#send(res, body);
+      return;
+    }
+    const start = Number(range[1]);
+    const end = range[2] ? Math.min(Number(range[2]), body.byteLength - 1) : body.byteLength - 1;
+    if (start >= body.byteLength) {
+      res.writeHead(416, { "content-range": `bytes */${body.byteLength}` }).end();
+      return;
+    }
+    const slice = body.subarray(start, end + 1);
+    res.writeHead(206, { "content-range": `bytes ${start}-${end}/${body.byteLength}`, "content-length": String(slice.byteLength) });
+    if (this.faults.resetOnRequest === this.requests) {
+      const half = slice.subarray(0, slice.byteLength >> 1);
+      this.bytesSent += half.byteLength;
+      res.write(half, () => res.socket?.destroy());
+      return;
+    }
+    this.#send(res, slice);
+  }
+}
+
+/** Deterministic pseudo-random bytes (fast, not crypto). */
+export function randomBytesOf(size: number, seed = 1): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i + 4 <= size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  for (let i = size - (size % 4); i < size; i++) out[i] = i & 0xff;
+  return out;
+}
