@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { mkdtemp, open, rm, appendFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { crc32 } from "@lacewing/common";
+import { StoredTask, type TaskMeta } from "./stored-task.js";
+
+function meta(): TaskMeta {
+  return { taskId: "t1", url: "http://o/f", contentLength: 12, pieceLength: 4, digest: "", finished: false, createdAt: 1, lastAccessedAt: 1 };
+}
+
+describe("StoredTask", () => {
+  const dirs: string[] = [];
+  after(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+  const newDir = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), "lacewing-store-"));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it("keeps verified pieces across a reload and announces each piece once", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    const seen: number[] = [];
+    task.on("piece", (p) => seen.push(p.number));
+    const bytes = Buffer.from("abcd");
+    await task.writePiece({ number: 1, offset: 4, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.writePiece({ number: 1, offset: 4, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.close();
+    const loaded = await StoredTask.load(dir);
+    assert.deepEqual(seen, [1]);
+    assert.equal(loaded.hasPiece(1), true);
+    assert.equal(loaded.hasPiece(0), false);
+    assert.deepEqual(await loaded.readPiece(1), bytes);
+    await loaded.close();
+  });
+
+  it("drops a journaled piece whose bytes were torn by a crash", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    const bytes = Buffer.from("wxyz");
+    await task.writePiece({ number: 2, offset: 8, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.close();
+    // Simulate a crash that left different bytes on disk than the journal promised.
+    const data = await open(join(dir, "data"), "r+");
+    await data.write(Buffer.from("w?yz"), 0, 4, 8);
+    await data.close();
+    const loaded = await StoredTask.load(dir);
+    assert.equal(loaded.hasPiece(2), false);
+    await loaded.close();
+  });
+
+  it("ignores a torn last journal line", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    const bytes = Buffer.from("abcd");
+    await task.writePiece({ number: 0, offset: 0, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.close();
+    await appendFile(join(dir, "pieces.log"), '{"number":1,"off');
+    const loaded = await StoredTask.load(dir);
+    assert.deepEqual(
+      loaded.pieces().map((p) => p.number),
+      [0],
+    );
+    await loaded.close();
+  });
+
+  it("reopens a task marked finished whose pieces are incomplete as unfinished", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    await task.markFinished();
+    await task.close();
+    const loaded = await StoredTask.load(dir);
+    assert.equal(loaded.meta.finished, false);
+    await loaded.close();
+  });
+
+  it("rejects a piece whose byte count does not match its range", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    await assert.rejects(task.writePiece({ number: 0, offset: 0, length: 4, crc32: 0 }, Buffer.from("ab")), /expected 4/);
+    await task.close();
+  });
+});
