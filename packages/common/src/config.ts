@@ -10,7 +10,10 @@ export interface Field<T> {
   readonly required: boolean;
   /** Environment variable that sets it, if any. */
   readonly env: string | undefined;
-  /** Turns a raw value (flag string, env string, YAML value) into T, or explains why not. */
+  /**
+   * Turns a raw value (flag string, env string, YAML value) into T, or explains why not.
+   * Build fields with `field.*`: loadConfig only trusts the failures they return.
+   */
   parse(raw: unknown): T | { error: string };
 }
 
@@ -26,6 +29,14 @@ interface FieldOptions<T> {
   check?: (value: T) => string | undefined;
 }
 
+// Brands the failures of `field.*` parsers: a value can have the same shape
+// (a map field holding the single key "error" must not read as a failure).
+const PARSE_FAILURE = Symbol("lacewing.config.parseFailure");
+
+function failure(error: string): { error: string } {
+  return { error, [PARSE_FAILURE]: true } as { error: string };
+}
+
 function makeField<T>(options: FieldOptions<T>, parse: (raw: unknown) => T | { error: string }): Field<T> {
   return {
     description: options.description,
@@ -36,47 +47,47 @@ function makeField<T>(options: FieldOptions<T>, parse: (raw: unknown) => T | { e
       const value = parse(raw);
       if (isError(value)) return value;
       const problem = options.check?.(value);
-      return problem === undefined ? value : { error: problem };
+      return problem === undefined ? value : failure(problem);
     },
   };
 }
 
 function isError(value: unknown): value is { error: string } {
-  return typeof value === "object" && value !== null && "error" in value && Object.keys(value).length === 1;
+  return typeof value === "object" && value !== null && PARSE_FAILURE in value;
 }
 
 /** Field constructors; every process builds its schema from these. */
 export const field = {
   string: (options: FieldOptions<string>) =>
-    makeField(options, (raw) => (typeof raw === "string" || typeof raw === "number" ? String(raw) : { error: "expected a string" })),
+    makeField(options, (raw) => (typeof raw === "string" || typeof raw === "number" ? String(raw) : failure("expected a string"))),
   number: (options: FieldOptions<number>) =>
     makeField(options, (raw) => {
       const value = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
-      return Number.isFinite(value) ? value : { error: `expected a number, got ${JSON.stringify(raw)}` };
+      return Number.isFinite(value) ? value : failure(`expected a number, got ${JSON.stringify(raw)}`);
     }),
   port: (options: FieldOptions<number>) =>
     makeField(options, (raw) => {
       const value = typeof raw === "number" ? raw : typeof raw === "string" ? Number(raw) : NaN;
-      return Number.isInteger(value) && value >= 0 && value <= 65535 ? value : { error: `expected a port 0-65535, got ${JSON.stringify(raw)}` };
+      return Number.isInteger(value) && value >= 0 && value <= 65535 ? value : failure(`expected a port 0-65535, got ${JSON.stringify(raw)}`);
     }),
   boolean: (options: FieldOptions<boolean>) =>
     makeField(options, (raw) => {
       if (typeof raw === "boolean") return raw;
       if (raw === "true" || raw === "1" || raw === "yes") return true;
       if (raw === "false" || raw === "0" || raw === "no") return false;
-      return { error: `expected true or false, got ${JSON.stringify(raw)}` };
+      return failure(`expected true or false, got ${JSON.stringify(raw)}`);
     }),
   /** Milliseconds, from "30s", "5m", "1h" or a number of milliseconds. */
   duration: (options: FieldOptions<number>) =>
     makeField(options, (raw) => {
       const value = typeof raw === "string" || typeof raw === "number" ? parseDuration(raw) : undefined;
-      return value ?? { error: `expected a duration like 30s, 5m or 1h, got ${JSON.stringify(raw)}` };
+      return value ?? failure(`expected a duration like 30s, 5m or 1h, got ${JSON.stringify(raw)}`);
     }),
   /** Bytes, from "64MiB", "10GB" or a number. */
   bytes: (options: FieldOptions<number>) =>
     makeField(options, (raw) => {
       const value = typeof raw === "string" || typeof raw === "number" ? parseBytes(raw) : undefined;
-      return value ?? { error: `expected a size like 512MiB or 10GB, got ${JSON.stringify(raw)}` };
+      return value ?? failure(`expected a size like 512MiB or 10GB, got ${JSON.stringify(raw)}`);
     }),
   /** A list, from a YAML sequence or a comma-separated string. */
   list: (options: FieldOptions<string[]>) =>
@@ -87,18 +98,18 @@ export const field = {
           .split(",")
           .map((s) => s.trim())
           .filter((s) => s !== "");
-      return { error: "expected a list" };
+      return failure("expected a list");
     }),
   enum: <const V extends string>(values: readonly V[], options: FieldOptions<V>) =>
     makeField(options, (raw) =>
       typeof raw === "string" && (values as readonly string[]).includes(raw)
         ? (raw as V)
-        : { error: `expected one of ${values.join(", ")}, got ${JSON.stringify(raw)}` },
+        : failure(`expected one of ${values.join(", ")}, got ${JSON.stringify(raw)}`),
     ),
   /** A string-to-string map from YAML only (e.g. headers). */
   map: (options: FieldOptions<Record<string, string>>) =>
     makeField(options, (raw) => {
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { error: "expected a mapping" };
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return failure("expected a mapping");
       return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
     }),
 };
@@ -125,12 +136,13 @@ export function loadConfig<S extends Schema>(schema: S, sources: ConfigSources =
   for (const [key, spec] of Object.entries(schema)) {
     const candidates: Array<[string, unknown]> = [
       ["flag", sources.flags?.[key]],
-      ["environment", spec.env === undefined ? undefined : env[spec.env]],
+      [`environment ${spec.env ?? ""}`, spec.env === undefined ? undefined : env[spec.env]],
       ["config file", fromFile[key]],
     ];
     const found = candidates.find(([, value]) => value !== undefined && value !== "");
     if (found === undefined) {
-      if (spec.default === undefined && spec.required) throw configError(key, "is required");
+      if (spec.default === undefined && spec.required)
+        throw configError(key, `is required: set it in the config file, ${spec.env === undefined ? "" : `environment ${spec.env} `}or a flag`);
       result[key] = spec.default;
       continue;
     }

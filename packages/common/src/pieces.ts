@@ -30,6 +30,6 @@ export interface PieceRange {
 /** Offset and length of piece `number`; the last piece may be short. */
 export function pieceRangeOf(number: number, pieceLength: number, contentLength: number): PieceRange {
   const offset = number * pieceLength;
-  if (number < 0 || offset >= contentLength) throw new RangeError(`piece ${number} is outside a ${contentLength}-byte task`);
+  if (!Number.isInteger(number) || number < 0 || offset >= contentLength) throw new RangeError(`piece ${number} is outside a ${contentLength}-byte task`);
   return { number, offset, length: Math.min(pieceLength, contentLength - offset) };
 }
