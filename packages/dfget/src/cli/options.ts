@@ -1,0 +1,230 @@
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import { DEFAULTS, LacewingError, field, formatDigest, loadConfig, parseDigest, parseUrl, type ConfigOf } from "@lacewing/common";
+import type { DownloadInit } from "../download.js";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * dfget's config: every key can come from `--config FILE` (YAML, these keys),
+ * the environment where an `env` is named, or a flag. Flags win.
+ */
+export const configSchema = {
+  socket: field.string({ description: "dfdaemon unix socket", default: DEFAULTS.dfdaemon.socket, env: "DFGET_SOCKET" }),
+  timeout: field.duration({ description: "overall deadline of the download; 0 for none", default: 0, env: "DFGET_TIMEOUT" }),
+  tag: field.string({ description: "tag that separates otherwise identical URLs into different tasks", default: "" }),
+  application: field.string({ description: "application name, part of the task id", default: "" }),
+  filter: field.list({ description: "query parameters to drop before deriving the task id", default: [] }),
+  headers: field.map({ description: "request headers for the origin (YAML only; -H adds to them)", default: {} }),
+  disableBackToSource: field.boolean({ description: "fail rather than fetch from the origin", default: false }),
+  progress: field.boolean({ description: "show a progress bar when stderr is a terminal", default: true }),
+  logLevel: field.enum(LOG_LEVELS, { description: "pino log level on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
+};
+export type DfgetConfig = ConfigOf<typeof configSchema>;
+
+/** Everything a validated invocation needs; the daemon gets `download` as is. */
+export interface DfgetRequest {
+  /** Absolute path of the daemon socket. */
+  socket: string;
+  download: DownloadInit & { url: string; outputPath: string; timeoutMs: bigint };
+  /** 0 when there is no deadline. */
+  timeoutMs: number;
+  json: boolean;
+  progress: boolean;
+  logLevel: LogLevel;
+}
+
+/** The command line as typed, before validation. */
+export interface CommandLine {
+  url: string;
+  output: string;
+  digest: string | undefined;
+  headers: string[];
+  json: boolean;
+  configFile: string | undefined;
+  /** Flags the user gave, keyed like `configSchema`; absent flags are left out so config and env apply. */
+  flags: Partial<Record<keyof typeof configSchema, unknown>>;
+}
+
+export type ParseResult = { kind: "run"; commandLine: CommandLine } | { kind: "exit"; code: 0 };
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export interface CommandOutput {
+  /** Where --help goes. */
+  writeOut: (text: string) => void;
+}
+
+export function createCommand(output?: CommandOutput): Command {
+  return new Command("dfget")
+    .description("Download a file through the local Lacewing dfdaemon (peer-to-peer, verified, written atomically).")
+    .argument("<url>", "http(s) URL to download")
+    .requiredOption("-O, --output <file>", "where to place the downloaded file")
+    .option("--socket <path>", `dfdaemon unix socket (default ${DEFAULTS.dfdaemon.socket}; env DFGET_SOCKET)`)
+    .option("--digest <alg:hex>", "expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
+    .option("-H, --header <header>", "request header 'Name: value' for the origin (repeatable)", collect, [])
+    .option("--tag <tag>", "tag that separates otherwise identical URLs into different tasks")
+    .option("--application <name>", "application name, part of the task id")
+    .option("--filter <param>", "query parameter to drop before deriving the task id (repeatable)", collect, [])
+    .option("--timeout <duration>", "overall deadline, e.g. 30s, 5m, 1h (default none; env DFGET_TIMEOUT)")
+    .option("--disable-back-to-source", "fail instead of fetching from the origin when no peer has the file")
+    .option("--no-progress", "never draw a progress bar")
+    .option("--json", "print one JSON object with the result on stdout")
+    .option("--config <file>", "YAML config file with any of the keys above")
+    .addOption(new Option("--log-level <level>", "log level of the JSON logs on stderr (default silent)").choices(LOG_LEVELS))
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined, ...(output === undefined ? {} : { writeOut: output.writeOut }) });
+}
+
+/** Parses argv (without node and script); usage errors throw LW_ERR_USAGE. */
+export function parseCommandLine(argv: readonly string[], output?: CommandOutput): ParseResult {
+  const command = createCommand(output);
+  try {
+    command.parse([...argv], { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return { kind: "exit", code: 0 };
+      throw new LacewingError("LW_ERR_USAGE", "invalid_argument", `${err.message.replace(/^error: /, "")} (see dfget --help)`);
+    }
+    throw err;
+  }
+  const options = command.opts<Record<string, unknown>>();
+  const fromCli = (name: string): unknown => (command.getOptionValueSource(name) === "cli" ? options[name] : undefined);
+  const flags: CommandLine["flags"] = {};
+  const mapping: Array<[keyof typeof configSchema, string]> = [
+    ["socket", "socket"],
+    ["timeout", "timeout"],
+    ["tag", "tag"],
+    ["application", "application"],
+    ["filter", "filter"],
+    ["disableBackToSource", "disableBackToSource"],
+    ["progress", "progress"],
+    ["logLevel", "logLevel"],
+  ];
+  for (const [key, option] of mapping) {
+    const value = fromCli(option);
+    if (value !== undefined) flags[key] = value;
+  }
+  return {
+    kind: "run",
+    commandLine: {
+      url: command.args[0] ?? "",
+      output: String(options["output"]),
+      digest: options["digest"] as string | undefined,
+      headers: (options["header"] as string[] | undefined) ?? [],
+      json: options["json"] === true,
+      configFile: options["config"] as string | undefined,
+      flags,
+    },
+  };
+}
+
+const FLAG_NAMES: Record<string, string> = { disableBackToSource: "disable-back-to-source", logLevel: "log-level" };
+
+export interface ResolveOptions {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/**
+ * Validates a command line into a request. Everything that can be checked
+ * without the daemon is checked here, so bad input never reaches it.
+ */
+export async function resolveRequest(commandLine: CommandLine, options: ResolveOptions): Promise<DfgetRequest> {
+  parseUrl(commandLine.url);
+  const digest = commandLine.digest === undefined ? "" : formatDigest(parseDigest(commandLine.digest));
+  const flagHeaders = commandLine.headers.map(parseHeader);
+  for (const [key, raw] of Object.entries(commandLine.flags)) {
+    const parsed = configSchema[key as keyof typeof configSchema].parse(raw);
+    if (typeof parsed === "object" && parsed !== null && "error" in parsed && typeof parsed.error === "string") {
+      throw new LacewingError("LW_ERR_USAGE", "invalid_argument", `invalid --${FLAG_NAMES[key] ?? key}: ${parsed.error}`);
+    }
+  }
+  const config = loadConfig(configSchema, {
+    file: commandLine.configFile === undefined ? undefined : resolve(options.cwd, commandLine.configFile),
+    env: options.env,
+    flags: commandLine.flags,
+  });
+  const requestHeaders = mergeHeaders([...Object.entries(config.headers).map(([name, value]) => parseHeader(`${name}: ${value}`)), ...flagHeaders]);
+  const outputPath = await checkOutput(commandLine.output, options.cwd);
+  return {
+    socket: resolve(options.cwd, config.socket),
+    download: {
+      url: commandLine.url,
+      tag: config.tag,
+      application: config.application,
+      filteredQueryParams: config.filter,
+      requestHeaders,
+      digest,
+      disableBackToSource: config.disableBackToSource,
+      outputPath,
+      timeoutMs: BigInt(Math.ceil(config.timeout)),
+    },
+    timeoutMs: config.timeout,
+    json: commandLine.json,
+    progress: config.progress,
+    logLevel: config.logLevel,
+  };
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Parses `Name: value`. Messages never echo the value: headers often carry
+ * credentials, and error lines end up in CI logs.
+ */
+export function parseHeader(text: string): [string, string] {
+  const colon = text.indexOf(":");
+  if (colon < 0) throw badHeader("invalid header: expected 'Name: value' (missing ':')");
+  const name = text.slice(0, colon).trim();
+  const value = text.slice(colon + 1).trim();
+  if (!TOKEN.test(name)) throw badHeader(`invalid header name ${JSON.stringify(name)}: expected 'Name: value'`);
+  if (/[\r\n\0]/.test(value)) throw badHeader(`invalid value for header ${name}: it contains a line break or NUL`);
+  return [name, value];
+}
+
+function badHeader(message: string): LacewingError {
+  return new LacewingError("LW_ERR_BAD_HEADER", "invalid_argument", message);
+}
+
+/** Later headers replace earlier ones with the same name in any case, as HTTP names are case-insensitive. */
+function mergeHeaders(headers: ReadonlyArray<[string, string]>): Record<string, string> {
+  const byLowerName = new Map<string, [string, string]>();
+  for (const header of headers) byLowerName.set(header[0].toLowerCase(), header);
+  return Object.fromEntries(byLowerName.values());
+}
+
+/**
+ * Resolves the output to an absolute path and checks that it can be created:
+ * the daemon writes it (atomically, by rename), but a mistake here should
+ * fail before any byte is fetched.
+ */
+export async function checkOutput(output: string, cwd: string): Promise<string> {
+  if (output.trim() === "") throw outputError("output path is empty");
+  const path = resolve(cwd, output);
+  if (/[/\\]$/.test(output)) throw outputError(`output ${path} names a directory; give a file path`);
+  const existing = await stat(path).catch(() => undefined);
+  if (existing?.isDirectory()) throw outputError(`output ${path} is a directory; give a file path`);
+  const dir = dirname(path);
+  const dirStat = await stat(dir).catch((err: NodeJS.ErrnoException) => err);
+  if (dirStat instanceof Error) {
+    throw outputError(dirStat.code === "ENOENT" ? `directory ${dir} does not exist` : `cannot use directory ${dir} (${dirStat.code ?? dirStat.message})`);
+  }
+  if (!dirStat.isDirectory()) throw outputError(`${dir} is not a directory`);
+  try {
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    throw outputError(`cannot write to directory ${dir} (${(err as NodeJS.ErrnoException).code ?? "not writable"})`);
+  }
+  return path;
+}
+
+function outputError(message: string): LacewingError {
+  return new LacewingError("LW_ERR_OUTPUT", "permission_denied", message);
+}
