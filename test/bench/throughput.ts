@@ -30,7 +30,17 @@ try {
   for (let run = 1; run <= runs; run++) {
     const curl = timed("curl", ["-sf", "-o", join(dir, "curl.out"), origin.url("/blob")]);
     // Each dfget run uses a fresh tag, so it is a cold download from the origin, not a cache hit.
-    const dfget = timed(process.execPath, [BIN.dfget, origin.url("/blob"), "-O", join(dir, "dfget.out"), "--socket", daemon.socket, "--no-progress", "--tag", `bench-${run}-${Date.now()}`]);
+    const dfget = timed(process.execPath, [
+      BIN.dfget,
+      origin.url("/blob"),
+      "-O",
+      join(dir, "dfget.out"),
+      "--socket",
+      daemon.socket,
+      "--no-progress",
+      "--tag",
+      `bench-${run}-${Date.now()}`,
+    ]);
     rows.push({ run, curl, dfget });
     await rm(join(dir, "curl.out"), { force: true });
     await rm(join(dir, "dfget.out"), { force: true });
@@ -45,9 +55,13 @@ const mib = size / 1048576;
 console.log(`size ${mib} MiB, ${runs} runs, origin on loopback`);
 console.log("run  curl s  curl MiB/s  dfget s  dfget MiB/s  dfget/curl throughput");
 for (const r of rows) {
-  console.log(`${String(r.run).padEnd(4)} ${r.curl.toFixed(2).padStart(6)}  ${(mib / r.curl).toFixed(0).padStart(10)}  ${r.dfget.toFixed(2).padStart(7)}  ${(mib / r.dfget).toFixed(0).padStart(11)}  ${(r.curl / r.dfget).toFixed(2).padStart(8)}`);
+  console.log(
+    `${String(r.run).padEnd(4)} ${r.curl.toFixed(2).padStart(6)}  ${(mib / r.curl).toFixed(0).padStart(10)}  ${r.dfget.toFixed(2).padStart(7)}  ${(mib / r.dfget).toFixed(0).padStart(11)}  ${(r.curl / r.dfget).toFixed(2).padStart(8)}`,
+  );
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const curlMedian = median(rows.map((r) => r.curl));
 const dfgetMedian = median(rows.map((r) => r.dfget));
-console.log(`median: curl ${(mib / curlMedian).toFixed(0)} MiB/s, dfget ${(mib / dfgetMedian).toFixed(0)} MiB/s, ratio dfget/curl ${(curlMedian / dfgetMedian).toFixed(2)}`);
+console.log(
+  `median: curl ${(mib / curlMedian).toFixed(0)} MiB/s, dfget ${(mib / dfgetMedian).toFixed(0)} MiB/s, ratio dfget/curl ${(curlMedian / dfgetMedian).toFixed(2)}`,
+);

@@ -111,6 +111,16 @@ describe("single node: dfget → dfdaemon → origin", () => {
     await assert.rejects(stat(out));
   });
 
+  it("gives up at --timeout with exit code 4 when the origin stalls", async () => {
+    origin.faults = { stall: true };
+    const out = join(dir, "timeout.bin");
+    const r = await dfget(origin.url("/timeout.bin"), out, "--timeout", "1s");
+    origin.faults = {};
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /time/i);
+    await assert.rejects(stat(out));
+  });
+
   it("reports an origin 404 with exit code 1 and the status", async () => {
     const r = await dfget(origin.url("/missing.bin"), join(dir, "missing.bin"));
     assert.equal(r.code, 1);

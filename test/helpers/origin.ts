@@ -10,6 +10,8 @@ export interface OriginFaults {
   ignoreRange?: boolean;
   /** Announce this Content-Length instead of the real one (then close). */
   lieContentLength?: number;
+  /** Never answer (until the server closes). */
+  stall?: boolean;
 }
 
 /**
@@ -51,6 +53,7 @@ export class TestOrigin {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests++;
+    if (this.faults.stall) return;
     const body = this.#files.get((req.url ?? "").split("?")[0] ?? "");
     if ((this.faults.failFirst ?? 0) >= this.requests) {
       res.writeHead(500).end("boom");
