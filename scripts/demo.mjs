@@ -31,7 +31,9 @@ const origin = createServer((req, res) => {
 await new Promise((r) => origin.listen(0, "127.0.0.1", r));
 const url = `http://127.0.0.1:${origin.address().port}/demo.bin`;
 const socket = join(root, "dfdaemon.sock");
-const daemon = spawn(process.execPath, ["packages/dfdaemon/bin/dfdaemon.js", "--data-dir", join(root, "data"), "--socket", socket, "--log-level", "warn"], { stdio: "inherit" });
+const daemon = spawn(process.execPath, ["packages/dfdaemon/bin/dfdaemon.js", "--data-dir", join(root, "data"), "--socket", socket, "--log-level", "warn"], {
+  stdio: "inherit",
+});
 for (let i = 0; i < 100 && !existsSync(socket); i++) await sleep(100);
 
 const expected = `sha256:${createHash("sha256").update(content).digest("hex")}`;
@@ -40,7 +42,9 @@ console.log(`daemon: socket ${socket}, cache ${join(root, "data")}\n`);
 for (const name of ["first.bin", "second.bin"]) {
   const before = originBytes;
   const started = Date.now();
-  const run = spawnSync(process.execPath, ["packages/dfget/bin/dfget.js", url, "-O", join(root, name), "--socket", socket, "--digest", expected, "--json"], { encoding: "utf8" });
+  const run = spawnSync(process.execPath, ["packages/dfget/bin/dfget.js", url, "-O", join(root, name), "--socket", socket, "--digest", expected, "--json"], {
+    encoding: "utf8",
+  });
   if (run.status !== 0) {
     console.error(run.stderr.trim());
     process.exitCode = 1;
@@ -49,8 +53,16 @@ for (const name of ["first.bin", "second.bin"]) {
   const result = JSON.parse(run.stdout);
   const seconds = (Date.now() - started) / 1000;
   console.log(`dfget ${name}: ${seconds.toFixed(2)} s, ${(size / 1048576 / seconds).toFixed(0)} MiB/s, digest verified`);
-  console.log(`  bytes from origin ${result.traffic.origin}, from peers ${result.traffic.peers}, from cache ${result.traffic.cache}; origin sent ${originBytes - before}`);
+  console.log(
+    `  bytes from origin ${result.traffic.origin}, from peers ${result.traffic.peers}, from cache ${result.traffic.cache}; origin sent ${originBytes - before}`,
+  );
 }
-console.log(`\nSame content: ${createHash("sha256").update(readFileSync(join(root, "second.bin"))).digest("hex") === expected.slice(7)}`);
+console.log(
+  `\nSame content: ${
+    createHash("sha256")
+      .update(readFileSync(join(root, "second.bin")))
+      .digest("hex") === expected.slice(7)
+  }`,
+);
 daemon.kill("SIGTERM");
 origin.close();

@@ -1,4 +1,4 @@
-import type { dfdaemonv1} from "@lacewing/api";
+import type { dfdaemonv1 } from "@lacewing/api";
 import { type ServiceImpl, type MessageInitShape } from "@lacewing/api";
 import { LacewingError, parseUrl } from "@lacewing/common";
 import { AsyncQueue } from "@lacewing/common";
