@@ -177,7 +177,9 @@ describe("dfget binary against a fake dfdaemon", () => {
     const run = await dfget(["http://origin.test/hang/x", "-O", join(dir, "never-6"), "--socket", socket, "--timeout", "200ms"]);
     assert.equal(run.code, 4);
     assertOneErrorLine(run, /timed out after 200ms/);
-    await (await call).cancelled;
+    await (
+      await call
+    ).cancelled;
   });
 
   it("Ctrl-C cancels the download and exits 130", async () => {
@@ -187,7 +189,9 @@ describe("dfget binary against a fake dfdaemon", () => {
     });
     assert.equal(run.code, 130);
     assertOneErrorLine(run, /cancelled/);
-    await (await call).cancelled;
+    await (
+      await call
+    ).cancelled;
   });
 
   it("bad URL: exit 2 without contacting the daemon", async () => {

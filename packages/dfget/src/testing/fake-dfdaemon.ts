@@ -48,7 +48,7 @@ export class FakeDfdaemon {
     await this.#server.close();
   }
 
-   /** Resolves with the next download call; ask before starting dfget. */
+  /** Resolves with the next download call; ask before starting dfget. */
   nextCall(): Promise<ReceivedDownload> {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
