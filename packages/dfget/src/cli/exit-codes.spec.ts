@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { GrpcStatus, RpcError } from "@lacewing/api";
+import { LacewingError } from "@lacewing/common";
+import { ExitCode, describeFailure } from "./exit-codes.js";
+
+const context = { socket: "/run/lacewing/dfdaemon.sock" };
+
+describe("describeFailure", () => {
+  it("maps local validation errors to exit 2", () => {
+    for (const code of ["LW_ERR_USAGE", "LW_ERR_CONFIG", "LW_ERR_BAD_URL", "LW_ERR_BAD_DIGEST", "LW_ERR_BAD_HEADER"]) {
+      assert.equal(describeFailure(new LacewingError(code, "invalid_argument", "bad"), context).exitCode, ExitCode.usage, code);
+    }
+  });
+
+  it("maps the daemon's codes, whatever gRPC status they travelled with", () => {
+    const cases: Array<[string, GrpcStatus, number]> = [
+      ["LW_ERR_DIGEST_MISMATCH", GrpcStatus.FAILED_PRECONDITION, 5],
+      ["LW_ERR_DIGEST_MISMATCH", GrpcStatus.INTERNAL, 5],
+      ["LW_ERR_OUTPUT", GrpcStatus.PERMISSION_DENIED, 6],
+      ["LW_ERR_TIMEOUT", GrpcStatus.DEADLINE_EXCEEDED, 4],
+      ["LW_ERR_ORIGIN_STATUS", GrpcStatus.FAILED_PRECONDITION, 1],
+      ["LW_ERR_ORIGIN_STATUS", GrpcStatus.UNAVAILABLE, 1],
+      ["LW_ERR_NO_PARENTS", GrpcStatus.UNAVAILABLE, 1],
+    ];
+    for (const [code, status, exitCode] of cases) {
+      const failure = describeFailure(new RpcError(status, "the daemon's words", code), context);
+      assert.equal(failure.exitCode, exitCode, `${code} over ${GrpcStatus[status]}`);
+      assert.equal(failure.code, code);
+      assert.equal(failure.message, "the daemon's words");
+    }
+  });
+
+  it("treats an unlabelled UNAVAILABLE as no daemon and says how to start one", () => {
+    const failure = describeFailure(new RpcError(GrpcStatus.UNAVAILABLE, "No connection established. Last error: connect ECONNREFUSED /x.sock"), context);
+    assert.equal(failure.exitCode, ExitCode.noDaemon);
+    assert.equal(failure.code, "LW_ERR_NO_DAEMON");
+    assert.match(failure.message, /\/run\/lacewing\/dfdaemon\.sock \(connection refused\)/);
+    assert.match(failure.message, /npx dfdaemon --scheduler .* --socket \/run\/lacewing\/dfdaemon\.sock/);
+  });
+
+  it("maps an unlabelled DEADLINE_EXCEEDED and any deadline_exceeded kind to exit 4", () => {
+    assert.equal(describeFailure(new RpcError(GrpcStatus.DEADLINE_EXCEEDED, "Deadline exceeded"), context).exitCode, ExitCode.timeout);
+    assert.equal(describeFailure(new LacewingError("LW_ERR_OTHER", "deadline_exceeded", "slow"), context).exitCode, ExitCode.timeout);
+  });
+
+  it("maps a local cancel to 130 but a daemon-side cancel to 1", () => {
+    assert.equal(describeFailure(new LacewingError("LW_ERR_CANCELLED", "cancelled", "download cancelled"), context).exitCode, 130);
+    assert.equal(describeFailure(new RpcError(GrpcStatus.CANCELLED, "daemon shutting down", "LW_ERR_SHUTDOWN"), context).exitCode, 1);
+  });
+
+  it("maps a daemon's invalid_argument to exit 2 and anything unknown to exit 1", () => {
+    assert.equal(describeFailure(new RpcError(GrpcStatus.INVALID_ARGUMENT, "bad piece length", "LW_ERR_BAD_REQUEST"), context).exitCode, 2);
+    assert.equal(describeFailure(new RpcError(GrpcStatus.INTERNAL, "internal error"), context).exitCode, 1);
+    const plain = describeFailure(new Error("boom"), context);
+    assert.deepEqual(plain, { exitCode: 1, code: "LW_ERR_INTERNAL", message: "boom" });
+  });
+});

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { FAKE_CONTENT, FakeDfdaemon } from "../testing/fake-dfdaemon.js";
+import { runDfget, type DfgetIo } from "./run.js";
+
+/** A stderr that claims to be a terminal, recording what is written. */
+function fakeTty(): { stream: DfgetIo["stderr"]; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  }) as Writable & { isTTY: boolean; columns: number };
+  stream.isTTY = true;
+  stream.columns = 200;
+  return { stream, text: () => chunks.join("") };
+}
+
+describe("runDfget on a terminal", () => {
+  const daemon = new FakeDfdaemon();
+  let dir: string;
+  let socket: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "dfget-run-"));
+    socket = join(dir, "d.sock");
+    await daemon.start(socket);
+  });
+  after(async () => {
+    await daemon.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function run(extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const stderr = fakeTty();
+    let stdout = "";
+    let clock = 0;
+    const code = await runDfget({
+      argv: ["http://origin.test/ok/f", "-O", join(dir, "f"), "--socket", socket, ...extra],
+      env: {},
+      cwd: dir,
+      stdout: { write: (chunk: string) => (stdout += chunk) },
+      stderr: stderr.stream,
+      // Every update is 200 ms after the previous one, so none is throttled away.
+      now: () => (clock += 200),
+    });
+    return { code, stdout, stderr: stderr.text() };
+  }
+
+  it("draws the bar up to 100% on stderr, then one summary line with bytes by source", async () => {
+    const result = await run([]);
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /\r\x1b\[K\[#{24}\] 100%/);
+    const lines = result.stderr.split("\n").filter((line) => line !== "");
+    const summary = lines.at(-1)?.replace(/^[\s\S]*\r\x1b\[K/, "") ?? "";
+    assert.match(summary, /^saved .*\/f: 2\.1 KiB in 42ms, .*\/s \(origin 100 B, peers 2\.1 KiB, cache 0 B\)$/);
+    assert.equal(FAKE_CONTENT.length, 2200);
+  });
+
+  it("--no-progress keeps the summary but draws no bar", async () => {
+    const result = await run(["--no-progress"]);
+    assert.equal(result.code, 0);
+    assert.doesNotMatch(result.stderr, /\[#/);
+    assert.match(result.stderr, /^saved /);
+  });
+
+  it("--json keeps stderr empty even on a terminal", async () => {
+    const result = await run(["--json"]);
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr, "");
+    assert.equal((JSON.parse(result.stdout) as { ok: boolean }).ok, true);
+  });
+});

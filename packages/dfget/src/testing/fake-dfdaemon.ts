@@ -1,0 +1,111 @@
+import { once } from "node:events";
+import { rename, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { RpcServer, dfdaemonv1, type Download, type MessageInitShape } from "@lacewing/api";
+import { LacewingError } from "@lacewing/common";
+
+type DownloadResponseInit = MessageInitShape<typeof dfdaemonv1.DownloadResponseSchema>;
+
+/** One call the fake received. */
+export interface ReceivedDownload {
+  download: Download;
+  /** Resolves once dfget cancelled the call (Ctrl-C, client-side timeout). */
+  cancelled: Promise<void>;
+}
+
+/** Content the fake "downloads" for /ok/*. */
+export const FAKE_CONTENT = Buffer.from("lacewing fake content\n".repeat(100));
+
+/**
+ * A stand-in dfdaemon on a unix socket. What it does depends on the URL path,
+ * so one server serves every scenario:
+ *   /ok/*              streams started/progress/finished and writes the file (atomically, like the daemon)
+ *   /origin-404/*      LW_ERR_ORIGIN_STATUS
+ *   /digest-mismatch/* LW_ERR_DIGEST_MISMATCH
+ *   /output-error/*    LW_ERR_OUTPUT
+ *   /daemon-timeout/*  LW_ERR_TIMEOUT once download.timeoutMs passed
+ *   /hang/*            never answers until cancelled
+ */
+export class FakeDfdaemon {
+  readonly received: ReceivedDownload[] = [];
+  readonly #server = new RpcServer();
+  #waiters: Array<(call: ReceivedDownload) => void> = [];
+
+  constructor() {
+    this.#server.add(dfdaemonv1.DfdaemonDownload, {
+      download: (request, context) => this.#download(request.download, context.signal),
+      statTask: () => Promise.reject(unimplemented()),
+      deleteTask: () => Promise.reject(unimplemented()),
+      status: () => Promise.reject(unimplemented()),
+    });
+  }
+
+  async start(socket: string): Promise<void> {
+    await this.#server.listen(`unix:${socket}`);
+  }
+
+  async close(): Promise<void> {
+    await this.#server.close();
+  }
+
+  /** Resolves with the next download call; ask before starting dfget. */
+  nextCall(): Promise<ReceivedDownload> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  async *#download(download: Download | undefined, signal: AbortSignal): AsyncIterable<DownloadResponseInit> {
+    if (download === undefined) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download is required");
+    const call: ReceivedDownload = {
+      download,
+      cancelled: signal.aborted ? Promise.resolve() : once(signal, "abort").then(() => undefined),
+    };
+    this.received.push(call);
+    for (const waiter of this.#waiters.splice(0)) waiter(call);
+
+    const path = new URL(download.url).pathname;
+    const scenario = path.split("/")[1];
+    yield { response: { case: "started", value: { taskId: "task-1", peerId: "peer-1", contentLength: BigInt(FAKE_CONTENT.length) } } };
+    switch (scenario) {
+      case "ok":
+        break;
+      case "origin-404":
+        throw new LacewingError("LW_ERR_ORIGIN_STATUS", "failed_precondition", `origin answered 404 Not Found for ${download.url}`);
+      case "digest-mismatch":
+        throw new LacewingError("LW_ERR_DIGEST_MISMATCH", "failed_precondition", `digest mismatch: expected ${download.digest}, got sha256:00ff`);
+      case "output-error":
+        throw new LacewingError("LW_ERR_OUTPUT", "permission_denied", `cannot write ${download.outputPath}: EACCES`);
+      case "daemon-timeout":
+        await sleep(Number(download.timeoutMs));
+        throw new LacewingError("LW_ERR_TIMEOUT", "deadline_exceeded", `download timed out after ${download.timeoutMs}ms`);
+      case "hang":
+        await call.cancelled;
+        return;
+      default:
+        throw new LacewingError("LW_ERR_TEST", "internal", `fake daemon has no scenario ${scenario ?? ""}`);
+    }
+    const half = BigInt(FAKE_CONTENT.length / 2);
+    const total = BigInt(FAKE_CONTENT.length);
+    yield { response: { case: "progress", value: { completedBytes: half, contentLength: total, completedPieces: 1, totalPieces: 2 } } };
+    yield { response: { case: "progress", value: { completedBytes: total, contentLength: total, completedPieces: 2, totalPieces: 2 } } };
+    const partial = `${download.outputPath}.lacewing-partial`;
+    await writeFile(partial, FAKE_CONTENT);
+    await rename(partial, download.outputPath);
+    yield {
+      response: {
+        case: "finished",
+        value: {
+          taskId: "task-1",
+          contentLength: total,
+          digest: download.digest || "sha256:fake",
+          outputPath: download.outputPath,
+          elapsedMs: 42n,
+          traffic: { bytesFromOrigin: 100n, bytesFromPeers: total - 100n, bytesFromCache: 0n },
+        },
+      },
+    };
+  }
+}
+
+function unimplemented(): LacewingError {
+  return new LacewingError("LW_ERR_UNIMPLEMENTED", "failed_precondition", "not implemented by the fake daemon");
+}
