@@ -1,0 +1,226 @@
+{{/* Chart name, truncated to the 63 characters a DNS label allows. */}}
+{{- define "lacewing.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Release-scoped name prefix. Components append "-manager", "-scheduler", …, so the
+prefix is cut to 40 characters to leave room for a StatefulSet's pod ordinal and
+controller-revision hash.
+*/}}
+{{- define "lacewing.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lacewing.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every resource. */}}
+{{- define "lacewing.labels" -}}
+helm.sh/chart: {{ include "lacewing.chart" . }}
+app.kubernetes.io/name: {{ include "lacewing.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels of one component: call with (dict "root" $ "component" "scheduler"). */}}
+{{- define "lacewing.componentLabels" -}}
+{{ include "lacewing.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Selector labels of one component; never change after install (selectors are immutable). */}}
+{{- define "lacewing.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lacewing.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "lacewing.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "lacewing.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lacewing.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "lacewing.manager.fullname" -}}{{ include "lacewing.fullname" . }}-manager{{- end -}}
+{{- define "lacewing.scheduler.fullname" -}}{{ include "lacewing.fullname" . }}-scheduler{{- end -}}
+{{- define "lacewing.seedPeer.fullname" -}}{{ include "lacewing.fullname" . }}-seed-peer{{- end -}}
+{{- define "lacewing.dfdaemon.fullname" -}}{{ include "lacewing.fullname" . }}-dfdaemon{{- end -}}
+
+{{/*
+Comma-separated scheduler addresses for --scheduler. Every dfdaemon and the manager
+get every replica, because a task belongs to one replica by rendezvous hashing over
+this list: the stable StatefulSet pod DNS names keep the list identical on every
+node and across restarts, which a load-balanced Service name could not.
+*/}}
+{{- define "lacewing.schedulerAddresses" -}}
+{{- if .Values.scheduler.enabled -}}
+{{- $name := include "lacewing.scheduler.fullname" . -}}
+{{- $addrs := list -}}
+{{- range $i := until (int .Values.scheduler.replicas) -}}
+{{- $addrs = append $addrs (printf "%s-%d.%s.%s.svc.%s:%d" $name $i $name $.Release.Namespace $.Values.clusterDomain (int $.Values.scheduler.port)) -}}
+{{- end -}}
+{{- join "," $addrs -}}
+{{- else -}}
+{{- required "scheduler.externalAddresses is required when scheduler.enabled is false" (join "," .Values.scheduler.externalAddresses) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* True (non-empty) when the manager has both an external database and Redis. */}}
+{{- define "lacewing.manager.external" -}}
+{{- $db := or .Values.database.url .Values.database.existingSecret .Values.database.host -}}
+{{- $redis := or .Values.redis.url .Values.redis.existingSecret .Values.redis.host -}}
+{{- if and $db $redis -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret holding URLs and the API token the chart creates. */}}
+{{- define "lacewing.manager.secretName" -}}{{ include "lacewing.manager.fullname" . }}{{- end -}}
+
+{{- define "lacewing.manager.apiTokenSecretName" -}}
+{{- default (include "lacewing.manager.secretName" .) .Values.manager.apiToken.existingSecret -}}
+{{- end -}}
+
+{{/*
+Environment that yields DATABASE_URL: from a Secret holding the URL, or assembled
+from parts with the password read from a Secret (Kubernetes expands $(VAR) in env
+values, so the password never appears in the pod spec).
+*/}}
+{{- define "lacewing.manager.databaseEnv" -}}
+{{- $db := .Values.database -}}
+{{- if or $db.existingSecret $db.url }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "lacewing.manager.secretName" .) $db.existingSecret }}
+      key: {{ ternary $db.existingSecretKey "database-url" (ne $db.existingSecret "") }}
+{{- else if $db.host }}
+{{- if $db.passwordSecret.name }}
+- name: DATABASE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $db.passwordSecret.name }}
+      key: {{ $db.passwordSecret.key }}
+- name: DATABASE_URL
+  value: {{ printf "postgres://%s:$(DATABASE_PASSWORD)@%s:%d/%s?sslmode=%s" $db.user $db.host (int $db.port) $db.name $db.sslMode | quote }}
+{{- else }}
+- name: DATABASE_URL
+  value: {{ printf "postgres://%s@%s:%d/%s?sslmode=%s" $db.user $db.host (int $db.port) $db.name $db.sslMode | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "lacewing.manager.redisEnv" -}}
+{{- $r := .Values.redis -}}
+{{- $scheme := ternary "rediss" "redis" $r.tls -}}
+{{- if or $r.existingSecret $r.url }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "lacewing.manager.secretName" .) $r.existingSecret }}
+      key: {{ ternary $r.existingSecretKey "redis-url" (ne $r.existingSecret "") }}
+{{- else if $r.host }}
+{{- if $r.passwordSecret.name }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $r.passwordSecret.name }}
+      key: {{ $r.passwordSecret.key }}
+- name: REDIS_URL
+  value: {{ printf "%s://:$(REDIS_PASSWORD)@%s:%d/%d" $scheme $r.host (int $r.port) (int $r.db) | quote }}
+{{- else }}
+- name: REDIS_URL
+  value: {{ printf "%s://%s:%d/%d" $scheme $r.host (int $r.port) (int $r.db) | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level scheduling knobs shared by every workload: call with a component's values. */}}
+{{- define "lacewing.podPlacement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Probes against /healthz and /readyz on a named port. */}}
+{{- define "lacewing.probes" -}}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: {{ . }}
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 6
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: {{ . }}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 3
+{{- end -}}
+
+{{/*
+The daemon's arguments, shared by the seed peer StatefulSet and the dfdaemon
+DaemonSet: call with (dict "root" $ "values" .Values.seedPeer "seed" true).
+*/}}
+{{- define "lacewing.dfdaemon.args" -}}
+- --scheduler
+- {{ include "lacewing.schedulerAddresses" .root | quote }}
+- --data-dir
+- {{ .values.dataDir | quote }}
+- --advertise-ip
+- $(POD_IP)
+{{- if .seed }}
+- --seed
+{{- end }}
+- --upload-port
+- {{ .values.uploadPort | quote }}
+- --proxy-port
+- {{ .values.proxyPort | quote }}
+- --socket
+- {{ .values.socket | quote }}
+{{- with .values.idc }}
+- --idc
+- {{ . | quote }}
+{{- end }}
+{{- with .values.location }}
+- --location
+- {{ . | quote }}
+{{- end }}
+{{- if .values.config }}
+- --config
+- /etc/lacewing/config.yaml
+{{- end }}
+{{- with .values.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,553 @@
+// Static checks of the Helm chart, standing in for `helm lint` / `helm template`
+// (helm is not installable in CI): the values schema, the YAML shape of every
+// template, the Grafana dashboard's PromQL against the metric-name contract, and
+// the chart's ports and paths against the processes' DEFAULTS.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv } from "ajv";
+import type { ErrorObject } from "ajv";
+import { parse, parseAllDocuments } from "yaml";
+import { DEFAULTS } from "@lacewing/common";
+
+// Compiled to test/dist/chart/chart.spec.js; the chart lives at the repository root.
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const chartDir = join(repoRoot, "charts/lacewing");
+const templatesDir = join(chartDir, "templates");
+const examplesDir = join(chartDir, "examples");
+
+type Values = Record<string, unknown>;
+
+function readYaml(path: string): Values {
+  const value: unknown = parse(readFileSync(path, "utf8"));
+  assert.ok(isMap(value), `${path} is not a YAML mapping`);
+  return value;
+}
+
+function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Helm's merge of a user values file over the chart defaults: maps merge, everything else replaces, null deletes. */
+function helmMerge(base: Values, override: Values): Values {
+  const out: Values = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    if (value === null) delete out[key];
+    else if (isMap(current) && isMap(value)) out[key] = helmMerge(current, value);
+    else out[key] = value;
+  }
+  return out;
+}
+
+function getPath(values: unknown, path: string): unknown {
+  let node = values;
+  for (const part of path.split(".")) {
+    if (!isMap(node) || !(part in node)) return undefined;
+    node = node[part];
+  }
+  return node;
+}
+
+const defaults = readYaml(join(chartDir, "values.yaml"));
+const schema = JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8")) as Record<string, unknown>;
+const examples = readdirSync(examplesDir)
+  .filter((name) => name.endsWith(".yaml"))
+  .sort();
+
+function compileSchema() {
+  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+  return ajv.compile(schema);
+}
+
+function errorsOf(errors: ErrorObject[] | null | undefined): string {
+  return (errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? ""} ${JSON.stringify(e.params)}`).join("; ");
+}
+
+describe("values.schema.json", () => {
+  const validate = compileSchema();
+
+  it("is a draft-07 schema that forbids unknown top-level keys", () => {
+    assert.equal(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert.equal(schema["additionalProperties"], false);
+  });
+
+  it("accepts the chart's values.yaml", () => {
+    assert.ok(validate(defaults), errorsOf(validate.errors));
+  });
+
+  for (const name of examples) {
+    it(`accepts examples/${name} on its own and merged over the defaults`, () => {
+      const example = readYaml(join(examplesDir, name));
+      assert.ok(validate(example), `raw: ${errorsOf(validate.errors)}`);
+      assert.ok(validate(helmMerge(defaults, example)), `merged: ${errorsOf(validate.errors)}`);
+    });
+  }
+
+  it("ships the two documented examples", () => {
+    assert.deepEqual(examples, ["external-db.yaml", "small-cluster.yaml"]);
+  });
+
+  it("rejects a value of the wrong type and names it", () => {
+    const bad = helmMerge(defaults, { scheduler: { replicas: "three" } });
+    assert.equal(validate(bad), false);
+    assert.ok(
+      validate.errors?.some((e) => e.instancePath === "/scheduler/replicas" && e.keyword === "type"),
+      errorsOf(validate.errors),
+    );
+  });
+
+  it("rejects an unknown top-level key", () => {
+    const bad = helmMerge(defaults, { schedulers: { replicas: 3 } });
+    assert.equal(validate(bad), false);
+    assert.ok(
+      validate.errors?.some((e) => e.keyword === "additionalProperties" && e.params["additionalProperty"] === "schedulers"),
+      errorsOf(validate.errors),
+    );
+  });
+
+  it("rejects a misspelt nested key and an out-of-range port", () => {
+    assert.equal(validate(helmMerge(defaults, { dfdaemon: { hostnetwork: true } })), false);
+    assert.equal(validate(helmMerge(defaults, { dfdaemon: { proxyPort: 70000 } })), false);
+  });
+
+  it("gives every value in values.yaml a type", () => {
+    const definitions = schema["definitions"] as Record<string, Record<string, unknown>>;
+    const deref = (node: Record<string, unknown>): Record<string, unknown> => {
+      const ref = node["$ref"];
+      if (typeof ref !== "string") return node;
+      const target = definitions[ref.replace("#/definitions/", "")];
+      assert.ok(target, `dangling ${ref}`);
+      return deref(target);
+    };
+    const walk = (value: unknown, node: Record<string, unknown>, path: string): void => {
+      const resolved = deref(node);
+      assert.ok("type" in resolved || "oneOf" in resolved, `${path} has no type in the schema`);
+      if (!isMap(value)) return;
+      const properties = resolved["properties"] as Record<string, Record<string, unknown>> | undefined;
+      for (const [key, child] of Object.entries(value)) {
+        const childNode = properties?.[key] ?? (resolved["additionalProperties"] as Record<string, unknown> | undefined);
+        // Free-form maps (resources, affinity, config) are typed as objects at their own level.
+        if (childNode === undefined && properties === undefined) continue;
+        assert.ok(isMap(childNode), `${path}.${key} is not described by the schema`);
+        walk(child, childNode, `${path}.${key}`);
+      }
+    };
+    walk(defaults, schema, "values");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Templates: Go-template actions are removed or replaced so the static YAML
+// around them can be parsed. Pure control lines are dropped; of an if/else only
+// the first branch is kept (both branches together would duplicate keys);
+// `include` of a helper on its own line is expanded, indented as nindent says, so
+// the helpers' YAML is checked in place; other inline actions become a scalar, or
+// nothing when they emit an indented block.
+
+const ACTION = /\{\{(?:(?!\}\})[\s\S])*\}\}/g;
+const OPENERS = new Set(["if", "with", "range", "define", "block"]);
+const INCLUDE_LINE = /^\{\{-?\s*include\s+"([^"]+)"(?:(?!\}\})[\s\S])*?(?:\|\s*nindent\s+(\d+))?\s*-?\}\}$/;
+
+interface Stripped {
+  yaml: string;
+  /** Unclosed or unmatched blocks, as messages. */
+  problems: string[];
+}
+
+function actionWord(action: string): string {
+  const body = action.replace(/^\{\{-?\s*/, "").replace(/\s*-?\}\}$/, "");
+  if (body.startsWith("/*")) return "comment";
+  return body.split(/\s+/)[0] ?? "";
+}
+
+/** Bodies of the `{{ define "name" }}` blocks of a helpers file. */
+function definesOf(helpers: string): Map<string, string> {
+  const defines = new Map<string, string>();
+  let open: { name: string; start: number } | undefined;
+  let depth = 0;
+  for (const match of helpers.matchAll(ACTION)) {
+    const word = actionWord(match[0]);
+    if (word === "define" && depth === 0) {
+      open = { name: /"([^"]+)"/.exec(match[0])?.[1] ?? "", start: match.index + match[0].length };
+      depth = 1;
+    } else if (OPENERS.has(word)) depth += 1;
+    else if (word === "end" && depth > 0 && --depth === 0 && open) {
+      defines.set(open.name, helpers.slice(open.start, match.index));
+      open = undefined;
+    }
+  }
+  return defines;
+}
+
+function toStaticYaml(template: string, defines = new Map<string, string>(), depth = 0): Stripped {
+  const problems: string[] = [];
+  // Multi-line actions are comments or variable set-up, never YAML content.
+  const text = template.replace(ACTION, (action) => (action.includes("\n") ? "" : action));
+  const stack: { skipping: boolean }[] = [];
+  const out: string[] = [];
+  text.split("\n").forEach((line, index) => {
+    const actions = line.match(ACTION) ?? [];
+    const isControl = actions.length > 0 && line.replace(ACTION, "").trim() === "";
+    const skipping = stack.some((frame) => frame.skipping);
+    if (isControl) {
+      const include = actions.length === 1 ? INCLUDE_LINE.exec(line.trim()) : null;
+      const body = include ? defines.get(include[1] ?? "") : undefined;
+      if (include && body !== undefined && !skipping && depth < 8) {
+        const inner = toStaticYaml(body, defines, depth + 1);
+        problems.push(...inner.problems.map((p) => `in ${include[1] ?? ""}: ${p}`));
+        const indent = " ".repeat(include[2] !== undefined ? Number(include[2]) : line.length - line.trimStart().length);
+        for (const innerLine of inner.yaml.split("\n")) if (innerLine.trim() !== "") out.push(indent + innerLine);
+        return;
+      }
+      for (const action of actions) {
+        const word = actionWord(action);
+        if (OPENERS.has(word)) stack.push({ skipping: false });
+        else if (word === "else") {
+          const top = stack.at(-1);
+          if (top === undefined) problems.push(`line ${index + 1}: else outside a block`);
+          else top.skipping = true;
+        } else if (word === "end") {
+          if (stack.pop() === undefined) problems.push(`line ${index + 1}: end without a block`);
+        }
+      }
+      return;
+    }
+    if (skipping) return;
+    out.push(line.replace(ACTION, (action) => (/\bn?indent\b/.test(action) ? "" : "__TPL__")));
+  });
+  if (stack.length > 0) problems.push(`${stack.length} block(s) not closed with {{ end }}`);
+  return { yaml: out.join("\n"), problems };
+}
+
+interface Manifest {
+  apiVersion?: unknown;
+  kind?: unknown;
+  metadata?: { name?: unknown };
+  spec?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+const helpers = definesOf(readFileSync(join(templatesDir, "_helpers.tpl"), "utf8"));
+
+function parseTemplate(template: string): { docs: Manifest[]; errors: string[] } {
+  const { yaml, problems } = toStaticYaml(template, helpers);
+  const errors = [...problems];
+  const docs: Manifest[] = [];
+  for (const doc of parseAllDocuments(yaml)) {
+    errors.push(...doc.errors.map((e) => e.message));
+    const value: unknown = doc.toJS();
+    if (value !== null && value !== undefined) docs.push(value as Manifest);
+  }
+  return { docs, errors };
+}
+
+const templateFiles = readdirSync(templatesDir)
+  .filter((name) => name.endsWith(".yaml"))
+  .sort();
+const rendered = new Map(templateFiles.map((name) => [name, parseTemplate(readFileSync(join(templatesDir, name), "utf8"))]));
+const allDocs = [...rendered.values()].flatMap((r) => r.docs);
+
+/** The first object of a kind in one template file (names are templated, so files identify components). */
+function findDoc(kind: string, file: string): Manifest {
+  const doc = rendered.get(file)?.docs.find((d) => d.kind === kind);
+  assert.ok(doc, `no ${kind} in templates/${file}`);
+  return doc;
+}
+
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  ports?: { name: string; hostPort?: unknown }[];
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+
+function podSpec(doc: Manifest): { containers: Container[]; initContainers?: Container[]; volumes?: { name: string; hostPath?: unknown }[] } {
+  const template = doc.spec?.["template"] as { spec: ReturnType<typeof podSpec> } | undefined;
+  assert.ok(template, `${String(doc.kind)} has no pod template`);
+  return template.spec;
+}
+
+describe("template static YAML", () => {
+  it("the stripper keeps YAML structure and catches broken templates", () => {
+    const good = toStaticYaml(
+      [
+        "spec:",
+        "  {{- if .Values.a }}",
+        "  replicas: {{ .Values.a }}",
+        "  {{- else }}",
+        "  replicas: 1",
+        "  {{- end }}",
+        "  labels:",
+        '    {{- include "x" . | nindent 4 }}',
+        '  image: "{{ .Values.image }}:{{ .Values.tag }}"',
+      ].join("\n"),
+    );
+    assert.deepEqual(good.problems, []);
+    assert.deepEqual(parse(good.yaml), { spec: { replicas: "__TPL__", labels: null, image: "__TPL__:__TPL__" } });
+
+    const expanded = toStaticYaml('metadata:\n  labels:\n    {{- include "l" . | nindent 4 }}\n', new Map([["l", "a: {{ .x }}\nb: c\n"]]));
+    assert.deepEqual(parse(expanded.yaml), { metadata: { labels: { a: "__TPL__", b: "c" } } });
+    assert.ok(helpers.has("lacewing.labels") && helpers.has("lacewing.dfdaemon.args"), "helpers were not found");
+
+    const misindented = parseTemplate("spec:\n  a: {{ .x }}\n b: 1\n");
+    assert.ok(misindented.errors.length > 0, "a mis-indented key must fail to parse");
+    const unclosed = parseTemplate("{{- if .x }}\na: 1\n");
+    assert.ok(unclosed.errors.some((e) => e.includes("not closed")));
+  });
+
+  for (const name of templateFiles) {
+    it(`templates/${name} parses to Kubernetes objects`, () => {
+      const result = rendered.get(name);
+      assert.ok(result);
+      assert.deepEqual(result.errors, []);
+      assert.ok(result.docs.length > 0, "no documents");
+      for (const doc of result.docs) {
+        assert.equal(typeof doc.apiVersion, "string", `a document in ${name} has no apiVersion`);
+        assert.equal(typeof doc.kind, "string", `a document in ${name} has no kind`);
+        assert.ok(doc.metadata?.name, `a ${String(doc.kind)} in ${name} has no metadata.name`);
+      }
+    });
+  }
+
+  it("_helpers.tpl and NOTES.txt have balanced blocks", () => {
+    for (const name of ["_helpers.tpl", "NOTES.txt"]) {
+      assert.deepEqual(toStaticYaml(readFileSync(join(templatesDir, name), "utf8")).problems, [], name);
+    }
+  });
+
+  it("defines every workload, Service, PDB, ServiceMonitor and the dashboard ConfigMap", () => {
+    const count = (kind: string) => allDocs.filter((d) => d.kind === kind).length;
+    assert.equal(count("Deployment"), 1);
+    assert.equal(count("StatefulSet"), 2);
+    assert.equal(count("DaemonSet"), 1);
+    assert.equal(count("Service"), 4);
+    assert.ok(count("PodDisruptionBudget") >= 1);
+    assert.ok(count("ServiceMonitor") >= 1);
+    assert.ok(count("ConfigMap") >= 1);
+  });
+
+  it("scheduler and seed peers have headless Services; the StatefulSets use them", () => {
+    for (const file of ["scheduler.yaml", "seed-peer.yaml"]) {
+      const service = findDoc("Service", file);
+      assert.equal(service.spec?.["clusterIP"], "None");
+      assert.ok(findDoc("StatefulSet", file).spec?.["serviceName"]);
+    }
+    assert.ok(findDoc("StatefulSet", "seed-peer.yaml").spec?.["volumeClaimTemplates"], "seed peers keep their data on a PVC");
+  });
+
+  it("seed peers run dfdaemon --seed and the daemons get the scheduler list", () => {
+    const seed = podSpec(findDoc("StatefulSet", "seed-peer.yaml")).containers[0];
+    const daemon = podSpec(findDoc("DaemonSet", "dfdaemon.yaml")).containers[0];
+    assert.deepEqual(seed?.command, ["dfdaemon"]);
+    assert.ok(seed?.args?.includes("--seed"));
+    // Both branches of `if .seed` are in the static view; the flag is chosen by the include's argument.
+    assert.match(readFileSync(join(templatesDir, "seed-peer.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" true\)/);
+    assert.match(readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" false\)/);
+    for (const args of [seed?.args, daemon?.args]) {
+      for (const flag of ["--scheduler", "--data-dir", "--advertise-ip", "--upload-port", "--proxy-port", "--socket"]) {
+        assert.ok(args?.includes(flag), `missing ${flag}`);
+      }
+      assert.equal(args?.[args.indexOf("--advertise-ip") + 1], "$(POD_IP)");
+    }
+  });
+
+  it("the DaemonSet writes containerd hosts.toml in an init container and keeps cache and socket on hostPaths", () => {
+    const spec = podSpec(findDoc("DaemonSet", "dfdaemon.yaml"));
+    const init = spec.initContainers?.find((c) => c.name === "containerd-config");
+    assert.ok(init);
+    assert.deepEqual(init.args?.slice(0, 2), ["containerd-config", "--registry"]);
+    assert.ok(init.args?.includes("--config-path"));
+    const hostPaths = new Set(spec.volumes?.filter((v) => v.hostPath !== undefined).map((v) => v.name));
+    for (const name of ["data", "socket", "containerd-certs"]) assert.ok(hostPaths.has(name), `${name} is not a hostPath`);
+    assert.ok(init.volumeMounts?.some((m) => m.name === "containerd-certs"));
+  });
+
+  it("every .Values reference in the templates exists in values.yaml", () => {
+    const sources = readdirSync(templatesDir).map((name) => readFileSync(join(templatesDir, name), "utf8"));
+    const missing = new Set<string>();
+    for (const source of sources) {
+      for (const match of source.matchAll(/\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) {
+        const path = (match[1] ?? "").slice(1);
+        if (getPath(defaults, path) === undefined) missing.add(path);
+      }
+    }
+    assert.deepEqual([...missing], []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Dashboard: the metric names are a contract with the processes (HELPERS.md).
+
+const HISTOGRAMS = new Set(["lacewing_scheduler_schedule_duration_seconds"]);
+const METRICS = new Set([
+  "lacewing_scheduler_hosts",
+  "lacewing_scheduler_peers",
+  "lacewing_scheduler_tasks",
+  "lacewing_scheduler_schedule_total",
+  "lacewing_scheduler_schedule_duration_seconds",
+  "lacewing_scheduler_piece_reports_total",
+  "lacewing_scheduler_traffic_bytes_total",
+  "lacewing_dfdaemon_download_bytes_total",
+  "lacewing_dfdaemon_upload_bytes_total",
+  "lacewing_dfdaemon_tasks",
+  "lacewing_dfdaemon_downloads_total",
+  "lacewing_dfdaemon_piece_failures_total",
+  "lacewing_dfdaemon_proxy_requests_total",
+  "lacewing_dfdaemon_cache_bytes",
+  "lacewing_dfdaemon_evictions_total",
+  "lacewing_manager_jobs",
+  "lacewing_manager_jobs_total",
+]);
+const PROMQL_KEYWORDS = new Set(["and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"]);
+
+/** Metric selectors in a PromQL expression: identifiers that are not functions, labels, keywords or durations. */
+function metricNamesIn(expr: string): string[] {
+  const bare = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, "")
+    .replace(/\[[^\]]*\]/g, "")
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "");
+  const names: string[] = [];
+  for (const match of bare.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
+    const word = match[0];
+    const at = match.index;
+    if (at > 0 && /[0-9.]/.test(bare[at - 1] ?? "")) continue; // exponent of a number, e.g. 1e3
+    if (/^\s*\(/.test(bare.slice(at + word.length))) continue; // function call
+    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue;
+    names.push(word);
+  }
+  return names;
+}
+
+function isKnownMetric(name: string): boolean {
+  if (METRICS.has(name)) return true;
+  const base = name.replace(/_(bucket|sum|count)$/, "");
+  return base !== name && HISTOGRAMS.has(base);
+}
+
+interface Panel {
+  title?: string;
+  type?: string;
+  panels?: Panel[];
+  targets?: { expr?: string }[];
+}
+
+describe("Grafana dashboard", () => {
+  const dashboardText = readFileSync(join(chartDir, "dashboards/lacewing.json"), "utf8");
+
+  it("parses as JSON", () => {
+    assert.doesNotThrow(() => JSON.parse(dashboardText) as unknown);
+  });
+
+  const dashboard = JSON.parse(dashboardText) as { panels: Panel[]; templating?: { list: { query?: unknown }[] } };
+  const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+  const exprs = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title ?? "?", expr: t.expr ?? "" })));
+
+  it("the metric-name extractor sees selectors and ignores functions, labels and ranges", () => {
+    assert.deepEqual(metricNamesIn('histogram_quantile(0.95, sum by (le) (rate(foo_bucket{a="b"}[$__rate_interval]))) / on(x) bar_total offset 5m'), [
+      "foo_bucket",
+      "bar_total",
+    ]);
+    assert.equal(isKnownMetric("lacewing_scheduler_schedule_duration_seconds_bucket"), true);
+    assert.equal(isKnownMetric("lacewing_dfdaemon_cache_bytes_bucket"), false);
+    assert.equal(isKnownMetric("lacewing_dfdaemon_download_bytes"), false);
+  });
+
+  it("every PromQL expression uses only contract metric names", () => {
+    assert.ok(exprs.length > 0);
+    for (const { panel, expr } of exprs) {
+      const names = metricNamesIn(expr);
+      assert.ok(names.length > 0, `panel "${panel}" queries no metric: ${expr}`);
+      for (const name of names) assert.ok(isKnownMetric(name), `panel "${panel}" uses unknown metric ${name}`);
+    }
+    for (const variable of dashboard.templating?.list ?? []) {
+      const query = typeof variable.query === "string" ? variable.query : "";
+      for (const name of query.match(/lacewing_[a-z_]+/g) ?? []) assert.ok(isKnownMetric(name), `variable uses ${name}`);
+    }
+  });
+
+  it("has the panels the operators need", () => {
+    const used = new Set(exprs.flatMap(({ expr }) => metricNamesIn(expr).map((n) => n.replace(/_bucket$/, ""))));
+    for (const name of [
+      "lacewing_dfdaemon_download_bytes_total",
+      "lacewing_scheduler_traffic_bytes_total",
+      "lacewing_scheduler_schedule_duration_seconds",
+      "lacewing_dfdaemon_piece_failures_total",
+      "lacewing_dfdaemon_cache_bytes",
+      "lacewing_dfdaemon_evictions_total",
+      "lacewing_dfdaemon_proxy_requests_total",
+      "lacewing_manager_jobs",
+    ]) {
+      assert.ok(used.has(name), `no panel queries ${name}`);
+    }
+    const all = exprs.map((e) => e.expr).join("\n");
+    assert.match(all, /histogram_quantile\(0\.5,/);
+    assert.match(all, /histogram_quantile\(0\.95,/);
+    assert.match(all, /source="origin"/);
+  });
+
+  it("is shipped as a ConfigMap with the grafana_dashboard label", () => {
+    const configMap = findDoc("ConfigMap", "dashboard.yaml");
+    assert.ok(isMap(configMap["data"]) && "lacewing.json" in configMap["data"]);
+    const labels = getPath(defaults, "dashboard.labels");
+    assert.deepEqual(labels, { grafana_dashboard: "1" });
+    assert.match(readFileSync(join(templatesDir, "dashboard.yaml"), "utf8"), /\.Files\.Get "dashboards\/lacewing\.json"/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe("chart defaults agree with the processes", () => {
+  const daemonDefaults = {
+    peerPort: DEFAULTS.dfdaemon.peerPort,
+    uploadPort: DEFAULTS.dfdaemon.uploadPort,
+    proxyPort: DEFAULTS.dfdaemon.proxyPort,
+    metricsPort: DEFAULTS.dfdaemon.metricsPort,
+    socket: DEFAULTS.dfdaemon.socket,
+    dataDir: DEFAULTS.dfdaemon.dataDir,
+  };
+  const expected: Record<string, unknown> = {
+    "scheduler.port": DEFAULTS.scheduler.port,
+    "scheduler.metricsPort": DEFAULTS.scheduler.metricsPort,
+    "manager.port": DEFAULTS.manager.port,
+    "manager.grpcPort": DEFAULTS.manager.grpcPort,
+    ...Object.fromEntries(Object.entries(daemonDefaults).map(([k, v]) => [`dfdaemon.${k}`, v])),
+    ...Object.fromEntries(Object.entries(daemonDefaults).map(([k, v]) => [`seedPeer.${k}`, v])),
+    // Not a Lacewing process default but containerd's conventional registry config_path (DESIGN.md).
+    "dfdaemon.containerd.configPath": "/etc/containerd/certs.d",
+  };
+  // Ports of services Lacewing does not run.
+  const external = new Set(["database.port", "redis.port"]);
+
+  for (const [path, value] of Object.entries(expected)) {
+    it(`${path} is ${String(value)}`, () => {
+      assert.equal(getPath(defaults, path), value);
+    });
+  }
+
+  it("every port and path in values.yaml is checked above", () => {
+    const found: string[] = [];
+    const walk = (node: unknown, prefix: string) => {
+      if (!isMap(node)) return;
+      for (const [key, child] of Object.entries(node)) {
+        const path = prefix ? `${prefix}.${key}` : key;
+        if (/port$/i.test(key) && typeof child === "number") found.push(path);
+        else if (/^(socket|dataDir|configPath)$/.test(key)) found.push(path);
+        else walk(child, path);
+      }
+    };
+    walk(defaults, "");
+    const unchecked = found.filter((path) => !(path in expected) && !external.has(path));
+    assert.deepEqual(unchecked, []);
+    assert.ok(found.length >= Object.keys(expected).length);
+  });
+
+  it("the repository layout the checks rely on is present", () => {
+    assert.ok(existsSync(join(chartDir, "Chart.yaml")));
+    assert.equal(readYaml(join(chartDir, "Chart.yaml"))["apiVersion"], "v2");
+  });
+});
