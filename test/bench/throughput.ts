@@ -1,7 +1,7 @@
 // Benchmark (not a test): dfget through a local dfdaemon versus curl, both
 // pulling the same file from the same local origin in the same run.
 //   node test/dist/bench/throughput.js [--size-mib 1024] [--runs 3]
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,19 +18,23 @@ const origin = new TestOrigin({ "/blob": randomBytesOf(size, 3) });
 await origin.start();
 const daemon = await startDaemon(dir);
 
-function timed(command: string, args: string[]): number {
+/** Runs a command to completion without blocking the event loop (the origin lives in this process). */
+async function timed(command: string, args: string[]): Promise<number> {
   const started = process.hrtime.bigint();
-  const result = spawnSync(command, args, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr}`);
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  if (code !== 0) throw new Error(`${command} failed: ${stderr}`);
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
 const rows: Array<{ run: number; curl: number; dfget: number }> = [];
 try {
   for (let run = 1; run <= runs; run++) {
-    const curl = timed("curl", ["-sf", "-o", join(dir, "curl.out"), origin.url("/blob")]);
+    const curl = await timed("curl", ["-sf", "-o", join(dir, "curl.out"), origin.url("/blob")]);
     // Each dfget run uses a fresh tag, so it is a cold download from the origin, not a cache hit.
-    const dfget = timed(process.execPath, [
+    const dfget = await timed(process.execPath, [
       BIN.dfget,
       origin.url("/blob"),
       "-O",
