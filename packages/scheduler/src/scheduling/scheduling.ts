@@ -39,10 +39,12 @@ export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, chi
   return rankParents(buildScoreContext(base, candidates), candidates, deps.random).slice(0, deps.options.candidateParentLimit);
 }
 
-/** Some other peer already fetches the content or holds part of it. */
-function contentIsFlowing(task: Task, child: Peer): boolean {
+/** Some other peer on an alive host already fetches the content or holds part of it. */
+function contentIsFlowing(deps: SchedulingDeps, task: Task, child: Peer): boolean {
+  const now = deps.now();
   for (const peer of task.peers.values()) {
     if (peer === child || peer.state === "failed") continue;
+    if (deps.registry.aliveHost(peer.hostId, now) === undefined) continue;
     if (peer.state === "back_to_source" || peer.state === "succeeded" || peer.pieces.size > 0) return true;
   }
   return false;
@@ -78,7 +80,7 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
     // A seed peer (or a triggered download) is the source the others wait for.
     if (isSeedHost(childHost) || child.triggered) return { kind: "back_to_source", reason: "seed peer fetches from the origin", timedOut: false };
 
-    if (!contentIsFlowing(task, child)) {
+    if (!contentIsFlowing(deps, task, child)) {
       const started = startSource(deps, task, child);
       if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", timedOut: false };
     }
@@ -117,7 +119,8 @@ function startSource(deps: SchedulingDeps, task: Task, child: Peer): "child" | "
     }
   }
   const current = task.backToSourcePeerId === undefined ? undefined : task.peers.get(task.backToSourcePeerId);
-  if (current !== undefined && current.state !== "failed") return current === child ? "child" : "other";
+  if (current !== undefined && current.state !== "failed" && deps.registry.aliveHost(current.hostId, now) !== undefined)
+    return current === child ? "child" : "other";
   task.backToSourcePeerId = child.id;
   return "child";
 }
