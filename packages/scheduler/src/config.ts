@@ -8,7 +8,10 @@ export const schedulerConfigSchema = {
     description: "gRPC address to listen on, HOST:PORT",
     default: `0.0.0.0:${DEFAULTS.scheduler.port}`,
     env: "LACEWING_SCHEDULER_LISTEN",
-    check: (value) => (/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(":") + 1)) <= 65535 ? undefined : `must be HOST:PORT, got ${JSON.stringify(value)}`),
+    check: (value) =>
+      /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(":") + 1)) <= 65535
+        ? undefined
+        : `must be HOST:PORT, got ${JSON.stringify(value)}`,
   }),
   candidateParentLimit: field.number({
     description: "Parents returned to a child at once",

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ASSIGNMENT_HOLD_MS, recordAssignment } from "../resource/host.js";
 import { taskWorld } from "../testing/fixtures.js";
 import { filterCandidateParents, parentRejection, type FilterContext } from "./filter.js";
 
@@ -60,8 +61,9 @@ describe("filterCandidateParents", () => {
     const p2 = peer("p2", "almost", "succeeded");
     assert.equal(parentRejection(ctx(), p1), "no free upload slots");
     assert.equal(parentRejection(ctx(), p2), undefined);
-    almost.assignedSinceAnnounce = 1;
+    recordAssignment(almost, NOW);
     assert.equal(parentRejection(ctx(), p2), "no free upload slots");
+    assert.equal(parentRejection(ctx({ now: NOW + ASSIGNMENT_HOLD_MS }), p2), undefined);
   });
 
   it("never crosses idc with isolation, but may with affinity", () => {

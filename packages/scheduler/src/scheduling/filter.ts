@@ -27,7 +27,7 @@ export function parentRejection(ctx: FilterContext, parent: Peer): string | unde
   if ((task.corruptReports.get(parent.id)?.size ?? 0) >= CORRUPT_REPORTS_TO_EXCLUDE) return "serves corrupt pieces";
   const host = ctx.hosts.get(parent.hostId);
   if (host === undefined || !isHostAlive(host, ctx.now)) return "host not alive";
-  if (freeUploadSlots(host) <= 0) return "no free upload slots";
+  if (freeUploadSlots(host, ctx.now) <= 0) return "no free upload slots";
   if (ctx.topology === "isolation" && host.info.idc !== childHost.info.idc) return "other idc";
   if (!hasSomethingToGive(parent, child, host)) return "nothing to give";
   return undefined;

@@ -29,7 +29,9 @@ export function recordPieceCost(task: Task, parentId: string, bytes: number, cos
  * recovers loses the mark.
  */
 export function markBadParents(task: Task): void {
-  const judged = [...task.parentCosts].filter(([, cost]) => cost.samples >= MIN_COST_SAMPLES).map(([id, cost]) => ({ id, perByte: cost.costMs / cost.bytes, perPiece: cost.costMs / cost.samples }));
+  const judged = [...task.parentCosts]
+    .filter(([, cost]) => cost.samples >= MIN_COST_SAMPLES)
+    .map(([id, cost]) => ({ id, perByte: cost.costMs / cost.bytes, perPiece: cost.costMs / cost.samples }));
   task.badParents.clear();
   for (const parent of judged) {
     const others = judged.filter((other) => other.id !== parent.id).map((other) => other.perByte);

@@ -1,5 +1,5 @@
 import { LacewingError, errorMessage, rendezvousPick, type Logger } from "@lacewing/common";
-import { isSeedHost, type HostRecord } from "../resource/host.js";
+import { isSeedHost, recordAssignment, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
 import { notifyTaskChanged, waitForTaskChange, type Task } from "../resource/task.js";
@@ -25,10 +25,7 @@ export interface SchedulingDeps {
   readonly triggerSeed: (host: HostRecord, task: Task) => Promise<void>;
 }
 
-export type ScheduleResult =
-  | { kind: "parents"; parents: Peer[] }
-  | { kind: "back_to_source"; reason: string; timedOut: boolean }
-  | { kind: "empty" };
+export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "back_to_source"; reason: string; timedOut: boolean } | { kind: "empty" };
 
 /** The best parents for the child right now, at most candidateParentLimit. */
 export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord): Peer[] {
@@ -70,9 +67,10 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
 
     const parents = chooseParents(deps, task, child, childHost);
     if (parents.length > 0) {
+      const now = deps.now();
       for (const parent of parents) {
         const host = registry.hosts.get(parent.hostId);
-        if (host !== undefined) host.assignedSinceAnnounce++;
+        if (host !== undefined) recordAssignment(host, now);
       }
       if (child.state === "pending") child.state = "running";
       return { kind: "parents", parents };

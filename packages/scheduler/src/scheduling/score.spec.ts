@@ -9,7 +9,9 @@ function setup(childFields: { idc?: string; location?: string } = {}) {
   const childHost = world.host("child-host", childFields);
   const child = world.peer("child", "child-host", "pending");
   const rank = (candidates: ReturnType<typeof world.peer>[], random: () => number = () => 0) =>
-    rankParents(buildScoreContext({ task: world.task, child, childHost, hosts: world.registry.hosts }, candidates), candidates, random).map((p) => p.id);
+    rankParents(buildScoreContext({ task: world.task, child, childHost, hosts: world.registry.hosts, now: 1_000_000 }, candidates), candidates, random).map(
+      (p) => p.id,
+    );
   return { ...world, child, rank };
 }
 

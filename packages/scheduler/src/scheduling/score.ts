@@ -23,6 +23,7 @@ export interface ScoreContext {
   readonly child: Peer;
   readonly childHost: HostRecord;
   readonly hosts: ReadonlyMap<string, HostRecord>;
+  readonly now: number;
   /** Whether any non-seed candidate holds pieces or is finished. */
   readonly normalHoldersExist: boolean;
   /** Highest upload rate among the candidates' hosts, for normalising. */
@@ -56,8 +57,13 @@ export function scoreParent(ctx: ScoreContext, parent: Peer): number {
   const pieces = finished ? 1 : ctx.maxUsefulPieces > 0 ? usefulPieces(parent, ctx.child) / ctx.maxUsefulPieces : 0;
 
   const limit = host.info.concurrentUploadLimit;
-  const freeUpload = limit === 0 ? 1 : Math.max(0, freeUploadSlots(host)) / limit;
-  const uploadRate = host.info.uploadRateLimit > 0n ? 1 - Math.min(1, host.uploadRate / Number(host.info.uploadRateLimit)) : ctx.maxUploadRate > 0 ? 1 - host.uploadRate / ctx.maxUploadRate : 1;
+  const freeUpload = limit === 0 ? 1 : Math.max(0, freeUploadSlots(host, ctx.now)) / limit;
+  const uploadRate =
+    host.info.uploadRateLimit > 0n
+      ? 1 - Math.min(1, host.uploadRate / Number(host.info.uploadRateLimit))
+      : ctx.maxUploadRate > 0
+        ? 1 - host.uploadRate / ctx.maxUploadRate
+        : 1;
 
   // Seeds first while they are the only holders; once normal peers hold the
   // content, prefer them so the seeds' uplinks serve the rest of the cluster.
@@ -78,7 +84,10 @@ export function scoreParent(ctx: ScoreContext, parent: Peer): number {
   );
 }
 
-export function buildScoreContext(base: Omit<ScoreContext, "normalHoldersExist" | "maxUploadRate" | "maxUsefulPieces">, candidates: readonly Peer[]): ScoreContext {
+export function buildScoreContext(
+  base: Omit<ScoreContext, "normalHoldersExist" | "maxUploadRate" | "maxUsefulPieces">,
+  candidates: readonly Peer[],
+): ScoreContext {
   let normalHoldersExist = false;
   let maxUploadRate = 0;
   let maxUsefulPieces = 0;

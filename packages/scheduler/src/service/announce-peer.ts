@@ -19,9 +19,17 @@ type Request = schedulerv1.AnnouncePeerRequest;
  * order, possibly after waiting for a parent to appear. When the stream
  * ends an unfinished peer is removed; a finished one stays a parent.
  */
-export async function* announcePeerStream(deps: AnnouncePeerDeps, requests: AsyncIterable<Request>, callSignal: AbortSignal): AsyncIterable<AnnouncePeerResponseInit> {
+export async function* announcePeerStream(
+  deps: AnnouncePeerDeps,
+  requests: AsyncIterable<Request>,
+  callSignal: AbortSignal,
+): AsyncIterable<AnnouncePeerResponseInit> {
   const session = new PeerSession(deps);
-  const onCallAbort = (): void => session.abort();
+  const onCallAbort = (): void => {
+    // The client is gone: stop waiting for parents and end the answers.
+    session.abort();
+    session.responses.end();
+  };
   callSignal.addEventListener("abort", onCallAbort, { once: true });
   const reading = session.consume(requests);
   try {
@@ -208,7 +216,9 @@ class PeerSession {
       try {
         const result = await schedulePeer(this.#deps, task, peer, signal);
         stopTimer();
-        metrics.scheduleTotal.inc({ result: result.kind === "parents" ? "parents" : result.kind === "back_to_source" && result.timedOut ? "timeout" : "back_to_source" });
+        metrics.scheduleTotal.inc({
+          result: result.kind === "parents" ? "parents" : result.kind === "back_to_source" && result.timedOut ? "timeout" : "back_to_source",
+        });
         if (result.kind === "back_to_source") this.#log.info({ reason: result.reason }, "peer goes back to source");
         else if (result.kind === "parents") this.#log.debug({ parents: result.parents.map((p) => p.id) }, "parents scheduled");
         if (!signal.aborted) this.responses.push(responseOf(result, task, registry));

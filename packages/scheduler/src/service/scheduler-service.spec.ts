@@ -26,7 +26,10 @@ describe("AnnouncePeer", () => {
     const { client } = await setup();
     const peer = stream(client, "ghost", "p1");
     peer.register();
-    await assert.rejects(peer.next(), (err: unknown) => err instanceof RpcError && err.code === "LW_ERR_HOST_NOT_ANNOUNCED" && err.kind === "failed_precondition");
+    await assert.rejects(
+      peer.next(),
+      (err: unknown) => err instanceof RpcError && err.code === "LW_ERR_HOST_NOT_ANNOUNCED" && err.kind === "failed_precondition",
+    );
   });
 
   it("sends the first peer back to source when there are no seeds; a concurrent peer gets it as parent once it starts", async () => {
@@ -230,6 +233,12 @@ describe("AnnouncePeer", () => {
     const last = stream(client, "h3", "last");
     last.register();
     assert.deepEqual(parentIdsOf(await last.next()), ["middle", "source"]);
+
+    const metrics = await scheduler.metrics.registry.metrics();
+    assert.match(metrics, /lacewing_scheduler_schedule_total\{result="back_to_source"\} 1/);
+    assert.match(metrics, /lacewing_scheduler_schedule_total\{result="parents"\} 2/);
+    assert.match(metrics, /lacewing_scheduler_traffic_bytes_total\{type="peer"\} 4/);
+    assert.match(metrics, /lacewing_scheduler_piece_reports_total\{result="finished"\} 1/);
   });
 });
 

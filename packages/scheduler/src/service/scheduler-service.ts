@@ -80,7 +80,8 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
 
     async triggerDownload(request, context) {
       const download = request.download;
-      if (download === undefined || download.url === "") throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "TriggerDownload needs a download with a url");
+      if (download === undefined || download.url === "")
+        throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "TriggerDownload needs a download with a url");
       const taskId = taskIdOf({ url: download.url, tag: download.tag, application: download.application, filteredQueryParams: download.filteredQueryParams });
       const hosts = hostsForScope(deps, taskId, request.scope);
       if (hosts.length === 0)

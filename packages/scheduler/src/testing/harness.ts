@@ -114,10 +114,11 @@ export function parentIdsOf(response: schedulerv1.AnnouncePeerResponse): string[
 type TriggerHandler = (request: dfdaemonv1.TriggerDownloadRequest) => Promise<MessageInitShape<typeof dfdaemonv1.TriggerDownloadResponseSchema>>;
 
 /** A dfdaemon's peer service that only records TriggerDownload calls and answers with `handler`. */
-export async function startFakeDaemon(handler: TriggerHandler): Promise<{ port: number; calls: dfdaemonv1.TriggerDownloadRequest[]; close: () => Promise<void> }> {
+export async function startFakeDaemon(
+  handler: TriggerHandler,
+): Promise<{ port: number; calls: dfdaemonv1.TriggerDownloadRequest[]; close: () => Promise<void> }> {
   const calls: dfdaemonv1.TriggerDownloadRequest[] = [];
   const server = new RpcServer().add(dfdaemonv1.DfdaemonPeer, {
-    // eslint-disable-next-line require-yield
     async *syncPieces() {
       return;
     },
