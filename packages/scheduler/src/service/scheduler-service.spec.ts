@@ -106,6 +106,48 @@ describe("AnnouncePeer", () => {
     assert.equal(seed.calls.length, 1);
   });
 
+  it("falls back to one back-to-source child when the triggered seed download fails", async () => {
+    const { client } = await setup();
+    const seed = await startFakeDaemon(async (request) => {
+      const seedPeer = stream(client, "seed", "seed-peer");
+      seedPeer.register(request.download);
+      void seedPeer.next().then(() => seedPeer.send({ case: "peerFailed", value: { description: "origin said 500" } }));
+      return { taskId: TASK_1, finished: false };
+    });
+    cleanups.push(seed.close);
+    await announce(client, "seed", { type: HostType.SEED, port: seed.port });
+    await announce(client, "h1");
+    await announce(client, "h2");
+    const a = stream(client, "h1", "a");
+    const b = stream(client, "h2", "b");
+    a.register();
+    b.register();
+    const answers = { a: a.next(), b: b.next() };
+    const [firstName, first] = await Promise.race([answers.a.then((r) => ["a", r] as const), answers.b.then((r) => ["b", r] as const)]);
+    assert.equal(first.response.case, "needBackToSource");
+    const [source, waitingAnswer] = firstName === "a" ? [a, answers.b] : [b, answers.a];
+    source.send({ case: "backToSourceStarted", value: {} });
+    assert.deepEqual(parentIdsOf(await waitingAnswer), [source.peerId]);
+    assert.equal(seed.calls.length, 1);
+  });
+
+  it("excludes a parent for every child once two children reported corrupt pieces from it", async () => {
+    const { client, scheduler } = await setup();
+    for (const id of ["h0", "h1", "h2", "h3", "h4"]) await announce(client, id);
+    await stream(client, "h0", "bad").finishAsParent(scheduler);
+    await stream(client, "h1", "good").finishAsParent(scheduler);
+    for (const id of ["h2", "h3"]) {
+      const child = stream(client, id, `child-${id}`);
+      child.register();
+      assert.deepEqual(parentIdsOf(await child.next()), ["bad", "good"]);
+      child.send({ case: "pieceFailed", value: { number: 0, parentId: "bad", reason: schedulerv1.PieceFailureReason.CORRUPT } });
+    }
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.corruptReports.get("bad")?.size === 2);
+    const fresh = stream(client, "h4", "fresh");
+    fresh.register();
+    assert.deepEqual(parentIdsOf(await fresh.next()), ["good"]);
+  });
+
   it("blocklists the parents a reschedule names, then waits and goes back to source when none are left", async () => {
     const { client, scheduler } = await setup({ scheduleTimeout: 300 });
     for (const id of ["h1", "h2", "h3"]) await announce(client, id);
