@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../../bin/lacewing-scheduler.js", import.meta.url));
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  return { child, stderr: () => stderr };
+}
+
+describe("lacewing-scheduler binary", () => {
+  it("exits non-zero with one line naming the bad key on a bad config", async () => {
+    const { child, stderr } = run(["--listen", "127.0.0.1:0", "--schedule-timeout", "soon"]);
+    const [code] = (await once(child, "exit")) as [number];
+    assert.notEqual(code, 0);
+    assert.equal(stderr().trim().split("\n").length, 1);
+    assert.match(stderr(), /scheduleTimeout/);
+  });
+
+  it("serves health and metrics, and exits 0 on SIGTERM", async () => {
+    const { child } = run(["--listen", "127.0.0.1:0", "--metrics-port", "0", "--log-level", "info"]);
+    const lines = createInterface({ input: child.stderr });
+    let metricsPort = 0;
+    for await (const line of lines) {
+      if (!line.includes("scheduler started")) continue;
+      metricsPort = (JSON.parse(line) as { metricsPort: number }).metricsPort;
+      break;
+    }
+    child.stderr.resume();
+    assert.ok(metricsPort > 0);
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /lacewing_scheduler_hosts\{type="seed"\} 0/);
+    assert.match(metrics, /lacewing_scheduler_schedule_duration_seconds/);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    const [code] = (await exited) as [number];
+    assert.equal(code, 0);
+  });
+});

@@ -1,0 +1,58 @@
+import { Command } from "commander";
+import { logVerbosity, setLogVerbosity } from "@grpc/grpc-js";
+import { errorMessage, isLacewingError } from "@lacewing/common";
+import { loadSchedulerConfig } from "../config.js";
+import { SchedulerServer } from "../scheduler-server.js";
+
+const program = new Command("lacewing-scheduler")
+  .description("Lacewing scheduler: chooses parents for downloading peers and triggers seed peers")
+  .option("--listen <host:port>", "gRPC address to listen on")
+  .option("--config <file>", "YAML config file (keys as in the flags, camelCase)")
+  .option("--candidate-parent-limit <n>", "parents returned to a child at once")
+  .option("--max-reschedules <n>", "reschedules before a peer goes back to source")
+  .option("--schedule-timeout <duration>", "how long a child waits for a parent, e.g. 10s")
+  .option("--topology <mode>", "isolation (never cross idc) or affinity (prefer the same idc and location)")
+  .option("--gc-interval <duration>", "how often silent hosts are dropped")
+  .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
+  .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz")
+  .configureOutput({ outputError: (text, write) => write(text) })
+  .exitOverride();
+
+// grpc-js would print its own copy of errors we already report in one line.
+setLogVerbosity(logVerbosity.NONE);
+
+async function main(): Promise<void> {
+  try {
+    program.parse();
+  } catch (err) {
+    const code = (err as { exitCode?: number }).exitCode;
+    process.exit(code === undefined ? 2 : code);
+  }
+  const flags = program.opts<Record<string, string | undefined>>();
+  const { config: file, ...rest } = flags;
+  const config = loadSchedulerConfig({ file, env: process.env, flags: rest });
+  const scheduler = new SchedulerServer({ config, serveMetrics: true });
+  await scheduler.start();
+
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    process.stderr.write(`lacewing-scheduler: ${signal} received, shutting down\n`);
+    scheduler.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`lacewing-scheduler: shutdown failed: ${errorMessage(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  const message = isLacewingError(err) ? err.message : `cannot start: ${errorMessage(err)}`;
+  process.stderr.write(`lacewing-scheduler: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,14 @@
+/**
+ * The lacewing scheduler: knows every host, task and peer, chooses parents
+ * for each downloading peer and asks seed peers to fetch.
+ *
+ * ```ts
+ * const scheduler = new SchedulerServer({ config: { listen: "127.0.0.1:0" } });
+ * await scheduler.start();
+ * const client = createClient(schedulerv1.Scheduler, scheduler.address);
+ * // ...
+ * await scheduler.close();
+ * ```
+ */
+export { SchedulerServer, type SchedulerServerOptions } from "./scheduler-server.js";
+export { loadSchedulerConfig, schedulerConfigSchema, type SchedulerConfig } from "./config.js";

@@ -1,0 +1,95 @@
+import type { Download, Host } from "@lacewing/api";
+import { isHostAlive, newHostRecord, refreshHost, type HostRecord } from "./host.js";
+import type { Peer } from "./peer.js";
+import { newTask, notifyTaskChanged, updateTaskDownload, type Task } from "./task.js";
+
+/**
+ * Every host, task and peer the scheduler knows, in memory. After a restart
+ * it is rebuilt from announcements: hosts re-announce, daemons re-register
+ * their downloads with the pieces they hold.
+ */
+export class ResourceRegistry {
+  readonly hosts = new Map<string, HostRecord>();
+  readonly tasks = new Map<string, Task>();
+
+  announceHost(info: Host, now: number): HostRecord {
+    const known = this.hosts.get(info.id);
+    if (known === undefined) {
+      const host = newHostRecord(info, now);
+      this.hosts.set(info.id, host);
+      return host;
+    }
+    refreshHost(known, info, now);
+    return known;
+  }
+
+  /** The host if it announced recently enough to be trusted. */
+  aliveHost(hostId: string, now: number): HostRecord | undefined {
+    const host = this.hosts.get(hostId);
+    return host !== undefined && isHostAlive(host, now) ? host : undefined;
+  }
+
+  aliveHosts(now: number): HostRecord[] {
+    return [...this.hosts.values()].filter((host) => isHostAlive(host, now));
+  }
+
+  /** Removes the host and all its peers; returns whether it was known. */
+  deleteHost(hostId: string): boolean {
+    const host = this.hosts.get(hostId);
+    if (host === undefined) return false;
+    for (const [peerId, taskId] of [...host.peers]) {
+      const task = this.tasks.get(taskId);
+      if (task !== undefined) this.removePeer(task, peerId);
+    }
+    this.hosts.delete(hostId);
+    return true;
+  }
+
+  /** Drops hosts silent for twice their announce interval; returns them. */
+  expireHosts(now: number): HostRecord[] {
+    const expired = [...this.hosts.values()].filter((host) => !isHostAlive(host, now));
+    for (const host of expired) this.deleteHost(host.id);
+    return expired;
+  }
+
+  ensureTask(taskId: string, download: Download, now: number): Task {
+    const known = this.tasks.get(taskId);
+    if (known !== undefined) {
+      updateTaskDownload(known, download);
+      return known;
+    }
+    const task = newTask(taskId, download, now);
+    this.tasks.set(taskId, task);
+    return task;
+  }
+
+  /** Adds (or replaces) a peer of a task on its host. */
+  addPeer(task: Task, host: HostRecord, peer: Peer): void {
+    task.peers.set(peer.id, peer);
+    host.peers.set(peer.id, task.id);
+  }
+
+  /**
+   * Removes a peer at once: it stops being handed out, and a task left
+   * without peers is forgotten. Peers waiting on the task re-run scheduling.
+   */
+  removePeer(task: Task, peerId: string): Peer | undefined {
+    const peer = task.peers.get(peerId);
+    if (peer === undefined) return undefined;
+    task.peers.delete(peerId);
+    this.hosts.get(peer.hostId)?.peers.delete(peerId);
+    if (task.backToSourcePeerId === peerId) task.backToSourcePeerId = undefined;
+    if (task.peers.size === 0 && task.waiters.size === 0) this.tasks.delete(task.id);
+    notifyTaskChanged(task);
+    return peer;
+  }
+
+  /** A node evicted a task: drop that host's peers of it. */
+  deleteTaskOnHost(hostId: string, taskId: string): number {
+    const task = this.tasks.get(taskId);
+    if (task === undefined) return 0;
+    const onHost = [...task.peers.values()].filter((peer) => peer.hostId === hostId);
+    for (const peer of onHost) this.removePeer(task, peer.id);
+    return onHost.length;
+  }
+}

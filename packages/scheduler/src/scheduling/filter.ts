@@ -1,0 +1,51 @@
+import { freeUploadSlots, isHostAlive, isSeedHost, type HostRecord } from "../resource/host.js";
+import type { Peer } from "../resource/peer.js";
+import type { Task } from "../resource/task.js";
+
+export type Topology = "isolation" | "affinity";
+
+/** Children reporting corrupt pieces from one parent before it is dropped for the whole task. */
+export const CORRUPT_REPORTS_TO_EXCLUDE = 2;
+
+export interface FilterContext {
+  readonly task: Task;
+  readonly child: Peer;
+  readonly childHost: HostRecord;
+  readonly hosts: ReadonlyMap<string, HostRecord>;
+  readonly topology: Topology;
+  /** Milliseconds since the epoch; liveness is judged now, not at the last GC. */
+  readonly now: number;
+}
+
+/** Why a peer cannot be a parent of the child, or undefined if it can. */
+export function parentRejection(ctx: FilterContext, parent: Peer): string | undefined {
+  const { task, child, childHost } = ctx;
+  if (parent.id === child.id) return "self";
+  if (parent.hostId === child.hostId) return "same host";
+  if (parent.state === "failed") return "failed";
+  if (child.blocklist.has(parent.id)) return "blocklisted";
+  if ((task.corruptReports.get(parent.id)?.size ?? 0) >= CORRUPT_REPORTS_TO_EXCLUDE) return "serves corrupt pieces";
+  const host = ctx.hosts.get(parent.hostId);
+  if (host === undefined || !isHostAlive(host, ctx.now)) return "host not alive";
+  if (freeUploadSlots(host, ctx.now) <= 0) return "no free upload slots";
+  if (ctx.topology === "isolation" && host.info.idc !== childHost.info.idc) return "other idc";
+  if (!hasSomethingToGive(parent, child, host)) return "nothing to give";
+  return undefined;
+}
+
+/**
+ * A parent is useful if it holds a piece the child lacks, is finished, or is
+ * fetching right now (back to source, or a seed download): the child syncs
+ * its pieces as they land, which is what makes a chain of peers pipeline.
+ */
+function hasSomethingToGive(parent: Peer, child: Peer, host: HostRecord): boolean {
+  if (parent.state === "succeeded" || parent.state === "back_to_source") return true;
+  if (parent.state === "running" && (parent.triggered || isSeedHost(host))) return true;
+  for (const piece of parent.pieces) if (!child.pieces.has(piece)) return true;
+  return false;
+}
+
+/** The task's peers that may serve the child, unranked. */
+export function filterCandidateParents(ctx: FilterContext): Peer[] {
+  return [...ctx.task.peers.values()].filter((parent) => parentRejection(ctx, parent) === undefined);
+}

@@ -1,0 +1,152 @@
+import { LacewingError, errorMessage, rendezvousPick, type Logger } from "@lacewing/common";
+import { isSeedHost, recordAssignment, type HostRecord } from "../resource/host.js";
+import type { Peer } from "../resource/peer.js";
+import type { ResourceRegistry } from "../resource/resource-registry.js";
+import { notifyTaskChanged, waitForTaskChange, type Task } from "../resource/task.js";
+import { filterCandidateParents, type Topology } from "./filter.js";
+import { buildScoreContext, rankParents } from "./score.js";
+
+export interface SchedulingOptions {
+  candidateParentLimit: number;
+  maxReschedules: number;
+  /** How long a child waits for a parent to appear before going back to source, ms. */
+  scheduleTimeoutMs: number;
+  topology: Topology;
+}
+
+export interface SchedulingDeps {
+  readonly registry: ResourceRegistry;
+  readonly options: SchedulingOptions;
+  readonly logger: Logger;
+  /** Milliseconds since the epoch; injectable so tests can age hosts. */
+  readonly now: () => number;
+  readonly random: () => number;
+  /** Asks a seed host to download the task; rejects if the host refuses. */
+  readonly triggerSeed: (host: HostRecord, task: Task) => Promise<void>;
+}
+
+export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "back_to_source"; reason: string; timedOut: boolean } | { kind: "empty" };
+
+/** The best parents for the child right now, at most candidateParentLimit. */
+export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord): Peer[] {
+  const base = { task, child, childHost, hosts: deps.registry.hosts, topology: deps.options.topology, now: deps.now() };
+  let candidates = filterCandidateParents(base);
+  const good = candidates.filter((parent) => !task.badParents.has(parent.id));
+  if (good.length > 0) candidates = good;
+  return rankParents(buildScoreContext(base, candidates), candidates, deps.random).slice(0, deps.options.candidateParentLimit);
+}
+
+/** Some other peer on an alive host already fetches the content or holds part of it. */
+function contentIsFlowing(deps: SchedulingDeps, task: Task, child: Peer): boolean {
+  const now = deps.now();
+  for (const peer of task.peers.values()) {
+    if (peer === child || peer.state === "failed") continue;
+    if (deps.registry.aliveHost(peer.hostId, now) === undefined) continue;
+    if (peer.state === "back_to_source" || peer.state === "succeeded" || peer.pieces.size > 0) return true;
+  }
+  return false;
+}
+
+/**
+ * Decides what the child does next: download from parents, go back to
+ * source, or (zero bytes) nothing. When no parent exists yet it makes sure
+ * exactly one source of the content starts — one seed peer, or else one
+ * back-to-source child — and waits until a parent appears or the schedule
+ * timeout passes.
+ */
+export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer, signal: AbortSignal): Promise<ScheduleResult> {
+  const { options, registry } = deps;
+  if (child.reschedules > options.maxReschedules) return { kind: "back_to_source", reason: "too many reschedules", timedOut: false };
+  const deadline = Date.now() + options.scheduleTimeoutMs;
+  for (;;) {
+    if (signal.aborted) throw new LacewingError("LW_ERR_CANCELLED", "cancelled", "the peer left while waiting for parents");
+    if (task.contentLength === 0) return { kind: "empty" };
+    const childHost = registry.hosts.get(child.hostId);
+    if (childHost === undefined || task.peers.get(child.id) !== child)
+      throw new LacewingError("LW_ERR_PEER_GONE", "aborted", "the peer was removed while waiting for parents");
+
+    const parents = chooseParents(deps, task, child, childHost);
+    if (parents.length > 0) {
+      const now = deps.now();
+      for (const parent of parents) {
+        const host = registry.hosts.get(parent.hostId);
+        if (host !== undefined) recordAssignment(host, now);
+      }
+      if (child.state === "pending") child.state = "running";
+      return { kind: "parents", parents };
+    }
+    // A seed peer (or a triggered download) is the source the others wait for.
+    if (isSeedHost(childHost) || child.triggered) return { kind: "back_to_source", reason: "seed peer fetches from the origin", timedOut: false };
+
+    if (!contentIsFlowing(deps, task, child)) {
+      const started = startSource(deps, task, child);
+      if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", timedOut: false };
+    }
+
+    const left = deadline - Date.now();
+    const outcome = left <= 0 ? "timeout" : await waitForTaskChange(task, left, signal);
+    if (outcome === "timeout") return { kind: "back_to_source", reason: "no parent appeared in time", timedOut: true };
+  }
+}
+
+/**
+ * Starts the one source of a task nobody fetches yet. With alive seed hosts
+ * the rendezvous-chosen seed is triggered once per task; otherwise (or when
+ * the seed failed) the first child to ask is the one that goes back to
+ * source, and the rest wait for it. Returns "child" when that child is this
+ * one, "other" when the source is someone else.
+ */
+function startSource(deps: SchedulingDeps, task: Task, child: Peer): "child" | "other" {
+  const now = deps.now();
+  const trigger = task.seedTrigger;
+  const triggerLive =
+    trigger !== undefined &&
+    (trigger.state === "pending" ||
+      (trigger.state === "accepted" && (now - trigger.at < deps.options.scheduleTimeoutMs || hasActivePeerOn(task, trigger.hostId))));
+  if (triggerLive) return "other";
+  if (trigger?.state !== "failed") {
+    const seeds = deps.registry.aliveHosts(now).filter(isSeedHost);
+    const hostId = rendezvousPick(
+      task.id,
+      seeds.map((host) => host.id),
+    );
+    const seed = hostId === undefined ? undefined : deps.registry.hosts.get(hostId);
+    if (seed !== undefined) {
+      triggerSeed(deps, task, seed, now);
+      return "other";
+    }
+  }
+  const current = task.backToSourcePeerId === undefined ? undefined : task.peers.get(task.backToSourcePeerId);
+  if (current !== undefined && current.state !== "failed" && deps.registry.aliveHost(current.hostId, now) !== undefined)
+    return current === child ? "child" : "other";
+  task.backToSourcePeerId = child.id;
+  return "child";
+}
+
+function hasActivePeerOn(task: Task, hostId: string): boolean {
+  for (const peer of task.peers.values()) if (peer.hostId === hostId && peer.state !== "failed") return true;
+  return false;
+}
+
+function triggerSeed(deps: SchedulingDeps, task: Task, seed: HostRecord, now: number): void {
+  const state = { hostId: seed.id, state: "pending" as "pending" | "accepted" | "failed", at: now };
+  task.seedTrigger = state;
+  deps.logger.info({ taskId: task.id, hostId: seed.id }, "triggering seed peer");
+  deps.triggerSeed(seed, task).then(
+    () => {
+      if (state.state === "pending") state.state = "accepted";
+    },
+    (err: unknown) => {
+      state.state = "failed";
+      deps.logger.warn({ taskId: task.id, hostId: seed.id, err: errorMessage(err) }, "seed peer trigger failed");
+      notifyTaskChanged(task);
+    },
+  );
+}
+
+/** Called when a peer leaves or fails: a failed seed download must not keep children waiting. */
+export function noteSourceLost(task: Task, peer: Peer): void {
+  if (task.seedTrigger?.hostId === peer.hostId && peer.state !== "succeeded") task.seedTrigger.state = "failed";
+  if (task.backToSourcePeerId === peer.id) task.backToSourcePeerId = undefined;
+  notifyTaskChanged(task);
+}

@@ -1,0 +1,53 @@
+import { createClient, dfdaemonv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
+import type { HostRecord } from "../resource/host.js";
+
+type PeerClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
+
+/** How long a trigger without `wait` may take: the daemon only has to accept it. */
+const ACCEPT_TIMEOUT_MS = 10_000;
+
+export interface TriggerOptions {
+  /** Answer only once the host finished (or failed) the download. */
+  wait: boolean;
+  /** Overall deadline in ms; defaults to ACCEPT_TIMEOUT_MS without wait, none with it. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Calls DfdaemonPeer.TriggerDownload on hosts, keeping one client (one
+ * HTTP/2 connection) per host so repeated triggers do not reconnect.
+ */
+export class SeedTrigger {
+  readonly #clients = new Map<string, { address: string; client: PeerClient }>();
+
+  async trigger(host: HostRecord, download: MessageInitShape<typeof DownloadSchema>, options: TriggerOptions): Promise<dfdaemonv1.TriggerDownloadResponse> {
+    const client = this.#clientFor(host);
+    const timeoutMs = options.timeoutMs ?? (options.wait ? undefined : ACCEPT_TIMEOUT_MS);
+    return client.triggerDownload(
+      { download: { ...download, triggered: true }, wait: options.wait },
+      { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(options.signal === undefined ? {} : { signal: options.signal }) },
+    );
+  }
+
+  /** Forgets a host's client (the host left or moved). */
+  forget(hostId: string): void {
+    this.#clients.get(hostId)?.client.close();
+    this.#clients.delete(hostId);
+  }
+
+  close(): void {
+    for (const { client } of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  #clientFor(host: HostRecord): PeerClient {
+    const address = `${host.info.ip.includes(":") ? `[${host.info.ip}]` : host.info.ip}:${host.info.port}`;
+    const cached = this.#clients.get(host.id);
+    if (cached !== undefined && cached.address === address) return cached.client;
+    cached?.client.close();
+    const client = createClient(dfdaemonv1.DfdaemonPeer, address);
+    this.#clients.set(host.id, { address, client });
+    return client;
+  }
+}

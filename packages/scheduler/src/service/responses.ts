@@ -1,0 +1,44 @@
+import type { MessageInitShape, schedulerv1, TaskInfoSchema } from "@lacewing/api";
+import type { ResourceRegistry } from "../resource/resource-registry.js";
+import type { Task } from "../resource/task.js";
+import type { ScheduleResult } from "../scheduling/scheduling.js";
+
+export type AnnouncePeerResponseInit = MessageInitShape<typeof schedulerv1.AnnouncePeerResponseSchema>;
+
+export function taskInfoOf(task: Task): MessageInitShape<typeof TaskInfoSchema> {
+  return {
+    taskId: task.id,
+    contentLength: BigInt(task.contentLength),
+    pieceLength: BigInt(task.pieceLength),
+    totalPieces: task.totalPieces,
+    digest: task.digest,
+  };
+}
+
+/** The wire answer for a scheduling decision. */
+export function responseOf(result: ScheduleResult, task: Task, registry: ResourceRegistry): AnnouncePeerResponseInit {
+  switch (result.kind) {
+    case "empty":
+      return { response: { case: "emptyTask", value: {} } };
+    case "back_to_source":
+      return { response: { case: "needBackToSource", value: { description: result.reason } } };
+    case "parents":
+      return {
+        response: {
+          case: "normalTask",
+          value: {
+            candidateParents: result.parents.map((parent) => {
+              const host = registry.hosts.get(parent.hostId);
+              return {
+                peerId: parent.id,
+                ...(host === undefined ? {} : { host: host.info }),
+                heldPieceCount: parent.pieces.size,
+                finished: parent.state === "succeeded",
+              };
+            }),
+            taskInfo: taskInfoOf(task),
+          },
+        },
+      };
+  }
+}

@@ -1,0 +1,343 @@
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import { HostType, RpcError, schedulerv1 } from "@lacewing/api";
+import { rendezvousPick, taskIdOf } from "@lacewing/common";
+import { announce, PeerStream, parentIdsOf, startFakeDaemon, startScheduler, TASK_1, until, URL_1 } from "../testing/harness.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(...args: Parameters<typeof startScheduler>) {
+  const started = await startScheduler(...args);
+  cleanups.push(started.close);
+  return started;
+}
+
+function stream(...args: ConstructorParameters<typeof PeerStream>): PeerStream {
+  const peer = new PeerStream(...args);
+  cleanups.push(() => peer.requests.end());
+  return peer;
+}
+
+describe("AnnouncePeer", () => {
+  it("fails the stream with LW_ERR_HOST_NOT_ANNOUNCED for a host that never announced", async () => {
+    const { client } = await setup();
+    const peer = stream(client, "ghost", "p1");
+    peer.register();
+    await assert.rejects(
+      peer.next(),
+      (err: unknown) => err instanceof RpcError && err.code === "LW_ERR_HOST_NOT_ANNOUNCED" && err.kind === "failed_precondition",
+    );
+  });
+
+  it("sends the first peer back to source when there are no seeds; a concurrent peer gets it as parent once it starts", async () => {
+    const { client } = await setup();
+    await announce(client, "h1");
+    await announce(client, "h2");
+    const a = stream(client, "h1", "a");
+    const b = stream(client, "h2", "b");
+    a.register();
+    b.register();
+    const answers = { a: a.next(), b: b.next() };
+    const [firstName, first] = await Promise.race([answers.a.then((r) => ["a", r] as const), answers.b.then((r) => ["b", r] as const)]);
+    assert.equal(first.response.case, "needBackToSource");
+    const [source, waiting, waitingAnswer] = firstName === "a" ? [a, b, answers.b] : [b, a, answers.a];
+    source.send({ case: "backToSourceStarted", value: {} });
+    const second = await waitingAnswer;
+    assert.deepEqual(parentIdsOf(second), [source.peerId]);
+    assert.equal(second.response.case === "normalTask" && second.response.value.taskInfo?.contentLength, -1n);
+    void waiting;
+  });
+
+  it("triggers exactly one seed download for many concurrent registrations, and all get the seed as parent", async () => {
+    const { client } = await setup();
+    const seedStreams: PeerStream[] = [];
+    const seed = await startFakeDaemon(async (request) => {
+      // Like a real seed: register the triggered download and start fetching from the origin.
+      const download = request.download;
+      assert.ok(download);
+      const seedPeer = stream(client, "seed", `seed-peer-${seedStreams.length}`, taskIdOf({ url: download.url }));
+      seedStreams.push(seedPeer);
+      seedPeer.register(download);
+      void seedPeer.next().then((response) => {
+        if (response.response.case === "needBackToSource") seedPeer.send({ case: "backToSourceStarted", value: {} });
+      });
+      return { taskId: TASK_1, finished: false };
+    });
+    cleanups.push(seed.close);
+    await announce(client, "seed", { type: HostType.SEED, port: seed.port });
+    const children = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        await announce(client, `h${i}`);
+        const child = stream(client, `h${i}`, `child-${i}`);
+        child.register({ url: URL_1, requestHeaders: { authorization: "Bearer secret" } });
+        return child;
+      }),
+    );
+    const answers = await Promise.all(children.map((child) => child.next()));
+    for (const answer of answers) assert.deepEqual(parentIdsOf(answer), ["seed-peer-0"]);
+    assert.equal(seed.calls.length, 1);
+    const call = seed.calls[0];
+    assert.equal(call?.download?.triggered, true);
+    assert.equal(call?.wait, false);
+    assert.equal(call?.download?.url, URL_1);
+    assert.equal(call?.download?.requestHeaders["authorization"], "Bearer secret");
+  });
+
+  it("sends children back to source when the seed trigger fails, one at a time", async () => {
+    const { client } = await setup();
+    const seed = await startFakeDaemon(async () => {
+      throw new Error("disk full");
+    });
+    cleanups.push(seed.close);
+    await announce(client, "seed", { type: HostType.SEED, port: seed.port });
+    await announce(client, "h1");
+    await announce(client, "h2");
+    const a = stream(client, "h1", "a");
+    a.register();
+    assert.equal((await a.next()).response.case, "needBackToSource");
+    const b = stream(client, "h2", "b");
+    b.register();
+    const pending = b.next();
+    a.send({ case: "backToSourceStarted", value: {} });
+    assert.deepEqual(parentIdsOf(await pending), ["a"]);
+    assert.equal(seed.calls.length, 1);
+  });
+
+  it("falls back to one back-to-source child when the triggered seed download fails", async () => {
+    const { client } = await setup();
+    const seed = await startFakeDaemon(async (request) => {
+      const seedPeer = stream(client, "seed", "seed-peer");
+      seedPeer.register(request.download);
+      void seedPeer.next().then(() => seedPeer.send({ case: "peerFailed", value: { description: "origin said 500" } }));
+      return { taskId: TASK_1, finished: false };
+    });
+    cleanups.push(seed.close);
+    await announce(client, "seed", { type: HostType.SEED, port: seed.port });
+    await announce(client, "h1");
+    await announce(client, "h2");
+    const a = stream(client, "h1", "a");
+    const b = stream(client, "h2", "b");
+    a.register();
+    b.register();
+    const answers = { a: a.next(), b: b.next() };
+    const [firstName, first] = await Promise.race([answers.a.then((r) => ["a", r] as const), answers.b.then((r) => ["b", r] as const)]);
+    assert.equal(first.response.case, "needBackToSource");
+    const [source, waitingAnswer] = firstName === "a" ? [a, answers.b] : [b, answers.a];
+    source.send({ case: "backToSourceStarted", value: {} });
+    assert.deepEqual(parentIdsOf(await waitingAnswer), [source.peerId]);
+    assert.equal(seed.calls.length, 1);
+  });
+
+  it("excludes a parent for every child once two children reported corrupt pieces from it", async () => {
+    const { client, scheduler } = await setup();
+    for (const id of ["h0", "h1", "h2", "h3", "h4"]) await announce(client, id);
+    await stream(client, "h0", "bad").finishAsParent(scheduler);
+    await stream(client, "h1", "good").finishAsParent(scheduler);
+    for (const id of ["h2", "h3"]) {
+      const child = stream(client, id, `child-${id}`);
+      child.register();
+      assert.deepEqual(parentIdsOf(await child.next()), ["bad", "good"]);
+      child.send({ case: "pieceFailed", value: { number: 0, parentId: "bad", reason: schedulerv1.PieceFailureReason.CORRUPT } });
+    }
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.corruptReports.get("bad")?.size === 2);
+    const fresh = stream(client, "h4", "fresh");
+    fresh.register();
+    assert.deepEqual(parentIdsOf(await fresh.next()), ["good"]);
+  });
+
+  it("blocklists the parents a reschedule names, then waits and goes back to source when none are left", async () => {
+    const { client, scheduler } = await setup({ scheduleTimeout: 300 });
+    for (const id of ["h1", "h2", "h3"]) await announce(client, id);
+    await stream(client, "h1", "p1").finishAsParent(scheduler);
+    const p2 = stream(client, "h2", "p2");
+    assert.deepEqual(parentIdsOf(await p2.finishAsParent(scheduler)), ["p1"]);
+
+    const child = stream(client, "h3", "child");
+    child.register();
+    assert.deepEqual(parentIdsOf(await child.next()), ["p1", "p2"]);
+    child.send({ case: "reschedule", value: { failedParentIds: ["p1"] } });
+    assert.deepEqual(parentIdsOf(await child.next()), ["p2"]);
+    child.send({ case: "pieceFailed", value: { number: 0, parentId: "p2", reason: schedulerv1.PieceFailureReason.CONNECT } });
+    child.send({ case: "reschedule", value: { failedParentIds: [] } });
+    const started = Date.now();
+    const last = await child.next();
+    assert.equal(last.response.case, "needBackToSource");
+    assert.ok(Date.now() - started >= 250, "waited for a parent before giving up");
+  });
+
+  it("sends a peer back to source once it used up maxReschedules", async () => {
+    const { client, scheduler } = await setup({ maxReschedules: 2 });
+    await announce(client, "h1");
+    await announce(client, "h2");
+    await stream(client, "h1", "parent").finishAsParent(scheduler);
+    const child = stream(client, "h2", "child");
+    child.register();
+    assert.deepEqual(parentIdsOf(await child.next()), ["parent"]);
+    for (let i = 0; i < 2; i++) {
+      child.send({ case: "reschedule", value: { failedParentIds: [] } });
+      assert.deepEqual(parentIdsOf(await child.next()), ["parent"]);
+    }
+    child.send({ case: "reschedule", value: { failedParentIds: [] } });
+    assert.equal((await child.next()).response.case, "needBackToSource");
+  });
+
+  it("stops handing out peers of a host as soon as it missed two announce intervals, and GC drops it", async () => {
+    let now = Date.now();
+    const { client, scheduler } = await setup({}, { now: () => now });
+    await announce(client, "short-lived", { announceIntervalSeconds: 1 });
+    await announce(client, "h2", { announceIntervalSeconds: 30 });
+    await stream(client, "short-lived", "parent").finishAsParent(scheduler);
+    const early = stream(client, "h2", "early");
+    early.register();
+    assert.deepEqual(parentIdsOf(await early.next()), ["parent"]);
+    await early.close();
+
+    now += 2_500;
+    const child = stream(client, "h2", "child");
+    child.register();
+    assert.equal((await child.next()).response.case, "needBackToSource");
+
+    scheduler.collectGarbage();
+    const { hosts } = await client.listHosts({});
+    assert.deepEqual(
+      hosts.map((h) => h.host?.id),
+      ["h2"],
+    );
+  });
+
+  it("stops handing out a host's peer of a task after DeleteTask", async () => {
+    const { client, scheduler } = await setup();
+    await announce(client, "h1");
+    await announce(client, "h2");
+    await stream(client, "h1", "parent").finishAsParent(scheduler);
+    assert.equal((await client.statTask({ taskId: TASK_1 })).finishedPeerCount, 1);
+    await client.deleteTask({ hostId: "h1", taskId: TASK_1 });
+    const child = stream(client, "h2", "child");
+    child.register();
+    assert.equal((await child.next()).response.case, "needBackToSource");
+  });
+
+  it("keeps a finished peer as a parent after its stream closes, and drops an unfinished one", async () => {
+    const { client, scheduler } = await setup();
+    for (const id of ["h1", "h2", "h3"]) await announce(client, id);
+    const finished = stream(client, "h1", "finished");
+    await finished.finishAsParent(scheduler);
+    await finished.close();
+    const quitter = stream(client, "h2", "quitter");
+    quitter.register();
+    await quitter.next();
+    await quitter.close();
+    const stat = await client.statTask({ taskId: TASK_1 });
+    assert.equal(stat.peerCount, 1);
+    assert.equal(stat.state, schedulerv1.TaskState.SUCCEEDED);
+    assert.equal(stat.info?.contentLength, 1_000n);
+
+    const child = stream(client, "h3", "child");
+    child.register();
+    const answer = await child.next();
+    assert.deepEqual(parentIdsOf(answer), ["finished"]);
+    assert.equal(answer.response.case === "normalTask" && answer.response.value.candidateParents[0]?.finished, true);
+  });
+
+  it("answers empty_task once the task is known to have zero bytes", async () => {
+    const { client, scheduler } = await setup();
+    await announce(client, "h1");
+    await announce(client, "h2");
+    const first = stream(client, "h1", "first");
+    first.register();
+    await first.next();
+    first.send({ case: "taskInfo", value: { info: { taskId: TASK_1, contentLength: 0n, totalPieces: 0 } } });
+    first.send({ case: "peerFinished", value: { contentLength: 0n, totalPieces: 0 } });
+    await first.close();
+    assert.equal(scheduler.registry.tasks.get(TASK_1)?.contentLength, 0);
+    const second = stream(client, "h2", "second");
+    second.register();
+    assert.equal((await second.next()).response.case, "emptyTask");
+  });
+
+  it("answers a child waiting for pieces as soon as another peer reports one", async () => {
+    const { client, scheduler } = await setup();
+    for (const id of ["h1", "h2", "h3"]) await announce(client, id);
+    const source = stream(client, "h1", "source");
+    source.register();
+    assert.equal((await source.next()).response.case, "needBackToSource");
+    // The designated source has not started yet: the second child waits, a third as well.
+    const middle = stream(client, "h2", "middle");
+    middle.register();
+    const middleAnswer = middle.next();
+    source.send({ case: "backToSourceStarted", value: {} });
+    assert.deepEqual(parentIdsOf(await middleAnswer), ["source"]);
+    middle.send({ case: "pieceFinished", value: { piece: { number: 0, length: 4n, parentId: "source", costMs: 1 } } });
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.peers.get("middle")?.pieces.has(0) === true);
+    const last = stream(client, "h3", "last");
+    last.register();
+    assert.deepEqual(parentIdsOf(await last.next()), ["middle", "source"]);
+
+    const metrics = await scheduler.metrics.registry.metrics();
+    assert.match(metrics, /lacewing_scheduler_schedule_total\{result="back_to_source"\} 1/);
+    assert.match(metrics, /lacewing_scheduler_schedule_total\{result="parents"\} 2/);
+    assert.match(metrics, /lacewing_scheduler_traffic_bytes_total\{type="peer"\} 4/);
+    assert.match(metrics, /lacewing_scheduler_piece_reports_total\{result="finished"\} 1/);
+  });
+});
+
+describe("TriggerDownload", () => {
+  async function world() {
+    const started = await setup();
+    const daemons = await Promise.all(
+      ["seed-a", "seed-b", "normal"].map(async (id) => {
+        const daemon = await startFakeDaemon(async (request) => {
+          if (id === "seed-b" && request.wait) throw new Error("origin unreachable");
+          return { taskId: TASK_1, finished: request.wait };
+        });
+        cleanups.push(daemon.close);
+        await announce(started.client, id, { type: id === "normal" ? HostType.NORMAL : HostType.SEED, port: daemon.port });
+        return [id, daemon] as const;
+      }),
+    );
+    return { ...started, daemons: new Map(daemons) };
+  }
+
+  const callCounts = (daemons: Awaited<ReturnType<typeof world>>["daemons"]) => Object.fromEntries([...daemons].map(([id, d]) => [id, d.calls.length]));
+
+  it("single_seed_peer triggers the one seed rendezvous hashing picks for the task", async () => {
+    const { client, daemons } = await world();
+    const response = await client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.SINGLE_SEED_PEER });
+    const expected = rendezvousPick(TASK_1, ["seed-a", "seed-b"]);
+    assert.equal(response.taskId, TASK_1);
+    assert.deepEqual(
+      response.results.map((r) => [r.hostId, r.success]),
+      [[expected, true]],
+    );
+    assert.equal(daemons.get(expected ?? "")?.calls[0]?.download?.triggered, true);
+    assert.equal(callCounts(daemons)["normal"], 0);
+  });
+
+  it("all_seed_peers triggers every seed and reports each host's result when waiting", async () => {
+    const { client, daemons } = await world();
+    const response = await client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.ALL_SEED_PEERS, wait: true });
+    const results = Object.fromEntries(response.results.map((r) => [r.hostId, r.success]));
+    assert.deepEqual(results, { "seed-a": true, "seed-b": false });
+    assert.deepEqual(callCounts(daemons), { "seed-a": 1, "seed-b": 1, normal: 0 });
+    assert.equal(daemons.get("seed-a")?.calls[0]?.wait, true);
+  });
+
+  it("all_peers triggers every alive host", async () => {
+    const { client, daemons } = await world();
+    const response = await client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.ALL_PEERS });
+    assert.deepEqual(response.results.map((r) => r.hostId).sort(), ["normal", "seed-a", "seed-b"]);
+    assert.deepEqual(callCounts(daemons), { "seed-a": 1, "seed-b": 1, normal: 1 });
+  });
+
+  it("fails with failed_precondition when there is no seed to trigger", async () => {
+    const { client } = await setup();
+    await announce(client, "h1");
+    await assert.rejects(
+      client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.SINGLE_SEED_PEER }),
+      (err: unknown) => err instanceof RpcError && err.kind === "failed_precondition",
+    );
+  });
+});

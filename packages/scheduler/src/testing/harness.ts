@@ -1,0 +1,132 @@
+import { createClient, dfdaemonv1, RpcServer, schedulerv1, type MessageInitShape, type RpcClient } from "@lacewing/api";
+import { AsyncQueue, taskIdOf } from "@lacewing/common";
+import { SchedulerServer, type SchedulerServerOptions } from "../scheduler-server.js";
+import type { SchedulerConfig } from "../config.js";
+import { hostInfo, type HostFields } from "./fixtures.js";
+
+type RequestInit = MessageInitShape<typeof schedulerv1.AnnouncePeerRequestSchema>;
+type RequestBody = NonNullable<RequestInit["request"]>;
+export type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
+
+export const URL_1 = "http://origin.test/files/big.bin";
+export const TASK_1 = taskIdOf({ url: URL_1 });
+
+/** A scheduler on a loopback port and a client for it. */
+export async function startScheduler(
+  config: Partial<SchedulerConfig> = {},
+  options: Omit<SchedulerServerOptions, "config"> = {},
+): Promise<{ scheduler: SchedulerServer; client: SchedulerClient; close: () => Promise<void> }> {
+  const scheduler = new SchedulerServer({ config: { listen: "127.0.0.1:0", logLevel: "silent", scheduleTimeout: 3_000, ...config }, ...options });
+  await scheduler.start();
+  const client = createClient(schedulerv1.Scheduler, scheduler.address);
+  return {
+    scheduler,
+    client,
+    close: async () => {
+      client.close();
+      await scheduler.close();
+    },
+  };
+}
+
+export async function announce(client: SchedulerClient, id: string, fields: HostFields = {}): Promise<void> {
+  await client.announceHost({ host: hostInfo(id, fields) });
+}
+
+/** One AnnouncePeer stream driven by a test, like a daemon's download would. */
+export class PeerStream {
+  readonly requests = new AsyncQueue<RequestInit>();
+  readonly #responses: AsyncIterator<schedulerv1.AnnouncePeerResponse>;
+
+  constructor(
+    client: SchedulerClient,
+    readonly hostId: string,
+    readonly peerId: string,
+    readonly taskId: string = TASK_1,
+  ) {
+    this.#responses = client.announcePeer(this.requests)[Symbol.asyncIterator]();
+  }
+
+  send(body: RequestBody): void {
+    this.requests.push({ hostId: this.hostId, taskId: this.taskId, peerId: this.peerId, request: body });
+  }
+
+  register(download: MessageInitShape<typeof dfdaemonv1.DownloadRequestSchema>["download"] = { url: URL_1 }, heldPieces: number[] = []): void {
+    this.send({ case: "register", value: { download, heldPieces } });
+  }
+
+  /** The next response; rejects if none comes within `ms` or the stream ends. */
+  async next(ms = 5_000): Promise<schedulerv1.AnnouncePeerResponse> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no response for ${this.peerId} within ${ms} ms`)), ms);
+    });
+    try {
+      const result = await Promise.race([this.#responses.next(), timeout]);
+      if (result.done === true) throw new Error(`stream of ${this.peerId} ended`);
+      return result.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the request side and waits until the scheduler ended the stream. */
+  async close(): Promise<void> {
+    this.requests.end();
+    for (;;) {
+      const result = await this.#responses.next();
+      if (result.done === true) return;
+    }
+  }
+
+  /**
+   * Registers, goes back to source if told to, and finishes: a parent holding
+   * the whole task. Resolves once the scheduler has recorded the finish
+   * (peer_finished has no answer on the wire to wait for).
+   */
+  async finishAsParent(scheduler: SchedulerServer, contentLength = 1_000, totalPieces = 1): Promise<schedulerv1.AnnouncePeerResponse> {
+    this.register();
+    const response = await this.next();
+    if (response.response.case === "needBackToSource") this.send({ case: "backToSourceStarted", value: {} });
+    this.send({ case: "peerFinished", value: { contentLength: BigInt(contentLength), totalPieces } });
+    await until(() => scheduler.registry.tasks.get(this.taskId)?.peers.get(this.peerId)?.state === "succeeded");
+    return response;
+  }
+}
+
+/**
+ * Resolves once `condition` holds, checking after each turn of the event
+ * loop: for one-way reports that the scheduler handles asynchronously.
+ */
+export async function until(condition: () => boolean, turns = 10_000): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error("condition not reached");
+}
+
+export function parentIdsOf(response: schedulerv1.AnnouncePeerResponse): string[] {
+  if (response.response.case !== "normalTask") throw new Error(`expected normal_task, got ${response.response.case}`);
+  return response.response.value.candidateParents.map((parent) => parent.peerId).sort();
+}
+
+type TriggerHandler = (request: dfdaemonv1.TriggerDownloadRequest) => Promise<MessageInitShape<typeof dfdaemonv1.TriggerDownloadResponseSchema>>;
+
+/** A dfdaemon's peer service that only records TriggerDownload calls and answers with `handler`. */
+export async function startFakeDaemon(
+  handler: TriggerHandler,
+): Promise<{ port: number; calls: dfdaemonv1.TriggerDownloadRequest[]; close: () => Promise<void> }> {
+  const calls: dfdaemonv1.TriggerDownloadRequest[] = [];
+  const server = new RpcServer().add(dfdaemonv1.DfdaemonPeer, {
+    async *syncPieces() {
+      return;
+    },
+    async triggerDownload(request) {
+      calls.push(request);
+      return handler(request);
+    },
+  });
+  const port = await server.listen("127.0.0.1:0");
+  return { port, calls, close: () => server.close(200) };
+}
