@@ -120,7 +120,9 @@ async function cancelledMeanwhile(store: JobStore, jobId: string): Promise<boole
 async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: SchedulerPool): Promise<PlannedTask[]> {
   const idInput = { tag: args.tag, application: args.application, filteredQueryParams: args.filteredQueryParams };
   if (args.type === "file") {
-    const headers = { ...args.headers, ...basicAuthOf(args) };
+    // An explicit Authorization header wins over username/password.
+    const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
+    const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
     return args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers));
   }
   const manifestUrl = args.urls[0] as string;
