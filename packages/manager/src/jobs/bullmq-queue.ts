@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { errorMessage, type Logger } from "@lacewing/common";
 import { ShutdownError, type JobProcessor, type JobQueue } from "./job-queue.js";
 
-const QUEUE_NAME = "lacewing-manager-jobs";
+export const QUEUE_NAME = "lacewing-manager-jobs";
 
 export interface BullmqQueueOptions {
   redisUrl: string;
