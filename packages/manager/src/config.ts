@@ -39,12 +39,9 @@ export function checkManagerConfig(config: ManagerConfig): void {
   if (config.token !== "") return;
   for (const key of ["listen", "grpcListen"] as const) {
     if (!isLoopback(config[key]))
-      throw new LacewingError(
-        "LW_ERR_CONFIG",
-        "invalid_argument",
-        `invalid config: token is required when ${key} (${config[key]}) is not a loopback address`,
-        { details: { key: "token" } },
-      );
+      throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: token is required when ${key} (${config[key]}) is not a loopback address`, {
+        details: { key: "token" },
+      });
   }
 }
 

@@ -110,7 +110,10 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
       Promise.resolve(call.request.download?.digest === bad ? failed(call.taskId, "origin returned 500") : succeeded(call.taskId));
     schedulerA.respond = schedulerB.respond = failing;
     try {
-      const created = await m.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: registry.manifestUrl(), username: "alice", password: "s3cret-pass" } });
+      const created = await m.request("POST", "/api/v1/jobs", {
+        type: "preheat",
+        args: { type: "image", url: registry.manifestUrl(), username: "alice", password: "s3cret-pass" },
+      });
       const job = await m.waitForJob(created.body["id"] as string, isFinished);
       assert.equal(job.state, "failed");
       assert.equal(job.error, "1 of 3 tasks failed");
@@ -212,7 +215,10 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     const client = createClient(managerv1.Manager, `127.0.0.1:${m.manager.grpcPort}`);
     const metadata = { authorization: "Bearer secret-token" };
     try {
-      const job = await client.createJob({ type: "preheat", args: { type: "file", urls: ["http://files.example/grpc.bin"], password: "pw-grpc" } }, { metadata });
+      const job = await client.createJob(
+        { type: "preheat", args: { type: "file", urls: ["http://files.example/grpc.bin"], password: "pw-grpc" } },
+        { metadata },
+      );
       assert.equal(job.state, "pending");
       assert.equal(job.args?.password, "[redacted]");
       await m.waitForJob(job.id, isFinished);
@@ -278,7 +284,9 @@ describe("lacewing-manager restart in embedded mode", () => {
     let first: ManagerUnderTest | undefined = await startManager(flags);
     let second: ManagerUnderTest | undefined;
     try {
-      const heldTrigger = new Promise<void>((resolve) => scheduler.on("trigger", (call: RecordedTrigger) => call.request.download?.digest === held && resolve()));
+      const heldTrigger = new Promise<void>((resolve) =>
+        scheduler.on("trigger", (call: RecordedTrigger) => call.request.download?.digest === held && resolve()),
+      );
       const created = await first.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: registry.manifestUrl() } });
       await heldTrigger;
       await first.close();

@@ -119,7 +119,12 @@ export class Manager {
       this.#grpc = new RpcServer().add(managerv1.Manager, createManagerService(api, config.token));
       this.#grpcPort = await this.#grpc.listen(config.grpcListen);
       logger.info(
-        { rest: config.listen, grpc: config.grpcListen, database: config.databaseUrl === "" ? "embedded" : "postgres", queue: config.redisUrl === "" ? "in-process" : "bullmq" },
+        {
+          rest: config.listen,
+          grpc: config.grpcListen,
+          database: config.databaseUrl === "" ? "embedded" : "postgres",
+          queue: config.redisUrl === "" ? "in-process" : "bullmq",
+        },
         "manager started",
       );
     } catch (err) {

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
-import { managerv1, type CallContext, type MessageInitShape, type ServiceImpl } from "@lacewing/api";
+import type { managerv1 } from "@lacewing/api";
+import { type CallContext, type MessageInitShape, type ServiceImpl } from "@lacewing/api";
 import { LacewingError } from "@lacewing/common";
 import type { Job } from "../jobs/job.js";
 import type { ManagerApi } from "../manager-api.js";

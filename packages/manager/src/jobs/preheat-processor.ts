@@ -71,7 +71,11 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
         const result = await options.schedulers.trigger(task.taskId, download, args.scope, { signal, timeoutMs: options.triggerTimeoutMs });
         const failures = result.hosts.filter((h) => !h.success);
         const error =
-          result.hosts.length === 0 ? "no host was triggered" : failures.length > 0 ? failures.map((h) => `${h.hostname || h.hostId}: ${h.description}`).join("; ") : "";
+          result.hosts.length === 0
+            ? "no host was triggered"
+            : failures.length > 0
+              ? failures.map((h) => `${h.hostname || h.hostId}: ${h.description}`).join("; ")
+              : "";
         tasks[index] = { ...task, state: error === "" ? "succeeded" : "failed", error, hosts: result.hosts };
         log.info({ taskId: task.taskId, digest: task.digest, state: tasks[index].state }, "preheat task done");
       } catch (err) {

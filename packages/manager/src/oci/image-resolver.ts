@@ -60,7 +60,8 @@ export async function resolveImage(options: ResolveImageOptions): Promise<Resolv
     if (chosen?.digest === undefined) throw registryError("failed_precondition", `the image has no manifest for platform ${options.platform}`);
     manifest = await getManifest(session, `${base}/manifests/${chosen.digest}`, signal);
   }
-  if (!Array.isArray(manifest.layers)) throw registryError("failed_precondition", "the manifest lists no layers (only OCI and Docker v2 manifests are supported)");
+  if (!Array.isArray(manifest.layers))
+    throw registryError("failed_precondition", "the manifest lists no layers (only OCI and Docker v2 manifests are supported)");
   const layers = manifest.layers.map((layer): ImageLayer => {
     if (typeof layer.digest !== "string" || !/^sha(256|512):[a-f0-9]+$/.test(layer.digest))
       throw registryError("failed_precondition", `the manifest has a layer without a valid digest`);

@@ -75,7 +75,9 @@ export class RegistrySession {
       response = await fetch(tokenUrl, { headers, ...(signal === undefined ? {} : { signal }) });
     } catch (err) {
       if (signal?.aborted === true) throw err;
-      throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "unavailable", `cannot reach the token service ${tokenUrl.host}: ${causeOf(err)}`, { cause: err });
+      throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "unavailable", `cannot reach the token service ${tokenUrl.host}: ${causeOf(err)}`, {
+        cause: err,
+      });
     }
     if (!response.ok) {
       await response.body?.cancel();

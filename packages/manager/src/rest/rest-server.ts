@@ -45,7 +45,11 @@ export class RestServer {
         },
       },
       { method: "GET", pattern: /^\/api\/v1\/jobs\/([^/]+)$/, handler: async (_req, [id]) => ({ status: 200, body: jobJson(await api.getJob(id ?? "")) }) },
-      { method: "DELETE", pattern: /^\/api\/v1\/jobs\/([^/]+)$/, handler: async (_req, [id]) => ({ status: 200, body: jobJson(await api.cancelJob(id ?? "")) }) },
+      {
+        method: "DELETE",
+        pattern: /^\/api\/v1\/jobs\/([^/]+)$/,
+        handler: async (_req, [id]) => ({ status: 200, body: jobJson(await api.cancelJob(id ?? "")) }),
+      },
       { method: "GET", pattern: /^\/api\/v1\/clusters$/, handler: async () => ({ status: 200, body: { clusters: await api.listClusters() } }) },
       { method: "GET", pattern: /^\/api\/v1\/schedulers$/, handler: async () => ({ status: 200, body: { schedulers: await api.listSchedulers() } }) },
       { method: "GET", pattern: /^\/api\/v1\/hosts$/, handler: async () => ({ status: 200, body: await api.listHosts(false) }) },
@@ -131,7 +135,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "body: larger than 1 MiB", { details: { field: "body" } });
+    if (size > MAX_BODY_BYTES)
+      throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "body: larger than 1 MiB", { details: { field: "body" } });
     chunks.push(chunk);
   }
   try {

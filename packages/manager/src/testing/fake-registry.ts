@@ -53,7 +53,12 @@ export async function startFakeRegistry(options: { username?: string; password?:
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.index.v1+json",
     manifests: [
-      { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: arm64.digest, size: arm64.size, platform: { os: "linux", architecture: "arm64", variant: "v8" } },
+      {
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: arm64.digest,
+        size: arm64.size,
+        platform: { os: "linux", architecture: "arm64", variant: "v8" },
+      },
       { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: amd64.digest, size: amd64.size, platform: { os: "linux", architecture: "amd64" } },
     ],
   });

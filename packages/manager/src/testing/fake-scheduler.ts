@@ -30,7 +30,7 @@ export class FakeScheduler extends EventEmitter {
     };
     this.#server.add(schedulerv1.Scheduler, {
       announceHost: () => Promise.resolve(unimplemented()),
-      // eslint-disable-next-line require-yield
+
       announcePeer: async function* () {
         unimplemented();
       },
@@ -57,8 +57,16 @@ export class FakeScheduler extends EventEmitter {
         Promise.resolve({
           schedulerAddress: this.#address,
           hosts: [
-            { host: { id: "seed-1", hostname: "seed-1", ip: "10.0.0.1", type: HostType.SEED, port: 4000, downloadPort: 4001 }, lastAnnouncedAtMs: BigInt(Date.now()), peerCount: 2 },
-            { host: { id: "node-1", hostname: "node-1", ip: "10.0.0.2", type: HostType.NORMAL, port: 4000, downloadPort: 4001 }, lastAnnouncedAtMs: BigInt(Date.now()), peerCount: 1 },
+            {
+              host: { id: "seed-1", hostname: "seed-1", ip: "10.0.0.1", type: HostType.SEED, port: 4000, downloadPort: 4001 },
+              lastAnnouncedAtMs: BigInt(Date.now()),
+              peerCount: 2,
+            },
+            {
+              host: { id: "node-1", hostname: "node-1", ip: "10.0.0.2", type: HostType.NORMAL, port: 4000, downloadPort: 4001 },
+              lastAnnouncedAtMs: BigInt(Date.now()),
+              peerCount: 1,
+            },
           ],
         }),
     });
