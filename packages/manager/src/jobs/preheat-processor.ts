@@ -1,5 +1,5 @@
 import type { DownloadSchema, MessageInitShape } from "@lacewing/api";
-import { errorMessage, isLacewingError, taskIdOf, type Logger } from "@lacewing/common";
+import { errorMessage, isLacewingError, retry, taskIdOf, type Logger } from "@lacewing/common";
 import type { JobStore } from "../db/job-store.js";
 import type { ManagerMetrics } from "../metrics.js";
 import { resolveImage } from "../oci/image-resolver.js";
@@ -68,7 +68,13 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
       tasks[index] = { ...task, state: "running", error: "", hosts: [] };
       await store.saveTasks(jobId, tasks);
       try {
-        const result = await options.schedulers.trigger(task.taskId, download, args.scope, { signal, timeoutMs: options.triggerTimeoutMs });
+        // A scheduler restarting or briefly unreachable is worth a few more tries.
+        const result = await retry(() => options.schedulers.trigger(task.taskId, download, args.scope, { signal, timeoutMs: options.triggerTimeoutMs }), {
+          attempts: 3,
+          initialMs: 500,
+          signal,
+          retryable: (err) => isLacewingError(err) && err.kind === "unavailable",
+        });
         const failures = result.hosts.filter((h) => !h.success);
         const error =
           result.hosts.length === 0
