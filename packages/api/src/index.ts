@@ -16,4 +16,5 @@ export type { CallContext, CallOptions, ServiceImpl, ServiceClient } from "./grp
 export * from "./gen/lacewing/common/v1/common_pb.js";
 export * as schedulerv1 from "./gen/lacewing/scheduler/v1/scheduler_pb.js";
 export * as dfdaemonv1 from "./gen/lacewing/dfdaemon/v1/dfdaemon_pb.js";
+export * as managerv1 from "./gen/lacewing/manager/v1/manager_pb.js";
 export { create, toBinary, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";

@@ -1,0 +1,108 @@
+import { timingSafeEqual } from "node:crypto";
+import type { managerv1 } from "@lacewing/api";
+import { type CallContext, type MessageInitShape, type ServiceImpl } from "@lacewing/api";
+import { LacewingError } from "@lacewing/common";
+import type { Job } from "../jobs/job.js";
+import type { ManagerApi } from "../manager-api.js";
+import type { HostView, SchedulerStatus } from "../scheduler/scheduler-pool.js";
+
+/** The Manager gRPC service over the same operations as the REST API. */
+export function createManagerService(api: ManagerApi, token: string): ServiceImpl<typeof managerv1.Manager> {
+  const authenticate = (ctx: CallContext): void => {
+    if (token === "") return;
+    const value = ctx.metadata.get("authorization")[0];
+    const header = typeof value === "string" ? value : "";
+    const presented = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
+    const expected = Buffer.from(token);
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
+      throw new LacewingError("LW_ERR_MANAGER_UNAUTHENTICATED", "unauthenticated", "missing or wrong bearer token");
+  };
+  return {
+    async createJob(request, ctx) {
+      authenticate(ctx);
+      const args = request.args;
+      const body = {
+        type: request.type,
+        args:
+          args === undefined
+            ? undefined
+            : {
+                type: args.type,
+                url: args.url,
+                urls: args.urls,
+                tag: args.tag,
+                application: args.application,
+                filteredQueryParams: args.filteredQueryParams,
+                headers: args.headers,
+                username: args.username,
+                password: args.password,
+                platform: args.platform,
+                scope: args.scope,
+              },
+      };
+      return jobMessage(await api.createJob(body));
+    },
+    async getJob(request, ctx) {
+      authenticate(ctx);
+      return jobMessage(await api.getJob(request.id));
+    },
+    async listJobs(request, ctx) {
+      authenticate(ctx);
+      const page = await api.listJobs({ state: request.state, type: request.type, page: request.page, perPage: request.perPage });
+      return { jobs: page.jobs.map(jobMessage), page: page.page, perPage: page.perPage, total: page.total };
+    },
+    async cancelJob(request, ctx) {
+      authenticate(ctx);
+      return jobMessage(await api.cancelJob(request.id));
+    },
+    async listClusters(_request, ctx) {
+      authenticate(ctx);
+      return { clusters: await api.listClusters() };
+    },
+    async listSchedulers(_request, ctx) {
+      authenticate(ctx);
+      return { schedulers: (await api.listSchedulers()).map(schedulerMessage) };
+    },
+    async listSeedPeers(_request, ctx) {
+      authenticate(ctx);
+      return hostsMessage(await api.listHosts(true));
+    },
+    async listHosts(_request, ctx) {
+      authenticate(ctx);
+      return hostsMessage(await api.listHosts(false));
+    },
+  };
+}
+
+function ms(date: Date | null): bigint {
+  return BigInt(date?.getTime() ?? 0);
+}
+
+function jobMessage(job: Job): MessageInitShape<typeof managerv1.JobSchema> {
+  const { urls, ...args } = job.args;
+  return {
+    id: job.id,
+    type: job.type,
+    state: job.state,
+    args: { ...args, url: args.type === "image" ? (urls[0] ?? "") : "", urls: args.type === "image" ? [] : urls },
+    doneTasks: job.progress.done,
+    totalTasks: job.progress.total,
+    tasks: job.tasks,
+    error: job.error,
+    createdAtMs: ms(job.createdAt),
+    updatedAtMs: ms(job.updatedAt),
+    startedAtMs: ms(job.startedAt),
+    finishedAtMs: ms(job.finishedAt),
+  };
+}
+
+function schedulerMessage(status: SchedulerStatus): MessageInitShape<typeof managerv1.SchedulerStatusSchema> {
+  return status;
+}
+
+function hostsMessage(result: { hosts: HostView[]; unreachable: SchedulerStatus[] }): MessageInitShape<typeof managerv1.ListHostsResponseSchema> {
+  return {
+    hosts: result.hosts.map(({ lastAnnouncedAt, ...host }) => ({ ...host, lastAnnouncedAtMs: ms(lastAnnouncedAt) })),
+    unreachable: result.unreachable.map(schedulerMessage),
+  };
+}

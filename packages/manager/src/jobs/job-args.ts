@@ -1,0 +1,139 @@
+import { LacewingError, parseUrl } from "@lacewing/common";
+import { JOB_STATES, JOB_TYPES, PREHEAT_SCOPES, type JobSecrets, type JobState, type JobType, type PreheatArgs, type PreheatScope } from "./job.js";
+
+export const REDACTED = "[redacted]";
+/** Header names whose values are credentials (lower case). */
+const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "x-registry-auth"]);
+
+/** A request the caller must fix; `field` names the offending input. */
+export function invalidField(field: string, message: string): LacewingError {
+  return new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `${field}: ${message}`, { details: { field } });
+}
+
+export interface CreateJobInput {
+  type: JobType;
+  args: PreheatArgs;
+}
+
+/** Checks a create-job body (REST JSON or the gRPC message as a plain object). */
+export function parseCreateJob(body: unknown): CreateJobInput {
+  const input = asObject(body, "body");
+  const type = input["type"];
+  if (typeof type !== "string" || !(JOB_TYPES as readonly string[]).includes(type)) throw invalidField("type", `must be one of ${JOB_TYPES.join(", ")}`);
+  const raw = asObject(input["args"] ?? {}, "args");
+
+  const argsType = raw["type"];
+  if (argsType !== "image" && argsType !== "file") throw invalidField("args.type", "must be image or file");
+  const url = optionalString(raw, "url");
+  const urls = raw["urls"] === undefined ? [] : stringList(raw["urls"], "args.urls");
+  const all = [...(url === "" ? [] : [url]), ...urls];
+  if (all.length === 0) throw invalidField("args.url", "a url (or urls) is required");
+  if (argsType === "image" && all.length !== 1) throw invalidField("args.urls", "an image preheat takes exactly one manifest url");
+  all.forEach((u, i) => {
+    const fieldName = url !== "" && i === 0 ? "args.url" : "args.urls";
+    try {
+      parseUrl(u);
+    } catch (err) {
+      throw invalidField(fieldName, (err as Error).message);
+    }
+    if (argsType === "image" && !MANIFEST_PATH.test(new URL(u).pathname))
+      throw invalidField(fieldName, "must be a manifest URL like https://registry/v2/<name>/manifests/<tag|digest>");
+  });
+  const platform = optionalString(raw, "platform") || "linux/amd64";
+  if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/i.test(platform)) throw invalidField("args.platform", "must look like os/arch or os/arch/variant");
+  const scope = optionalString(raw, "scope") || "single_seed_peer";
+  if (!(PREHEAT_SCOPES as readonly string[]).includes(scope)) throw invalidField("args.scope", `must be one of ${PREHEAT_SCOPES.join(", ")}`);
+  const headers = raw["headers"] === undefined ? {} : stringMap(raw["headers"], "args.headers");
+  const filteredQueryParams = raw["filteredQueryParams"] === undefined ? [] : stringList(raw["filteredQueryParams"], "args.filteredQueryParams");
+
+  return {
+    type: type as JobType,
+    args: {
+      type: argsType,
+      urls: all,
+      tag: optionalString(raw, "tag"),
+      application: optionalString(raw, "application"),
+      filteredQueryParams,
+      headers,
+      username: optionalString(raw, "username"),
+      password: optionalString(raw, "password"),
+      platform,
+      scope: scope as PreheatScope,
+    },
+  };
+}
+
+export const MANIFEST_PATH = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
+
+/** Splits args into what may be shown and the credentials that may not. */
+export function redactArgs(args: PreheatArgs): { args: PreheatArgs; secrets: JobSecrets } {
+  const headers: Record<string, string> = {};
+  const secretHeaders: Record<string, string> = {};
+  for (const [name, value] of Object.entries(args.headers)) {
+    if (SECRET_HEADERS.has(name.toLowerCase())) {
+      headers[name] = REDACTED;
+      secretHeaders[name] = value;
+    } else headers[name] = value;
+  }
+  return {
+    args: { ...args, headers, password: args.password === "" ? "" : REDACTED },
+    secrets: { password: args.password, headers: secretHeaders },
+  };
+}
+
+/** The args a job runs with: redacted args plus the stored credentials. */
+export function withSecrets(args: PreheatArgs, secrets: JobSecrets): PreheatArgs {
+  return { ...args, password: secrets.password, headers: { ...args.headers, ...secrets.headers } };
+}
+
+export interface ListJobsQuery {
+  state: JobState | undefined;
+  type: JobType | undefined;
+  page: number;
+  perPage: number;
+}
+
+export const DEFAULT_PER_PAGE = 20;
+export const MAX_PER_PAGE = 100;
+
+/** Checks list filters; values arrive as strings (REST) or numbers (gRPC). */
+export function parseListJobs(query: { state?: string; type?: string; page?: string | number; perPage?: string | number }): ListJobsQuery {
+  const state = query.state === undefined || query.state === "" ? undefined : query.state;
+  if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) throw invalidField("state", `must be one of ${JOB_STATES.join(", ")}`);
+  const type = query.type === undefined || query.type === "" ? undefined : query.type;
+  if (type !== undefined && !(JOB_TYPES as readonly string[]).includes(type)) throw invalidField("type", `must be one of ${JOB_TYPES.join(", ")}`);
+  const page = positiveInt(query.page, "page", 1);
+  const perPage = positiveInt(query.perPage, "perPage", DEFAULT_PER_PAGE);
+  if (perPage > MAX_PER_PAGE) throw invalidField("perPage", `must be at most ${MAX_PER_PAGE}`);
+  return { state: state as JobState | undefined, type: type as JobType | undefined, page, perPage };
+}
+
+function positiveInt(raw: string | number | undefined, name: string, fallback: number): number {
+  if (raw === undefined || raw === "" || raw === 0) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw invalidField(name, "must be a positive integer");
+  return value;
+}
+
+function asObject(value: unknown, name: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidField(name, "must be an object");
+  return value as Record<string, unknown>;
+}
+
+function optionalString(raw: Record<string, unknown>, key: string): string {
+  const value = raw[key];
+  if (value === undefined || value === null) return "";
+  if (typeof value !== "string") throw invalidField(`args.${key}`, "must be a string");
+  return value;
+}
+
+function stringList(value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) throw invalidField(name, "must be a list of strings");
+  return value as string[];
+}
+
+function stringMap(value: unknown, name: string): Record<string, string> {
+  const map = asObject(value, name);
+  for (const v of Object.values(map)) if (typeof v !== "string") throw invalidField(name, "values must be strings");
+  return map as Record<string, string>;
+}
