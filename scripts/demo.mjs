@@ -1,7 +1,7 @@
 // Local demo: an origin serving a generated 256 MiB file, a dfdaemon, and two
 // dfget runs — the first from the origin, the second from the daemon's cache.
 // Everything lives under .demo/ and stops when the demo ends.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -36,15 +36,25 @@ const daemon = spawn(process.execPath, ["packages/dfdaemon/bin/dfdaemon.js", "--
 });
 for (let i = 0; i < 100 && !existsSync(socket); i++) await sleep(100);
 
+function runDfget(args) {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.once("close", (status) => resolvePromise({ status, stdout, stderr }));
+  });
+}
+
 const expected = `sha256:${createHash("sha256").update(content).digest("hex")}`;
 console.log(`origin: ${url} (256 MiB, ${expected.slice(0, 19)}…)`);
 console.log(`daemon: socket ${socket}, cache ${join(root, "data")}\n`);
 for (const name of ["first.bin", "second.bin"]) {
   const before = originBytes;
   const started = Date.now();
-  const run = spawnSync(process.execPath, ["packages/dfget/bin/dfget.js", url, "-O", join(root, name), "--socket", socket, "--digest", expected, "--json"], {
-    encoding: "utf8",
-  });
+  // Not spawnSync: the origin lives in this process and must keep serving.
+  const run = await runDfget(["packages/dfget/bin/dfget.js", url, "-O", join(root, name), "--socket", socket, "--digest", expected, "--json"]);
   if (run.status !== 0) {
     console.error(run.stderr.trim());
     process.exitCode = 1;
