@@ -105,7 +105,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
           totalPieces: task.totalPieces,
           digest: task.meta.digest,
         },
-        completedPieces: task.pieces().length,
+        completedPieces: task.pieceCount,
         finished: task.meta.finished,
         lastAccessedAtMs: BigInt(task.meta.lastAccessedAt),
       };

@@ -1,4 +1,4 @@
-import { crc32, MIN_PIECE_LENGTH, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
+import { crc32, isLacewingError, MIN_PIECE_LENGTH, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
 import { fetchRange, isRetryableOriginError, probeOrigin, type OriginRequest } from "../source/origin-client.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
@@ -31,7 +31,7 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
   const probe = await retry(() => probeOrigin(origin), tryOptions);
   const pieceLength = options.pieceLength > 0 ? options.pieceLength : pieceLengthFor(probe.contentLength);
   if (task.meta.contentLength !== probe.contentLength || task.meta.pieceLength !== pieceLength) {
-    if (task.pieces().length > 0 && probe.contentLength >= 0 && task.meta.contentLength !== probe.contentLength) {
+    if (task.pieceCount > 0 && probe.contentLength >= 0 && task.meta.contentLength !== probe.contentLength) {
       throw daemonError(
         DaemonErrorCode.originProtocol,
         "failed_precondition",
@@ -105,7 +105,7 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
       }
     }
   } catch (err) {
-    if ((err as { code?: string }).code?.startsWith("LW_ERR")) throw err;
+    if (isLacewingError(err)) throw err;
     throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${total} bytes`, err);
   }
   if (filled > 0) await flush();

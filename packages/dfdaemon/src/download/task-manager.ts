@@ -159,7 +159,7 @@ export class TaskManager {
       run.emit("progress", {
         completedBytes: task.completedBytes,
         contentLength: task.meta.contentLength,
-        completedPieces: task.pieces().length,
+        completedPieces: task.pieceCount,
         totalPieces: task.totalPieces,
       });
     };

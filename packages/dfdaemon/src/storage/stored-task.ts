@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { createReadStream, type ReadStream } from "node:fs";
+import { constants, createReadStream, type ReadStream } from "node:fs";
 import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32, pieceCountOf } from "@lacewing/common";
@@ -40,6 +40,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
   /** Readers (uploads, outputs) in progress; eviction waits for zero. */
   activeReaders = 0;
   #metaWrites: Promise<void> = Promise.resolve();
+  #completedBytes = 0;
 
   private constructor(dir: string, meta: TaskMeta) {
     super();
@@ -79,7 +80,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
       }
       const bytes = Buffer.alloc(piece.length);
       const { bytesRead } = await task.#data!.read(bytes, 0, piece.length, piece.offset);
-      if (bytesRead === piece.length && crc32(bytes) === piece.crc32) task.#pieces.set(piece.number, piece);
+      if (bytesRead === piece.length && crc32(bytes) === piece.crc32) task.#addPiece(piece);
     }
     if (meta.finished && task.#pieces.size !== task.totalPieces) {
       task.meta = { ...meta, finished: false };
@@ -89,10 +90,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
   }
 
   async #openFiles(): Promise<void> {
-    this.#data = await open(join(this.dir, "data"), "a+").then(async (h) => {
-      await h.close();
-      return open(join(this.dir, "data"), "r+");
-    });
+    // Read-write, created if missing; not "a" mode, which ignores write offsets on Linux.
+    this.#data = await open(join(this.dir, "data"), constants.O_RDWR | constants.O_CREAT);
     this.#journal = await open(join(this.dir, "pieces.log"), "a");
   }
 
@@ -105,9 +104,11 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
   }
 
   get completedBytes(): number {
-    let sum = 0;
-    for (const piece of this.#pieces.values()) sum += piece.length;
-    return sum;
+    return this.#completedBytes;
+  }
+
+  get pieceCount(): number {
+    return this.#pieces.size;
   }
 
   get dataPath(): string {
@@ -124,6 +125,12 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
 
   pieces(): StoredPiece[] {
     return [...this.#pieces.values()].sort((a, b) => a.number - b.number);
+  }
+
+  #addPiece(piece: StoredPiece): void {
+    if (this.#pieces.has(piece.number)) return;
+    this.#pieces.set(piece.number, piece);
+    this.#completedBytes += piece.length;
   }
 
   async setLength(contentLength: number, pieceLength: number): Promise<void> {
@@ -151,7 +158,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
     } catch (err) {
       throw storageError(err, `cannot store piece ${piece.number}`);
     }
-    this.#pieces.set(piece.number, piece);
+    this.#addPiece(piece);
     this.emit("piece", piece);
   }
 
