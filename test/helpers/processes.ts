@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { access } from "node:fs/promises";
+import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -36,10 +37,47 @@ export function startProcess(bin: string, args: string[], env: NodeJS.ProcessEnv
   };
 }
 
-/** Starts a dfdaemon and waits until its socket exists. */
-export async function startDaemon(dir: string, extra: string[] = []): Promise<RunningProcess & { socket: string }> {
+/** Ports free on 127.0.0.1 right now (the kernel picks them; a race with other binders is unlikely). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolveServer, reject) => {
+          const server = createServer();
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolveServer(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as { port: number }).port);
+  await Promise.all(servers.map((server) => new Promise((r) => server.close(r))));
+  return ports;
+}
+
+export interface DaemonPorts {
+  peer: number;
+  upload: number;
+  proxy: number;
+  metrics: number;
+}
+
+/** Starts a dfdaemon on free ports and waits until its socket exists. */
+export async function startDaemon(dir: string, extra: string[] = []): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
   const socket = join(dir, "dfdaemon.sock");
+  const [peer, upload, proxy, metrics] = (await freePorts(4)) as [number, number, number, number];
+  const ports = { peer, upload, proxy, metrics };
   const daemon = startProcess(BIN.dfdaemon, [
+    "--peer-port",
+    String(peer),
+    "--upload-port",
+    String(upload),
+    "--proxy-port",
+    String(proxy),
+    "--metrics-port",
+    String(metrics),
+    "--listen-ip",
+    "127.0.0.1",
     "--data-dir",
     join(dir, "data"),
     "--socket",
@@ -54,7 +92,7 @@ export async function startDaemon(dir: string, extra: string[] = []): Promise<Ru
     if (daemon.child.exitCode !== null) throw new Error(`dfdaemon exited: ${daemon.output()}`);
     try {
       await access(socket);
-      return { ...daemon, socket };
+      return { ...daemon, socket, ports };
     } catch {
       await sleep(50);
     }

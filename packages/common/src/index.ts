@@ -18,3 +18,5 @@ export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./b
 export { formatBytes, parseBytes, parseDuration } from "./units.js";
 export { DEFAULTS } from "./defaults.js";
 export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
+export { MetricsServer } from "./metrics-server.js";
+export { deferred, type Deferred } from "./deferred.js";

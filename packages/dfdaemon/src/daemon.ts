@@ -3,11 +3,17 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { createHash } from "node:crypto";
 import { RpcServer, dfdaemonv1 } from "@lacewing/api";
-import type { Logger } from "@lacewing/common";
+import { MetricsServer, type Logger } from "@lacewing/common";
 import { localApi } from "./api/local-api.js";
 import type { DfdaemonConfig } from "./config.js";
 import { TaskManager } from "./download/task-manager.js";
 import { TaskStore } from "./storage/task-store.js";
+import { createDfdaemonMetrics, type DfdaemonMetrics } from "./metrics.js";
+
+export interface DfdaemonOptions {
+  /** Process-wide default metrics (event loop, memory); off when several daemons share a process. */
+  defaultMetrics?: boolean;
+}
 
 /**
  * One node's daemon: the piece store, the download path and the local API.
@@ -18,13 +24,18 @@ export class Dfdaemon {
   readonly store: TaskStore;
   readonly tasks: TaskManager;
   readonly #log: Logger;
+  readonly metrics: DfdaemonMetrics;
   readonly #localServer = new RpcServer();
+  readonly #metricsServer: MetricsServer;
+  #started = false;
 
-  constructor(config: DfdaemonConfig, log: Logger) {
+  constructor(config: DfdaemonConfig, log: Logger, options: DfdaemonOptions = {}) {
     this.config = config;
     this.#log = log;
     this.hostId = `${hostname()}-${createHash("sha256").update(`${config.advertiseIp}:${config.peerPort}:${config.dataDir}`).digest("hex").slice(0, 8)}`;
     this.store = new TaskStore(config.dataDir, log);
+    this.metrics = createDfdaemonMetrics(this.store, options);
+    this.#metricsServer = new MetricsServer(this.metrics.registry, () => this.#started);
     this.tasks = new TaskManager({ store: this.store, log, originConcurrency: config.originConcurrency, pieceAttempts: config.pieceAttempts });
   }
 
@@ -39,12 +50,20 @@ export class Dfdaemon {
     // A socket left by a crashed daemon would make bind fail.
     await rm(this.config.socket, { force: true });
     await this.#localServer.listen(`unix:${this.config.socket}`);
+    await this.#metricsServer.listen(this.config.listenIp, this.config.metricsPort);
+    this.#started = true;
     this.#log.info({ hostId: this.hostId, socket: this.config.socket, dataDir: this.config.dataDir }, "dfdaemon started");
+  }
+
+  /** The bound metrics port (useful when configured as 0). */
+  get metricsPort(): number {
+    return this.#metricsServer.port;
   }
 
   async close(): Promise<void> {
     this.tasks.close();
     await this.#localServer.close();
+    await this.#metricsServer.close();
     await this.store.close();
     await rm(this.config.socket, { force: true });
   }

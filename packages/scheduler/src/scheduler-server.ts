@@ -2,7 +2,7 @@ import { RpcServer, schedulerv1 } from "@lacewing/api";
 import { LacewingError, createLogger, errorMessage, type Logger } from "@lacewing/common";
 import { loadSchedulerConfig, type SchedulerConfig } from "./config.js";
 import { createSchedulerMetrics, type SchedulerMetrics } from "./metrics/metrics.js";
-import { MetricsServer } from "./metrics/metrics-server.js";
+import { MetricsServer } from "@lacewing/common";
 import { isHostAlive } from "./resource/host.js";
 import { ResourceRegistry } from "./resource/resource-registry.js";
 import { downloadOfTask } from "./resource/task.js";

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { createReadStream } from "node:fs";
 import { copyFile, link, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createDigester, errorMessage, isAbortError, parseDigest, taskIdOf, type Logger } from "@lacewing/common";
+import { createDigester, deferred, errorMessage, isAbortError, parseDigest, taskIdOf, type Logger } from "@lacewing/common";
 import type { TaskStore } from "../storage/task-store.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
@@ -47,6 +47,15 @@ export interface Progress {
 class TaskRun extends EventEmitter<{ progress: [Progress] }> {
   readonly traffic = { fromOrigin: 0, fromPeers: 0 };
   done!: Promise<StoredTask>;
+  /** Settles once the task exists in the store (or the run failed before). */
+  readonly created = deferred<StoredTask>();
+}
+
+/** A task being filled, for readers that stream pieces as they land. */
+export interface OpenTask {
+  task: StoredTask;
+  /** Settles when the task is complete (or failed). */
+  done: Promise<StoredTask>;
 }
 
 export interface TaskManagerOptions {
@@ -130,6 +139,25 @@ export class TaskManager {
     }
   }
 
+  /** True while a run fills the task; such a task must not be evicted. */
+  isActive(taskId: string): boolean {
+    return this.#runs.has(taskId);
+  }
+
+  /**
+   * Starts (or joins) the run of `spec`'s task and resolves as soon as the
+   * task exists in the store, so a caller can stream its pieces in order as
+   * they land (the registry mirror does). A finished cached task resolves at
+   * once. The caller should count itself in `task.activeReaders` while it reads.
+   */
+  async open(spec: DownloadSpec): Promise<OpenTask> {
+    const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
+    const cached = this.#options.store.get(taskId);
+    if (cached?.meta.finished) return { task: cached, done: Promise.resolve(cached) };
+    const run = this.#runFor(taskId, spec);
+    return { task: await run.created.promise, done: run.done };
+  }
+
   #runFor(taskId: string, spec: DownloadSpec): TaskRun {
     const existing = this.#runs.get(taskId);
     if (existing) return existing;
@@ -137,7 +165,8 @@ export class TaskManager {
     this.#runs.set(taskId, run);
     run.done = this.#fetch(taskId, spec, run).finally(() => this.#runs.delete(taskId));
     // Callers await run.done; this keeps an abandoned run from being an unhandled rejection.
-    run.done.catch(() => undefined);
+    run.done.catch((err: unknown) => run.created.reject(err));
+    run.created.promise.catch(() => undefined);
     return run;
   }
 
@@ -155,6 +184,7 @@ export class TaskManager {
         createdAt: Date.now(),
         lastAccessedAt: Date.now(),
       }));
+    run.created.resolve(task);
     const emit = (): void => {
       run.emit("progress", {
         completedBytes: task.completedBytes,

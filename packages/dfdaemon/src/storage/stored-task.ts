@@ -31,7 +31,7 @@ export interface StoredPiece {
  * JSON line per piece appended only after the piece's bytes are synced). A
  * piece is visible to readers only once it is in the journal.
  */
-export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [] }> {
+export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; finished: []; closed: [] }> {
   readonly dir: string;
   meta: TaskMeta;
   readonly #pieces = new Map<number, StoredPiece>();
@@ -41,6 +41,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
   activeReaders = 0;
   #metaWrites: Promise<void> = Promise.resolve();
   #completedBytes = 0;
+  #closed = false;
 
   private constructor(dir: string, meta: TaskMeta) {
     super();
@@ -133,9 +134,20 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
     this.#completedBytes += piece.length;
   }
 
+  /** True once the content length is known (it may be 0). */
+  get lengthKnown(): boolean {
+    return this.meta.contentLength >= 0 && this.meta.pieceLength > 0;
+  }
+
+  /** True after close(): the task left the store and its files may be gone. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   async setLength(contentLength: number, pieceLength: number): Promise<void> {
     this.meta = { ...this.meta, contentLength, pieceLength };
     await this.saveMeta();
+    this.emit("info");
   }
 
   /**
@@ -208,6 +220,10 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; finished: [
   }
 
   async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.emit("closed");
+    }
     await this.#data?.close();
     await this.#journal?.close();
     this.#data = undefined;

@@ -1,0 +1,40 @@
+import { Command } from "commander";
+import { createLogger } from "@lacewing/common";
+import { loadDfdaemonConfig } from "../config.js";
+import { Dfdaemon } from "../daemon.js";
+
+/** `dfdaemon [run]`: the daemon itself, the default command. */
+export function runCommand(): Command {
+  return new Command("run")
+    .description("run the node daemon (the default command)")
+    .option("--config <file>", "YAML config file")
+    .option("--scheduler <addresses>", "scheduler HOST:PORT[,HOST:PORT…]; a name with several A records counts as several")
+    .option("--data-dir <dir>", "where pieces are stored")
+    .option("--advertise-ip <ip>", "IP other peers reach this node at")
+    .option("--seed", "run as a seed peer")
+    .option("--upload-port <port>", "HTTP port serving pieces")
+    .option("--proxy-port <port>", "registry mirror port")
+    .option("--peer-port <port>", "gRPC port for peers")
+    .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz")
+    .option("--listen-ip <ip>", "address the TCP ports bind to")
+    .option("--socket <path>", "unix socket for dfget")
+    .option("--idc <name>", "data centre")
+    .option("--location <a|b|c>", "location")
+    .option("--origin-concurrency <n>", "pieces fetched from the origin at once")
+    .option("--disable-back-to-source", "never fetch from the origin; fail when peers cannot serve")
+    .option("--log-level <level>", "log level")
+    .action(async (flags: Record<string, unknown>) => {
+      const config = loadDfdaemonConfig({ file: flags["config"] as string | undefined, env: process.env, flags });
+      const log = createLogger({ name: "dfdaemon", level: config.logLevel });
+      const daemon = new Dfdaemon(config, log, { defaultMetrics: true });
+      await daemon.start();
+      const stop = (): void => {
+        daemon.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+}
