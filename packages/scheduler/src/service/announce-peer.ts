@@ -1,11 +1,11 @@
-import { schedulerv1 } from "@lacewing/api";
+import { schedulerv1, type TaskInfo } from "@lacewing/api";
 import { AsyncQueue, LacewingError, errorMessage, type Logger } from "@lacewing/common";
 import { newPeer, type Peer } from "../resource/peer.js";
 import { notifyTaskChanged, type Task } from "../resource/task.js";
 import type { SchedulerMetrics } from "../metrics/metrics.js";
 import { recordPieceCost } from "../scheduling/outlier.js";
 import { noteSourceLost, schedulePeer, type SchedulingDeps } from "../scheduling/scheduling.js";
-import { responseOf, type AnnouncePeerResponseInit } from "./responses.js";
+import { responseOf, taskInfoOf, type AnnouncePeerResponseInit } from "./responses.js";
 
 export interface AnnouncePeerDeps extends SchedulingDeps {
   readonly metrics: SchedulerMetrics;
@@ -202,8 +202,27 @@ class PeerSession {
     this.#peer = peer;
     this.#log = this.#deps.logger.child({ taskId, peerId, hostId });
     this.#log.debug({ heldPieces: peer.pieces.size, triggered: peer.triggered }, "peer registered");
+    if (register.complete && register.taskInfo !== undefined && register.taskInfo.contentLength >= 0n) {
+      this.#registerComplete(task, peer, register.taskInfo);
+      return;
+    }
     notifyTaskChanged(task);
     this.#decide(task, peer);
+  }
+
+  /** A peer that already holds the whole task becomes a finished parent without being scheduled. */
+  #registerComplete(task: Task, peer: Peer, info: TaskInfo): void {
+    task.contentLength = Number(info.contentLength);
+    if (info.pieceLength > 0n) task.pieceLength = Number(info.pieceLength);
+    if (info.totalPieces > 0) task.totalPieces = info.totalPieces;
+    if (info.digest !== "" && task.digest === "") task.digest = info.digest;
+    peer.state = "succeeded";
+    for (let n = 0; n < task.totalPieces; n++) peer.pieces.add(n);
+    this.#log.debug("peer announced a complete task");
+    notifyTaskChanged(task);
+    this.#decisions = this.#decisions.then(() => {
+      if (!this.#controller.signal.aborted) this.responses.push({ response: { case: "taskComplete", value: { taskInfo: taskInfoOf(task) } } });
+    });
   }
 
   /** Queues one answer; answers go out in the order of the requests that asked. */

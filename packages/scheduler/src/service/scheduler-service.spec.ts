@@ -242,6 +242,26 @@ describe("AnnouncePeer", () => {
     assert.equal(answer.response.case === "normalTask" && answer.response.value.candidateParents[0]?.finished, true);
   });
 
+  it("records a peer that registers a complete task as a finished parent without scheduling it", async () => {
+    const { client } = await setup();
+    await announce(client, "h1");
+    await announce(client, "h2");
+    const restarted = stream(client, "h1", "restarted");
+    restarted.send({
+      case: "register",
+      value: { download: { url: URL_1 }, complete: true, taskInfo: { taskId: TASK_1, contentLength: 5_000n, pieceLength: 1_000n, totalPieces: 5 } },
+    });
+    const answer = await restarted.next();
+    assert.equal(answer.response.case, "taskComplete");
+    await restarted.close();
+
+    const child = stream(client, "h2", "child");
+    child.register();
+    const parents = await child.next();
+    assert.deepEqual(parentIdsOf(parents), ["restarted"]);
+    assert.equal(parents.response.case === "normalTask" && parents.response.value.taskInfo?.contentLength, 5_000n);
+  });
+
   it("answers empty_task once the task is known to have zero bytes", async () => {
     const { client, scheduler } = await setup();
     await announce(client, "h1");
