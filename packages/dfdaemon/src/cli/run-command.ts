@@ -27,6 +27,7 @@ export function runCommand(): Command {
     .option("--piece-timeout <duration>", "longest a parent may take for one piece before it is dropped")
     .option("--max-reschedules <n>", "new parent sets asked for before going back to source")
     .option("--upload-limit <n>", "pieces served to other peers at once")
+    .option("--upload-rate-limit <size>", "upload bytes per second to other peers, e.g. 100MiB (0: unlimited)")
     .option("--log-level <level>", "log level")
     .action(async (flags: Record<string, unknown>) => {
       const config = loadDfdaemonConfig({ file: flags["config"] as string | undefined, env: process.env, flags });
