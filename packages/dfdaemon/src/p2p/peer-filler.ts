@@ -203,7 +203,7 @@ class PeerTaskRun {
    */
   async #reschedule(): Promise<boolean> {
     const failedParentIds = this.#dispatcher.takeFailedParents();
-    let stream = this.#stream;
+    const stream = this.#stream;
     if (stream === undefined || stream.broken) {
       stream?.close();
       this.#stream = undefined;
