@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
-import { constants, createReadStream, type ReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
 import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32, pieceCountOf } from "@lacewing/common";
@@ -154,16 +155,14 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    * Writes a verified piece at its offset, syncs it, then journals it. Only
    * after that is the piece announced.
    */
-  async writePiece(piece: StoredPiece, bytes: Uint8Array): Promise<void> {
+  async writePiece(piece: StoredPiece, bytes: Uint8Array | readonly Buffer[]): Promise<void> {
     if (this.#pieces.has(piece.number)) return;
-    if (bytes.byteLength !== piece.length)
-      throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${bytes.byteLength} bytes, expected ${piece.length}`);
+    if (this.#closed) throw daemonError(DaemonErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store while piece ${piece.number} was written`);
+    const chunks = bytes instanceof Uint8Array ? [bytes] : bytes;
+    const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+    if (length !== piece.length) throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${length} bytes, expected ${piece.length}`);
     try {
-      let written = 0;
-      while (written < bytes.byteLength) {
-        const { bytesWritten } = await this.#data!.write(bytes, written, bytes.byteLength - written, piece.offset + written);
-        written += bytesWritten;
-      }
+      await writeAllAt(this.#data!, chunks, piece.offset);
       await this.#data!.datasync();
       await this.#journal!.appendFile(`${JSON.stringify(piece)}\n`);
       await this.#journal!.datasync();
@@ -207,7 +206,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   }
 
   /** Streams `length` bytes from `offset`; the caller must only ask for stored pieces. */
-  readStream(offset: number, length: number): ReadStream {
+  readStream(offset: number, length: number): Readable {
     return createReadStream(this.dataPath, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 });
   }
 
@@ -228,6 +227,26 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     await this.#journal?.close();
     this.#data = undefined;
     this.#journal = undefined;
+  }
+}
+
+/** Writes every chunk, in order, from `position` on; writev may write less than asked. */
+async function writeAllAt(file: FileHandle, chunks: readonly Uint8Array[], position: number): Promise<void> {
+  let pending = chunks.filter((chunk) => chunk.byteLength > 0);
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await file.writev(pending, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Uint8Array[] = [];
+    for (const chunk of pending) {
+      if (skip >= chunk.byteLength) skip -= chunk.byteLength;
+      else {
+        rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
+        skip = 0;
+      }
+    }
+    pending = rest;
   }
 }
 
