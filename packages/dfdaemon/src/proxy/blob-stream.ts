@@ -47,7 +47,8 @@ export async function waitForLength(opened: OpenTask, signal: AbortSignal, stall
  * Streams a blob to the client from a task as its pieces land, in order.
  * A full-body response is hashed on the way and its last chunk held back
  * until the digest matches, so a client never receives a complete body with
- * wrong bytes: on a mismatch the connection is cut and the task dropped. If
+ * wrong bytes: on a mismatch the task is dropped and the caller must cut the
+ * connection (the last chunk is never written). If
  * the task fails, closes or stalls midway, the rest of the range is fetched
  * from the upstream with a Range request and the response goes on.
  */
@@ -97,7 +98,6 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
     }
     if (!body.verified(request.digest)) {
       request.log.error({ taskId: task.taskId, digest: request.digest }, "blob does not match its digest; transfer cut and task dropped");
-      response.destroy();
       await request.dropTask(task.taskId);
       return "digest_mismatch";
     }

@@ -146,6 +146,8 @@ export class RegistryMirror {
     );
     if (outcome === "fallback") this.#options.metrics.backToSource.inc({ reason: "proxy" });
     this.#count("blob", outcome);
+    // The body lacks its last chunk: cutting the connection makes the client see a broken transfer.
+    if (outcome === "digest_mismatch") response.destroy();
   }
 
   #count(kind: Kind, result: string): void {

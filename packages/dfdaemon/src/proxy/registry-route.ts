@@ -89,7 +89,7 @@ export function routeRequest(method: string | undefined, rawUrl: string | undefi
   if (blob) {
     const [, name, digest] = blob as unknown as [string, string, string];
     if (!isName(name)) return reject(400, "NAME_INVALID", "invalid repository name");
-    if (!ANY_DIGEST.test(digest)) return reject(400, "DIGEST_INVALID", "invalid digest");
+    if (!isDigest(digest)) return reject(400, "DIGEST_INVALID", "invalid digest");
     // A digest of another algorithm is legal but cannot be verified here: the upstream serves it.
     if (!KNOWN_DIGEST.test(digest)) return { kind: "other", upstream, method: m, path, search };
     return { kind: "blob", upstream, name, digest, method: m, path, search };
@@ -98,7 +98,7 @@ export function routeRequest(method: string | undefined, rawUrl: string | undefi
   if (manifest) {
     const [, name, reference] = manifest as unknown as [string, string, string];
     if (!isName(name)) return reject(400, "NAME_INVALID", "invalid repository name");
-    if (!TAG.test(reference) && !ANY_DIGEST.test(reference)) return reject(400, "MANIFEST_INVALID", "invalid tag or digest");
+    if (!TAG.test(reference) && !isDigest(reference)) return reject(400, "MANIFEST_INVALID", "invalid tag or digest");
     return { kind: "manifest", upstream, name, reference, method: m, path, search };
   }
   if (/\/blobs\/uploads(\/|$)/.test(path)) return reject(405, "UNSUPPORTED", "the registry mirror does not accept pushes");
@@ -107,6 +107,12 @@ export function routeRequest(method: string | undefined, rawUrl: string | undefi
   // /v2/, /v2/_catalog, tags/list, referrers: passed through as they are.
   if (!/^\/v2(?:\/[A-Za-z0-9._:+=-]+)*\/?$/.test(path)) return reject(400, "NAME_INVALID", "invalid characters in the path");
   return { kind: "other", upstream, method: m, path, search };
+}
+
+/** Any OCI digest; sha256 and sha512 ones must also have their exact lowercase hex form. */
+function isDigest(text: string): boolean {
+  if (!ANY_DIGEST.test(text)) return false;
+  return !/^sha(?:256|512):/.test(text) || KNOWN_DIGEST.test(text);
 }
 
 function isName(name: string): boolean {
