@@ -59,7 +59,7 @@ export class Dfdaemon {
     this.store = new TaskStore(config.dataDir, log);
     this.metrics = createDfdaemonMetrics(this.store, options);
     this.#metricsServer = new MetricsServer(this.metrics.registry, () => this.#started);
-    this.#upload = new UploadServer({ store: this.store, metrics: this.metrics, log, limit: config.uploadLimit });
+    this.#upload = new UploadServer({ store: this.store, metrics: this.metrics, log, limit: config.uploadLimit, rateLimit: config.uploadRateLimit });
     this.schedulers = new SchedulerPool({
       entries: config.scheduler,
       hostInfo: () => this.#hostInfo(),
@@ -159,6 +159,7 @@ export class Dfdaemon {
       concurrentUploadLimit: config.uploadLimit,
       concurrentUploadCount: this.#children.size,
       uploadBytes: BigInt(this.#upload.uploadedBytes),
+      uploadRateLimit: BigInt(config.uploadRateLimit),
       announceIntervalSeconds: Math.max(1, Math.ceil(config.announceInterval / 1000)),
     };
   }

@@ -31,6 +31,7 @@ export function runCommand(): Command {
     .option("--proxy-registries <hosts>", "registries the mirror may reach, comma-separated; empty allows any")
     .option("--proxy-plain-http-registries <hosts>", "registries the mirror reaches over plain HTTP, comma-separated")
     .option("--proxy-stall-timeout <duration>", "serve a blob from the registry when no piece lands for this long")
+    .option("--upload-rate-limit <size>", "upload bytes per second to other peers, e.g. 100MiB (0: unlimited)")
     .option("--log-level <level>", "log level")
     .action(async (flags: Record<string, unknown>) => {
       const config = loadDfdaemonConfig({ file: flags["config"] as string | undefined, env: process.env, flags });

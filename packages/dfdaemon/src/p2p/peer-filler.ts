@@ -1,6 +1,6 @@
 import type { Agent } from "undici";
 import { RpcError, schedulerv1 } from "@lacewing/api";
-import { errorMessage, newPeerId, pieceLengthFor, type Logger } from "@lacewing/common";
+import { deferred, errorMessage, newPeerId, pieceLengthFor, type Deferred, type Logger } from "@lacewing/common";
 import type { FillRequest, PieceEvent, TaskFiller } from "../download/task-filler.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
@@ -40,6 +40,11 @@ const REASON_CODES: Record<PieceFailureReason, schedulerv1.PieceFailureReason> =
 
 type Answer = schedulerv1.AnnouncePeerResponse["response"];
 
+/** How often a downloading peer asks for more parents. */
+const REFRESH_INTERVAL_MS = 1_000;
+/** A peer stops asking for more parents once it has this many usable ones. */
+const MAX_LIVE_PARENTS = 8;
+
 /**
  * One download as a peer: register with the task's scheduler, fetch from
  * the parents it names, ask for new ones when they fail, and go back to
@@ -54,6 +59,12 @@ class PeerTaskRun {
   readonly #log: Logger;
   readonly #dispatcher: PieceDispatcher;
   #stream: AnnounceStream | undefined;
+  /** Settles when the scheduler orders back-to-source while parents are being used. */
+  readonly #directive = deferred<{ kind: "back_to_source"; description: string }>();
+  /** Waiting for the answer to a reschedule. */
+  #answered: Deferred<void> | undefined;
+  /** Refresh requests sent and not answered yet; their answers come before a reschedule's. */
+  #pendingRefreshes = 0;
   #bytesFromOrigin = 0;
   #bytesFromPeers = 0;
 
@@ -108,30 +119,106 @@ class PeerTaskRun {
   }
 
   async #download(): Promise<void> {
-    let answer = await this.#connect();
-    let reschedules = 0;
-    for (;;) {
-      switch (answer?.case) {
-        case "normalTask": {
-          await this.#learnLength(answer.value.taskInfo);
-          this.#dispatcher.addParents(answer.value.candidateParents);
-          this.#log.debug({ parents: answer.value.candidateParents.map((p) => p.peerId) }, "downloading from parents");
-          if ((await this.#dispatcher.waitForProgress()) === "complete") return;
-          if (++reschedules > this.#o.maxReschedules)
-            return this.#backToSource("reschedules", `no parent could serve after ${this.#o.maxReschedules} reschedules`);
-          answer = await this.#reschedule();
-          break;
-        }
-        case "needBackToSource":
-          return this.#backToSource("scheduler", answer.value.description);
-        case "emptyTask":
-          if (!this.#request.task.lengthKnown) await this.#request.task.setLength(0, pieceLengthFor(0));
-          return;
-        case "taskComplete":
-        case undefined:
-          return this.#backToSource("no_scheduler", "no scheduler could schedule the download");
-      }
+    const first = await this.#connect();
+    switch (first?.case) {
+      case "normalTask":
+        await this.#learnLength(first.value.taskInfo);
+        this.#addParents(first.value.candidateParents);
+        break;
+      case "needBackToSource":
+        return this.#backToSource("scheduler", first.value.description);
+      case "emptyTask":
+        if (!this.#request.task.lengthKnown) await this.#request.task.setLength(0, pieceLengthFor(0));
+        return;
+      default:
+        return this.#backToSource("no_scheduler", "no scheduler is reachable");
     }
+    const refresher = setInterval(() => this.#refresh(), REFRESH_INTERVAL_MS);
+    try {
+      let reschedules = 0;
+      for (;;) {
+        const outcome = await Promise.race([this.#dispatcher.waitForProgress(), this.#directive.promise]);
+        if (outcome === "complete") return;
+        if (outcome !== "stuck") {
+          if (outcome.kind === "back_to_source") return this.#backToSource("scheduler", outcome.description);
+          continue;
+        }
+        if (++reschedules > this.#o.maxReschedules)
+          return this.#backToSource("reschedules", `no parent could serve after ${this.#o.maxReschedules} reschedules`);
+        if (!(await this.#reschedule())) return this.#backToSource("scheduler_lost", "parents ran dry and no scheduler is reachable");
+      }
+    } finally {
+      clearInterval(refresher);
+    }
+  }
+
+  /** Adds parents; logged so an operator can follow where the bytes came from. */
+  #addParents(candidates: schedulerv1.CandidateParent[]): void {
+    if (candidates.length === 0) return;
+    this.#log.debug({ parents: candidates.map((p) => p.peerId) }, "parents");
+    this.#dispatcher.addParents(candidates);
+  }
+
+  /** Reads the scheduler's answers after the first one, for as long as the stream lives. */
+  #read(stream: AnnounceStream): void {
+    void (async () => {
+      try {
+        for (;;) {
+          const answer = await stream.next();
+          if (answer === undefined) break;
+          const { response } = answer;
+          if (response.case === "normalTask") {
+            this.#addParents(response.value.candidateParents);
+            if (this.#pendingRefreshes > 0) this.#pendingRefreshes--;
+            else this.#answered?.resolve();
+          } else if (response.case === "needBackToSource") {
+            this.#directive.resolve({ kind: "back_to_source", description: response.value.description });
+          } else {
+            this.#answered?.resolve();
+          }
+        }
+      } catch (err) {
+        if (this.#stream === stream)
+          this.#log.warn({ scheduler: stream.endpoint, err: errorMessage(err) }, "scheduler stream broke; going on with current parents");
+      }
+      if (this.#stream === stream) {
+        this.#stream = undefined;
+        this.#answered?.resolve();
+      }
+    })();
+  }
+
+  /** Asks for more parents while the download progresses, so children that gained pieces join in. */
+  #refresh(): void {
+    const stream = this.#stream;
+    if (stream === undefined || stream.broken || this.#answered !== undefined || this.#dispatcher.liveParents >= MAX_LIVE_PARENTS) return;
+    this.#pendingRefreshes++;
+    stream.send({ case: "reschedule", value: { refresh: true, failedParentIds: this.#dispatcher.takeFailedParents() } });
+  }
+
+  /**
+   * Asks for new parents, naming the ones given up on, and waits for the
+   * answer; re-registers if the scheduler went away. False when no
+   * scheduler can be reached.
+   */
+  async #reschedule(): Promise<boolean> {
+    const failedParentIds = this.#dispatcher.takeFailedParents();
+    const stream = this.#stream;
+    if (stream === undefined || stream.broken) {
+      stream?.close();
+      this.#stream = undefined;
+      const answer = await this.#connect();
+      if (answer === undefined) return false;
+      if (answer.case === "normalTask") this.#addParents(answer.value.candidateParents);
+      else if (answer.case === "needBackToSource") this.#directive.resolve({ kind: "back_to_source", description: answer.value.description });
+      return true;
+    }
+    const answered = deferred<void>();
+    this.#answered = answered;
+    stream.send({ case: "reschedule", value: { failedParentIds, description: "parents cannot make progress" } });
+    await answered.promise;
+    this.#answered = undefined;
+    return this.#stream !== undefined || (await this.#reschedule());
   }
 
   /** Registers with the task's scheduler (its owner first); the first answer, or undefined if none answered. */
@@ -162,6 +249,7 @@ class PeerTaskRun {
           const answer = await stream.next();
           if (answer === undefined) throw new Error("the scheduler ended the stream without an answer");
           this.#stream = stream;
+          this.#read(stream);
           return answer.response;
         } catch (err) {
           stream.close();
@@ -172,24 +260,6 @@ class PeerTaskRun {
       }
     }
     return undefined;
-  }
-
-  /** Asks for new parents, naming the ones given up on; re-registers if the scheduler went away. */
-  async #reschedule(): Promise<Answer | undefined> {
-    const failedParentIds = this.#dispatcher.takeFailedParents();
-    const stream = this.#stream;
-    if (stream !== undefined && !stream.broken) {
-      stream.send({ case: "reschedule", value: { failedParentIds, description: "parents cannot make progress" } });
-      try {
-        const answer = await stream.next();
-        if (answer !== undefined) return answer.response;
-      } catch (err) {
-        this.#log.warn({ scheduler: stream.endpoint, err: errorMessage(err) }, "scheduler stream broke");
-      }
-    }
-    stream?.close();
-    this.#stream = undefined;
-    return this.#connect();
   }
 
   async #backToSource(reason: string, description: string): Promise<void> {

@@ -203,11 +203,18 @@ export class PieceDispatcher {
     this.#idleTimer.unref();
   }
 
-  /** The rarest missing piece some usable parent can serve now, and the best such parent. */
+  /**
+   * A missing piece some usable parent can serve now, and the best such
+   * parent. Rarest first; among the equally rare, a random one of the
+   * lowest-numbered few, so children of one parent fetch different pieces
+   * (and can then trade them) while the file still fills roughly in order.
+   */
   #pick(): { piece: PieceInfo; parent: ParentPeer } | undefined {
     const { task, perParentLimit } = this.#o;
     const now = Date.now();
-    let best: { piece: PieceInfo; parent: ParentPeer; holders: number; number: number } | undefined;
+    const window = Math.max(4, this.#o.concurrency);
+    let rarest = Number.POSITIVE_INFINITY;
+    let choices: Array<{ piece: PieceInfo; parent: ParentPeer }> = [];
     let busyWait = Number.POSITIVE_INFINITY;
     for (let number = 0; number < task.totalPieces; number++) {
       if (task.hasPiece(number) || this.#inflight.has(number)) continue;
@@ -229,15 +236,20 @@ export class PieceDispatcher {
         }
       }
       if (chosen === undefined || info === undefined) continue;
-      if (best === undefined || holders < best.holders) best = { piece: info, parent: chosen, holders, number };
-      if (holders === 1) break;
+      if (holders < rarest) {
+        rarest = holders;
+        choices = [{ piece: info, parent: chosen }];
+      } else if (holders === rarest && choices.length < window) {
+        choices.push({ piece: info, parent: chosen });
+      }
+      if (rarest === 1 && choices.length >= window) break;
     }
-    if (best === undefined && busyWait !== Number.POSITIVE_INFINITY) {
+    if (choices.length === 0 && busyWait !== Number.POSITIVE_INFINITY) {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => this.#pump(), busyWait + 5);
       this.#retryTimer.unref();
     }
-    return best;
+    return choices[Math.floor(Math.random() * choices.length)];
   }
 
   #start(info: PieceInfo, parent: ParentPeer): void {

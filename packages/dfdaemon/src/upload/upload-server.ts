@@ -5,6 +5,7 @@ import { pipeline } from "node:stream/promises";
 import { errorMessage, type Logger } from "@lacewing/common";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
+import { RateLimiter } from "./rate-limiter.js";
 
 /** Path of one piece on a parent's upload server. */
 export function piecePath(taskId: string, number: number): string {
@@ -19,6 +20,8 @@ export interface UploadServerOptions {
   log: Logger;
   /** Pieces served at once; more get 503 so the child asks another parent. */
   limit: number;
+  /** Upload bytes per second over all children; 0 means unlimited. */
+  rateLimit: number;
 }
 
 /**
@@ -31,9 +34,11 @@ export class UploadServer {
   readonly #server: Server;
   #active = 0;
   #uploadedBytes = 0;
+  readonly #limiter: RateLimiter | undefined;
 
   constructor(options: UploadServerOptions) {
     this.#options = options;
+    this.#limiter = options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined;
     this.#server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => this.#handle(request, response));
   }
 
