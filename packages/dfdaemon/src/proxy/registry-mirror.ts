@@ -59,6 +59,8 @@ export class RegistryMirror {
   }
 
   #handle(request: IncomingMessage, response: ServerResponse): void {
+    // Mirror requests carry no body; a client that resets mid-request must not raise an unhandled error.
+    request.on("error", () => undefined);
     request.resume();
     const route = routeRequest(request.method, request.url, this.#options.route);
     if (route.kind === "rejected") {
