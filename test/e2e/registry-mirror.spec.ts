@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,6 +38,18 @@ async function taskMetas(daemon: Daemon): Promise<string[]> {
   const tasks = join(daemon.dir, "data", "tasks");
   const names = await readdir(tasks).catch(() => [] as string[]);
   return Promise.all(names.map((name) => readFile(join(tasks, name, "meta.json"), "utf8")));
+}
+
+/** The status of a GET sent with its path exactly as written (fetch would normalise dot segments). */
+function rawRequest(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 interface Node {
@@ -121,7 +134,10 @@ describe("registry mirror: containerd pulls through dfdaemon with P2P", { skip }
 
   function layerTraffic(proxy: CountingProxy, layers: Descriptor[]): string {
     return layers
-      .map((l) => `${l.digest.slice(7, 19)} ${(l.size / MiB).toFixed(1)} MiB: ${proxy.traffic(l.digest).gets} GETs, ${proxy.traffic(l.digest).bytes} bytes`)
+      .map(
+        (l) =>
+          `${l.digest.slice(7, 19)} ${(l.size / MiB).toFixed(1)} MiB: ${proxy.traffic(l.digest).gets} GETs, ${proxy.traffic(l.digest).heads} HEADs, ${proxy.traffic(l.digest).bytes} bytes`,
+      )
       .join("; ");
   }
 
@@ -159,6 +175,32 @@ describe("registry mirror: containerd pulls through dfdaemon with P2P", { skip }
     assert.ok(fromPeers >= total, "node 2's layers came from peers");
     assert.equal(fromOrigin, 0);
     assert.ok((await metricValue(second.daemon.ports.metrics, "lacewing_dfdaemon_proxy_requests_total", { kind: "blob", result: "p2p" })) >= layers.length);
+  });
+
+  it("honours a Range request on a layer and answers malformed requests with a clean 4xx", async () => {
+    const node = nodes[1]!;
+    const proxy = `http://127.0.0.1:${node.daemon.ports.proxy}`;
+    const { layers } = await imageDescriptors(app);
+    const layer = layers[0]!;
+    const blob = await readFile(join(app.layout, "blobs", ...layer.digest.split(":")));
+    const ranged = await fetch(`${proxy}/v2/test/app/blobs/${layer.digest}?ns=${front.host}`, { headers: { range: "bytes=5000000-5999999" } });
+    assert.equal(ranged.status, 206);
+    assert.equal(ranged.headers.get("content-range"), `bytes 5000000-5999999/${layer.size}`);
+    assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), blob.subarray(5_000_000, 6_000_000));
+
+    for (const [path, status] of [
+      [`/v2/test/app/blobs/sha256:1234?ns=${front.host}`, 400],
+      [`/v2/test/../../../etc/blobs/${layer.digest}?ns=${front.host}`, 400],
+      [`/v2/test/%2e%2e/app/manifests/v1?ns=${front.host}`, 400],
+      [`/v2/test/app/manifests/v1?ns=no%20such%20host`, 400],
+    ] as const) {
+      const res = await rawRequest(node.daemon.ports.proxy, path);
+      assert.equal(res, status, path);
+    }
+    assert.equal(node.daemon.child.exitCode, null, "the daemon is still running");
+    const manifest = await fetch(`${proxy}/v2/test/app/manifests/v1?ns=${front.host}`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+    assert.equal(manifest.status, 200);
+    await manifest.arrayBuffer();
   });
 
   it("pulls from a registry that requires a Bearer token: the 401 challenge reaches containerd, which logs in through the mirror", async (t) => {
