@@ -29,6 +29,16 @@ export const dfdaemonSchema = {
   }),
   pieceTimeout: field.duration({ description: "Longest a parent may take to deliver one piece before it is dropped", default: 30_000 }),
   maxReschedules: field.number({ description: "New parent sets asked for before going back to source", default: 3 }),
+  proxyDefaultRegistry: field.string({
+    description: "Registry a mirror request without containerd's ns parameter goes to (e.g. from a Docker daemon's registry-mirrors)",
+    default: "docker.io",
+  }),
+  proxyRegistries: field.list({ description: "Registries the mirror may reach (containerd's ns); empty allows any", default: [] }),
+  proxyPlainHttpRegistries: field.list({ description: "Registries the mirror reaches over plain HTTP instead of HTTPS", default: [] }),
+  proxyStallTimeout: field.duration({
+    description: "A blob that gets no new piece for this long is served from the registry instead",
+    default: 30_000,
+  }),
   socket: field.string({ description: "Unix socket of the local API used by dfget", default: DEFAULTS.dfdaemon.socket, env: "DFDAEMON_SOCKET" }),
   idc: field.string({ description: "Data centre name, for scheduling affinity", default: "" }),
   location: field.string({ description: "Location a|b|c, for scheduling affinity", default: "" }),

@@ -15,6 +15,7 @@ import { PeerClients } from "./p2p/parent-peer.js";
 import { createPeerAgent } from "./p2p/piece-fetch.js";
 import { peerFiller } from "./p2p/peer-filler.js";
 import { peerService } from "./peer/peer-service.js";
+import { RegistryMirror } from "./proxy/registry-mirror.js";
 import { announceCachedTasks } from "./scheduler/cache-announcer.js";
 import { SchedulerPool, type HostInit } from "./scheduler/scheduler-pool.js";
 import { TaskStore } from "./storage/task-store.js";
@@ -42,6 +43,7 @@ export class Dfdaemon {
   readonly #peerServer = new RpcServer();
   readonly #upload: UploadServer;
   readonly #metricsServer: MetricsServer;
+  readonly #mirror: RegistryMirror;
   readonly #agent: Agent = createPeerAgent();
   readonly #clients = new PeerClients();
   /** Children syncing pieces from this peer right now. */
@@ -66,6 +68,14 @@ export class Dfdaemon {
       onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
     });
     this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler() });
+    this.#mirror = new RegistryMirror({
+      tasks: this.tasks,
+      store: this.store,
+      metrics: this.metrics,
+      log: log.child({ component: "proxy" }),
+      route: { defaultRegistry: config.proxyDefaultRegistry, allowedRegistries: config.proxyRegistries, plainHttpRegistries: config.proxyPlainHttpRegistries },
+      stallTimeoutMs: config.proxyStallTimeout,
+    });
   }
 
   #filler(): TaskFiller {
@@ -116,12 +126,18 @@ export class Dfdaemon {
     await rm(config.socket, { force: true });
     await this.#localServer.listen(`unix:${config.socket}`);
     await this.#metricsServer.listen(config.listenIp, config.metricsPort);
+    await this.#mirror.listen(config.listenIp, config.proxyPort);
     await this.schedulers.start();
     this.#started = true;
     this.#log.info(
       { hostId: this.hostId, socket: config.socket, dataDir: config.dataDir, peerPort: this.#peerPort, uploadPort: this.#upload.port, seed: config.seed },
       "dfdaemon started",
     );
+  }
+
+  /** The bound registry mirror port (useful when configured as 0). */
+  get proxyPort(): number {
+    return this.#mirror.port;
   }
 
   /** The bound metrics port (useful when configured as 0). */
@@ -155,6 +171,7 @@ export class Dfdaemon {
     await this.#localServer.close();
     await this.#peerServer.close();
     await this.#upload.close();
+    await this.#mirror.close();
     await this.#metricsServer.close();
     this.#clients.close();
     await this.#agent.close();

@@ -27,6 +27,10 @@ export function runCommand(): Command {
     .option("--piece-timeout <duration>", "longest a parent may take for one piece before it is dropped")
     .option("--max-reschedules <n>", "new parent sets asked for before going back to source")
     .option("--upload-limit <n>", "pieces served to other peers at once")
+    .option("--proxy-default-registry <host>", "registry for mirror requests without containerd's ns parameter")
+    .option("--proxy-registries <hosts>", "registries the mirror may reach, comma-separated; empty allows any")
+    .option("--proxy-plain-http-registries <hosts>", "registries the mirror reaches over plain HTTP, comma-separated")
+    .option("--proxy-stall-timeout <duration>", "serve a blob from the registry when no piece lands for this long")
     .option("--upload-rate-limit <size>", "upload bytes per second to other peers, e.g. 100MiB (0: unlimited)")
     .option("--log-level <level>", "log level")
     .action(async (flags: Record<string, unknown>) => {
