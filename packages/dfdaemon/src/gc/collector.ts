@@ -42,7 +42,10 @@ export interface GcReport {
  * also makes room for a task whose length becomes known (`reserve`), and
  * evicts single tasks on request (`evict`). Passes run one at a time.
  */
-export class CacheCollector extends EventEmitter<{ collected: [GcReport] }> {
+export class CacheCollector extends EventEmitter<{
+  /** After each scheduled pass, once the next one is scheduled. */
+  collected: [GcReport];
+}> {
   readonly #options: CollectorOptions;
   readonly #clock: Clock;
   #timer: { clear(): void } | undefined;
@@ -107,7 +110,10 @@ export class CacheCollector extends EventEmitter<{ collected: [GcReport] }> {
     if (this.#closed) return;
     this.#timer = this.#clock.setTimeout(() => {
       this.collect().then(
-        () => this.#schedule(),
+        (report) => {
+          this.#schedule();
+          this.emit("collected", report);
+        },
         (err: unknown) => {
           this.#options.log.warn({ err: errorMessage(err) }, "cache collection failed");
           this.#schedule();
@@ -139,7 +145,6 @@ export class CacheCollector extends EventEmitter<{ collected: [GcReport] }> {
       if (report.evictions.length > 0)
         log.info({ evicted: report.evictions.length, bytes: report.evictions.reduce((sum, e) => sum + e.bytes, 0) }, "cache collected");
     }
-    this.emit("collected", report);
     return report;
   }
 
