@@ -94,7 +94,8 @@ export function formatGc(summary: GcSummary, now: number): string {
   }
   const u = summary.usage;
   const quota = u.quotaBytes > 0 ? `, quota ${formatBytes(u.quotaBytes)}` : ", no quota";
-  const fs = u.filesystemBytes > 0 ? `; filesystem ${Math.round((u.filesystemUsedBytes / u.filesystemBytes) * 100)}% of ${formatBytes(u.filesystemBytes)} used` : "";
+  const fs =
+    u.filesystemBytes > 0 ? `; filesystem ${Math.round((u.filesystemUsedBytes / u.filesystemBytes) * 100)}% of ${formatBytes(u.filesystemBytes)} used` : "";
   lines.push(
     `cache ${formatBytes(u.cacheBytes)} in ${u.taskCount} tasks (${u.busyTaskCount} in use)${quota}${fs}; ` +
       `watermarks ${u.highWatermarkPercent}%/${u.lowWatermarkPercent}%, ttl ${formatAge(u.taskTtlMs)}`,

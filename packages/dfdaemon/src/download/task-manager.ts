@@ -129,7 +129,12 @@ export class TaskManager {
     const release = task.acquire();
     if (!release) {
       // Evicted between its run finishing and here (a cache under heavy pressure): fetch it again, a bounded number of times.
-      if (evictedBefore >= 2) throw daemonError(DaemonErrorCode.diskFull, "resource_exhausted", `task ${taskId} was evicted before it could be placed: the cache is too small for it`);
+      if (evictedBefore >= 2)
+        throw daemonError(
+          DaemonErrorCode.diskFull,
+          "resource_exhausted",
+          `task ${taskId} was evicted before it could be placed: the cache is too small for it`,
+        );
       return this.#download(spec, hooks, evictedBefore + 1);
     }
     try {

@@ -67,7 +67,16 @@ describe("CacheCollector", () => {
       metrics,
       async addTask(taskId, mib, ageMs, finished = true) {
         const at = clock.now() - ageMs;
-        const task = await store.create({ taskId, url: `http://o/${taskId}`, contentLength: mib * MiB, pieceLength: MiB, digest: "", finished: false, createdAt: at, lastAccessedAt: at });
+        const task = await store.create({
+          taskId,
+          url: `http://o/${taskId}`,
+          contentLength: mib * MiB,
+          pieceLength: MiB,
+          digest: "",
+          finished: false,
+          createdAt: at,
+          lastAccessedAt: at,
+        });
         for (let n = 0; n < mib; n++) {
           const bytes = Buffer.alloc(MiB, n);
           await task.writePiece({ number: n, offset: n * MiB, length: MiB, crc32: crc32(bytes) }, bytes);
@@ -161,7 +170,10 @@ describe("CacheCollector", () => {
     const report = await f.collector.collect();
     assert.deepEqual(report.evictions, []);
     assert.equal(report.busyTaskCount, 1);
-    await assert.rejects(f.collector.evict("read"), (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_TASK_BUSY" && /being read/.test(err.message));
+    await assert.rejects(
+      f.collector.evict("read"),
+      (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_TASK_BUSY" && /being read/.test(err.message),
+    );
     assert.deepEqual(await lease.task.readPiece(0), Buffer.alloc(MiB, 0), "the reader's bytes are intact");
     lease.release();
     // Released means accessed: the TTL starts again.
@@ -224,8 +236,20 @@ describe("CacheCollector", () => {
 
   it("refuses a task larger than the quota when its length becomes known", async () => {
     const f = await fixture({ quotaBytes: 2 * MiB });
-    const task = await f.store.create({ taskId: "big", url: "http://o/big", contentLength: -1, pieceLength: 0, digest: "", finished: false, createdAt: 0, lastAccessedAt: 0 });
-    await assert.rejects(task.setLength(3 * MiB, MiB), (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_DISK_FULL" && /cache quota/.test(err.message));
+    const task = await f.store.create({
+      taskId: "big",
+      url: "http://o/big",
+      contentLength: -1,
+      pieceLength: 0,
+      digest: "",
+      finished: false,
+      createdAt: 0,
+      lastAccessedAt: 0,
+    });
+    await assert.rejects(
+      task.setLength(3 * MiB, MiB),
+      (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_DISK_FULL" && /cache quota/.test(err.message),
+    );
     assert.equal(task.lengthKnown, false);
   });
 
@@ -233,7 +257,16 @@ describe("CacheCollector", () => {
     const f = await fixture({ quotaBytes: 3 * MiB });
     await f.addTask("old", 1, 2000);
     await f.addTask("newer", 1, 1000);
-    const task = await f.store.create({ taskId: "new", url: "http://o/new", contentLength: -1, pieceLength: 0, digest: "", finished: false, createdAt: 0, lastAccessedAt: 0 });
+    const task = await f.store.create({
+      taskId: "new",
+      url: "http://o/new",
+      contentLength: -1,
+      pieceLength: 0,
+      digest: "",
+      finished: false,
+      createdAt: 0,
+      lastAccessedAt: 0,
+    });
     await task.setLength(2 * MiB, MiB);
     assert.deepEqual(f.evicted, [["old", "quota"]]);
     assert.deepEqual(await taskDirs(f.store), ["new", "newer"]);

@@ -56,8 +56,7 @@ export function planEvictions(tasks: TaskView[], now: number, filesystem: Filesy
   const evictions: Eviction[] = [];
   for (const task of idle) {
     const age = now - task.lastAccessedAt;
-    if (age >= policy.taskTtlMs)
-      evictions.push(evictionOf(task, "ttl", `not accessed for ${formatAge(age)} (ttl ${formatAge(policy.taskTtlMs)})`));
+    if (age >= policy.taskTtlMs) evictions.push(evictionOf(task, "ttl", `not accessed for ${formatAge(age)} (ttl ${formatAge(policy.taskTtlMs)})`));
   }
   const lru = leastRecentlyUsed(idle.filter((t) => !evictions.some((e) => e.taskId === t.taskId) && t.bytes > 0));
   const freed = (): number => evictions.reduce((sum, e) => sum + e.bytes, 0);
@@ -118,13 +117,7 @@ export function planRoom(tasks: TaskView[], taskId: string, bytes: number, files
   return { evictions };
 }
 
-function evictDown(
-  lru: TaskView[],
-  excess: number,
-  reason: EvictionReason,
-  detail: string,
-  sizeOf: (t: TaskView) => number = (t) => t.bytes,
-): Eviction[] {
+function evictDown(lru: TaskView[], excess: number, reason: EvictionReason, detail: string, sizeOf: (t: TaskView) => number = (t) => t.bytes): Eviction[] {
   const out: Eviction[] = [];
   let left = excess;
   while (left > 0 && lru.length > 0) {

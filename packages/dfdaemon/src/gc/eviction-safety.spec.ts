@@ -41,7 +41,16 @@ describe("eviction while a piece is uploaded to a peer", () => {
       onEvicted: (taskId) => evicted.push(taskId),
       filesystem: async () => undefined,
     });
-    const task = await store.create({ taskId: TASK, url: "http://o/f", contentLength: piece.length, pieceLength: piece.length, digest: "", finished: false, createdAt: 0, lastAccessedAt: 0 });
+    const task = await store.create({
+      taskId: TASK,
+      url: "http://o/f",
+      contentLength: piece.length,
+      pieceLength: piece.length,
+      digest: "",
+      finished: false,
+      createdAt: 0,
+      lastAccessedAt: 0,
+    });
     await task.writePiece({ number: 0, offset: 0, length: piece.length, crc32: crc32(piece) }, piece);
     await task.markFinished();
   });
