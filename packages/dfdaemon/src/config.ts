@@ -63,9 +63,9 @@ export const dfdaemonSchema = {
     check: (v) => (v >= 100 ? undefined : "must be at least 100ms"),
   }),
   taskTtl: field.duration({ description: "A task not read or downloaded for this long is evicted", default: 6 * 3_600_000 }),
-  diskQuota: field.bytes({ description: "Most bytes the cache may hold; 0 means no quota (the filesystem watermarks still apply)", default: 0 }),
+  diskQuota: field.bytes({ description: "Most bytes the cache may hold; 0 means no quota (the watermarks then apply to the filesystem)", default: 0 }),
   highWatermark: field.number({
-    description: "Percent of the quota, and of the data directory's filesystem, above which least recently used tasks are evicted",
+    description: "Percent of diskQuota (or, with no quota, of the data directory's filesystem) above which least recently used tasks are evicted",
     default: 90,
     check: percent,
   }),

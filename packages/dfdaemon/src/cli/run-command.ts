@@ -25,7 +25,7 @@ export function runCommand(): Command {
     .option("--gc-interval <duration>", "how often the cache collector runs (default 1m)")
     .option("--task-ttl <duration>", "evict a task not read or downloaded for this long (default 6h)")
     .option("--disk-quota <size>", "most bytes the cache may hold, e.g. 50GiB (default 0: no quota)")
-    .option("--high-watermark <percent>", "of the quota and of the filesystem: above it, evict least recently used tasks (default 90)")
+    .option("--high-watermark <percent>", "percent of the quota (or of the filesystem without one): above it, evict least recently used tasks (default 90)")
     .option("--low-watermark <percent>", "evict down to this percentage (default 80)")
     .option("--keep-storage <bool>", "keep the cache across restarts (default true)")
     .option("--announce-interval <duration>", "how often the host announces itself to each scheduler (e.g. 10s)")

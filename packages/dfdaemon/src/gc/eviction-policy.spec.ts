@@ -60,6 +60,11 @@ describe("planEvictions", () => {
     assert.match(plan[0]!.detail, /filesystem 95% full, above the 90% watermark/);
   });
 
+  it("with a quota set, follows the quota's watermarks and not the filesystem's", () => {
+    const filesystem = { size: 1000 * MiB, used: 990 * MiB, available: 10 * MiB };
+    assert.deepEqual(planEvictions([task("a", 50, 10)], NOW, filesystem, { ...policy, quotaBytes: 100 * MiB }), []);
+  });
+
   it("keeps two versions of one image tag apart: the old blob ages out, the new one stays", () => {
     const plan = planEvictions([task("blob-v1", 10, 7 * HOUR), task("blob-v2", 10, HOUR)], NOW, undefined, policy);
     assert.deepEqual(ids(plan), ["blob-v1"]);

@@ -45,9 +45,10 @@ export interface Eviction {
 
 /**
  * The periodic plan. First every idle task not accessed for the TTL; then,
- * while the cache is above the high watermark of the quota, or the
- * filesystem above the high watermark of its size, idle tasks in least
- * recently used order until under the low watermark. Idle unfinished tasks
+ * while above the high watermark, idle tasks in least recently used order
+ * until under the low watermark. The watermarks are percentages of the
+ * quota when one is set (the cache's bytes count), else of the filesystem
+ * (its used bytes count, whoever wrote them). Idle unfinished tasks
  * (left by a crash or a failed caller) count like finished ones: they are
  * kept for a resume, but only under the same rules.
  */
@@ -66,7 +67,7 @@ export function planEvictions(tasks: TaskView[], now: number, filesystem: Filesy
     if (cacheBytes > (policy.quotaBytes * policy.highWatermark) / 100)
       evictions.push(...evictDown(lru, cacheBytes - (policy.quotaBytes * policy.lowWatermark) / 100, "quota", detail));
   }
-  if (filesystem && filesystem.size > 0) {
+  if (policy.quotaBytes === 0 && filesystem && filesystem.size > 0) {
     const used = filesystem.used - freed();
     const percent = Math.round((used / filesystem.size) * 100);
     const detail = `filesystem ${percent}% full, above the ${policy.highWatermark}% watermark`;
