@@ -1,6 +1,5 @@
 import type { dfdaemonv1 } from "@lacewing/api";
 import { type ServiceImpl, type MessageInitShape } from "@lacewing/api";
-import { LacewingError } from "@lacewing/common";
 import { AsyncQueue } from "@lacewing/common";
 import type { TaskManager } from "../download/task-manager.js";
 import { downloadSpecOf } from "../download/download-spec.js";

@@ -41,11 +41,10 @@ describe("CacheCollector", () => {
     const clock = new FakeClock();
     const evicted: Array<[string, EvictionReason]> = [];
     const downloading = new Set<string>();
-    let collector: CacheCollector | undefined;
-    const store = new TaskStore(dir, silentLogger(), { reserve: (task, bytes) => collector!.reserve(task, bytes) });
+    const store: TaskStore = new TaskStore(dir, silentLogger(), { reserve: (task, bytes): Promise<void> => collector.reserve(task, bytes) });
     await store.open();
     const metrics = createDfdaemonMetrics(store);
-    collector = new CacheCollector({
+    const collector: CacheCollector = new CacheCollector({
       store,
       isDownloading: (taskId) => downloading.has(taskId),
       policy: { ...policy, ...overrides },
