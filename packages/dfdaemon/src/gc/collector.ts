@@ -174,7 +174,7 @@ export class CacheCollector extends EventEmitter<{
     return this.#options.store.all().map((task) => ({ ...this.#evictionOf(task), footprint: footprintOf(task), busy: this.isBusy(task) }));
   }
 
-  #evictionOf(task: StoredTask): Omit<Eviction, "reason" | "detail"> & { bytes: number } {
+  #evictionOf(task: StoredTask): Omit<Eviction, "reason" | "detail"> {
     return { taskId: task.taskId, url: task.meta.url, bytes: task.completedBytes, lastAccessedAt: task.meta.lastAccessedAt, finished: task.meta.finished };
   }
 
