@@ -81,6 +81,16 @@ describe("P2P on loopback: origin + scheduler + seed peer + 3 dfdaemons", () => 
     }
   });
 
+  it("a URL the origin does not have fails on every peer with the origin's status, not a hang", async () => {
+    const started = Date.now();
+    const results = await Promise.all(peers.map((peer) => dfget(peer, origin.url("/missing.bin"), join(root, `${peer.name}-missing.out`))));
+    for (const result of results) {
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /404/, result.stderr);
+    }
+    assert.ok(Date.now() - started < 60_000, "failed within a minute");
+  });
+
   it("the scheduler counts the parents it handed out and the peer traffic reported to it", async () => {
     const r = await dfget(peers[0]!, origin.url("/second.bin"), join(root, "second.out"));
     assert.equal(r.code, 0, r.stderr);

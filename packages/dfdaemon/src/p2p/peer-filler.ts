@@ -64,6 +64,8 @@ class PeerTaskRun {
   #stream: AnnounceStream | undefined;
   /** Settles when the scheduler orders back-to-source while parents are being used. */
   readonly #directive = deferred<{ kind: "back_to_source"; description: string }>();
+  /** Set with the directive, so the loop sees it before waiting again. */
+  #sourceOrder: string | undefined;
   /** Waiting for the answer to a reschedule. */
   #answered: Deferred<void> | undefined;
   /** Refresh requests sent and not answered yet; their answers come before a reschedule's. */
@@ -140,6 +142,7 @@ class PeerTaskRun {
     try {
       let reschedules = 0;
       for (;;) {
+        if (this.#sourceOrder !== undefined) return this.#backToSource("scheduler", this.#sourceOrder);
         const outcome = await Promise.race([this.#dispatcher.waitForProgress(), this.#directive.promise]);
         if (outcome === "complete") return;
         if (outcome !== "stuck") {
@@ -176,7 +179,8 @@ class PeerTaskRun {
             if (this.#pendingRefreshes > 0) this.#pendingRefreshes--;
             else this.#answered?.resolve();
           } else if (response.case === "needBackToSource") {
-            this.#directive.resolve({ kind: "back_to_source", description: response.value.description });
+            this.#orderBackToSource(response.value.description);
+            this.#answered?.resolve();
           } else {
             this.#answered?.resolve();
           }
@@ -190,6 +194,11 @@ class PeerTaskRun {
         this.#answered?.resolve();
       }
     })();
+  }
+
+  #orderBackToSource(description: string): void {
+    this.#sourceOrder ??= description;
+    this.#directive.resolve({ kind: "back_to_source", description });
   }
 
   /** Asks for more parents while the download progresses, so children that gained pieces join in. */
@@ -214,7 +223,7 @@ class PeerTaskRun {
       const answer = await this.#connect();
       if (answer === undefined) return false;
       if (answer.case === "normalTask") this.#addParents(answer.value.candidateParents);
-      else if (answer.case === "needBackToSource") this.#directive.resolve({ kind: "back_to_source", description: answer.value.description });
+      else if (answer.case === "needBackToSource") this.#orderBackToSource(answer.value.description);
       return true;
     }
     const answered = deferred<void>();
