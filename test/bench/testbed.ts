@@ -1,0 +1,121 @@
+// Benchmark (not a test): N peer hosts dfget the same blob at once over
+// capped links, P2P against straight-from-origin, in one run. Needs root.
+//   npm run bench:testbed -- [--peers 8] [--rate 200] [--size 128] [--scenarios link,p2p,origin] [--dir DIR] [--keep]
+import { parseArgs } from "node:util";
+import { removeOwnNetwork } from "../testbed/netns.js";
+import { SCENARIOS, Testbed, testbedUnavailable, type ScenarioName, type ScenarioResult } from "../testbed/testbed.js";
+
+const { values } = parseArgs({
+  options: {
+    peers: { type: "string", default: "8" },
+    rate: { type: "string", default: "200" },
+    size: { type: "string", default: "128" },
+    scenarios: { type: "string", default: "link,p2p,origin" },
+    dir: { type: "string" },
+    keep: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(`usage: npm run bench:testbed -- [--peers N] [--rate MBIT] [--size MIB] [--scenarios ${Object.keys(SCENARIOS).join(",")}] [--dir DIR] [--keep]
+  --peers N      peer hosts downloading at once (default 8)
+  --rate MBIT    uplink cap of every host in Mbit/s (default 200)
+  --size MIB     blob size in MiB (default 128)
+  --scenarios    which to run, in order (default link,p2p,origin)
+  --dir DIR      where the blob, daemon data and logs go (default the system temp dir)
+  --keep         keep that directory (daemon logs) after the run`);
+  process.exit(0);
+}
+const scenarios = values.scenarios.split(",").map((s) => s.trim()) as ScenarioName[];
+for (const s of scenarios) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+const unavailable = await testbedUnavailable();
+if (unavailable !== undefined) {
+  console.error(`testbed: ${unavailable} (run as root with iproute2, nginx and curl installed)`);
+  process.exit(2);
+}
+
+let testbed: Testbed | undefined;
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    await testbed?.close().catch(() => undefined);
+    await removeOwnNetwork().catch(() => undefined);
+  }
+  process.exit(code);
+}
+process.once("SIGINT", () => void shutdown(130));
+process.once("SIGTERM", () => void shutdown(143));
+
+const log = (line: string): void => console.error(`[testbed] ${line}`);
+const results: ScenarioResult[] = [];
+try {
+  testbed = await Testbed.start({
+    peers: Number(values.peers),
+    rateMbit: Number(values.rate),
+    sizeMiB: Number(values.size),
+    keep: values.keep,
+    log,
+    ...(values.dir === undefined ? {} : { dir: values.dir }),
+  });
+  for (const scenario of scenarios) {
+    const result = await testbed.run(scenario);
+    log(`${scenario}: last peer after ${result.secondsToLastPeer.toFixed(2)} s, origin sent ${result.originBytes} bytes`);
+    results.push(result);
+  }
+} catch (error) {
+  console.error(`testbed failed: ${error instanceof Error ? error.message : String(error)}`);
+  await shutdown(1);
+}
+await testbed?.close();
+
+const MiB = 1024 * 1024;
+const first = results[0]!;
+console.log(
+  `\n${values.peers} peers, ${values.rate} Mbit/s uplink per host, ${Number(values.size)} MiB blob; ` +
+    `F/U = ${first.lowerBoundSeconds.toFixed(2)} s (the origin's uplink carries every byte at least once)\n`,
+);
+const header = ["scenario", "s to last peer", "× F/U", "s from 1st request", "× F/U", "F/U s", "origin MiB", "origin / blob"];
+const rows = results.map((r) => [
+  SCENARIOS[r.scenario],
+  r.secondsToLastPeer.toFixed(2),
+  (r.secondsToLastPeer / r.lowerBoundSeconds).toFixed(2),
+  r.secondsFromFirstRequest.toFixed(2),
+  (r.secondsFromFirstRequest / r.lowerBoundSeconds).toFixed(2),
+  r.lowerBoundSeconds.toFixed(2),
+  (r.originBytes / MiB).toFixed(1),
+  (r.originBytes / r.blobBytes).toFixed(3),
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+console.log(line(header));
+console.log(widths.map((w) => "-".repeat(w)).join("  "));
+for (const row of rows) console.log(line(row));
+
+console.log("");
+for (const r of results) {
+  const byHost = Object.entries(r.originBytesByHost)
+    .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
+    .map(([host, bytes]) => `${host} ${(bytes / MiB).toFixed(1)}`)
+    .join(", ");
+  console.log(`${r.scenario}: origin MiB by host: ${byHost || "none"}; ${r.originRequests} requests`);
+  const reports = r.downloads.flatMap((d) => (d.report === undefined ? [] : [d.report]));
+  if (reports.length > 0) {
+    const sum = (pick: (t: (typeof reports)[number]["traffic"]) => number): string => (reports.reduce((n, x) => n + pick(x.traffic), 0) / MiB).toFixed(1);
+    const elapsed = reports.map((x) => x.elapsedMs / 1000);
+    console.log(
+      `${r.scenario}: peers got MiB from origin ${sum((t) => t.origin)}, from peers ${sum((t) => t.peers)}, from cache ${sum((t) => t.cache)}; ` +
+        `dfget's own elapsed ${Math.min(...elapsed).toFixed(2)}–${Math.max(...elapsed).toFixed(2)} s`,
+    );
+  }
+  if (r.announced === false) console.log(`${r.scenario}: the dfdaemons never announced to the scheduler (no P2P in this build?)`);
+}
+const p2p = results.find((r) => r.scenario === "p2p");
+if (p2p !== undefined) {
+  const verdict = (ratio: number, limit: number): string => `${ratio.toFixed(2)} (≤ ${limit}: ${ratio <= limit ? "met" : "missed"})`;
+  console.log(
+    `\np2p targets: time to last peer ${verdict(p2p.secondsToLastPeer / p2p.lowerBoundSeconds, 1.3)} × F/U from launch, ` +
+      `${verdict(p2p.secondsFromFirstRequest / p2p.lowerBoundSeconds, 1.3)} from the first request; ` +
+      `origin bytes ${verdict(p2p.originBytes / p2p.blobBytes, 1.05)} × blob`,
+  );
+}
