@@ -35,17 +35,28 @@ if (unavailable !== undefined) {
 }
 
 let testbed: Testbed | undefined;
-let stopping = false;
+let cleanup: Promise<void> | undefined;
+/** Every exit path goes through here; a second caller (a signal during a failure) waits for the same cleanup. */
 async function shutdown(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+  cleanup ??= (async () => {
     await testbed?.close().catch(() => undefined);
     await removeOwnNetwork().catch(() => undefined);
-  }
+  })();
+  await cleanup;
   process.exit(code);
 }
-process.once("SIGINT", () => void shutdown(130));
-process.once("SIGTERM", () => void shutdown(143));
+// Ctrl-C reaches the whole process group, so the daemons and dfgets see it too; the testbed is removed either way.
+let interrupted = false;
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`testbed: ${signal}, removing the testbed`);
+    void shutdown(code);
+  });
+}
 
 const log = (line: string): void => console.error(`[testbed] ${line}`);
 const results: ScenarioResult[] = [];
@@ -64,10 +75,16 @@ try {
     results.push(result);
   }
 } catch (error) {
-  console.error(`testbed failed: ${error instanceof Error ? error.message : String(error)}`);
+  // After a signal, a download failing is the cleanup at work, not news.
+  if (!interrupted) console.error(`testbed failed: ${error instanceof Error ? error.message : String(error)}`);
   await shutdown(1);
 }
-await testbed?.close();
+await shutdownQuietly();
+
+async function shutdownQuietly(): Promise<void> {
+  cleanup ??= testbed?.close() ?? Promise.resolve();
+  await cleanup;
+}
 
 const MiB = 1024 * 1024;
 const first = results[0]!;

@@ -36,7 +36,8 @@ function runId(pid: number): string {
   return pid.toString(36);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM means it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

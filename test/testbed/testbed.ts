@@ -7,14 +7,14 @@
 //   try { console.log(await testbed.run("p2p")); } finally { await testbed.close(); }
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BIN } from "../helpers/processes.js";
 import { NginxOrigin, runInHost, startDfdaemon, startScheduler, type HostProcess } from "./cluster.js";
 import { hasCommand } from "./command.js";
-import { Network, removeLeftovers, type Host } from "./netns.js";
+import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
 
 export type ScenarioName = "p2p" | "origin" | "link";
 
@@ -70,6 +70,19 @@ export interface ScenarioResult {
 
 const MiB = 1024 * 1024;
 const BLOB_PATH = "/blob.bin";
+/** Run directories are named after the process, so a crashed run's can be told apart and removed. */
+const DIR_PREFIX = "lacewing-testbed-";
+
+async function removeLeftoverDirs(parent: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(parent).catch(() => [])) {
+    const pid = Number(new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name)?.[1] ?? NaN);
+    if (Number.isNaN(pid) || isAlive(pid)) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
+    removed.push(join(parent, name));
+  }
+  return removed;
+}
 
 /** Why the testbed cannot run here, or undefined if it can (root, ip, tc, nginx, curl). */
 export async function testbedUnavailable(): Promise<string | undefined> {
@@ -131,9 +144,9 @@ export class Testbed {
     if (!(options.rateMbit > 0)) throw new Error("rate must be positive");
     if (!(options.sizeMiB > 0)) throw new Error("size must be positive");
     const log = input.log ?? (() => undefined);
-    const leftovers = await removeLeftovers();
+    const leftovers = [...(await removeLeftovers()), ...(await removeLeftoverDirs(options.dir))];
     if (leftovers.length > 0) log(`removed leftovers of an earlier run: ${leftovers.join(" ")}`);
-    const runDir = await mkdtemp(join(options.dir, "lacewing-testbed-"));
+    const runDir = await mkdtemp(join(options.dir, `${DIR_PREFIX}${process.pid}-`));
     let network: Network | undefined;
     let origin: NginxOrigin | undefined;
     try {
