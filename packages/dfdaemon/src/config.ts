@@ -21,6 +21,7 @@ export const dfdaemonSchema = {
     default: 32,
     check: (v) => (v >= 1 ? undefined : "must be at least 1"),
   }),
+  uploadRateLimit: field.bytes({ description: "Upload bytes per second to other peers, e.g. 100MiB; 0 is unlimited", default: 0 }),
   peerConcurrency: field.number({
     description: "Pieces fetched from parents at once",
     default: 16,

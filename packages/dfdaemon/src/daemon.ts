@@ -2,13 +2,23 @@ import { mkdir, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { createHash } from "node:crypto";
-import { RpcServer, dfdaemonv1 } from "@lacewing/api";
+import type { Agent } from "undici";
+import { HostType, RpcServer, dfdaemonv1 } from "@lacewing/api";
 import { MetricsServer, type Logger } from "@lacewing/common";
 import { localApi } from "./api/local-api.js";
 import type { DfdaemonConfig } from "./config.js";
 import { TaskManager } from "./download/task-manager.js";
-import { TaskStore } from "./storage/task-store.js";
+import { originFiller, type TaskFiller } from "./download/task-filler.js";
+import { DaemonErrorCode, daemonError } from "./errors.js";
 import { createDfdaemonMetrics, type DfdaemonMetrics } from "./metrics.js";
+import { PeerClients } from "./p2p/parent-peer.js";
+import { createPeerAgent } from "./p2p/piece-fetch.js";
+import { peerFiller } from "./p2p/peer-filler.js";
+import { peerService } from "./peer/peer-service.js";
+import { announceCachedTasks } from "./scheduler/cache-announcer.js";
+import { SchedulerPool, type HostInit } from "./scheduler/scheduler-pool.js";
+import { TaskStore } from "./storage/task-store.js";
+import { UploadServer } from "./upload/upload-server.js";
 
 export interface DfdaemonOptions {
   /** Process-wide default metrics (event loop, memory); off when several daemons share a process. */
@@ -16,17 +26,28 @@ export interface DfdaemonOptions {
 }
 
 /**
- * One node's daemon: the piece store, the download path and the local API.
+ * One node's daemon: the piece store, the download path (peers as the
+ * scheduler directs, or the origin), the upload server and peer service that
+ * feed other nodes, the local API for dfget, and metrics.
  */
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
   readonly hostId: string;
   readonly store: TaskStore;
   readonly tasks: TaskManager;
-  readonly #log: Logger;
   readonly metrics: DfdaemonMetrics;
+  readonly schedulers: SchedulerPool;
+  readonly #log: Logger;
   readonly #localServer = new RpcServer();
+  readonly #peerServer = new RpcServer();
+  readonly #upload: UploadServer;
   readonly #metricsServer: MetricsServer;
+  readonly #agent: Agent = createPeerAgent();
+  readonly #clients = new PeerClients();
+  /** Children syncing pieces from this peer right now. */
+  readonly #children = new Set<string>();
+  readonly #recentFailures: Array<{ taskId: string; url: string; description: string; atMs: number }> = [];
+  #peerPort = 0;
   #started = false;
 
   constructor(config: DfdaemonConfig, log: Logger, options: DfdaemonOptions = {}) {
@@ -36,23 +57,71 @@ export class Dfdaemon {
     this.store = new TaskStore(config.dataDir, log);
     this.metrics = createDfdaemonMetrics(this.store, options);
     this.#metricsServer = new MetricsServer(this.metrics.registry, () => this.#started);
-    this.tasks = new TaskManager({ store: this.store, log, originConcurrency: config.originConcurrency, pieceAttempts: config.pieceAttempts });
+    this.#upload = new UploadServer({ store: this.store, metrics: this.metrics, log, limit: config.uploadLimit, rateLimit: config.uploadRateLimit });
+    this.schedulers = new SchedulerPool({
+      entries: config.scheduler,
+      hostInfo: () => this.#hostInfo(),
+      announceIntervalMs: config.announceInterval,
+      log,
+      onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
+    });
+    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler() });
+  }
+
+  #filler(): TaskFiller {
+    const { config } = this;
+    const origin = originFiller({ concurrency: config.originConcurrency, attempts: config.pieceAttempts, log: this.#log });
+    if (this.schedulers.configured)
+      return peerFiller({
+        pool: this.schedulers,
+        hostId: this.hostId,
+        agent: this.#agent,
+        clients: this.#clients,
+        origin,
+        peerConcurrency: config.peerConcurrency,
+        pieceTimeoutMs: config.pieceTimeout,
+        maxReschedules: config.maxReschedules,
+        disableBackToSource: config.disableBackToSource,
+        log: this.#log,
+        metrics: this.metrics,
+      });
+    return (request) => {
+      if (config.disableBackToSource || request.spec.disableBackToSource === true)
+        return Promise.reject(daemonError(DaemonErrorCode.noSource, "unavailable", "no scheduler is configured and back-to-source is disabled"));
+      return origin(request);
+    };
   }
 
   async start(): Promise<void> {
-    await mkdir(this.config.dataDir, { recursive: true });
+    const { config } = this;
+    await mkdir(config.dataDir, { recursive: true });
     await this.store.open();
+    await this.#upload.listen(config.listenIp, config.uploadPort);
+    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, log: this.#log }, this.#children));
+    this.#peerPort = await this.#peerServer.listen(`${config.listenIp}:${config.peerPort}`);
     this.#localServer.add(
       dfdaemonv1.DfdaemonDownload,
-      localApi({ tasks: this.tasks, store: this.store, hostId: this.hostId, seed: this.config.seed, startedAt: Date.now(), recentFailures: [] }),
+      localApi({
+        tasks: this.tasks,
+        store: this.store,
+        hostId: this.hostId,
+        seed: config.seed,
+        startedAt: Date.now(),
+        recentFailures: this.#recentFailures,
+        schedulers: () => this.schedulers.status(),
+      }),
     );
-    await mkdir(dirname(this.config.socket), { recursive: true });
+    await mkdir(dirname(config.socket), { recursive: true });
     // A socket left by a crashed daemon would make bind fail.
-    await rm(this.config.socket, { force: true });
-    await this.#localServer.listen(`unix:${this.config.socket}`);
-    await this.#metricsServer.listen(this.config.listenIp, this.config.metricsPort);
+    await rm(config.socket, { force: true });
+    await this.#localServer.listen(`unix:${config.socket}`);
+    await this.#metricsServer.listen(config.listenIp, config.metricsPort);
+    await this.schedulers.start();
     this.#started = true;
-    this.#log.info({ hostId: this.hostId, socket: this.config.socket, dataDir: this.config.dataDir }, "dfdaemon started");
+    this.#log.info(
+      { hostId: this.hostId, socket: config.socket, dataDir: config.dataDir, peerPort: this.#peerPort, uploadPort: this.#upload.port, seed: config.seed },
+      "dfdaemon started",
+    );
   }
 
   /** The bound metrics port (useful when configured as 0). */
@@ -60,10 +129,35 @@ export class Dfdaemon {
     return this.#metricsServer.port;
   }
 
+  #hostInfo(): HostInit {
+    const { config } = this;
+    return {
+      id: this.hostId,
+      ip: config.advertiseIp,
+      hostname: hostname(),
+      port: this.#peerPort,
+      downloadPort: this.#upload.port,
+      type: config.seed ? HostType.SEED : HostType.NORMAL,
+      idc: config.idc,
+      location: config.location,
+      concurrentUploadLimit: config.uploadLimit,
+      concurrentUploadCount: this.#children.size,
+      uploadBytes: BigInt(this.#upload.uploadedBytes),
+      uploadRateLimit: BigInt(config.uploadRateLimit),
+      announceIntervalSeconds: Math.max(1, Math.ceil(config.announceInterval / 1000)),
+    };
+  }
+
   async close(): Promise<void> {
+    this.#started = false;
     this.tasks.close();
+    await this.schedulers.close(this.hostId);
     await this.#localServer.close();
+    await this.#peerServer.close();
+    await this.#upload.close();
     await this.#metricsServer.close();
+    this.#clients.close();
+    await this.#agent.close();
     await this.store.close();
     await rm(this.config.socket, { force: true });
   }

@@ -1,8 +1,10 @@
 import type { dfdaemonv1 } from "@lacewing/api";
 import { type ServiceImpl, type MessageInitShape } from "@lacewing/api";
-import { LacewingError, parseUrl } from "@lacewing/common";
+import { LacewingError } from "@lacewing/common";
 import { AsyncQueue } from "@lacewing/common";
-import type { TaskManager, DownloadSpec } from "../download/task-manager.js";
+import type { TaskManager } from "../download/task-manager.js";
+import { downloadSpecOf } from "../download/download-spec.js";
+import type { SchedulerState } from "../scheduler/scheduler-pool.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 
@@ -15,26 +17,14 @@ export interface LocalApiDeps {
   seed: boolean;
   startedAt: number;
   recentFailures: Array<{ taskId: string; url: string; description: string; atMs: number }>;
+  schedulers: () => SchedulerState[];
 }
 
 /** The daemon's unix-socket API for dfget. */
 export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.DfdaemonDownload> {
   return {
     download(request, context) {
-      const download = request.download;
-      if (!download?.url) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download.url is required");
-      parseUrl(download.url);
-      const spec: DownloadSpec = {
-        url: download.url,
-        tag: download.tag,
-        application: download.application,
-        filteredQueryParams: download.filteredQueryParams,
-        requestHeaders: download.requestHeaders,
-        digest: download.digest,
-        pieceLength: Number(download.pieceLength),
-        outputPath: download.outputPath,
-        timeoutMs: Number(download.timeoutMs),
-      };
+      const spec = downloadSpecOf(request.download);
       const events = new AsyncQueue<DownloadResponse>();
       let lastProgress = 0;
       deps.tasks
@@ -83,7 +73,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
           (err: unknown) => {
             deps.recentFailures.push({
               taskId: "",
-              url: download.url.split("?")[0] ?? "",
+              url: spec.url.split("?")[0] ?? "",
               description: err instanceof Error ? err.message : String(err),
               atMs: Date.now(),
             });
@@ -126,7 +116,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
         hostId: deps.hostId,
         version: "0.1.0",
         seed: deps.seed,
-        schedulers: [],
+        schedulers: deps.schedulers(),
         cacheBytes: BigInt(tasks.reduce((sum, t) => sum + t.completedBytes, 0)),
         cacheQuotaBytes: 0n,
         taskCount: tasks.length,

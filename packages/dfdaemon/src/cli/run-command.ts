@@ -22,6 +22,12 @@ export function runCommand(): Command {
     .option("--location <a|b|c>", "location")
     .option("--origin-concurrency <n>", "pieces fetched from the origin at once")
     .option("--disable-back-to-source", "never fetch from the origin; fail when peers cannot serve")
+    .option("--announce-interval <duration>", "how often the host announces itself to each scheduler (e.g. 10s)")
+    .option("--peer-concurrency <n>", "pieces fetched from parents at once")
+    .option("--piece-timeout <duration>", "longest a parent may take for one piece before it is dropped")
+    .option("--max-reschedules <n>", "new parent sets asked for before going back to source")
+    .option("--upload-limit <n>", "pieces served to other peers at once")
+    .option("--upload-rate-limit <size>", "upload bytes per second to other peers, e.g. 100MiB (0: unlimited)")
     .option("--log-level <level>", "log level")
     .action(async (flags: Record<string, unknown>) => {
       const config = loadDfdaemonConfig({ file: flags["config"] as string | undefined, env: process.env, flags });

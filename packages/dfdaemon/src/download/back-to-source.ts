@@ -1,6 +1,6 @@
 import { crc32, isLacewingError, MIN_PIECE_LENGTH, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
 import { fetchRange, isRetryableOriginError, probeOrigin, type OriginRequest } from "../source/origin-client.js";
-import type { StoredTask } from "../storage/stored-task.js";
+import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 
 export interface BackToSourceOptions {
@@ -11,8 +11,8 @@ export interface BackToSourceOptions {
   /** Piece size the caller asked for; 0 lets the length decide. */
   pieceLength: number;
   log: Logger;
-  /** Called after each stored piece with its byte count. */
-  onPiece: (bytes: number) => void;
+  /** Called after each stored piece, with how long it took to fetch. */
+  onPiece: (piece: StoredPiece, costMs: number) => void;
 }
 
 /**
@@ -29,7 +29,13 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
     ...(origin.signal ? { signal: origin.signal } : {}),
   };
   const probe = await retry(() => probeOrigin(origin), tryOptions);
-  const pieceLength = options.pieceLength > 0 ? options.pieceLength : pieceLengthFor(probe.contentLength);
+  // A task that already has a piece size (from parents, or an earlier run) keeps it: piece numbers must agree across peers.
+  const pieceLength =
+    task.lengthKnown && task.meta.contentLength === probe.contentLength
+      ? task.meta.pieceLength
+      : options.pieceLength > 0
+        ? options.pieceLength
+        : pieceLengthFor(probe.contentLength);
   if (task.meta.contentLength !== probe.contentLength || task.meta.pieceLength !== pieceLength) {
     if (task.pieceCount > 0 && probe.contentLength >= 0 && task.meta.contentLength !== probe.contentLength) {
       throw daemonError(
@@ -62,12 +68,14 @@ async function fetchRanged(task: StoredTask, origin: OriginRequest, options: Bac
     while (next < missing.length) {
       const number = missing[next++]!;
       const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
+      const started = Date.now();
       const bytes = await retry(() => fetchRange(origin, range.offset, range.length), {
         ...tryOptions,
         onRetry: (err, attempt) => options.log.warn({ taskId: task.taskId, piece: number, attempt, err: (err as Error).message }, "retrying piece from origin"),
       });
-      await task.writePiece({ ...range, crc32: crc32(bytes) }, bytes);
-      options.onPiece(bytes.byteLength);
+      const piece = { ...range, crc32: crc32(bytes) };
+      await task.writePiece(piece, bytes);
+      options.onPiece(piece, Date.now() - started);
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, missing.length) }, worker));
@@ -80,12 +88,15 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
   let filled = 0;
   let number = 0;
   let total = 0;
+  let pieceStarted = Date.now();
   const flush = async (): Promise<void> => {
     const bytes = buffer.subarray(0, filled);
     if (!task.hasPiece(number)) {
-      await task.writePiece({ number, offset: number * pieceLength, length: filled, crc32: crc32(bytes) }, bytes);
-      options.onPiece(filled);
+      const piece = { number, offset: number * pieceLength, length: filled, crc32: crc32(bytes) };
+      await task.writePiece(piece, bytes);
+      options.onPiece(piece, Date.now() - pieceStarted);
     }
+    pieceStarted = Date.now();
     number++;
     filled = 0;
     buffer = Buffer.allocUnsafe(pieceLength);

@@ -2,24 +2,15 @@ import { EventEmitter } from "node:events";
 import { createReadStream } from "node:fs";
 import { copyFile, link, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createDigester, deferred, errorMessage, isAbortError, parseDigest, taskIdOf, type Logger } from "@lacewing/common";
+import { createDigester, deferred, errorMessage, isAbortError, isLacewingError, parseDigest, taskIdOf, type Logger } from "@lacewing/common";
 import type { TaskStore } from "../storage/task-store.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
-import { fetchFromOrigin } from "./back-to-source.js";
+import type { DownloadSpec } from "./download-spec.js";
+import type { TaskFiller } from "./task-filler.js";
+import type { DfdaemonMetrics } from "../metrics.js";
 
-/** What a caller asks the daemon for (the local API's Download message, unwrapped). */
-export interface DownloadSpec {
-  url: string;
-  tag: string;
-  application: string;
-  filteredQueryParams: string[];
-  requestHeaders: Record<string, string>;
-  digest: string;
-  pieceLength: number;
-  outputPath: string;
-  timeoutMs: number;
-}
+export type { DownloadSpec } from "./download-spec.js";
 
 export interface Traffic {
   fromOrigin: number;
@@ -43,6 +34,13 @@ export interface Progress {
   totalPieces: number;
 }
 
+export interface DownloadHooks {
+  /** Abandons this caller's wait only; the run goes on for others. */
+  signal?: AbortSignal;
+  onStart?: (taskId: string, contentLength: number) => void;
+  onProgress?: (p: Progress) => void;
+}
+
 /** One fetch of one task, shared by every caller that asks for it meanwhile. */
 class TaskRun extends EventEmitter<{ progress: [Progress] }> {
   readonly traffic = { fromOrigin: 0, fromPeers: 0 };
@@ -61,8 +59,9 @@ export interface OpenTask {
 export interface TaskManagerOptions {
   store: TaskStore;
   log: Logger;
-  originConcurrency: number;
-  pieceAttempts: number;
+  metrics: DfdaemonMetrics;
+  /** Where pieces come from: the origin only, or peers with the origin as fallback. */
+  fill: TaskFiller;
 }
 
 /**
@@ -88,10 +87,18 @@ export class TaskManager {
    * Downloads `spec` and places it at its output path. `onStart` and
    * `onProgress` report as it goes; `signal` abandons this caller's wait only.
    */
-  async download(
-    spec: DownloadSpec,
-    hooks: { signal?: AbortSignal; onStart?: (taskId: string, contentLength: number) => void; onProgress?: (p: Progress) => void },
-  ): Promise<DownloadResult> {
+  async download(spec: DownloadSpec, hooks: DownloadHooks): Promise<DownloadResult> {
+    try {
+      const result = await this.#download(spec, hooks);
+      this.#options.metrics.downloads.inc({ result: "succeeded" });
+      return result;
+    } catch (err) {
+      this.#options.metrics.downloads.inc({ result: isLacewingError(err) && err.kind === "cancelled" ? "cancelled" : "failed" });
+      throw err;
+    }
+  }
+
+  async #download(spec: DownloadSpec, hooks: DownloadHooks): Promise<DownloadResult> {
     const started = Date.now();
     const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
     const expected = spec.digest ? parseDigest(spec.digest) : undefined;
@@ -105,6 +112,7 @@ export class TaskManager {
       hooks.onStart?.(taskId, cached.meta.contentLength);
       task = cached;
       traffic = { fromOrigin: 0, fromPeers: 0, fromCache: cached.meta.contentLength };
+      this.#options.metrics.downloadBytes.inc({ source: "cache" }, cached.meta.contentLength);
     } else {
       const run = this.#runFor(taskId, spec);
       const report = (p: Progress): void => hooks.onProgress?.(p);
@@ -171,7 +179,7 @@ export class TaskManager {
   }
 
   async #fetch(taskId: string, spec: DownloadSpec, run: TaskRun): Promise<StoredTask> {
-    const { store, log } = this.#options;
+    const { store, log, metrics } = this.#options;
     const task =
       store.get(taskId) ??
       (await store.create({
@@ -194,22 +202,19 @@ export class TaskManager {
       });
     };
     try {
-      await fetchFromOrigin(
+      await this.#options.fill({
         task,
-        { url: spec.url, headers: spec.requestHeaders, signal: this.#closing.signal },
-        {
-          concurrency: this.#options.originConcurrency,
-          attempts: this.#options.pieceAttempts,
-          pieceLength: spec.pieceLength,
-          log,
-          onPiece: (bytes) => {
-            run.traffic.fromOrigin += bytes;
-            emit();
-          },
+        spec,
+        signal: this.#closing.signal,
+        onPiece: ({ piece, source }) => {
+          if (source === "origin") run.traffic.fromOrigin += piece.length;
+          else run.traffic.fromPeers += piece.length;
+          metrics.downloadBytes.inc({ source }, piece.length);
+          emit();
         },
-      );
+      });
       await task.markFinished();
-      log.info({ taskId, contentLength: task.meta.contentLength, fromOrigin: run.traffic.fromOrigin }, "task finished");
+      log.info({ taskId, contentLength: task.meta.contentLength, fromOrigin: run.traffic.fromOrigin, fromPeers: run.traffic.fromPeers }, "task finished");
       return task;
     } catch (err) {
       log.warn({ taskId, err: errorMessage(err) }, "task failed");

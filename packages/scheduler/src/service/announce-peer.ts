@@ -4,7 +4,7 @@ import { newPeer, type Peer } from "../resource/peer.js";
 import { notifyTaskChanged, type Task } from "../resource/task.js";
 import type { SchedulerMetrics } from "../metrics/metrics.js";
 import { recordPieceCost } from "../scheduling/outlier.js";
-import { noteSourceLost, schedulePeer, type SchedulingDeps } from "../scheduling/scheduling.js";
+import { chooseParents, noteSourceLost, schedulePeer, type SchedulingDeps } from "../scheduling/scheduling.js";
 import { responseOf, taskInfoOf, type AnnouncePeerResponseInit } from "./responses.js";
 
 export interface AnnouncePeerDeps extends SchedulingDeps {
@@ -154,6 +154,10 @@ class PeerSession {
       }
       case "reschedule":
         for (const parentId of body.value.failedParentIds) if (parentId !== "") peer.blocklist.add(parentId);
+        if (body.value.refresh) {
+          this.#refresh(task, peer);
+          return;
+        }
         peer.reschedules++;
         this.#log.debug({ reschedules: peer.reschedules, blocklist: [...peer.blocklist] }, "reschedule");
         this.#decide(task, peer);
@@ -222,6 +226,20 @@ class PeerSession {
     notifyTaskChanged(task);
     this.#decisions = this.#decisions.then(() => {
       if (!this.#controller.signal.aborted) this.responses.push({ response: { case: "taskComplete", value: { taskInfo: taskInfoOf(task) } } });
+    });
+  }
+
+  /** Answers a refresh with the best parents right now, without waiting and without counting a reschedule. */
+  #refresh(task: Task, peer: Peer): void {
+    const { registry } = this.#deps;
+    this.#decisions = this.#decisions.then(() => {
+      if (this.#controller.signal.aborted) return;
+      const host = registry.hosts.get(peer.hostId);
+      // No upload-slot assignment is recorded: the child already downloads, and
+      // the parents' real load arrives with their next announcement.
+      const parents = host === undefined ? [] : chooseParents(this.#deps, task, peer, host);
+      this.#deps.metrics.scheduleTotal.inc({ result: "refresh" });
+      this.responses.push(responseOf({ kind: "parents", parents }, task, registry));
     });
   }
 

@@ -262,6 +262,30 @@ describe("AnnouncePeer", () => {
     assert.equal(parents.response.case === "normalTask" && parents.response.value.taskInfo?.contentLength, 5_000n);
   });
 
+  it("answers a refresh at once with the current parents, without counting a reschedule", async () => {
+    const { client, scheduler } = await setup({ maxReschedules: 0 });
+    for (const id of ["h1", "h2", "h3"]) await announce(client, id);
+    const source = stream(client, "h1", "source");
+    source.register();
+    assert.equal((await source.next()).response.case, "needBackToSource");
+    source.send({ case: "backToSourceStarted", value: {} });
+    const child = stream(client, "h2", "child");
+    child.register();
+    assert.deepEqual(parentIdsOf(await child.next()), ["source"]);
+    const other = stream(client, "h3", "other");
+    other.register();
+    await other.next();
+    other.send({ case: "pieceFinished", value: { piece: { number: 0, length: 10n, parentId: "source" } } });
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.peers.get("other")?.pieces.size === 1);
+    for (let i = 0; i < 3; i++) {
+      child.send({ case: "reschedule", value: { refresh: true } });
+      const answer = await child.next();
+      assert.equal(answer.response.case, "normalTask");
+      assert.deepEqual(parentIdsOf(answer).sort(), ["other", "source"]);
+    }
+    assert.equal(scheduler.registry.tasks.get(TASK_1)?.peers.get("child")?.reschedules, 0);
+  });
+
   it("answers empty_task once the task is known to have zero bytes", async () => {
     const { client, scheduler } = await setup();
     await announce(client, "h1");

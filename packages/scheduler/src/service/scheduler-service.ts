@@ -28,7 +28,7 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       registry.announceHost(info, deps.now());
       // A new host may be the seed or parent some child is waiting for.
       for (const task of registry.tasks.values()) if (task.waiters.size > 0) for (const wake of [...task.waiters]) wake();
-      return {};
+      return { newHost: known === undefined };
     },
 
     announcePeer(requests, context) {

@@ -1,0 +1,39 @@
+import type { Download } from "@lacewing/api";
+import { LacewingError, parseUrl } from "@lacewing/common";
+
+/** What a caller asks the daemon for (a Download message, unwrapped). */
+export interface DownloadSpec {
+  url: string;
+  tag: string;
+  application: string;
+  filteredQueryParams: string[];
+  /** For the origin only: never stored on disk, never logged. */
+  requestHeaders: Record<string, string>;
+  digest: string;
+  pieceLength: number;
+  outputPath: string;
+  timeoutMs: number;
+  /** Fail rather than fetch from the origin when peers cannot serve. */
+  disableBackToSource?: boolean;
+  /** Started by the scheduler (seed fetch, preheat), not by a local client. */
+  triggered?: boolean;
+}
+
+/** Checks a Download message and turns it into a spec; a missing or bad URL is invalid_argument. */
+export function downloadSpecOf(download: Download | undefined): DownloadSpec {
+  if (!download?.url) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download.url is required");
+  parseUrl(download.url);
+  return {
+    url: download.url,
+    tag: download.tag,
+    application: download.application,
+    filteredQueryParams: download.filteredQueryParams,
+    requestHeaders: download.requestHeaders,
+    digest: download.digest,
+    pieceLength: Number(download.pieceLength),
+    outputPath: download.outputPath,
+    timeoutMs: Number(download.timeoutMs),
+    disableBackToSource: download.disableBackToSource,
+    triggered: download.triggered,
+  };
+}

@@ -1,0 +1,105 @@
+import { createClient, dfdaemonv1, type PieceInfo, type RpcClient, type schedulerv1, type TaskInfo } from "@lacewing/api";
+import { errorMessage } from "@lacewing/common";
+
+export type PeerClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** One gRPC client (one HTTP/2 connection) per parent host, shared by all downloads. */
+export class PeerClients {
+  readonly #clients = new Map<string, PeerClient>();
+
+  get(endpoint: string): PeerClient {
+    let client = this.#clients.get(endpoint);
+    if (client === undefined) {
+      client = createClient(dfdaemonv1.DfdaemonPeer, endpoint);
+      this.#clients.set(endpoint, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+}
+
+export interface ParentEvents {
+  info: (parent: ParentPeer, info: TaskInfo) => void;
+  piece: (parent: ParentPeer, piece: PieceInfo) => void;
+  /** The sync stream ended: `err` is undefined when the parent finished normally. */
+  end: (parent: ParentPeer, err: unknown) => void;
+}
+
+/**
+ * A parent of one download: the pieces it announced over SyncPieces, the
+ * requests in flight to it, and whether this child gave up on it.
+ */
+export class ParentPeer {
+  readonly id: string;
+  readonly hostId: string;
+  /** Base URL of the parent's upload server. */
+  readonly baseUrl: string;
+  readonly endpoint: string;
+  readonly pieces = new Map<number, PieceInfo>();
+  inflight = 0;
+  /** The parent holds the whole task. */
+  finished = false;
+  /** The sync stream is over (finished, failed, or dropped). */
+  ended = false;
+  /** This child gave up on the parent for the task. */
+  dropped = false;
+  /** Epoch ms before which the parent said it is busy. */
+  busyUntil = 0;
+  /** Bytes and milliseconds of pieces fetched from it, to prefer fast parents. */
+  bytes = 0;
+  costMs = 0;
+  readonly #abort = new AbortController();
+
+  constructor(candidate: schedulerv1.CandidateParent) {
+    const host = candidate.host;
+    this.id = candidate.peerId;
+    this.hostId = host?.id ?? "";
+    this.baseUrl = `http://${hostPort(host?.ip ?? "", host?.downloadPort ?? 0)}`;
+    this.endpoint = hostPort(host?.ip ?? "", host?.port ?? 0);
+  }
+
+  /** Bytes per millisecond measured so far; unknown parents rank as fast, so they get tried. */
+  get speed(): number {
+    return this.costMs > 0 ? this.bytes / this.costMs : Number.POSITIVE_INFINITY;
+  }
+
+  /** Opens the SyncPieces stream and reports what arrives until it ends or the parent is dropped. */
+  sync(client: PeerClient, request: { taskId: string; peerId: string; hostId: string; heldPieces: number[] }, events: ParentEvents): void {
+    const stream = client.syncPieces(request, { signal: this.#abort.signal });
+    void (async () => {
+      let failure: unknown;
+      try {
+        for await (const message of stream) {
+          const { response } = message;
+          if (response.case === "taskInfo") events.info(this, response.value);
+          else if (response.case === "piece") {
+            this.pieces.set(response.value.number, response.value);
+            events.piece(this, response.value);
+          } else if (response.case === "finished") {
+            this.finished = true;
+            events.info(this, response.value);
+          }
+        }
+        if (!this.finished) failure = new Error("parent ended the piece stream before finishing");
+      } catch (err) {
+        failure = this.dropped ? undefined : new Error(`piece stream from parent broke: ${errorMessage(err)}`);
+      }
+      this.ended = true;
+      events.end(this, failure);
+    })();
+  }
+
+  /** Gives up on this parent: closes its stream; its pieces are no longer asked for. */
+  drop(): void {
+    this.dropped = true;
+    this.#abort.abort();
+  }
+}

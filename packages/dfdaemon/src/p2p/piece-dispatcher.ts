@@ -1,0 +1,304 @@
+import type { Agent } from "undici";
+import type { PieceInfo, schedulerv1, TaskInfo } from "@lacewing/api";
+import { deferred, errorMessage, pieceRangeOf, type Deferred, type Logger } from "@lacewing/common";
+import type { PieceEvent } from "../download/task-filler.js";
+import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
+import type { StoredTask } from "../storage/stored-task.js";
+import { ParentPeer, type PeerClients } from "./parent-peer.js";
+import { fetchPiece, PieceFetchError } from "./piece-fetch.js";
+
+export interface DispatcherOptions {
+  task: StoredTask;
+  peerId: string;
+  hostId: string;
+  agent: Agent;
+  clients: PeerClients;
+  /** Pieces in flight at once, over all parents. */
+  concurrency: number;
+  /** Pieces in flight at once from one parent. */
+  perParentLimit: number;
+  pieceTimeoutMs: number;
+  /** With nothing in flight and nothing new announced for this long, the parents are declared stuck. */
+  idleTimeoutMs: number;
+  signal: AbortSignal;
+  log: Logger;
+  metrics: DfdaemonMetrics;
+  onPiece: (event: PieceEvent) => void;
+  onPieceFailed: (parentId: string, number: number, reason: PieceFailureReason, description: string) => void;
+  /** The task's length became known from a parent. */
+  onTaskInfo: () => void;
+}
+
+export type Progress = "complete" | "stuck";
+
+/** How long a parent that answered 503 is left alone. */
+const BUSY_BACKOFF_MS = 300;
+
+/**
+ * Fetches a task's pieces from its parents: several parents at once, with
+ * bounded concurrency, rarest piece first (lowest number among equals, so a
+ * single parent is read in order), from the least busy and fastest parent
+ * that holds it. A parent that fails a piece (connect error, timeout, bad
+ * crc32, missing piece) is dropped for this task and reported; the piece is
+ * asked of another parent. When no remaining parent can make progress the
+ * dispatcher reports "stuck" and the caller asks the scheduler for more.
+ */
+export class PieceDispatcher {
+  readonly #o: DispatcherOptions;
+  readonly #parents = new Map<string, ParentPeer>();
+  readonly #inflight = new Set<number>();
+  #failedParents: string[] = [];
+  #waiter: Deferred<Progress> | undefined;
+  #fatal: unknown;
+  #lastActivity = Date.now();
+  #idleTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #settingLength: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+  }
+
+  /** Parents given up on since the last call, for the next reschedule request. */
+  takeFailedParents(): string[] {
+    const failed = this.#failedParents;
+    this.#failedParents = [];
+    return failed;
+  }
+
+  /** Parents that are still usable. */
+  get liveParents(): number {
+    let live = 0;
+    for (const parent of this.#parents.values()) if (!parent.dropped) live++;
+    return live;
+  }
+
+  /** Adds the scheduler's candidates (known ones are skipped) and starts syncing with them. */
+  addParents(candidates: schedulerv1.CandidateParent[]): void {
+    const { task, peerId, hostId } = this.#o;
+    for (const candidate of candidates) {
+      if (candidate.peerId === "" || this.#parents.has(candidate.peerId) || candidate.host === undefined) continue;
+      if (candidate.host.id === hostId) continue;
+      const parent = new ParentPeer(candidate);
+      this.#parents.set(parent.id, parent);
+      parent.sync(
+        this.#o.clients.get(parent.endpoint),
+        { taskId: task.taskId, peerId, hostId, heldPieces: task.pieces().map((p) => p.number) },
+        {
+          info: (from, info) => this.#onInfo(from, info),
+          piece: () => this.#activity(),
+          end: (from, err) => this.#onSyncEnd(from, err),
+        },
+      );
+    }
+    this.#activity();
+  }
+
+  /** Resolves when every piece is stored, or when the parents cannot make progress; rejects on a local failure (disk). */
+  waitForProgress(): Promise<Progress> {
+    if (this.#fatal !== undefined) return Promise.reject(this.#fatal);
+    this.#waiter ??= deferred<Progress>();
+    const waiter = this.#waiter;
+    this.#pump();
+    return waiter.promise;
+  }
+
+  /** Closes every parent stream; pieces in flight are abandoned. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#retryTimer);
+    for (const parent of this.#parents.values()) parent.drop();
+  }
+
+  #activity(): void {
+    this.#lastActivity = Date.now();
+    this.#pump();
+  }
+
+  #onInfo(parent: ParentPeer, info: TaskInfo): void {
+    const { task } = this.#o;
+    const contentLength = Number(info.contentLength);
+    const pieceLength = Number(info.pieceLength);
+    if (contentLength < 0 || pieceLength <= 0) return;
+    if (task.lengthKnown) {
+      if (task.meta.contentLength !== contentLength || task.meta.pieceLength !== pieceLength)
+        this.#fail(
+          parent,
+          -1,
+          "other",
+          `parent says the task has ${contentLength} bytes in ${pieceLength}-byte pieces; expected ${task.meta.contentLength} in ${task.meta.pieceLength}`,
+        );
+      this.#activity();
+      return;
+    }
+    this.#settingLength ??= task.setLength(contentLength, pieceLength).then(
+      () => {
+        this.#o.onTaskInfo();
+        this.#activity();
+      },
+      (err: unknown) => this.#abortWith(err),
+    );
+  }
+
+  #onSyncEnd(parent: ParentPeer, err: unknown): void {
+    if (err !== undefined && !parent.dropped) this.#fail(parent, -1, "connect", errorMessage(err));
+    this.#pump();
+  }
+
+  /** Drops a parent for this task and reports why. */
+  #fail(parent: ParentPeer, number: number, reason: PieceFailureReason, description: string): void {
+    if (parent.dropped) return;
+    parent.drop();
+    this.#failedParents.push(parent.id);
+    this.#o.metrics.pieceFailures.inc({ reason });
+    this.#o.log.warn({ taskId: this.#o.task.taskId, parentId: parent.id, piece: number, reason, err: description }, "dropping parent");
+    this.#o.onPieceFailed(parent.id, number, reason, description);
+  }
+
+  #abortWith(err: unknown): void {
+    this.#fatal ??= err;
+    this.stop();
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.reject(err);
+  }
+
+  #settle(progress: Progress): void {
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    clearTimeout(this.#idleTimer);
+    waiter?.resolve(progress);
+  }
+
+  #pump(): void {
+    if (this.#stopped) return;
+    const { task } = this.#o;
+    if (task.lengthKnown && task.pieceCount === task.totalPieces) {
+      this.#settle("complete");
+      return;
+    }
+    if (task.lengthKnown) {
+      while (this.#inflight.size < this.#o.concurrency) {
+        const pick = this.#pick();
+        if (pick === undefined) break;
+        this.#start(pick.piece, pick.parent);
+      }
+    }
+    if (this.#inflight.size > 0 || this.#waiter === undefined) return;
+    if (this.liveParents === 0) {
+      this.#settle("stuck");
+      return;
+    }
+    // Live parents that hold nothing we need yet: they are still downloading. Wait, but not forever.
+    const idle = Date.now() - this.#lastActivity;
+    clearTimeout(this.#idleTimer);
+    if (idle >= this.#o.idleTimeoutMs) {
+      this.#o.log.warn({ taskId: task.taskId, idleMs: idle }, "parents made no progress");
+      this.#settle("stuck");
+      return;
+    }
+    this.#idleTimer = setTimeout(() => this.#pump(), this.#o.idleTimeoutMs - idle + 10);
+    this.#idleTimer.unref();
+  }
+
+  /**
+   * A missing piece some usable parent can serve now, and the best such
+   * parent. Rarest first; among the equally rare, a random one of the
+   * lowest-numbered few, so children of one parent fetch different pieces
+   * (and can then trade them) while the file still fills roughly in order.
+   */
+  #pick(): { piece: PieceInfo; parent: ParentPeer } | undefined {
+    const { task, perParentLimit } = this.#o;
+    const now = Date.now();
+    const window = Math.max(4, this.#o.concurrency);
+    let rarest = Number.POSITIVE_INFINITY;
+    let choices: Array<{ piece: PieceInfo; parent: ParentPeer }> = [];
+    let busyWait = Number.POSITIVE_INFINITY;
+    for (let number = 0; number < task.totalPieces; number++) {
+      if (task.hasPiece(number) || this.#inflight.has(number)) continue;
+      let holders = 0;
+      let chosen: ParentPeer | undefined;
+      let info: PieceInfo | undefined;
+      for (const parent of this.#parents.values()) {
+        const piece = parent.dropped ? undefined : parent.pieces.get(number);
+        if (piece === undefined) continue;
+        holders++;
+        if (parent.inflight >= perParentLimit) continue;
+        if (parent.busyUntil > now) {
+          busyWait = Math.min(busyWait, parent.busyUntil - now);
+          continue;
+        }
+        if (chosen === undefined || parent.inflight < chosen.inflight || (parent.inflight === chosen.inflight && parent.speed > chosen.speed)) {
+          chosen = parent;
+          info = piece;
+        }
+      }
+      if (chosen === undefined || info === undefined) continue;
+      if (holders < rarest) {
+        rarest = holders;
+        choices = [{ piece: info, parent: chosen }];
+      } else if (holders === rarest && choices.length < window) {
+        choices.push({ piece: info, parent: chosen });
+      }
+      if (rarest === 1 && choices.length >= window) break;
+    }
+    if (choices.length === 0 && busyWait !== Number.POSITIVE_INFINITY) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => this.#pump(), busyWait + 5);
+      this.#retryTimer.unref();
+    }
+    return choices[Math.floor(Math.random() * choices.length)];
+  }
+
+  #start(info: PieceInfo, parent: ParentPeer): void {
+    const { task } = this.#o;
+    const number = info.number;
+    const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
+    if (Number(info.offset) !== range.offset || Number(info.length) !== range.length) {
+      this.#fail(parent, number, "corrupt", `parent describes piece ${number} as ${info.offset}+${info.length}, expected ${range.offset}+${range.length}`);
+      return;
+    }
+    this.#inflight.add(number);
+    parent.inflight++;
+    const started = Date.now();
+    fetchPiece(this.#o.agent, {
+      baseUrl: parent.baseUrl,
+      taskId: task.taskId,
+      number,
+      length: range.length,
+      crc32: info.crc32,
+      timeoutMs: this.#o.pieceTimeoutMs,
+      signal: this.#o.signal,
+    })
+      .then(async (bytes) => {
+        const costMs = Date.now() - started;
+        const piece = { ...range, crc32: info.crc32 };
+        await task.writePiece(piece, bytes);
+        parent.bytes += bytes.byteLength;
+        parent.costMs += Math.max(costMs, 1);
+        this.#o.metrics.pieceDuration.observe({ source: "peer" }, costMs / 1000);
+        this.#o.onPiece({ piece, source: "peer", parentId: parent.id, costMs });
+        this.#lastActivity = Date.now();
+      })
+      .catch((err: unknown) => {
+        if (this.#stopped) return;
+        if (!(err instanceof PieceFetchError)) {
+          this.#abortWith(err); // A local failure such as a full disk: no parent can help.
+          return;
+        }
+        if (err.reason === "busy") {
+          parent.busyUntil = Date.now() + BUSY_BACKOFF_MS;
+          this.#o.metrics.pieceFailures.inc({ reason: "busy" });
+          return;
+        }
+        this.#fail(parent, number, err.reason, err.message);
+      })
+      .finally(() => {
+        this.#inflight.delete(number);
+        parent.inflight--;
+        this.#pump();
+      });
+  }
+}

@@ -1,0 +1,126 @@
+import type { dfdaemonv1, MessageInitShape, PieceInfoSchema, ServiceImpl, TaskInfoSchema } from "@lacewing/api";
+import { AsyncQueue, errorMessage, type Logger } from "@lacewing/common";
+import { downloadSpecOf } from "../download/download-spec.js";
+import type { TaskManager } from "../download/task-manager.js";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
+import type { TaskStore } from "../storage/task-store.js";
+
+type SyncResponse = MessageInitShape<typeof dfdaemonv1.SyncPiecesResponseSchema>;
+
+export interface PeerServiceDeps {
+  store: TaskStore;
+  tasks: TaskManager;
+  log: Logger;
+}
+
+/**
+ * DfdaemonPeer: what other peers and the scheduler call on this daemon.
+ * SyncPieces tells a child which pieces this peer holds and then each new
+ * one the moment it is journaled, so the child can fetch piece k while this
+ * peer is still fetching later ones (pipelining).
+ */
+export function peerService(deps: PeerServiceDeps, children: Set<string>): ServiceImpl<typeof dfdaemonv1.DfdaemonPeer> {
+  return {
+    syncPieces(request, context) {
+      const task = deps.store.get(request.taskId);
+      if (task === undefined || task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not held by this peer`);
+      const key = `${request.hostId}/${request.peerId}`;
+      children.add(key);
+      const responses = syncStream(task, new Set(request.heldPieces), context.signal);
+      return withCleanup(responses, () => children.delete(key));
+    },
+
+    async triggerDownload(request) {
+      const spec = { ...downloadSpecOf(request.download), outputPath: "", triggered: true };
+      const run = deps.tasks.download(spec, {});
+      if (!request.wait) {
+        run.then(
+          (result) => deps.log.info({ taskId: result.taskId }, "triggered download finished"),
+          (err: unknown) => deps.log.warn({ url: spec.url.split("?")[0], err: errorMessage(err) }, "triggered download failed"),
+        );
+        return { taskId: "", finished: false, description: "accepted" };
+      }
+      try {
+        const result = await run;
+        return { taskId: result.taskId, finished: true, description: "" };
+      } catch (err) {
+        return { taskId: "", finished: false, description: errorMessage(err) };
+      }
+    },
+  };
+}
+
+function taskInfoOf(task: StoredTask): MessageInitShape<typeof TaskInfoSchema> {
+  return {
+    taskId: task.taskId,
+    contentLength: BigInt(task.meta.contentLength),
+    pieceLength: BigInt(task.meta.pieceLength),
+    totalPieces: task.totalPieces,
+    digest: task.meta.digest,
+  };
+}
+
+function pieceInfoOf(piece: StoredPiece): MessageInitShape<typeof PieceInfoSchema> {
+  return { number: piece.number, offset: BigInt(piece.offset), length: BigInt(piece.length), crc32: piece.crc32 };
+}
+
+/**
+ * The task's info once its length is known, every stored piece the child
+ * lacks, then new pieces as they land, then `finished`. Ends with an error
+ * if the task leaves this peer's store.
+ */
+function syncStream(task: StoredTask, held: Set<number>, signal: AbortSignal): AsyncQueue<SyncResponse> {
+  const queue = new AsyncQueue<SyncResponse>();
+  const sent = new Set<number>(held);
+  let infoSent = false;
+  const sendPiece = (piece: StoredPiece): void => {
+    if (!infoSent || sent.has(piece.number)) return;
+    sent.add(piece.number);
+    queue.push({ response: { case: "piece", value: pieceInfoOf(piece) } });
+  };
+  const sendInfo = (): void => {
+    if (infoSent || !task.lengthKnown) return;
+    infoSent = true;
+    queue.push({ response: { case: "taskInfo", value: taskInfoOf(task) } });
+    for (const piece of task.pieces()) sendPiece(piece);
+  };
+  const onFinished = (): void => {
+    sendInfo();
+    for (const piece of task.pieces()) sendPiece(piece);
+    queue.push({ response: { case: "finished", value: taskInfoOf(task) } });
+    stop();
+    queue.end();
+  };
+  const onClosed = (): void => {
+    stop();
+    queue.fail(daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`));
+  };
+  const onAbort = (): void => {
+    stop();
+    queue.end();
+  };
+  const stop = (): void => {
+    task.off("info", sendInfo);
+    task.off("piece", sendPiece);
+    task.off("finished", onFinished);
+    task.off("closed", onClosed);
+    signal.removeEventListener("abort", onAbort);
+  };
+  task.on("info", sendInfo);
+  task.on("piece", sendPiece);
+  task.on("finished", onFinished);
+  task.on("closed", onClosed);
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (task.meta.finished) onFinished();
+  else sendInfo();
+  return queue;
+}
+
+async function* withCleanup<T>(source: AsyncIterable<T>, cleanup: () => void): AsyncIterable<T> {
+  try {
+    yield* source;
+  } finally {
+    cleanup();
+  }
+}

@@ -1,0 +1,187 @@
+import { createClient, schedulerv1, type HostSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
+import { backoffDelay, errorMessage, rendezvousOrder, type Logger } from "@lacewing/common";
+import { parseSchedulerEntry, resolveSchedulerEndpoints, type SchedulerEntry } from "./scheduler-endpoints.js";
+
+export type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
+export type HostInit = MessageInitShape<typeof HostSchema>;
+
+export interface SchedulerPoolOptions {
+  /** `--scheduler` entries, HOST:PORT each. */
+  entries: string[];
+  /** The host facts announced, read at every announcement. */
+  hostInfo: () => HostInit;
+  announceIntervalMs: number;
+  log: Logger;
+  /** A scheduler learned of this host afresh (first contact or its restart): tell it what the cache holds. */
+  onNewHost: (endpoint: string) => void;
+}
+
+/** What the daemon knows of one scheduler endpoint, for `dfdaemon status`. */
+export interface SchedulerState {
+  address: string;
+  reachable: boolean;
+  lastError: string;
+}
+
+const ANNOUNCE_TIMEOUT_MS = 5_000;
+
+/**
+ * The schedulers this daemon talks to. Each endpoint gets its own announce
+ * loop (the host must be known to every replica, since tasks are spread over
+ * them) that retries with backoff while the scheduler is down and logs only
+ * when reachability changes. A task belongs to the endpoint that rendezvous
+ * hashing of its id picks; while that one is unreachable the next in
+ * rendezvous order stands in.
+ */
+export class SchedulerPool {
+  readonly #options: SchedulerPoolOptions;
+  readonly #entries: SchedulerEntry[];
+  readonly #clients = new Map<string, SchedulerClient>();
+  readonly #states = new Map<string, SchedulerState & { failures: number; timer?: NodeJS.Timeout; announcing?: Promise<boolean> | undefined }>();
+  #endpoints: string[] = [];
+  #unresolved = new Map<string, string>();
+  #resolveTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: SchedulerPoolOptions) {
+    this.#options = options;
+    this.#entries = options.entries.map(parseSchedulerEntry);
+  }
+
+  get configured(): boolean {
+    return this.#entries.length > 0;
+  }
+
+  /** Resolves the entries and starts announcing; returns without waiting for any scheduler. */
+  async start(): Promise<void> {
+    await this.#refreshEndpoints();
+  }
+
+  /** The scheduler endpoints known right now. */
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
+  }
+
+  /** Endpoints in the order a task should try them: its owner first, unreachable ones last. */
+  ownersOf(taskId: string): string[] {
+    const order = rendezvousOrder(taskId, this.#endpoints);
+    const reachable = order.filter((endpoint) => this.#states.get(endpoint)?.reachable === true);
+    return [...reachable, ...order.filter((endpoint) => !reachable.includes(endpoint))];
+  }
+
+  client(endpoint: string): SchedulerClient {
+    let client = this.#clients.get(endpoint);
+    if (client === undefined) {
+      client = createClient(schedulerv1.Scheduler, endpoint);
+      this.#clients.set(endpoint, client);
+    }
+    return client;
+  }
+
+  /** Announces the host to `endpoint` now (a register met a scheduler that forgot the host); true on success. */
+  announceNow(endpoint: string): Promise<boolean> {
+    const state = this.#states.get(endpoint);
+    if (state === undefined) return Promise.resolve(false);
+    return this.#announce(endpoint, state);
+  }
+
+  status(): SchedulerState[] {
+    const states: SchedulerState[] = [...this.#states.values()].map(({ address, reachable, lastError }) => ({ address, reachable, lastError }));
+    for (const [entry, error] of this.#unresolved) states.push({ address: entry, reachable: false, lastError: `cannot resolve: ${error}` });
+    return states;
+  }
+
+  /** Tells every reachable scheduler that this host no longer holds `taskId` (it was evicted). */
+  async deleteTask(hostId: string, taskId: string): Promise<void> {
+    await Promise.all(
+      this.#endpoints.map((endpoint) =>
+        this.client(endpoint)
+          .deleteTask({ hostId, taskId }, { timeoutMs: ANNOUNCE_TIMEOUT_MS })
+          .catch((err: unknown) => this.#options.log.debug({ scheduler: endpoint, taskId, err: errorMessage(err) }, "DeleteTask failed")),
+      ),
+    );
+  }
+
+  /** Says goodbye (DeleteHost) to reachable schedulers and stops announcing. */
+  async close(hostId: string): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#resolveTimer);
+    for (const state of this.#states.values()) clearTimeout(state.timer);
+    await Promise.all(
+      [...this.#states.values()]
+        .filter((state) => state.reachable)
+        .map((state) =>
+          this.client(state.address)
+            .deleteHost({ hostId }, { timeoutMs: 2_000 })
+            .catch(() => undefined),
+        ),
+    );
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  async #refreshEndpoints(): Promise<void> {
+    if (this.#closed) return;
+    const { endpoints, unresolved } = await resolveSchedulerEndpoints(this.#entries);
+    for (const [entry, error] of unresolved)
+      if (!this.#unresolved.has(entry)) this.#options.log.warn({ scheduler: entry, err: error }, "cannot resolve scheduler address; will retry");
+    this.#unresolved = unresolved;
+    for (const endpoint of endpoints) {
+      if (this.#states.has(endpoint)) continue;
+      const state = { address: endpoint, reachable: false, lastError: "not contacted yet", failures: 0 };
+      this.#states.set(endpoint, state);
+      this.#schedule(endpoint, state, 0);
+    }
+    for (const [endpoint, state] of this.#states) {
+      if (endpoints.includes(endpoint)) continue;
+      clearTimeout(state.timer);
+      this.#states.delete(endpoint);
+      this.#clients.get(endpoint)?.close();
+      this.#clients.delete(endpoint);
+    }
+    this.#endpoints = endpoints;
+    // Names are looked up again now and then, so scaled scheduler replicas are picked up.
+    const again = unresolved.size > 0 ? Math.min(5_000, this.#options.announceIntervalMs) : Math.max(30_000, this.#options.announceIntervalMs * 3);
+    this.#resolveTimer = setTimeout(() => void this.#refreshEndpoints(), again);
+    this.#resolveTimer.unref();
+  }
+
+  #schedule(endpoint: string, state: SchedulerState & { failures: number; timer?: NodeJS.Timeout }, delayMs: number): void {
+    if (this.#closed) return;
+    state.timer = setTimeout(() => {
+      void this.#announce(endpoint, state).then((ok) => {
+        if (this.#states.get(endpoint) !== state) return;
+        const delay = ok ? this.#options.announceIntervalMs : backoffDelay(state.failures - 1, { initialMs: 500, maxMs: this.#options.announceIntervalMs });
+        this.#schedule(endpoint, state, delay);
+      });
+    }, delayMs);
+    state.timer.unref();
+  }
+
+  #announce(endpoint: string, state: SchedulerState & { failures: number; announcing?: Promise<boolean> | undefined }): Promise<boolean> {
+    state.announcing ??= this.#announceOnce(endpoint, state).finally(() => (state.announcing = undefined));
+    return state.announcing;
+  }
+
+  async #announceOnce(endpoint: string, state: SchedulerState & { failures: number }): Promise<boolean> {
+    const { log } = this.#options;
+    try {
+      const response = await this.client(endpoint).announceHost({ host: this.#options.hostInfo() }, { timeoutMs: ANNOUNCE_TIMEOUT_MS });
+      if (!state.reachable) log.info({ scheduler: endpoint }, "scheduler reachable");
+      state.reachable = true;
+      state.lastError = "";
+      state.failures = 0;
+      if (response.newHost) this.#options.onNewHost(endpoint);
+      return true;
+    } catch (err) {
+      const message = errorMessage(err);
+      // One line when a scheduler goes away, not one per retry.
+      if (state.reachable || state.failures === 0) log.warn({ scheduler: endpoint, err: message }, "scheduler unreachable; retrying with backoff");
+      else log.debug({ scheduler: endpoint, err: message }, "scheduler still unreachable");
+      state.reachable = false;
+      state.lastError = message;
+      state.failures++;
+      return false;
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pipeline } from "node:stream/promises";
+import { errorMessage, type Logger } from "@lacewing/common";
+import type { DfdaemonMetrics } from "../metrics.js";
+import type { TaskStore } from "../storage/task-store.js";
+import { RateLimiter } from "./rate-limiter.js";
+
+/** Path of one piece on a parent's upload server. */
+export function piecePath(taskId: string, number: number): string {
+  return `/tasks/${taskId}/pieces/${number}`;
+}
+
+const PIECE_PATH = /^\/tasks\/([0-9a-f]{64})\/pieces\/(\d{1,9})$/;
+
+export interface UploadServerOptions {
+  store: TaskStore;
+  metrics: DfdaemonMetrics;
+  log: Logger;
+  /** Pieces served at once; more get 503 so the child asks another parent. */
+  limit: number;
+  /** Upload bytes per second over all children; 0 means unlimited. */
+  rateLimit: number;
+}
+
+/**
+ * Serves verified pieces to other peers over HTTP/1.1 with keep-alive,
+ * streamed from disk. A piece is only served once it is journaled; the task
+ * is held as a reader while a piece streams, so eviction waits.
+ */
+export class UploadServer {
+  readonly #options: UploadServerOptions;
+  readonly #server: Server;
+  #active = 0;
+  #uploadedBytes = 0;
+  readonly #limiter: RateLimiter | undefined;
+
+  constructor(options: UploadServerOptions) {
+    this.#options = options;
+    this.#limiter = options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined;
+    this.#server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => this.#handle(request, response));
+  }
+
+  /** Uploads in flight right now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  get uploadedBytes(): number {
+    return this.#uploadedBytes;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    this.#server.listen(port, host);
+    await once(this.#server, "listening");
+    return this.port;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#server.listening) return;
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #handle(request: IncomingMessage, response: ServerResponse): void {
+    const { store, metrics } = this.#options;
+    const match = PIECE_PATH.exec((request.url ?? "/").split("?")[0]!);
+    if (request.method !== "GET" || !match) {
+      reply(response, request.method !== "GET" ? 405 : 404, "no such resource");
+      return;
+    }
+    const [, taskId, numberText] = match as unknown as [string, string, string];
+    // Looked up and held in one synchronous step, so eviction cannot slip in between.
+    const task = store.get(taskId);
+    const piece = task?.piece(Number(numberText));
+    if (task === undefined || piece === undefined || task.closed) {
+      metrics.uploadPieces.inc({ result: "not_found" });
+      reply(response, 404, "piece not held");
+      return;
+    }
+    if (this.#active >= this.#options.limit) {
+      metrics.uploadPieces.inc({ result: "busy" });
+      response.setHeader("retry-after", "1");
+      reply(response, 503, "upload slots full");
+      return;
+    }
+    this.#active++;
+    task.activeReaders++;
+    response.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": piece.length,
+      "x-lacewing-crc32": String(piece.crc32),
+    });
+    const source = task.readStream(piece.offset, piece.length);
+    source.on("data", (chunk: Buffer | string) => {
+      const bytes = Buffer.byteLength(chunk);
+      this.#uploadedBytes += bytes;
+      metrics.uploadBytes.inc(bytes);
+    });
+    pipeline(source, response)
+      .then(
+        () => metrics.uploadPieces.inc({ result: "ok" }),
+        (err: unknown) => {
+          metrics.uploadPieces.inc({ result: "aborted" });
+          this.#options.log.debug({ taskId, piece: piece.number, err: errorMessage(err) }, "piece upload aborted");
+        },
+      )
+      .finally(() => {
+        this.#active--;
+        task.activeReaders--;
+      });
+  }
+}
+
+function reply(response: ServerResponse, status: number, message: string): void {
+  response.writeHead(status, { "content-type": "text/plain" }).end(`${message}\n`);
+}

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
+import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+
+const MiB = 1024 * 1024;
+const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
+
+interface DfgetJson {
+  ok: boolean;
+  traffic: { origin: number; peers: number; cache: number };
+}
+
+describe("P2P on loopback: origin + scheduler + seed peer + 3 dfdaemons", () => {
+  let root: string;
+  let origin: TestOrigin;
+  let scheduler: SchedulerProcess;
+  let seed: Daemon;
+  let peers: Daemon[];
+  const blob = randomBytesOf(64 * MiB + 4321, 31);
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "lacewing-p2p-"));
+    origin = new TestOrigin({ "/blob.bin": blob, "/second.bin": randomBytesOf(24 * MiB, 32) });
+    await origin.start();
+    scheduler = await startScheduler();
+    seed = await startPeer(root, "seed", scheduler.address, ["--seed"]);
+    peers = await Promise.all(["a", "b", "c"].map((name) => startPeer(root, name, scheduler.address)));
+    await waitForHosts(scheduler.address, 4);
+  });
+
+  after(async () => {
+    await Promise.all([seed, ...(peers ?? [])].map((d) => d?.stop()));
+    await scheduler?.stop();
+    await origin?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("three concurrent downloads get the right bytes, the origin sends the content once, and the bytes flow between peers", async () => {
+    origin.bytesSent = 0;
+    const results = await Promise.all(peers.map((peer) => dfget(peer, origin.url("/blob.bin"), join(root, `${peer.name}.out`))));
+    for (const result of results) assert.equal(result.code, 0, result.stderr);
+    for (const peer of peers) assert.equal(sha256(await readFile(join(root, `${peer.name}.out`))), sha256(blob), `${peer.name}'s output`);
+
+    // Once: the seed's probe byte plus the content, no matter how many peers asked.
+    assert.equal(origin.bytesSent, blob.byteLength + 1);
+    const reports = results.map((r) => JSON.parse(r.stdout) as DfgetJson);
+    for (const report of reports) {
+      assert.equal(report.traffic.origin, 0, "no peer went to the origin");
+      assert.equal(report.traffic.peers, blob.byteLength);
+    }
+
+    // Every byte a peer got from a parent was uploaded by some parent.
+    const fromPeers = await Promise.all(peers.map((p) => metricValue(p.ports.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "peer" })));
+    const uploaded = await Promise.all([seed, ...peers].map((p) => metricValue(p.ports.metrics, "lacewing_dfdaemon_upload_bytes_total")));
+    const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+    assert.equal(sum(fromPeers), 3 * blob.byteLength);
+    assert.equal(sum(uploaded), sum(fromPeers));
+    assert.ok(uploaded[0]! > 0, "the seed uploaded");
+    assert.equal(await metricValue(seed.ports.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "origin" }), blob.byteLength);
+  });
+
+  it("a later download on a peer that lacks the task comes from peers that finished it, with no origin traffic", async () => {
+    origin.bytesSent = 0;
+    const late = await startPeer(root, "late", scheduler.address);
+    try {
+      await waitForHosts(scheduler.address, 5);
+      const result = await dfget(late, origin.url("/blob.bin"), join(root, "late.out"));
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(sha256(await readFile(join(root, "late.out"))), sha256(blob));
+      assert.equal(origin.bytesSent, 0);
+      assert.equal((JSON.parse(result.stdout) as DfgetJson).traffic.peers, blob.byteLength);
+    } finally {
+      await late.stop();
+    }
+  });
+
+  it("the scheduler counts the parents it handed out and the peer traffic reported to it", async () => {
+    const r = await dfget(peers[0]!, origin.url("/second.bin"), join(root, "second.out"));
+    assert.equal(r.code, 0, r.stderr);
+    const scheduled = await metricValue(scheduler.metricsPort, "lacewing_scheduler_schedule_total", { result: "parents" });
+    assert.ok(scheduled >= 4, `scheduler handed out parents ${scheduled} times`);
+    const peerTraffic = await metricValue(scheduler.metricsPort, "lacewing_scheduler_traffic_bytes_total", { type: "peer" });
+    assert.ok(peerTraffic >= 3 * blob.byteLength, "the scheduler saw peer traffic reported");
+  });
+});
