@@ -1,6 +1,7 @@
 // Benchmark (not a test): N peer hosts dfget the same blob at once over
 // capped links, P2P against straight-from-origin, in one run. Needs root.
 //   npm run bench:testbed -- [--peers 8] [--rate 200] [--size 128] [--scenarios link,p2p,origin] [--dir DIR] [--keep]
+import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { removeOwnNetwork } from "../testbed/netns.js";
 import { SCENARIOS, Testbed, testbedUnavailable, type ScenarioName, type ScenarioResult } from "../testbed/testbed.js";
@@ -13,6 +14,9 @@ const { values } = parseArgs({
     scenarios: { type: "string", default: "link,p2p,origin" },
     dir: { type: "string" },
     keep: { type: "boolean", default: false },
+    "seed-args": { type: "string", default: "" },
+    "peer-args": { type: "string", default: "" },
+    timeline: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -23,7 +27,10 @@ if (values.help) {
   --size MIB     blob size in MiB (default 128)
   --scenarios    which to run, in order (default link,p2p,origin)
   --dir DIR      where the blob, daemon data and logs go (default the system temp dir)
-  --keep         keep that directory (daemon logs) after the run`);
+  --keep         keep that directory (daemon logs) after the run
+  --seed-args=…  extra dfdaemon flags for the seed peer, e.g. --seed-args='--upload-limit 8' (p2p)
+  --peer-args=…  extra dfdaemon flags for the peers' daemons in the p2p scenario
+  --timeline     print each daemon's cached and served MiB once a second during the downloads`);
   process.exit(0);
 }
 const scenarios = values.scenarios.split(",").map((s) => s.trim()) as ScenarioName[];
@@ -59,6 +66,8 @@ for (const [signal, code] of [
 }
 
 const log = (line: string): void => console.error(`[testbed] ${line}`);
+// Other work on the machine competes with the testbed's processes for the same cores; print it with the figures.
+const loadBefore = loadavg()[0]!;
 const results: ScenarioResult[] = [];
 try {
   testbed = await Testbed.start({
@@ -66,6 +75,9 @@ try {
     rateMbit: Number(values.rate),
     sizeMiB: Number(values.size),
     keep: values.keep,
+    seedArgs: values["seed-args"].split(" ").filter(Boolean),
+    peerArgs: values["peer-args"].split(" ").filter(Boolean),
+    timelineMs: values.timeline ? 1000 : 0,
     log,
     ...(values.dir === undefined ? {} : { dir: values.dir }),
   });
@@ -90,8 +102,10 @@ const MiB = 1024 * 1024;
 const first = results[0]!;
 console.log(
   `\n${values.peers} peers, ${values.rate} Mbit/s uplink per host, ${Number(values.size)} MiB blob; ` +
+    (values["seed-args"] || values["peer-args"] ? `seed args '${values["seed-args"]}', peer args '${values["peer-args"]}'; ` : "") +
     `F/U = ${first.lowerBoundSeconds.toFixed(2)} s (the origin's uplink carries every byte at least once)\n`,
 );
+console.log(`machine: ${cpus().length} cores, load average (1 min) ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after\n`);
 const header = ["scenario", "s to last peer", "× F/U", "s from 1st request", "× F/U", "F/U s", "origin MiB", "origin / blob"];
 const rows = results.map((r) => [
   SCENARIOS[r.scenario],
@@ -124,6 +138,31 @@ for (const r of results) {
       `${r.scenario}: peers got MiB from origin ${sum((t) => t.origin)}, from peers ${sum((t) => t.peers)}, from cache ${sum((t) => t.cache)}; ` +
         `dfget's own elapsed ${Math.min(...elapsed).toFixed(2)}–${Math.max(...elapsed).toFixed(2)} s`,
     );
+  }
+  if (r.uploadBytesByHost !== undefined && Object.values(r.uploadBytesByHost).some((b) => b > 0)) {
+    const uploads = Object.entries(r.uploadBytesByHost)
+      .map(([host, bytes]) => `${host} ${(bytes / MiB).toFixed(0)}`)
+      .join(", ");
+    console.log(`${r.scenario}: MiB served to other peers: ${uploads}`);
+  }
+  if (r.cpu !== undefined) {
+    const top = Object.entries(r.cpu.secondsByProcess)
+      .sort(([, a], [, b]) => b - a)
+      .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
+      .join(", ");
+    console.log(`${r.scenario}: CPU ${(r.cpu.busy * 100).toFixed(0)} % busy of ${r.cpu.cores} cores during the downloads; CPU s by process: ${top}`);
+  }
+  if (r.timeline !== undefined) {
+    const names = Object.keys(r.timeline[0]?.hosts ?? {});
+    console.log(`${r.scenario}: timeline, MiB cached / MiB served to peers per daemon`);
+    console.log(["     s", ...names.map((n) => n.padStart(11))].join(" "));
+    for (const point of r.timeline) {
+      const cells = names.map((n) => {
+        const h = point.hosts[n]!;
+        return `${(h.cached / MiB).toFixed(0)}/${(h.uploaded / MiB).toFixed(0)}`.padStart(11);
+      });
+      console.log([point.seconds.toFixed(1).padStart(6), ...cells].join(" "));
+    }
   }
   if (r.announced === false) console.log(`${r.scenario}: the dfdaemons never announced to the scheduler (no P2P in this build?)`);
 }

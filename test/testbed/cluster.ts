@@ -23,6 +23,28 @@ export interface HostProcess {
   tail(): Promise<string>;
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /** User + system CPU seconds the process has used so far; 0 once it has exited. */
+  cpuSeconds(): Promise<number>;
+}
+
+/** Clock ticks per second in /proc: USER_HZ, 100 on every Linux architecture Node runs on. */
+const USER_HZ = 100;
+
+async function procCpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0;
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / USER_HZ;
+}
+
+/** Busy and total CPU time of the whole machine so far (all cores, seconds), from /proc/stat. */
+export async function machineCpu(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  const ticks = line.split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: (total - idle) / USER_HZ, total: total / USER_HZ };
 }
 
 function isRunning(child: ChildProcess): boolean {
@@ -55,6 +77,7 @@ export async function startInHost(host: Host, name: string, command: string, arg
     logFile,
     exited,
     tail,
+    cpuSeconds: () => procCpuSeconds(child.pid),
     stop: async (graceMs = 5_000) => {
       if (!isRunning(child)) return;
       child.kill("SIGTERM");
@@ -114,12 +137,17 @@ export async function startScheduler(host: Host, logDir: string): Promise<Schedu
 
 export interface DfdaemonProcess extends HostProcess {
   socket: string;
+  /** Piece bytes this daemon served to other peers (its /metrics); undefined if /metrics did not answer. */
+  uploadBytes(): Promise<number | undefined>;
+  /** Verified bytes in its cache and bytes served to peers so far (its /metrics); undefined if /metrics did not answer. */
+  progress(): Promise<{ cached: number; uploaded: number } | undefined>;
 }
 
 export interface DfdaemonOptions {
   /** Scheduler HOST:PORT; without it the daemon goes straight to the origin. */
   scheduler?: string;
   seed?: boolean;
+  extraArgs?: readonly string[];
 }
 
 /** Starts a dfdaemon on `host` with its data and socket under `dir`, on the default ports (each host has its own). */
@@ -128,6 +156,7 @@ export async function startDfdaemon(host: Host, dir: string, options: DfdaemonOp
   const args = [BIN.dfdaemon, "--data-dir", join(dir, "data"), "--socket", socket, "--listen-ip", host.ip, "--advertise-ip", host.ip, "--log-level", "warn"];
   if (options.scheduler !== undefined) args.push("--scheduler", options.scheduler);
   if (options.seed === true) args.push("--seed");
+  args.push(...(options.extraArgs ?? []));
   const proc = await startInHost(host, options.seed === true ? "seed-dfdaemon" : "dfdaemon", process.execPath, args, dir);
   await waitUntil(proc, "socket", () =>
     access(socket).then(
@@ -135,7 +164,14 @@ export async function startDfdaemon(host: Host, dir: string, options: DfdaemonOp
       () => false,
     ),
   );
-  return { ...proc, socket };
+  const metricsUrl = `http://${host.ip}:${DEFAULTS.dfdaemon.metricsPort}/metrics`;
+  const sample = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+  const progress = async (): Promise<{ cached: number; uploaded: number } | undefined> => {
+    const text = await curlFrom(host, metricsUrl);
+    if (text === undefined) return undefined;
+    return { cached: sample(text, "lacewing_dfdaemon_cache_bytes"), uploaded: sample(text, "lacewing_dfdaemon_upload_bytes_total") };
+  };
+  return { ...proc, socket, progress, uploadBytes: async () => (await progress())?.uploaded };
 }
 
 export interface OriginTraffic {

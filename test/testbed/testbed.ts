@@ -8,11 +8,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, open, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BIN } from "../helpers/processes.js";
-import { NginxOrigin, runInHost, startDfdaemon, startScheduler, type HostProcess } from "./cluster.js";
+import { NginxOrigin, machineCpu, runInHost, startDfdaemon, startScheduler, type DfdaemonProcess, type HostProcess, type SchedulerProcess } from "./cluster.js";
 import { hasCommand } from "./command.js";
 import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
 
@@ -33,6 +33,11 @@ export interface TestbedOptions {
   dir?: string;
   /** Keep the run directory after close, for reading logs. */
   keep?: boolean;
+  /** Extra dfdaemon flags for the seed peer and for the peers (p2p scenario), e.g. `["--upload-limit", "8"]`, for tuning runs. */
+  seedArgs?: readonly string[];
+  peerArgs?: readonly string[];
+  /** Sample every daemon's cached and uploaded bytes this often during the downloads (ms); 0 for no timeline. */
+  timelineMs?: number;
   /** Progress lines; silent by default. */
   log?: (line: string) => void;
 }
@@ -66,6 +71,12 @@ export interface ScenarioResult {
   downloads: PeerDownload[];
   /** p2p only: whether every dfdaemon showed up at the scheduler before the downloads began. */
   announced?: boolean;
+  /** Piece bytes each dfdaemon served to other peers (dfget scenarios). */
+  uploadBytesByHost?: Record<string, number>;
+  /** With `timelineMs`: seconds since launch, and each daemon's cached and uploaded bytes then. */
+  timeline?: Array<{ seconds: number; hosts: Record<string, { cached: number; uploaded: number }> }>;
+  /** CPU during the downloads (dfget scenarios): the whole machine's busy fraction, and seconds used by each testbed process. */
+  cpu?: { cores: number; busy: number; secondsByProcess: Record<string, number> };
 }
 
 const MiB = 1024 * 1024;
@@ -139,7 +150,16 @@ export class Testbed {
 
   /** Removes a crashed run's leftovers, builds the network, writes the blob and starts the origin. */
   static async start(input: TestbedOptions): Promise<Testbed> {
-    const options = { peers: input.peers, rateMbit: input.rateMbit, sizeMiB: input.sizeMiB, dir: input.dir ?? tmpdir(), keep: input.keep ?? false };
+    const options = {
+      peers: input.peers,
+      rateMbit: input.rateMbit,
+      sizeMiB: input.sizeMiB,
+      dir: input.dir ?? tmpdir(),
+      keep: input.keep ?? false,
+      seedArgs: input.seedArgs ?? [],
+      peerArgs: input.peerArgs ?? [],
+      timelineMs: input.timelineMs ?? 0,
+    };
     if (!Number.isInteger(options.peers) || options.peers < 1) throw new Error("peers must be a positive integer");
     if (!(options.rateMbit > 0)) throw new Error("rate must be positive");
     if (!(options.sizeMiB > 0)) throw new Error("size must be positive");
@@ -199,38 +219,54 @@ export class Testbed {
 
   async #runDfget(scenario: "p2p" | "origin", dir: string): Promise<ScenarioResult> {
     const peers = this.peerHosts;
-    let schedulerAddress: string | undefined;
+    const daemons = new Map<string, DfdaemonProcess>();
+    let scheduler: SchedulerProcess | undefined;
     let announced: boolean | undefined;
     if (scenario === "p2p") {
-      const scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler")));
-      schedulerAddress = scheduler.address;
-      const seedOptions = { scheduler: schedulerAddress, seed: true };
-      this.#track(await startDfdaemon(this.#network.host("seed"), join(dir, "seed"), seedOptions));
-      this.#log(`${scenario}: scheduler at ${scheduler.address}, seed peer at ${this.#network.host("seed").ip}`);
-      announced = false;
-      const daemons = await Promise.all(peers.map((host) => startDfdaemon(host, join(dir, host.name), { scheduler: schedulerAddress! })));
-      daemons.forEach((d) => this.#track(d));
-      // Downloads that start before their host is known cannot be given parents; wait for the announcements, but not forever:
+      scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler")));
+      const seedHost = this.#network.host("seed");
+      daemons.set(
+        seedHost.name,
+        this.#track(await startDfdaemon(seedHost, join(dir, seedHost.name), { scheduler: scheduler.address, seed: true, extraArgs: this.options.seedArgs })),
+      );
+      this.#log(`${scenario}: scheduler at ${scheduler.address}, seed peer at ${seedHost.ip}`);
+    }
+    const options = scheduler === undefined ? {} : { scheduler: scheduler.address, extraArgs: this.options.peerArgs };
+    for (const d of await Promise.all(peers.map((host) => startDfdaemon(host, join(dir, host.name), options)))) daemons.set(d.host.name, this.#track(d));
+    if (scheduler !== undefined) {
+      // A download that starts before its host is known cannot be given parents; wait for the announcements, but not forever:
       // a build without the scheduler client never announces, and its figures are still worth printing.
+      announced = false;
       for (let i = 0; i < 100 && !announced; i++) {
         const hosts = await scheduler.hosts();
         announced = hosts !== undefined && hosts.seed >= 1 && hosts.normal >= peers.length;
         if (!announced) await sleep(100);
       }
       if (!announced) this.#log(`${scenario}: the dfdaemons did not announce themselves to the scheduler within 10 s; measuring anyway`);
-    } else {
-      const daemons = await Promise.all(peers.map((host) => startDfdaemon(host, join(dir, host.name))));
-      daemons.forEach((d) => this.#track(d));
     }
-    const sockets = new Map([...this.#running].filter((p) => "socket" in p).map((p) => [p.host.name, (p as { socket: string }).socket]));
 
+    const processes = [...this.#running];
+    const cpuBefore = await Promise.all(processes.map((p) => p.cpuSeconds()));
+    const machineBefore = await machineCpu();
     const mark = await this.#origin.mark();
     this.#log(`${scenario}: ${peers.length} dfgets of ${this.#origin.url(BLOB_PATH)} at once`);
     const started = performance.now();
+    const timeline: NonNullable<ScenarioResult["timeline"]> = [];
+    let sampling = this.options.timelineMs > 0;
+    const sampler = (async () => {
+      while (sampling) {
+        const seconds = (performance.now() - started) / 1000;
+        const hosts: (typeof timeline)[number]["hosts"] = {};
+        const samples = await Promise.all([...daemons.values()].map((d) => d.progress()));
+        [...daemons.keys()].forEach((name, i) => (hosts[name] = samples[i] ?? { cached: NaN, uploaded: NaN }));
+        timeline.push({ seconds, hosts });
+        await sleep(Math.max(0, this.options.timelineMs - (performance.now() - started - seconds * 1000)));
+      }
+    })();
     const downloads = await Promise.all(
       peers.map(async (host): Promise<PeerDownload & { output: string }> => {
         const output = join(dir, host.name, "blob.out");
-        const args = [BIN.dfget, this.#origin.url(BLOB_PATH), "-O", output, "--socket", sockets.get(host.name)!, "--no-progress", "--json"];
+        const args = [BIN.dfget, this.#origin.url(BLOB_PATH), "-O", output, "--socket", daemons.get(host.name)!.socket, "--no-progress", "--json"];
         const result = await runInHost(host, process.execPath, args);
         const seconds = (performance.now() - started) / 1000;
         if (result.code !== 0) throw new Error(`${scenario}: dfget on ${host.name} exited ${result.code}: ${result.stderr.trim()}`);
@@ -238,8 +274,16 @@ export class Testbed {
         return { host: host.name, seconds, report: { elapsedMs: report.elapsedMs, traffic: report.traffic }, output };
       }),
     );
+    sampling = false;
+    await sampler;
     const secondsToLastPeer = Math.max(...downloads.map((d) => d.seconds));
     const firstRequest = Math.min(...downloads.map((d) => d.seconds - d.report!.elapsedMs / 1000));
+    const machineAfter = await machineCpu();
+    const cpuAfter = await Promise.all(processes.map((p) => p.cpuSeconds()));
+    const cpuSecondsByProcess: Record<string, number> = {};
+    processes.forEach((p, i) => (cpuSecondsByProcess[`${p.host.name}/${p.name}`] = cpuAfter[i]! - cpuBefore[i]!));
+    const uploadBytesByHost: Record<string, number> = {};
+    for (const [name, daemon] of daemons) uploadBytesByHost[name] = (await daemon.uploadBytes()) ?? NaN;
     // Stop the daemons before reading the access log: nginx logs a request when it ends.
     await this.#stopRunning();
     const traffic = await this.#origin.trafficSince(mark);
@@ -251,6 +295,13 @@ export class Testbed {
     return {
       ...this.#result(scenario, secondsToLastPeer, secondsToLastPeer - Math.max(0, firstRequest), traffic),
       downloads: downloads.map(({ output: _output, ...d }) => d),
+      uploadBytesByHost,
+      ...(timeline.length > 0 ? { timeline } : {}),
+      cpu: {
+        cores: cpus().length,
+        busy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+        secondsByProcess: cpuSecondsByProcess,
+      },
       ...(announced === undefined ? {} : { announced }),
     };
   }
@@ -272,7 +323,7 @@ export class Testbed {
     secondsToLastPeer: number,
     secondsFromFirstRequest: number,
     traffic: Awaited<ReturnType<NginxOrigin["trafficSince"]>>,
-  ): Omit<ScenarioResult, "downloads" | "announced"> {
+  ): Omit<ScenarioResult, "downloads" | "announced" | "uploadBytesByHost" | "cpu" | "timeline"> {
     const byIp = new Map([...this.#network.hosts.values()].map((h) => [h.ip, h.name]));
     const originBytesByHost: Record<string, number> = {};
     for (const [ip, bytes] of Object.entries(traffic.bytesByClient)) originBytesByHost[byIp.get(ip) ?? ip] = bytes;
