@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, parseUrl } from "@lacewing/common";
+import { LacewingError, MAX_PIECE_LENGTH, parseUrl } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -23,6 +23,9 @@ export interface DownloadSpec {
 export function downloadSpecOf(download: Download | undefined): DownloadSpec {
   if (!download?.url) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download.url is required");
   parseUrl(download.url);
+  const pieceLength = Number(download.pieceLength);
+  if (pieceLength !== 0 && (pieceLength < 64 * 1024 || pieceLength > MAX_PIECE_LENGTH))
+    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `piece length ${pieceLength} is outside 64 KiB to ${MAX_PIECE_LENGTH / 1024 / 1024} MiB`);
   return {
     url: download.url,
     tag: download.tag,
@@ -30,7 +33,7 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
     filteredQueryParams: download.filteredQueryParams,
     requestHeaders: download.requestHeaders,
     digest: download.digest,
-    pieceLength: Number(download.pieceLength),
+    pieceLength,
     outputPath: download.outputPath,
     timeoutMs: Number(download.timeoutMs),
     disableBackToSource: download.disableBackToSource,

@@ -42,6 +42,8 @@ type Answer = schedulerv1.AnnouncePeerResponse["response"];
 
 /** How often a downloading peer asks for more parents. */
 const REFRESH_INTERVAL_MS = 1_000;
+/** Pieces in flight from one parent: enough to fill its link, few enough that every child gets a share. */
+const PER_PARENT_LIMIT = 4;
 /** A peer stops asking for more parents once it has this many usable ones. */
 const MAX_LIVE_PARENTS = 8;
 
@@ -80,7 +82,7 @@ class PeerTaskRun {
       agent: options.agent,
       clients: options.clients,
       concurrency: options.peerConcurrency,
-      perParentLimit: Math.max(2, Math.ceil(options.peerConcurrency / 2)),
+      perParentLimit: Math.min(PER_PARENT_LIMIT, options.peerConcurrency),
       pieceTimeoutMs: options.pieceTimeoutMs,
       idleTimeoutMs: options.pieceTimeoutMs * 2,
       signal: request.signal,
@@ -168,6 +170,7 @@ class PeerTaskRun {
           if (answer === undefined) break;
           const { response } = answer;
           if (response.case === "normalTask") {
+            this.#log.trace({ parents: response.value.candidateParents.length, refresh: this.#pendingRefreshes > 0 }, "scheduler answered");
             this.#addParents(response.value.candidateParents);
             if (this.#pendingRefreshes > 0) this.#pendingRefreshes--;
             else this.#answered?.resolve();

@@ -204,51 +204,53 @@ export class PieceDispatcher {
   }
 
   /**
-   * A missing piece some usable parent can serve now, and the best such
-   * parent. Rarest first; among the equally rare, a random one of the
-   * lowest-numbered few, so children of one parent fetch different pieces
-   * (and can then trade them) while the file still fills roughly in order.
+   * The next request: the idlest usable parent (fewest pieces in flight,
+   * then fastest) that holds a missing piece, and of its pieces the rarest
+   * among this child's parents — a random one of the lowest-numbered few
+   * equally rare, so children of one parent fetch different pieces and can
+   * trade them, while the file still fills roughly in order.
    */
   #pick(): { piece: PieceInfo; parent: ParentPeer } | undefined {
-    const { task, perParentLimit } = this.#o;
+    const { perParentLimit } = this.#o;
     const now = Date.now();
-    const window = Math.max(4, this.#o.concurrency);
-    let rarest = Number.POSITIVE_INFINITY;
-    let choices: Array<{ piece: PieceInfo; parent: ParentPeer }> = [];
+    const ready: ParentPeer[] = [];
     let busyWait = Number.POSITIVE_INFINITY;
-    for (let number = 0; number < task.totalPieces; number++) {
-      if (task.hasPiece(number) || this.#inflight.has(number)) continue;
-      let holders = 0;
-      let chosen: ParentPeer | undefined;
-      let info: PieceInfo | undefined;
-      for (const parent of this.#parents.values()) {
-        const piece = parent.dropped ? undefined : parent.pieces.get(number);
-        if (piece === undefined) continue;
-        holders++;
-        if (parent.inflight >= perParentLimit) continue;
-        if (parent.busyUntil > now) {
-          busyWait = Math.min(busyWait, parent.busyUntil - now);
-          continue;
-        }
-        if (chosen === undefined || parent.inflight < chosen.inflight || (parent.inflight === chosen.inflight && parent.speed > chosen.speed)) {
-          chosen = parent;
-          info = piece;
-        }
-      }
-      if (chosen === undefined || info === undefined) continue;
-      if (holders < rarest) {
-        rarest = holders;
-        choices = [{ piece: info, parent: chosen }];
-      } else if (holders === rarest && choices.length < window) {
-        choices.push({ piece: info, parent: chosen });
-      }
-      if (rarest === 1 && choices.length >= window) break;
+    for (const parent of this.#parents.values()) {
+      if (parent.dropped || parent.inflight >= perParentLimit) continue;
+      if (parent.busyUntil > now) busyWait = Math.min(busyWait, parent.busyUntil - now);
+      else ready.push(parent);
     }
-    if (choices.length === 0 && busyWait !== Number.POSITIVE_INFINITY) {
+    ready.sort((a, b) => a.inflight - b.inflight || b.speed - a.speed || Math.random() - 0.5);
+    for (const parent of ready) {
+      const piece = this.#rarestOf(parent);
+      if (piece !== undefined) return { piece, parent };
+    }
+    if (busyWait !== Number.POSITIVE_INFINITY) {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => this.#pump(), busyWait + 5);
       this.#retryTimer.unref();
     }
+    return undefined;
+  }
+
+  /** The rarest missing piece `parent` holds (random among the lowest-numbered equally rare), if any. */
+  #rarestOf(parent: ParentPeer): PieceInfo | undefined {
+    const { task } = this.#o;
+    const window = Math.max(4, this.#o.concurrency);
+    let rarest = Number.POSITIVE_INFINITY;
+    let choices: PieceInfo[] = [];
+    for (const [number, piece] of parent.pieces) {
+      if (task.hasPiece(number) || this.#inflight.has(number)) continue;
+      let holders = 0;
+      for (const other of this.#parents.values()) if (!other.dropped && other.pieces.has(number)) holders++;
+      if (holders < rarest) {
+        rarest = holders;
+        choices = [piece];
+      } else if (holders === rarest) {
+        choices.push(piece);
+      }
+    }
+    if (choices.length > window) choices = choices.sort((a, b) => a.number - b.number).slice(0, window);
     return choices[Math.floor(Math.random() * choices.length)];
   }
 

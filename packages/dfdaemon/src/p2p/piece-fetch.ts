@@ -27,6 +27,7 @@ export interface PieceRequest {
   length: number;
   /** The crc32 the parent announced for the piece over SyncPieces. */
   crc32: number;
+  /** Longest wait for the response or for the next bytes of the body. */
   timeoutMs: number;
   signal: AbortSignal;
 }
@@ -36,12 +37,18 @@ export interface PieceRequest {
  * failure is a PieceFetchError with the reason reported to the scheduler.
  */
 export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buffer> {
-  const signal = AbortSignal.any([piece.signal, AbortSignal.timeout(piece.timeoutMs)]);
+  const signal = piece.signal;
   let response;
   try {
-    response = await request(`${piece.baseUrl}${piecePath(piece.taskId, piece.number)}`, { dispatcher: agent, signal });
+    // The timeouts catch a stalled parent (no headers, or no bytes for that long), not a slow one.
+    response = await request(`${piece.baseUrl}${piecePath(piece.taskId, piece.number)}`, {
+      dispatcher: agent,
+      signal,
+      headersTimeout: piece.timeoutMs,
+      bodyTimeout: piece.timeoutMs,
+    });
   } catch (err) {
-    throw failure(err, signal, piece);
+    throw failure(err, piece);
   }
   const { statusCode, body } = response;
   if (statusCode !== 200) {
@@ -62,15 +69,17 @@ export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buf
   } catch (err) {
     body.destroy();
     if (err instanceof PieceFetchError) throw err;
-    throw failure(err, signal, piece);
+    throw failure(err, piece);
   }
   if (filled !== piece.length) throw new PieceFetchError("corrupt", `parent sent ${filled} of the ${piece.length} bytes of piece ${piece.number}`);
   if (crc32(bytes) !== piece.crc32) throw new PieceFetchError("corrupt", `piece ${piece.number} from parent failed its crc32 check`);
   return bytes;
 }
 
-function failure(err: unknown, signal: AbortSignal, piece: PieceRequest): PieceFetchError {
+function failure(err: unknown, piece: PieceRequest): PieceFetchError {
   if (piece.signal.aborted) return new PieceFetchError("other", "download cancelled");
-  if (signal.aborted) return new PieceFetchError("timeout", `parent took more than ${piece.timeoutMs} ms for piece ${piece.number}`);
+  const code = (err as { code?: string }).code;
+  if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT")
+    return new PieceFetchError("timeout", `parent stalled for ${piece.timeoutMs} ms on piece ${piece.number}`);
   return new PieceFetchError("connect", `cannot fetch piece ${piece.number} from parent: ${errorMessage(err)}`);
 }

@@ -102,7 +102,7 @@ export class UploadServer {
       this.#uploadedBytes += bytes;
       metrics.uploadBytes.inc(bytes);
     });
-    pipeline(source, response)
+    (this.#limiter ? pipeline(source, this.#limiter.throttle(), response) : pipeline(source, response))
       .then(
         () => metrics.uploadPieces.inc({ result: "ok" }),
         (err: unknown) => {

@@ -46,9 +46,15 @@ describe("option validation", () => {
       requestHeaders: {},
       digest: "",
       disableBackToSource: false,
+      pieceLength: 0n,
       outputPath: join(dir, "a.iso"),
       timeoutMs: 0n,
     });
+  });
+
+  it("takes --piece-length as a size and rejects one out of range", async () => {
+    assert.equal((await resolveIn(["http://x/a", "-O", "a", "--piece-length", "1MiB"])).download.pieceLength, 1_048_576n);
+    await assert.rejects(resolveIn(["http://x/a", "-O", "a", "--piece-length", "1KiB"]), rejectsWith("LW_ERR_USAGE", /--piece-length/));
   });
 
   it("carries every flag into the request; hex digests are normalised to lower case", async () => {

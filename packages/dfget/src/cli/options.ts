@@ -20,6 +20,11 @@ export const configSchema = {
   filter: field.list({ description: "query parameters to drop before deriving the task id", default: [] }),
   headers: field.map({ description: "request headers for the origin (YAML only; -H adds to them)", default: {} }),
   disableBackToSource: field.boolean({ description: "fail rather than fetch from the origin", default: false }),
+  pieceLength: field.bytes({
+    description: "piece size (e.g. 1MiB); 0 lets the content length decide",
+    default: 0,
+    check: (v) => (v === 0 || (v >= 64 * 1024 && v <= 64 * 1024 * 1024 && Number.isInteger(v)) ? undefined : "must be 0 or between 64KiB and 64MiB"),
+  }),
   progress: field.boolean({ description: "show a progress bar when stderr is a terminal", default: true }),
   logLevel: field.enum(LOG_LEVELS, { description: "pino log level on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
 };
@@ -73,6 +78,7 @@ export function createCommand(output?: CommandOutput): Command {
     .option("--filter <param>", "query parameter to drop before deriving the task id (repeatable)", collect, [])
     .option("--timeout <duration>", "overall deadline, e.g. 30s, 5m, 1h (default none; env DFGET_TIMEOUT)")
     .option("--disable-back-to-source", "fail instead of fetching from the origin when no peer has the file")
+    .option("--piece-length <size>", "piece size, e.g. 1MiB (default: chosen from the content length)")
     .option("--no-progress", "never draw a progress bar")
     .option("--json", "print one JSON object with the result on stdout")
     .option("--config <file>", "YAML config file with any of the keys above")
@@ -104,6 +110,7 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
     ["application", "application"],
     ["filter", "filter"],
     ["disableBackToSource", "disableBackToSource"],
+    ["pieceLength", "pieceLength"],
     ["progress", "progress"],
     ["logLevel", "logLevel"],
   ];
@@ -125,7 +132,7 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
   };
 }
 
-const FLAG_NAMES: Record<string, string> = { disableBackToSource: "disable-back-to-source", logLevel: "log-level" };
+const FLAG_NAMES: Record<string, string> = { disableBackToSource: "disable-back-to-source", logLevel: "log-level", pieceLength: "piece-length" };
 
 export interface ResolveOptions {
   env: NodeJS.ProcessEnv;
@@ -163,6 +170,7 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
       requestHeaders,
       digest,
       disableBackToSource: config.disableBackToSource,
+      pieceLength: BigInt(config.pieceLength),
       outputPath,
       timeoutMs: BigInt(Math.ceil(config.timeout)),
     },

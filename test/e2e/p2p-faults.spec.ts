@@ -1,0 +1,174 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { taskIdOf } from "@lacewing/common";
+import { dfget as dfgetWith, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
+import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { freePorts } from "../helpers/processes.js";
+
+const MiB = 1024 * 1024;
+const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
+const blob = randomBytesOf(32 * MiB + 777, 41);
+const blobSha = sha256(blob);
+
+interface Cluster {
+  root: string;
+  origin: TestOrigin;
+  scheduler: SchedulerProcess | undefined;
+  daemons: Daemon[];
+}
+
+let cluster: Cluster;
+
+/** Small pieces, so a 32 MiB blob has enough of them for peers to trade while the faults happen. */
+const dfget = (daemon: Daemon, url: string, out: string): ReturnType<typeof dfgetWith> => dfgetWith(daemon, url, out, "--piece-length", "1MiB");
+
+beforeEach(async () => {
+  const root = await mkdtemp(join(tmpdir(), "lacewing-faults-"));
+  const origin = new TestOrigin({ "/blob.bin": blob });
+  await origin.start();
+  cluster = { root, origin, scheduler: undefined, daemons: [] };
+});
+
+afterEach(async () => {
+  for (const daemon of cluster.daemons) {
+    daemon.child.kill("SIGCONT");
+    await daemon.stop("SIGKILL");
+  }
+  await cluster.scheduler?.stop("SIGKILL");
+  await cluster.origin.close();
+  await rm(cluster.root, { recursive: true, force: true });
+});
+
+async function peer(name: string, scheduler: string, extra: string[] = []): Promise<Daemon> {
+  const daemon = await startPeer(cluster.root, name, scheduler, extra);
+  cluster.daemons.push(daemon);
+  return daemon;
+}
+
+async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+const peerBytes = (d: Daemon): Promise<number> => metricValue(d.ports.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "peer" });
+const uploaded = (d: Daemon): Promise<number> => metricValue(d.ports.metrics, "lacewing_dfdaemon_upload_bytes_total");
+
+async function assertHoldsBlob(daemon: Daemon, result: { code: number | null; stderr: string }): Promise<void> {
+  assert.equal(result.code, 0, `${daemon.name}: ${result.stderr}`);
+  assert.equal(sha256(await readFile(join(cluster.root, `${daemon.name}.out`))), blobSha, `${daemon.name}'s bytes`);
+}
+
+/** A scheduler, a seed and finished peers that hold the blob, for the corrupt and stall cases. */
+async function clusterWithHolders(holders: string[], extra: string[] = []): Promise<{ scheduler: SchedulerProcess; daemons: Daemon[] }> {
+  const scheduler = await startScheduler();
+  cluster.scheduler = scheduler;
+  const daemons = [await peer("seed", scheduler.address, ["--seed", ...extra])];
+  for (const name of holders) daemons.push(await peer(name, scheduler.address, extra));
+  await waitForHosts(scheduler.address, daemons.length);
+  for (const daemon of daemons.slice(1))
+    await assertHoldsBlob(daemon, await dfget(daemon, cluster.origin.url("/blob.bin"), join(cluster.root, `${daemon.name}.out`)));
+  return { scheduler, daemons };
+}
+
+describe("P2P faults: every surviving peer ends with the right bytes", () => {
+  it("a parent killed with SIGKILL mid-transfer", async () => {
+    const scheduler = await startScheduler();
+    cluster.scheduler = scheduler;
+    const slow = ["--upload-rate-limit", "6MiB"];
+    await peer("seed", scheduler.address, ["--seed", ...slow]);
+    const children = [await peer("a", scheduler.address, slow), await peer("b", scheduler.address, slow), await peer("c", scheduler.address, slow)];
+    await waitForHosts(scheduler.address, 4);
+    const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
+    // Kill a child while it is serving pieces to the others and has not finished.
+    let victim: Daemon | undefined;
+    await until("a child uploads to the others", async () => {
+      for (const child of children) if ((await uploaded(child)) > 0 && (await peerBytes(child)) < blob.byteLength) victim = child;
+      return victim !== undefined;
+    });
+    victim!.child.kill("SIGKILL");
+    const results = await Promise.all(downloads);
+    for (const [i, child] of children.entries()) if (child !== victim) await assertHoldsBlob(child, results[i]!);
+  });
+
+  it("a parent that serves corrupt pieces is dropped and the bytes come from elsewhere", async () => {
+    const { scheduler, daemons } = await clusterWithHolders(["good"]);
+    // Flip one byte in every piece of the seed's copy: its disk went bad after the pieces were verified.
+    const data = await open(join(daemons[0]!.dir, "data", "tasks", taskIdOf({ url: cluster.origin.url("/blob.bin") }), "data"), "r+");
+    for (let offset = 100; offset < blob.byteLength; offset += 4 * MiB) await data.write(Buffer.from([blob[offset]! ^ 0xff]), 0, 1, offset);
+    await data.close();
+    const child = await peer("child", scheduler.address);
+    await waitForHosts(scheduler.address, 3);
+    const result = await dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, "child.out"));
+    await assertHoldsBlob(child, result);
+    assert.ok((await metricValue(child.ports.metrics, "lacewing_dfdaemon_piece_failures_total", { reason: "corrupt" })) >= 1, "a corrupt piece was caught");
+  });
+
+  it("a parent that stalls (SIGSTOP) mid-transfer is dropped after the piece timeout", async () => {
+    const slow = ["--upload-rate-limit", "8MiB"];
+    const { scheduler, daemons } = await clusterWithHolders(["good"], slow);
+    const child = await peer("child", scheduler.address, ["--piece-timeout", "2s"]);
+    await waitForHosts(scheduler.address, 3);
+    const seed = daemons[0]!;
+    const before = await uploaded(seed);
+    const download = dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, "child.out"));
+    await until("the seed uploads to the child", async () => (await uploaded(seed)) > before);
+    seed.child.kill("SIGSTOP");
+    try {
+      await assertHoldsBlob(child, await download);
+      const timeouts = await metricValue(child.ports.metrics, "lacewing_dfdaemon_piece_failures_total", { reason: "timeout" });
+      assert.ok(timeouts >= 1, `a stalled piece timed out:\n${child.output()}`);
+    } finally {
+      seed.child.kill("SIGCONT");
+    }
+  });
+
+  it("the scheduler killed mid-download does not fail the downloads", async () => {
+    const scheduler = await startScheduler();
+    cluster.scheduler = scheduler;
+    const slow = ["--upload-rate-limit", "8MiB"];
+    await peer("seed", scheduler.address, ["--seed", ...slow]);
+    const children = [await peer("a", scheduler.address, slow), await peer("b", scheduler.address, slow)];
+    await waitForHosts(scheduler.address, 3);
+    cluster.origin.bytesSent = 0;
+    const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
+    await until("the children receive pieces", async () => (await peerBytes(children[0]!)) > 0 && (await peerBytes(children[1]!)) > 0);
+    await scheduler.stop("SIGKILL");
+    const results = await Promise.all(downloads);
+    for (const [i, child] of children.entries()) await assertHoldsBlob(child, results[i]!);
+    assert.equal(cluster.origin.bytesSent, blob.byteLength + 1, "the parents kept serving; nobody went back to the origin");
+  });
+
+  it("a dfdaemon started before its scheduler works once the scheduler is up, without error spam", async () => {
+    const [port, metricsPort] = (await freePorts(2)) as [number, number];
+    const address = `127.0.0.1:${port}`;
+    const early = await peer("early", address);
+    const seed = await peer("seed", address, ["--seed"]);
+    // No scheduler yet: the download goes straight to the origin.
+    const alone = await dfget(early, cluster.origin.url("/blob.bin"), join(cluster.root, "early.out"));
+    await assertHoldsBlob(early, alone);
+    await rm(join(cluster.root, "early.out"));
+    await sleep(3_000);
+    const warnings = early
+      .output()
+      .split("\n")
+      .filter((line) => line.includes("scheduler unreachable"));
+    assert.equal(warnings.length, 1, `one warning while the scheduler is down, not one per retry:\n${early.output()}`);
+
+    cluster.scheduler = await startScheduler([], { port, metricsPort });
+    await waitForHosts(address, 2);
+    const late = await peer("late", address);
+    await waitForHosts(address, 3);
+    const result = await dfget(late, cluster.origin.url("/blob.bin"), join(cluster.root, "late.out"));
+    await assertHoldsBlob(late, result);
+    assert.equal((JSON.parse(result.stdout) as { traffic: { peers: number } }).traffic.peers, blob.byteLength, "served by peers once the scheduler is up");
+    void seed;
+  });
+});
