@@ -16,6 +16,7 @@ const { values } = parseArgs({
     keep: { type: "boolean", default: false },
     "seed-args": { type: "string", default: "" },
     "peer-args": { type: "string", default: "" },
+    "dfget-args": { type: "string", default: "" },
     timeline: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -30,6 +31,7 @@ if (values.help) {
   --keep         keep that directory (daemon logs) after the run
   --seed-args=…  extra dfdaemon flags for the seed peer, e.g. --seed-args='--upload-limit 8' (p2p)
   --peer-args=…  extra dfdaemon flags for the peers' daemons in the p2p scenario
+  --dfget-args=… extra dfget flags for every download, e.g. --dfget-args='--piece-length 1MiB'
   --timeline     print each daemon's cached and served MiB once a second during the downloads`);
   process.exit(0);
 }
@@ -77,6 +79,7 @@ try {
     keep: values.keep,
     seedArgs: values["seed-args"].split(" ").filter(Boolean),
     peerArgs: values["peer-args"].split(" ").filter(Boolean),
+    dfgetArgs: values["dfget-args"].split(" ").filter(Boolean),
     timelineMs: values.timeline ? 1000 : 0,
     log,
     ...(values.dir === undefined ? {} : { dir: values.dir }),
@@ -102,7 +105,9 @@ const MiB = 1024 * 1024;
 const first = results[0]!;
 console.log(
   `\n${values.peers} peers, ${values.rate} Mbit/s uplink per host, ${Number(values.size)} MiB blob; ` +
-    (values["seed-args"] || values["peer-args"] ? `seed args '${values["seed-args"]}', peer args '${values["peer-args"]}'; ` : "") +
+    (values["seed-args"] || values["peer-args"] || values["dfget-args"]
+      ? `seed args '${values["seed-args"]}', peer args '${values["peer-args"]}', dfget args '${values["dfget-args"]}'; `
+      : "") +
     `F/U = ${first.lowerBoundSeconds.toFixed(2)} s (the origin's uplink carries every byte at least once)\n`,
 );
 console.log(`machine: ${cpus().length} cores, load average (1 min) ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after\n`);

@@ -36,6 +36,8 @@ export interface TestbedOptions {
   /** Extra dfdaemon flags for the seed peer and for the peers (p2p scenario), e.g. `["--upload-limit", "8"]`, for tuning runs. */
   seedArgs?: readonly string[];
   peerArgs?: readonly string[];
+  /** Extra dfget flags for every download, e.g. `["--piece-length", "1MiB"]`. */
+  dfgetArgs?: readonly string[];
   /** Sample every daemon's cached and uploaded bytes this often during the downloads (ms); 0 for no timeline. */
   timelineMs?: number;
   /** Progress lines; silent by default. */
@@ -158,6 +160,7 @@ export class Testbed {
       keep: input.keep ?? false,
       seedArgs: input.seedArgs ?? [],
       peerArgs: input.peerArgs ?? [],
+      dfgetArgs: input.dfgetArgs ?? [],
       timelineMs: input.timelineMs ?? 0,
     };
     if (!Number.isInteger(options.peers) || options.peers < 1) throw new Error("peers must be a positive integer");
@@ -266,7 +269,17 @@ export class Testbed {
     const downloads = await Promise.all(
       peers.map(async (host): Promise<PeerDownload & { output: string }> => {
         const output = join(dir, host.name, "blob.out");
-        const args = [BIN.dfget, this.#origin.url(BLOB_PATH), "-O", output, "--socket", daemons.get(host.name)!.socket, "--no-progress", "--json"];
+        const args = [
+          BIN.dfget,
+          this.#origin.url(BLOB_PATH),
+          "-O",
+          output,
+          "--socket",
+          daemons.get(host.name)!.socket,
+          "--no-progress",
+          "--json",
+          ...this.options.dfgetArgs,
+        ];
         const result = await runInHost(host, process.execPath, args);
         const seconds = (performance.now() - started) / 1000;
         if (result.code !== 0) throw new Error(`${scenario}: dfget on ${host.name} exited ${result.code}: ${result.stderr.trim()}`);
