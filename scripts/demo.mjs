@@ -1,18 +1,23 @@
-// Local demo: an origin serving a generated 256 MiB file, a dfdaemon, and two
-// dfget runs — the first from the origin, the second from the daemon's cache.
+// Local demo cluster on loopback: an origin serving a generated 256 MiB file,
+// a scheduler, a seed peer and three node dfdaemons. All three nodes dfget
+// the file at once: the seed fetches it from the origin once, the nodes feed
+// each other. Then a node downloads it again from its cache.
 // Everything lives under .demo/ and stops when the demo ends.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createTcpServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const root = resolve(".demo");
 rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
-const size = 256 * 1024 * 1024;
-const content = Buffer.concat(Array.from({ length: size / (16 * 1024 * 1024) }, () => randomBytes(16 * 1024 * 1024)));
+const MiB = 1024 * 1024;
+const size = 256 * MiB;
+const content = Buffer.concat(Array.from({ length: size / (16 * MiB) }, () => randomBytes(16 * MiB)));
+const expected = `sha256:${createHash("sha256").update(content).digest("hex")}`;
 let originBytes = 0;
 
 const origin = createServer((req, res) => {
@@ -30,49 +35,80 @@ const origin = createServer((req, res) => {
 });
 await new Promise((r) => origin.listen(0, "127.0.0.1", r));
 const url = `http://127.0.0.1:${origin.address().port}/demo.bin`;
-const socket = join(root, "dfdaemon.sock");
-const daemon = spawn(process.execPath, ["packages/dfdaemon/bin/dfdaemon.js", "--data-dir", join(root, "data"), "--socket", socket, "--log-level", "warn"], {
-  stdio: "inherit",
-});
-for (let i = 0; i < 100 && !existsSync(socket); i++) await sleep(100);
 
-function runDfget(args) {
+const children = [];
+function start(bin, args) {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+  children.push(child);
+  return child;
+}
+function stopAll() {
+  for (const child of children) child.kill("SIGTERM");
+  origin.close();
+}
+process.once("SIGINT", () => {
+  stopAll();
+  process.exit(130);
+});
+
+const schedulerPort = await new Promise((r) => {
+  const probe = createTcpServer().listen(0, "127.0.0.1", () => {
+    const { port } = probe.address();
+    probe.close(() => r(port));
+  });
+});
+const scheduler = `127.0.0.1:${schedulerPort}`;
+start("packages/scheduler/bin/lacewing-scheduler.js", ["--listen", scheduler, "--metrics-port", "0", "--log-level", "warn"]);
+
+const nodes = ["seed", "node-1", "node-2", "node-3"].map((name) => ({ name, socket: join(root, name, "dfdaemon.sock") }));
+for (const node of nodes) {
+  mkdirSync(join(root, node.name), { recursive: true });
+  start("packages/dfdaemon/bin/dfdaemon.js", [
+    ...(node.name === "seed" ? ["--seed"] : []),
+    ...["--scheduler", scheduler, "--data-dir", join(root, node.name, "data"), "--socket", node.socket, "--advertise-ip", "127.0.0.1"],
+    ...["--listen-ip", "127.0.0.1", "--peer-port", "0", "--upload-port", "0", "--proxy-port", "0", "--metrics-port", "0", "--log-level", "warn"],
+  ]);
+}
+for (const node of nodes) for (let i = 0; i < 100 && !existsSync(node.socket); i++) await sleep(100);
+await sleep(1_500); // the daemons announce themselves to the scheduler
+
+function dfget(node, name) {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    // Not spawnSync: the origin lives in this process and must keep serving.
+    const child = spawn(process.execPath, ["packages/dfget/bin/dfget.js", url, "-O", join(root, node.name, name), "--socket", node.socket, "--digest", expected, "--json"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.once("close", (status) => resolvePromise({ status, stdout, stderr }));
+    const started = Date.now();
+    child.once("close", (status) => resolvePromise({ node, status, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
   });
 }
 
-const expected = `sha256:${createHash("sha256").update(content).digest("hex")}`;
-console.log(`origin: ${url} (256 MiB, ${expected.slice(0, 19)}…)`);
-console.log(`daemon: socket ${socket}, cache ${join(root, "data")}\n`);
-for (const name of ["first.bin", "second.bin"]) {
-  const before = originBytes;
-  const started = Date.now();
-  // Not spawnSync: the origin lives in this process and must keep serving.
-  const run = await runDfget(["packages/dfget/bin/dfget.js", url, "-O", join(root, name), "--socket", socket, "--digest", expected, "--json"]);
+function report(run) {
   if (run.status !== 0) {
-    console.error(run.stderr.trim());
+    console.error(`${run.node.name}: ${run.stderr.trim()}`);
     process.exitCode = 1;
-    break;
+    return;
   }
-  const result = JSON.parse(run.stdout);
-  const seconds = (Date.now() - started) / 1000;
-  console.log(`dfget ${name}: ${seconds.toFixed(2)} s, ${(size / 1048576 / seconds).toFixed(0)} MiB/s, digest verified`);
+  const { traffic } = JSON.parse(run.stdout);
+  const mib = (n) => `${(n / MiB).toFixed(0)} MiB`;
   console.log(
-    `  bytes from origin ${result.traffic.origin}, from peers ${result.traffic.peers}, from cache ${result.traffic.cache}; origin sent ${originBytes - before}`,
+    `  ${run.node.name}: ${run.seconds.toFixed(2)} s, digest verified; from origin ${mib(traffic.origin)}, peers ${mib(traffic.peers)}, cache ${mib(traffic.cache)}`,
   );
 }
-console.log(
-  `\nSame content: ${
-    createHash("sha256")
-      .update(readFileSync(join(root, "second.bin")))
-      .digest("hex") === expected.slice(7)
-  }`,
-);
-daemon.kill("SIGTERM");
-origin.close();
+
+console.log(`origin    ${url} (256 MiB, ${expected.slice(0, 19)}…)`);
+console.log(`scheduler ${scheduler}; seed peer + 3 nodes under ${root}\n`);
+console.log("three nodes download the file at once:");
+const before = originBytes;
+for (const run of await Promise.all(nodes.slice(1).map((node) => dfget(node, "first.bin")))) report(run);
+console.log(`  the origin sent ${((originBytes - before) / MiB).toFixed(1)} MiB for 3 × 256 MiB delivered\n`);
+
+console.log("node-1 downloads it again:");
+const again = originBytes;
+report(await dfget(nodes[1], "second.bin"));
+console.log(`  the origin sent ${originBytes - again} bytes`);
+stopAll();

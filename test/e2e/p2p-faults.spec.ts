@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { taskIdOf } from "@lacewing/common";
 import { dfget as dfgetWith, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
-import { freePorts } from "../helpers/processes.js";
+import { BIN, freePorts, runCommand } from "../helpers/processes.js";
 
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
@@ -156,6 +156,9 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
     await assertHoldsBlob(early, alone);
     await rm(join(cluster.root, "early.out"));
     await sleep(3_000);
+    const down = await runCommand(BIN.dfdaemon, ["status", "--socket", early.socket]);
+    assert.equal(down.code, 2, "status exits 2 when no scheduler is reachable");
+    assert.match(down.stdout, new RegExp(`${address}\\s+UNREACHABLE`));
     const warnings = early
       .output()
       .split("\n")
@@ -164,11 +167,25 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
 
     cluster.scheduler = await startScheduler([], { port, metricsPort });
     await waitForHosts(address, 2);
+    const up = await runCommand(BIN.dfdaemon, ["status", "--socket", early.socket, "--json"]);
+    assert.equal(up.code, 0, up.stderr);
+    const status = JSON.parse(up.stdout) as { schedulers: Array<{ address: string; reachable: boolean }>; cache: { tasks: number; bytes: number } };
+    assert.deepEqual(status.schedulers, [{ address, reachable: true, lastError: "" }]);
+    assert.deepEqual(status.cache, { bytes: blob.byteLength, quotaBytes: 0, tasks: 1 });
     const late = await peer("late", address);
     await waitForHosts(address, 3);
     const result = await dfget(late, cluster.origin.url("/blob.bin"), join(cluster.root, "late.out"));
     await assertHoldsBlob(late, result);
     assert.equal((JSON.parse(result.stdout) as { traffic: { peers: number } }).traffic.peers, blob.byteLength, "served by peers once the scheduler is up");
     void seed;
+  });
+
+  it("with back-to-source disabled and no scheduler, a download fails with a clear error and the daemon keeps working", async () => {
+    const [port] = (await freePorts(1)) as [number];
+    const lonely = await peer("lonely", `127.0.0.1:${port}`);
+    const result = await dfgetWith(lonely, cluster.origin.url("/blob.bin"), join(cluster.root, "lonely.out"), "--disable-back-to-source");
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /back-to-source is disabled/);
+    await assertHoldsBlob(lonely, await dfget(lonely, cluster.origin.url("/blob.bin"), join(cluster.root, "lonely.out")));
   });
 });

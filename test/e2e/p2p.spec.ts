@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createClient, schedulerv1 } from "@lacewing/api";
+import { rendezvousPick, taskIdOf } from "@lacewing/common";
 import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 
@@ -86,5 +88,83 @@ describe("P2P on loopback: origin + scheduler + seed peer + 3 dfdaemons", () => 
     assert.ok(scheduled >= 4, `scheduler handed out parents ${scheduled} times`);
     const peerTraffic = await metricValue(scheduler.metricsPort, "lacewing_scheduler_traffic_bytes_total", { type: "peer" });
     assert.ok(peerTraffic >= 3 * blob.byteLength, "the scheduler saw peer traffic reported");
+  });
+});
+
+describe("secrets stay out of logs and disks", () => {
+  it("an Authorization header travels to the origin through the scheduler and seed but is never logged or stored", async () => {
+    const root = await mkdtemp(join(tmpdir(), "lacewing-secret-"));
+    const secret = "Bearer s3cr3t-t0ken-do-not-log";
+    const origin = new TestOrigin({ "/private.bin": randomBytesOf(6 * MiB, 51) });
+    origin.requireHeader = ["authorization", secret];
+    await origin.start();
+    const scheduler = await startScheduler(["--log-level", "trace"]);
+    const daemons: Daemon[] = [];
+    try {
+      daemons.push(await startPeer(root, "seed", scheduler.address, ["--seed", "--log-level", "trace"]));
+      daemons.push(await startPeer(root, "node", scheduler.address, ["--log-level", "trace"]));
+      await waitForHosts(scheduler.address, 2);
+      const result = await dfget(daemons[1]!, origin.url("/private.bin"), join(root, "private.out"), "-H", `Authorization: ${secret}`, "--log-level", "trace");
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(origin.requests > 0 && origin.rejected === 0, "the seed sent the header to the origin");
+      const outputs = [scheduler.output(), ...daemons.map((d) => d.output()), result.stdout, result.stderr];
+      for (const output of outputs) assert.ok(!output.includes("s3cr3t"), `secret found in:\n${output.slice(0, 2000)}`);
+      for (const file of await filesUnder(root)) {
+        if (file.endsWith("private.out") || file.endsWith("/data")) continue; // the content itself
+        assert.ok(!(await readFile(file)).includes("s3cr3t"), `secret stored in ${file}`);
+      }
+    } finally {
+      for (const daemon of daemons) await daemon.stop();
+      await scheduler.stop();
+      await origin.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+describe("several schedulers", () => {
+  it("each task is scheduled by the one scheduler rendezvous hashing picks, and every daemon agrees", async () => {
+    const root = await mkdtemp(join(tmpdir(), "lacewing-shard-"));
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 6; i++) files[`/f${i}.bin`] = randomBytesOf(2 * MiB + i, 60 + i);
+    const origin = new TestOrigin(files);
+    await origin.start();
+    const schedulers = [await startScheduler(), await startScheduler()];
+    const list = schedulers.map((s) => s.address).join(",");
+    const daemons: Daemon[] = [];
+    try {
+      daemons.push(await startPeer(root, "seed", list, ["--seed"]), await startPeer(root, "a", list), await startPeer(root, "b", list));
+      for (const s of schedulers) await waitForHosts(s.address, 3);
+      const endpoints = schedulers.map((s) => s.address).sort();
+      const owners = new Set<string>();
+      for (const path of Object.keys(files)) {
+        for (const name of ["a", "b"]) {
+          const daemon = daemons.find((d) => d.name === name)!;
+          const result = await dfget(daemon, origin.url(path), join(root, `${name}${path}`));
+          assert.equal(result.code, 0, result.stderr);
+        }
+        const taskId = taskIdOf({ url: origin.url(path) });
+        const owner = rendezvousPick(taskId, endpoints)!;
+        owners.add(owner);
+        for (const s of schedulers) {
+          const client = createClient(schedulerv1.Scheduler, s.address);
+          const stat = await client.statTask({ taskId }).catch(() => undefined);
+          client.close();
+          if (s.address === owner) assert.equal(stat?.peerCount, 3, `${path}: the owner saw the seed and both peers`);
+          else assert.equal(stat, undefined, `${path}: ${s.address} does not own the task`);
+        }
+      }
+      assert.equal(owners.size, 2, "six tasks spread over both schedulers");
+    } finally {
+      for (const daemon of daemons) await daemon.stop();
+      for (const s of schedulers) await s.stop();
+      await origin.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -22,6 +22,10 @@ export class TestOrigin {
   bytesSent = 0;
   requests = 0;
   faults: OriginFaults = {};
+  /** When set, requests without this header value get 401. */
+  requireHeader: [name: string, value: string] | undefined;
+  /** Requests refused for a missing or wrong required header. */
+  rejected = 0;
   readonly #files: Map<string, Buffer>;
   readonly #server: Server;
 
@@ -54,6 +58,11 @@ export class TestOrigin {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests++;
     if (this.faults.stall) return;
+    if (this.requireHeader !== undefined && req.headers[this.requireHeader[0]] !== this.requireHeader[1]) {
+      this.rejected++;
+      res.writeHead(401, { "www-authenticate": 'Bearer realm="test"' }).end("unauthorized");
+      return;
+    }
     const body = this.#files.get((req.url ?? "").split("?")[0] ?? "");
     if ((this.faults.failFirst ?? 0) >= this.requests) {
       res.writeHead(500).end("boom");

@@ -27,7 +27,14 @@ function endpointOf(ip: string, port: number): string {
  * the same records hashes tasks to the same owner. A name that does not
  * resolve is left out and reported in `unresolved`.
  */
-export async function resolveSchedulerEndpoints(entries: SchedulerEntry[]): Promise<{ endpoints: string[]; unresolved: Map<string, string> }> {
+export type LookupAll = (host: string) => Promise<Array<{ address: string; family: number }>>;
+
+const systemLookup: LookupAll = (host) => lookup(host, { all: true });
+
+export async function resolveSchedulerEndpoints(
+  entries: SchedulerEntry[],
+  lookupAll: LookupAll = systemLookup,
+): Promise<{ endpoints: string[]; unresolved: Map<string, string> }> {
   const endpoints = new Set<string>();
   const unresolved = new Map<string, string>();
   await Promise.all(
@@ -38,7 +45,7 @@ export async function resolveSchedulerEndpoints(entries: SchedulerEntry[]): Prom
       }
       try {
         // One family only: "localhost" answering 127.0.0.1 and ::1 is one scheduler, not two.
-        const addresses = await lookup(host, { all: true });
+        const addresses = await lookupAll(host);
         const v4 = addresses.filter((a) => a.family === 4);
         for (const { address } of v4.length > 0 ? v4 : addresses) endpoints.add(endpointOf(address, port));
       } catch (err) {
