@@ -150,6 +150,17 @@ for (const r of results) {
       .join(", ");
     console.log(`${r.scenario}: MiB served to other peers: ${uploads}`);
   }
+  if (r.uploadBytesByHost !== undefined) {
+    // No download can end before the busiest uplink has sent its bytes: when that bound is close to the time
+    // measured, the limit is how the load was spread over the uplinks, not the CPU or the links.
+    const sent = { origin: r.originBytes, ...r.uploadBytesByHost };
+    const [host, bytes] = Object.entries(sent).sort(([, a], [, b]) => b - a)[0]!;
+    const seconds = (bytes * 8) / (Number(values.rate) * 1e6);
+    console.log(
+      `${r.scenario}: busiest uplink: ${host} sent ${(bytes / MiB).toFixed(0)} MiB, ${seconds.toFixed(2)} s at ${values.rate} Mbit/s ` +
+        `(${(seconds / r.lowerBoundSeconds).toFixed(2)} × F/U)`,
+    );
+  }
   if (r.cpu !== undefined) {
     const top = Object.entries(r.cpu.secondsByProcess)
       .sort(([, a], [, b]) => b - a)
