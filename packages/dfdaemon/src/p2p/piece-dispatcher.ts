@@ -278,7 +278,7 @@ export class PieceDispatcher {
         const costMs = Date.now() - started;
         const piece = { ...range, crc32: info.crc32 };
         await task.writePiece(piece, bytes);
-        parent.bytes += bytes.byteLength;
+        parent.bytes += range.length;
         parent.costMs += Math.max(costMs, 1);
         this.#o.metrics.pieceDuration.observe({ source: "peer" }, costMs / 1000);
         this.#o.onPiece({ piece, source: "peer", parentId: parent.id, costMs });

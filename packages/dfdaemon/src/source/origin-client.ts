@@ -78,12 +78,13 @@ export async function readExactly(body: AsyncIterable<Buffer>, length: number, w
 
 async function send(req: OriginRequest, extra: { range?: string }): Promise<Dispatcher.ResponseData> {
   let url = req.url;
+  let headers = req.headers;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
         method: "GET",
-        headers: { ...req.headers, ...(extra.range ? { range: extra.range } : {}) },
+        headers: { ...headers, ...(extra.range ? { range: extra.range } : {}) },
         signal: req.signal,
         headersTimeout: 30_000,
         bodyTimeout: 30_000,
@@ -95,7 +96,10 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Disp
     const location = response.headers["location"];
     if (response.statusCode >= 300 && response.statusCode < 400 && typeof location === "string") {
       await response.body.dump();
-      url = new URL(location, url).toString();
+      const next = new URL(location, url);
+      // Credentials stay with the origin that asked for them: a registry redirects blobs to object storage, which rejects them.
+      if (next.origin !== new URL(url).origin) headers = withoutCredentials(headers);
+      url = next.toString();
       continue;
     }
     if (response.statusCode >= 400 && response.statusCode !== 416) {
@@ -115,6 +119,10 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Disp
     return response;
   }
   throw daemonError(DaemonErrorCode.originProtocol, "failed_precondition", `origin redirected more than ${MAX_REDIRECTS} times`);
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !["authorization", "cookie", "proxy-authorization"].includes(name.toLowerCase())));
 }
 
 function statusKind(status: number): "not_found" | "permission_denied" | "unauthenticated" | "failed_precondition" {

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
-import { constants, createReadStream, type ReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
 import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32, pieceCountOf } from "@lacewing/common";
@@ -17,6 +18,13 @@ export interface TaskMeta {
   createdAt: number;
   lastAccessedAt: number;
 }
+
+/**
+ * Makes room for `bytes` more bytes of `task` (evicting idle tasks if it
+ * must) or rejects with LW_ERR_DISK_FULL; called when a task's length
+ * becomes known, before its pieces are written.
+ */
+export type Reserve = (task: StoredTask, bytes: number) => Promise<void>;
 
 export interface StoredPiece {
   number: number;
@@ -37,21 +45,29 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   readonly #pieces = new Map<number, StoredPiece>();
   #data: FileHandle | undefined;
   #journal: FileHandle | undefined;
-  /** Readers (uploads, outputs) in progress; eviction waits for zero. */
+  /**
+   * Readers (uploads to peers, proxy streams, outputs) in progress; a task
+   * with readers is never evicted. Count yourself in with `acquire()`.
+   */
   activeReaders = 0;
+  /** Asked before the task grows to its full length; rejects when it cannot fit. */
+  readonly #reserve: Reserve | undefined;
+  #savedAccessAt: number;
   #metaWrites: Promise<void> = Promise.resolve();
   #completedBytes = 0;
   #closed = false;
 
-  private constructor(dir: string, meta: TaskMeta) {
+  private constructor(dir: string, meta: TaskMeta, reserve: Reserve | undefined) {
     super();
     this.setMaxListeners(0);
     this.dir = dir;
     this.meta = meta;
+    this.#reserve = reserve;
+    this.#savedAccessAt = meta.lastAccessedAt;
   }
 
-  static async create(dir: string, meta: TaskMeta): Promise<StoredTask> {
-    const task = new StoredTask(dir, meta);
+  static async create(dir: string, meta: TaskMeta, reserve?: Reserve): Promise<StoredTask> {
+    const task = new StoredTask(dir, meta, reserve);
     await task.#openFiles();
     await task.saveMeta();
     return task;
@@ -61,9 +77,9 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    * Loads a task from disk. Every journaled piece is re-checked against its
    * crc32, so a piece torn by a crash is dropped and fetched again.
    */
-  static async load(dir: string): Promise<StoredTask> {
+  static async load(dir: string, reserve?: Reserve): Promise<StoredTask> {
     const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8")) as TaskMeta;
-    const task = new StoredTask(dir, meta);
+    const task = new StoredTask(dir, meta, reserve);
     await task.#openFiles();
     let journal = "";
     try {
@@ -144,7 +160,31 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     return this.#closed;
   }
 
+  /**
+   * Counts a reader in, synchronously, and returns the function that counts
+   * it out. Undefined when the task already left the store (evicted or
+   * deleted): its files may be gone, so the caller must not read them.
+   */
+  acquire(): (() => void) | undefined {
+    if (this.#closed) return undefined;
+    this.activeReaders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.activeReaders--;
+      // In memory only: persistAccessTime() writes it out, so a busy upload path does not rewrite meta.json per piece.
+      this.meta = { ...this.meta, lastAccessedAt: Math.max(this.meta.lastAccessedAt, Date.now()) };
+    };
+  }
+
+  /** Writes meta.json if the last access time changed since it was written. */
+  async persistAccessTime(): Promise<void> {
+    if (this.meta.lastAccessedAt !== this.#savedAccessAt && !this.#closed) await this.saveMeta();
+  }
+
   async setLength(contentLength: number, pieceLength: number): Promise<void> {
+    if (contentLength > this.#completedBytes) await this.#reserve?.(this, contentLength - this.#completedBytes);
     this.meta = { ...this.meta, contentLength, pieceLength };
     await this.saveMeta();
     this.emit("info");
@@ -154,16 +194,14 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    * Writes a verified piece at its offset, syncs it, then journals it. Only
    * after that is the piece announced.
    */
-  async writePiece(piece: StoredPiece, bytes: Uint8Array): Promise<void> {
+  async writePiece(piece: StoredPiece, bytes: Uint8Array | readonly Buffer[]): Promise<void> {
     if (this.#pieces.has(piece.number)) return;
-    if (bytes.byteLength !== piece.length)
-      throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${bytes.byteLength} bytes, expected ${piece.length}`);
+    if (this.#closed) throw daemonError(DaemonErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store while piece ${piece.number} was written`);
+    const chunks = bytes instanceof Uint8Array ? [bytes] : bytes;
+    const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+    if (length !== piece.length) throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${length} bytes, expected ${piece.length}`);
     try {
-      let written = 0;
-      while (written < bytes.byteLength) {
-        const { bytesWritten } = await this.#data!.write(bytes, written, bytes.byteLength - written, piece.offset + written);
-        written += bytesWritten;
-      }
+      await writeAllAt(this.#data!, chunks, piece.offset);
       await this.#data!.datasync();
       await this.#journal!.appendFile(`${JSON.stringify(piece)}\n`);
       await this.#journal!.datasync();
@@ -195,19 +233,21 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   async #writeMeta(): Promise<void> {
     const path = join(this.dir, "meta.json");
     const tmp = `${path}.tmp`;
+    const meta = this.meta;
     try {
-      await writeFile(tmp, JSON.stringify(this.meta));
+      await writeFile(tmp, JSON.stringify(meta));
       const handle = await open(tmp, "r");
       await handle.sync();
       await handle.close();
       await rename(tmp, path);
+      this.#savedAccessAt = meta.lastAccessedAt;
     } catch (err) {
       throw storageError(err, "cannot write task metadata");
     }
   }
 
   /** Streams `length` bytes from `offset`; the caller must only ask for stored pieces. */
-  readStream(offset: number, length: number): ReadStream {
+  readStream(offset: number, length: number): Readable {
     return createReadStream(this.dataPath, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 });
   }
 
@@ -228,6 +268,26 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     await this.#journal?.close();
     this.#data = undefined;
     this.#journal = undefined;
+  }
+}
+
+/** Writes every chunk, in order, from `position` on; writev may write less than asked. */
+async function writeAllAt(file: FileHandle, chunks: readonly Uint8Array[], position: number): Promise<void> {
+  let pending = chunks.filter((chunk) => chunk.byteLength > 0);
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await file.writev(pending, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Uint8Array[] = [];
+    for (const chunk of pending) {
+      if (skip >= chunk.byteLength) skip -= chunk.byteLength;
+      else {
+        rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
+        skip = 0;
+      }
+    }
+    pending = rest;
   }
 }
 

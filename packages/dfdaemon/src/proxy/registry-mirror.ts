@@ -1,0 +1,163 @@
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Agent } from "undici";
+import { errorMessage, type Logger } from "@lacewing/common";
+import type { OpenTask, TaskManager } from "../download/task-manager.js";
+import type { DfdaemonMetrics } from "../metrics.js";
+import type { TaskStore } from "../storage/task-store.js";
+import { streamBlob, waitForLength, type BlobOutcome } from "./blob-stream.js";
+import { routeRequest, type RegistryRoute, type RouteOptions, type RouteRejection } from "./registry-route.js";
+import { forwardRequest, forwardableHeaders, mayRead, type UpstreamCall } from "./upstream.js";
+
+export interface RegistryMirrorOptions {
+  tasks: TaskManager;
+  store: TaskStore;
+  metrics: DfdaemonMetrics;
+  log: Logger;
+  route: RouteOptions;
+  /** No new piece for this long and a blob is served from the upstream instead. */
+  stallTimeoutMs: number;
+}
+
+type Kind = "blob" | "manifest" | "other";
+
+/**
+ * The registry mirror containerd pulls through (`hosts.toml` host entry).
+ * Blob GETs become P2P tasks keyed by the blob digest and stream to the
+ * client as pieces land; everything else is forwarded to the upstream named
+ * by containerd's `ns` parameter. See docs/ARCHITECTURE.md, "Registry
+ * mirror", for the auth and fallback rules.
+ */
+export class RegistryMirror {
+  readonly #options: RegistryMirrorOptions;
+  readonly #server: Server;
+  // Its own connection pool: registry traffic must not queue behind piece traffic.
+  readonly #agent = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+
+  constructor(options: RegistryMirrorOptions) {
+    this.#options = options;
+    this.#server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => this.#handle(request, response));
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    this.#server.listen(port, host);
+    await once(this.#server, "listening");
+    return this.port;
+  }
+
+  async close(): Promise<void> {
+    if (this.#server.listening) {
+      this.#server.closeAllConnections();
+      await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    }
+    await this.#agent.close();
+  }
+
+  #handle(request: IncomingMessage, response: ServerResponse): void {
+    // Mirror requests carry no body; a client that resets mid-request must not raise an unhandled error.
+    request.on("error", () => undefined);
+    request.resume();
+    const route = routeRequest(request.method, request.url, this.#options.route);
+    if (route.kind === "rejected") {
+      this.#count("other", "rejected");
+      this.#options.log.debug({ status: route.status, code: route.code, reason: route.message }, "registry mirror request rejected");
+      replyError(response, route);
+      return;
+    }
+    const cancel = new AbortController();
+    response.once("close", () => {
+      if (!response.writableFinished) cancel.abort();
+    });
+    const call: UpstreamCall = { dispatcher: this.#agent, signal: cancel.signal };
+    const handled =
+      route.kind === "blob" && route.method === "GET" ? this.#serveBlob(route, request, response, call) : this.#forward(route, request, response, call);
+    handled.catch((err: unknown) => {
+      this.#count(route.kind, "error");
+      this.#options.log.warn({ kind: route.kind, registry: route.upstream.registry, err: errorMessage(err) }, "registry mirror request failed");
+      if (!response.headersSent) replyError(response, { status: 502, code: "UNAVAILABLE", message: `cannot reach registry ${route.upstream.registry}` });
+      else response.destroy();
+    });
+  }
+
+  async #forward(route: RegistryRoute, request: IncomingMessage, response: ServerResponse, call: UpstreamCall): Promise<void> {
+    const url = `${route.upstream.origin}${route.path}${route.search}`;
+    const status = await forwardRequest(route.method, url, forwardableHeaders(request.headers), response, call);
+    this.#count(route.kind, status < 400 ? "forwarded" : `upstream_${status}`);
+  }
+
+  /**
+   * A blob GET. The upstream is first asked (HEAD, with the client's
+   * credentials) whether this client may read the blob; only then is it
+   * served through P2P. A client the upstream turns away gets the
+   * upstream's own answer, so a 401 with its Bearer challenge reaches
+   * containerd unchanged and the token flow runs as without a mirror.
+   */
+  async #serveBlob(route: Extract<RegistryRoute, { kind: "blob" }>, request: IncomingMessage, response: ServerResponse, call: UpstreamCall): Promise<void> {
+    const { tasks, store, log, stallTimeoutMs } = this.#options;
+    const url = `${route.upstream.origin}${route.path}`;
+    const authorization = request.headers.authorization;
+    if (!(await mayRead(url, authorization, call))) {
+      const status = await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
+      this.#count("blob", `upstream_${status}`);
+      return;
+    }
+    let opened: OpenTask;
+    try {
+      opened = await tasks.open({
+        url,
+        tag: "",
+        application: "",
+        filteredQueryParams: [],
+        requestHeaders: authorization === undefined ? {} : { authorization },
+        digest: route.digest,
+        pieceLength: 0,
+        outputPath: "",
+        timeoutMs: 0,
+      });
+      await waitForLength(opened, call.signal, stallTimeoutMs);
+    } catch (err) {
+      if (call.signal.aborted) return this.#count("blob", "aborted");
+      // Nothing is written yet: the client gets the upstream's own response.
+      log.warn({ digest: route.digest, registry: route.upstream.registry, err: errorMessage(err) }, "P2P path failed; serving the blob from the registry");
+      this.#options.metrics.backToSource.inc({ reason: "proxy" });
+      await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
+      return this.#count("blob", "fallback");
+    }
+    const outcome: BlobOutcome = await streamBlob(
+      response,
+      {
+        opened,
+        digest: route.digest,
+        url,
+        authorization,
+        range: request.headers.range,
+        stallTimeoutMs,
+        call,
+        log,
+        dropTask: async (taskId) => {
+          await store.delete(taskId);
+          tasks.forget(taskId);
+        },
+      },
+      call.signal,
+    );
+    if (outcome === "fallback") this.#options.metrics.backToSource.inc({ reason: "proxy" });
+    this.#count("blob", outcome);
+    // The body lacks its last chunk: cutting the connection makes the client see a broken transfer.
+    if (outcome === "digest_mismatch") response.destroy();
+  }
+
+  #count(kind: Kind, result: string): void {
+    this.#options.metrics.proxyRequests.inc({ kind, result });
+  }
+}
+
+function replyError(response: ServerResponse, error: Pick<RouteRejection, "status" | "message"> & { code: string }): void {
+  const body = JSON.stringify({ errors: [{ code: error.code, message: error.message, detail: null }] });
+  response.writeHead(error.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+}

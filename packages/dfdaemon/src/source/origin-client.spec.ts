@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { fetchRange } from "./origin-client.js";
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+}
+
+describe("origin client redirects", () => {
+  const seen: Array<{ at: string; authorization: string | undefined }> = [];
+  const storage = createServer((req, res) => {
+    seen.push({ at: "storage", authorization: req.headers.authorization });
+    res.writeHead(206, { "content-range": "bytes 0-3/4", "content-length": 4 }).end("blob");
+  });
+  let storageUrl = "";
+  const registry = createServer((req, res) => {
+    seen.push({ at: `registry ${req.url}`, authorization: req.headers.authorization });
+    if (req.url === "/same") res.writeHead(307, { location: "/v2/x/blobs/y" }).end();
+    else if (req.url === "/cross") res.writeHead(307, { location: `${storageUrl}/bucket/y?sig=1` }).end();
+    else res.writeHead(206, { "content-range": "bytes 0-3/4", "content-length": 4 }).end("blob");
+  });
+  let registryUrl = "";
+
+  before(async () => {
+    storageUrl = await listen(storage);
+    registryUrl = await listen(registry);
+  });
+  after(() => {
+    storage.close();
+    registry.close();
+  });
+
+  it("keeps Authorization on a same-origin redirect and drops it when the redirect leaves the origin", async () => {
+    const headers = { authorization: "Bearer t" };
+    assert.equal((await fetchRange({ url: `${registryUrl}/same`, headers }, 0, 4)).toString(), "blob");
+    assert.equal((await fetchRange({ url: `${registryUrl}/cross`, headers }, 0, 4)).toString(), "blob");
+    assert.deepEqual(seen, [
+      { at: "registry /same", authorization: "Bearer t" },
+      { at: "registry /v2/x/blobs/y", authorization: "Bearer t" },
+      { at: "registry /cross", authorization: "Bearer t" },
+      { at: "storage", authorization: undefined },
+    ]);
+  });
+});
