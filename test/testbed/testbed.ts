@@ -142,7 +142,7 @@ export class Testbed {
 
   private constructor(options: Testbed["options"], log: (line: string) => void, runDir: string, network: Network, origin: NginxOrigin, blobSha256: string) {
     this.options = options;
-    this.blobBytes = options.sizeMiB * MiB;
+    this.blobBytes = Math.round(options.sizeMiB * MiB);
     this.#log = log;
     this.#runDir = runDir;
     this.#network = network;
@@ -178,7 +178,7 @@ export class Testbed {
       log(`network: ${names.length} hosts on bridge ${network.bridge}, uplinks capped at ${options.rateMbit} Mbit/s`);
       origin = new NginxOrigin(network.host("origin"), join(runDir, "origin"));
       await mkdir(origin.root, { recursive: true });
-      const blobSha256 = await writeBlob(join(origin.root, BLOB_PATH), options.sizeMiB * MiB);
+      const blobSha256 = await writeBlob(join(origin.root, BLOB_PATH), Math.round(options.sizeMiB * MiB));
       await origin.start();
       log(`origin: nginx at ${origin.url(BLOB_PATH)} (${options.sizeMiB} MiB, sha256 ${blobSha256.slice(0, 12)}…)`);
       return new Testbed(options, log, runDir, network, origin, blobSha256);
@@ -235,7 +235,7 @@ export class Testbed {
       this.#log(`${scenario}: scheduler at ${scheduler.address}, seed peer at ${seedHost.ip}`);
     }
     const options = scheduler === undefined ? {} : { scheduler: scheduler.address, extraArgs: this.options.peerArgs };
-    for (const d of await Promise.all(peers.map((host) => startDfdaemon(host, join(dir, host.name), options)))) daemons.set(d.host.name, this.#track(d));
+    await Promise.all(peers.map(async (host) => daemons.set(host.name, this.#track(await startDfdaemon(host, join(dir, host.name), options)))));
     if (scheduler !== undefined) {
       // A download that starts before its host is known cannot be given parents; wait for the announcements, but not forever:
       // a build without the scheduler client never announces, and its figures are still worth printing.
