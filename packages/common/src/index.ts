@@ -20,3 +20,4 @@ export { DEFAULTS } from "./defaults.js";
 export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
 export { MetricsServer } from "./metrics-server.js";
 export { deferred, type Deferred } from "./deferred.js";
+export { closeServer, listenOn } from "./http-server.js";
