@@ -146,6 +146,7 @@ for (const r of results) {
   }
   if (r.uploadBytesByHost !== undefined && Object.values(r.uploadBytesByHost).some((b) => b > 0)) {
     const uploads = Object.entries(r.uploadBytesByHost)
+      .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
       .map(([host, bytes]) => `${host} ${(bytes / MiB).toFixed(0)}`)
       .join(", ");
     console.log(`${r.scenario}: MiB served to other peers: ${uploads}`);
