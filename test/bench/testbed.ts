@@ -1,0 +1,194 @@
+// Benchmark (not a test): N peer hosts dfget the same blob at once over
+// capped links, P2P against straight-from-origin, in one run. Needs root.
+//   npm run bench:testbed -- [--peers 8] [--rate 200] [--size 128] [--scenarios link,p2p,origin] [--dir DIR] [--keep]
+import { cpus, loadavg } from "node:os";
+import { parseArgs } from "node:util";
+import { removeOwnNetwork } from "../testbed/netns.js";
+import { SCENARIOS, Testbed, testbedUnavailable, type ScenarioName, type ScenarioResult } from "../testbed/testbed.js";
+
+const { values } = parseArgs({
+  options: {
+    peers: { type: "string", default: "8" },
+    rate: { type: "string", default: "200" },
+    size: { type: "string", default: "128" },
+    scenarios: { type: "string", default: "link,p2p,origin" },
+    dir: { type: "string" },
+    keep: { type: "boolean", default: false },
+    "seed-args": { type: "string", default: "" },
+    "peer-args": { type: "string", default: "" },
+    "dfget-args": { type: "string", default: "" },
+    timeline: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(`usage: npm run bench:testbed -- [--peers N] [--rate MBIT] [--size MIB] [--scenarios ${Object.keys(SCENARIOS).join(",")}] [--dir DIR] [--keep]
+  --peers N      peer hosts downloading at once (default 8)
+  --rate MBIT    uplink cap of every host in Mbit/s (default 200)
+  --size MIB     blob size in MiB (default 128)
+  --scenarios    which to run, in order (default link,p2p,origin)
+  --dir DIR      where the blob, daemon data and logs go (default the system temp dir)
+  --keep         keep that directory (daemon logs) after the run
+  --seed-args=…  extra dfdaemon flags for the seed peer, e.g. --seed-args='--upload-limit 8' (p2p)
+  --peer-args=…  extra dfdaemon flags for the peers' daemons in the p2p scenario
+  --dfget-args=… extra dfget flags for every download, e.g. --dfget-args='--piece-length 1MiB'
+  --timeline     print each daemon's cached and served MiB once a second during the downloads`);
+  process.exit(0);
+}
+const scenarios = values.scenarios.split(",").map((s) => s.trim()) as ScenarioName[];
+for (const s of scenarios) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+const unavailable = await testbedUnavailable();
+if (unavailable !== undefined) {
+  console.error(`testbed: ${unavailable} (run as root with iproute2, nginx and curl installed)`);
+  process.exit(2);
+}
+
+let testbed: Testbed | undefined;
+let cleanup: Promise<void> | undefined;
+/** Every exit path goes through here; a second caller (a signal during a failure) waits for the same cleanup. */
+async function shutdown(code: number): Promise<never> {
+  cleanup ??= (async () => {
+    await testbed?.close().catch(() => undefined);
+    await removeOwnNetwork().catch(() => undefined);
+  })();
+  await cleanup;
+  process.exit(code);
+}
+// Ctrl-C reaches the whole process group, so the daemons and dfgets see it too; the testbed is removed either way.
+let interrupted = false;
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`testbed: ${signal}, removing the testbed`);
+    void shutdown(code);
+  });
+}
+
+const log = (line: string): void => console.error(`[testbed] ${line}`);
+// Other work on the machine competes with the testbed's processes for the same cores; print it with the figures.
+const loadBefore = loadavg()[0]!;
+const results: ScenarioResult[] = [];
+try {
+  testbed = await Testbed.start({
+    peers: Number(values.peers),
+    rateMbit: Number(values.rate),
+    sizeMiB: Number(values.size),
+    keep: values.keep,
+    seedArgs: values["seed-args"].split(" ").filter(Boolean),
+    peerArgs: values["peer-args"].split(" ").filter(Boolean),
+    dfgetArgs: values["dfget-args"].split(" ").filter(Boolean),
+    timelineMs: values.timeline ? 1000 : 0,
+    log,
+    ...(values.dir === undefined ? {} : { dir: values.dir }),
+  });
+  for (const scenario of scenarios) {
+    const result = await testbed.run(scenario);
+    log(`${scenario}: last peer after ${result.secondsToLastPeer.toFixed(2)} s, origin sent ${result.originBytes} bytes`);
+    results.push(result);
+  }
+} catch (error) {
+  // After a signal, a download failing is the cleanup at work, not news.
+  if (!interrupted) console.error(`testbed failed: ${error instanceof Error ? error.message : String(error)}`);
+  await shutdown(1);
+}
+await shutdownQuietly();
+
+async function shutdownQuietly(): Promise<void> {
+  cleanup ??= testbed?.close() ?? Promise.resolve();
+  await cleanup;
+}
+
+const MiB = 1024 * 1024;
+const first = results[0]!;
+console.log(
+  `\n${values.peers} peers, ${values.rate} Mbit/s uplink per host, ${Number(values.size)} MiB blob; ` +
+    (values["seed-args"] || values["peer-args"] || values["dfget-args"]
+      ? `seed args '${values["seed-args"]}', peer args '${values["peer-args"]}', dfget args '${values["dfget-args"]}'; `
+      : "") +
+    `F/U = ${first.lowerBoundSeconds.toFixed(2)} s (the origin's uplink carries every byte at least once)\n`,
+);
+console.log(`machine: ${cpus().length} cores, load average (1 min) ${loadBefore.toFixed(1)} before the run, ${loadavg()[0]!.toFixed(1)} after\n`);
+const header = ["scenario", "s to last peer", "× F/U", "s from 1st request", "× F/U", "F/U s", "origin MiB", "origin / blob"];
+const rows = results.map((r) => [
+  SCENARIOS[r.scenario],
+  r.secondsToLastPeer.toFixed(2),
+  (r.secondsToLastPeer / r.lowerBoundSeconds).toFixed(2),
+  r.secondsFromFirstRequest.toFixed(2),
+  (r.secondsFromFirstRequest / r.lowerBoundSeconds).toFixed(2),
+  r.lowerBoundSeconds.toFixed(2),
+  (r.originBytes / MiB).toFixed(1),
+  (r.originBytes / r.blobBytes).toFixed(3),
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+console.log(line(header));
+console.log(widths.map((w) => "-".repeat(w)).join("  "));
+for (const row of rows) console.log(line(row));
+
+console.log("");
+for (const r of results) {
+  const byHost = Object.entries(r.originBytesByHost)
+    .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
+    .map(([host, bytes]) => `${host} ${(bytes / MiB).toFixed(1)}`)
+    .join(", ");
+  console.log(`${r.scenario}: origin MiB by host: ${byHost || "none"}; ${r.originRequests} requests`);
+  const reports = r.downloads.flatMap((d) => (d.report === undefined ? [] : [d.report]));
+  if (reports.length > 0) {
+    const sum = (pick: (t: (typeof reports)[number]["traffic"]) => number): string => (reports.reduce((n, x) => n + pick(x.traffic), 0) / MiB).toFixed(1);
+    const elapsed = reports.map((x) => x.elapsedMs / 1000);
+    console.log(
+      `${r.scenario}: peers got MiB from origin ${sum((t) => t.origin)}, from peers ${sum((t) => t.peers)}, from cache ${sum((t) => t.cache)}; ` +
+        `dfget's own elapsed ${Math.min(...elapsed).toFixed(2)}–${Math.max(...elapsed).toFixed(2)} s`,
+    );
+  }
+  if (r.uploadBytesByHost !== undefined && Object.values(r.uploadBytesByHost).some((b) => b > 0)) {
+    const uploads = Object.entries(r.uploadBytesByHost)
+      .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
+      .map(([host, bytes]) => `${host} ${(bytes / MiB).toFixed(0)}`)
+      .join(", ");
+    console.log(`${r.scenario}: MiB served to other peers: ${uploads}`);
+  }
+  if (r.uploadBytesByHost !== undefined) {
+    // No download can end before the busiest uplink has sent its bytes: when that bound is close to the time
+    // measured, the limit is how the load was spread over the uplinks, not the CPU or the links.
+    const sent = { origin: r.originBytes, ...r.uploadBytesByHost };
+    const [host, bytes] = Object.entries(sent).sort(([, a], [, b]) => b - a)[0]!;
+    const seconds = (bytes * 8) / (Number(values.rate) * 1e6);
+    console.log(
+      `${r.scenario}: busiest uplink: ${host} sent ${(bytes / MiB).toFixed(0)} MiB, ${seconds.toFixed(2)} s at ${values.rate} Mbit/s ` +
+        `(${(seconds / r.lowerBoundSeconds).toFixed(2)} × F/U)`,
+    );
+  }
+  if (r.cpu !== undefined) {
+    const top = Object.entries(r.cpu.secondsByProcess)
+      .sort(([, a], [, b]) => b - a)
+      .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
+      .join(", ");
+    console.log(`${r.scenario}: CPU ${(r.cpu.busy * 100).toFixed(0)} % busy of ${r.cpu.cores} cores during the downloads; CPU s by process: ${top}`);
+  }
+  if (r.timeline !== undefined) {
+    const names = Object.keys(r.timeline[0]?.hosts ?? {});
+    console.log(`${r.scenario}: timeline, MiB cached / MiB served to peers per daemon`);
+    console.log(["     s", ...names.map((n) => n.padStart(11))].join(" "));
+    for (const point of r.timeline) {
+      const cells = names.map((n) => {
+        const h = point.hosts[n]!;
+        return `${(h.cached / MiB).toFixed(0)}/${(h.uploaded / MiB).toFixed(0)}`.padStart(11);
+      });
+      console.log([point.seconds.toFixed(1).padStart(6), ...cells].join(" "));
+    }
+  }
+  if (r.announced === false) console.log(`${r.scenario}: the dfdaemons never announced to the scheduler (no P2P in this build?)`);
+}
+const p2p = results.find((r) => r.scenario === "p2p");
+if (p2p !== undefined) {
+  const verdict = (ratio: number, limit: number): string => `${ratio.toFixed(2)} (≤ ${limit}: ${ratio <= limit ? "met" : "missed"})`;
+  console.log(
+    `\np2p targets: time to last peer ${verdict(p2p.secondsToLastPeer / p2p.lowerBoundSeconds, 1.3)} × F/U from launch, ` +
+      `${verdict(p2p.secondsFromFirstRequest / p2p.lowerBoundSeconds, 1.3)} from the first request; ` +
+      `origin bytes ${verdict(p2p.originBytes / p2p.blobBytes, 1.05)} × blob`,
+  );
+}

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Testbed, testbedUnavailable, type ScenarioResult } from "../testbed/testbed.js";
+
+const PEERS = 4;
+const SIZE_MIB = 16;
+const unavailable = await testbedUnavailable();
+
+function assertEveryPeerFinished(result: ScenarioResult): void {
+  // Testbed.run throws on a failed dfget or a wrong sha256; here every peer host must also appear once.
+  assert.deepEqual(result.downloads.map((d) => d.host).sort(), Array.from({ length: PEERS }, (_, i) => `peer${i + 1}`).sort());
+  for (const d of result.downloads) {
+    const traffic = d.report?.traffic;
+    assert.ok(traffic !== undefined, `${d.host} reported no traffic`);
+    assert.equal(traffic.origin + traffic.peers + traffic.cache, result.blobBytes, `${d.host}'s traffic adds up to the blob`);
+  }
+}
+
+describe("network testbed: 4 peer hosts in namespaces with capped uplinks", { skip: unavailable ?? false }, () => {
+  let testbed: Testbed;
+
+  before(async () => {
+    testbed = await Testbed.start({ peers: PEERS, rateMbit: 200, sizeMiB: SIZE_MIB });
+  });
+
+  after(async () => {
+    await testbed?.close();
+  });
+
+  it("p2p: every peer gets the blob with the right sha256 while the origin sends it about once", async () => {
+    const result = await testbed.run("p2p");
+    assertEveryPeerFinished(result);
+    assert.equal(result.announced, true, "every dfdaemon announced itself to the scheduler");
+    assert.ok(result.originBytes >= result.blobBytes, `origin sent ${result.originBytes} bytes, less than the blob`);
+    assert.ok(result.originBytes <= 1.05 * result.blobBytes, `origin sent ${result.originBytes} bytes for a ${result.blobBytes}-byte blob`);
+    const fromPeers = result.downloads.reduce((n, d) => n + (d.report?.traffic.peers ?? 0), 0);
+    assert.ok(fromPeers > 0, "some bytes came from other peers");
+  });
+
+  it("straight from origin: every peer gets the blob and the origin sends it once per peer", async () => {
+    const result = await testbed.run("origin");
+    assertEveryPeerFinished(result);
+    assert.ok(result.originBytes >= PEERS * result.blobBytes, `origin sent ${result.originBytes} bytes`);
+    for (const d of result.downloads) assert.equal(d.report?.traffic.origin, result.blobBytes);
+  });
+});

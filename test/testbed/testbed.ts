@@ -1,0 +1,365 @@
+// The network testbed: an origin (nginx), a scheduler, a seed peer and N
+// peer hosts, each in its own network namespace with its uplink capped.
+// A scenario starts the daemons it needs, has every peer dfget the same blob
+// at once, and reports the time to the last peer and what the origin sent.
+//
+//   const testbed = await Testbed.start({ peers: 8, rateMbit: 200, sizeMiB: 128 });
+//   try { console.log(await testbed.run("p2p")); } finally { await testbed.close(); }
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, open, readdir, rm } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BIN } from "../helpers/processes.js";
+import { NginxOrigin, machineCpu, runInHost, startDfdaemon, startScheduler, type DfdaemonProcess, type HostProcess, type SchedulerProcess } from "./cluster.js";
+import { hasCommand } from "./command.js";
+import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
+
+export type ScenarioName = "p2p" | "origin" | "link";
+
+export const SCENARIOS: Record<ScenarioName, string> = {
+  p2p: "p2p: scheduler + seed peer + peers",
+  origin: "straight from origin (dfdaemon, no scheduler)",
+  link: "one curl over one link (calibration)",
+};
+
+export interface TestbedOptions {
+  peers: number;
+  /** Uplink cap of every host, Mbit/s. */
+  rateMbit: number;
+  sizeMiB: number;
+  /** Parent of the run directory (blob, daemon data, logs); the system temp dir by default. */
+  dir?: string;
+  /** Keep the run directory after close, for reading logs. */
+  keep?: boolean;
+  /** Extra dfdaemon flags for the seed peer and for the peers (p2p scenario), e.g. `["--upload-limit", "8"]`, for tuning runs. */
+  seedArgs?: readonly string[];
+  peerArgs?: readonly string[];
+  /** Extra dfget flags for every download, e.g. `["--piece-length", "1MiB"]`. */
+  dfgetArgs?: readonly string[];
+  /** Sample every daemon's cached and uploaded bytes this often during the downloads (ms); 0 for no timeline. */
+  timelineMs?: number;
+  /** Progress lines; silent by default. */
+  log?: (line: string) => void;
+}
+
+export interface PeerDownload {
+  host: string;
+  /** From launching every dfget at once to this one's exit. */
+  seconds: number;
+  /** dfget's own --json report, when it ran dfget. */
+  report?: { elapsedMs: number; traffic: { origin: number; peers: number; cache: number } };
+}
+
+export interface ScenarioResult {
+  scenario: ScenarioName;
+  blobBytes: number;
+  /** F/U: the blob over one host's uplink; no peer can finish sooner, since the origin's uplink carries every byte at least once. */
+  lowerBoundSeconds: number;
+  /** From launching every download at once until the last one exited, process start-up included. */
+  secondsToLastPeer: number;
+  /**
+   * From the first daemon taking a download request (exit time minus the
+   * daemon's own elapsed time) until the last download exited: the same
+   * figure without dfget's start-up, which N processes starting at once on
+   * one machine's few cores stretch far beyond what one host pays.
+   */
+  secondsFromFirstRequest: number;
+  originBytes: number;
+  originRequests: number;
+  /** Origin body bytes by testbed host name. */
+  originBytesByHost: Record<string, number>;
+  downloads: PeerDownload[];
+  /** p2p only: whether every dfdaemon showed up at the scheduler before the downloads began. */
+  announced?: boolean;
+  /** Piece bytes each dfdaemon served to other peers (dfget scenarios). */
+  uploadBytesByHost?: Record<string, number>;
+  /** With `timelineMs`: seconds since launch, and each daemon's cached and uploaded bytes then. */
+  timeline?: Array<{ seconds: number; hosts: Record<string, { cached: number; uploaded: number }> }>;
+  /** CPU during the downloads (dfget scenarios): the whole machine's busy fraction, and seconds used by each testbed process. */
+  cpu?: { cores: number; busy: number; secondsByProcess: Record<string, number> };
+}
+
+const MiB = 1024 * 1024;
+const BLOB_PATH = "/blob.bin";
+/** Run directories are named after the process, so a crashed run's can be told apart and removed. */
+const DIR_PREFIX = "lacewing-testbed-";
+
+async function removeLeftoverDirs(parent: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(parent).catch(() => [])) {
+    const pid = Number(new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name)?.[1] ?? NaN);
+    if (Number.isNaN(pid) || isAlive(pid)) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
+    removed.push(join(parent, name));
+  }
+  return removed;
+}
+
+/** Why the testbed cannot run here, or undefined if it can (root, ip, tc, nginx, curl). */
+export async function testbedUnavailable(): Promise<string | undefined> {
+  if (process.platform !== "linux") return "needs Linux network namespaces";
+  if (process.getuid?.() !== 0) return "needs root";
+  for (const tool of ["ip", "tc", "nginx", "curl"]) if (!(await hasCommand(tool))) return `needs ${tool}`;
+  return undefined;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Writes `size` random bytes to `path` and returns their sha256. */
+async function writeBlob(path: string, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  const file = await open(path, "w");
+  try {
+    for (let written = 0; written < size;) {
+      const chunk = randomBytes(Math.min(8 * MiB, size - written));
+      hash.update(chunk);
+      await file.write(chunk);
+      written += chunk.byteLength;
+    }
+  } finally {
+    await file.close();
+  }
+  return hash.digest("hex");
+}
+
+export class Testbed {
+  readonly options: Required<Omit<TestbedOptions, "log">>;
+  readonly blobBytes: number;
+  readonly #log: (line: string) => void;
+  readonly #runDir: string;
+  readonly #network: Network;
+  readonly #origin: NginxOrigin;
+  readonly #blobSha256: string;
+  /** Processes of the scenario in progress, stopped by close() if it is interrupted. */
+  readonly #running = new Set<HostProcess>();
+  #closed = false;
+
+  private constructor(options: Testbed["options"], log: (line: string) => void, runDir: string, network: Network, origin: NginxOrigin, blobSha256: string) {
+    this.options = options;
+    this.blobBytes = Math.round(options.sizeMiB * MiB);
+    this.#log = log;
+    this.#runDir = runDir;
+    this.#network = network;
+    this.#origin = origin;
+    this.#blobSha256 = blobSha256;
+  }
+
+  /** Removes a crashed run's leftovers, builds the network, writes the blob and starts the origin. */
+  static async start(input: TestbedOptions): Promise<Testbed> {
+    const options = {
+      peers: input.peers,
+      rateMbit: input.rateMbit,
+      sizeMiB: input.sizeMiB,
+      dir: input.dir ?? tmpdir(),
+      keep: input.keep ?? false,
+      seedArgs: input.seedArgs ?? [],
+      peerArgs: input.peerArgs ?? [],
+      dfgetArgs: input.dfgetArgs ?? [],
+      timelineMs: input.timelineMs ?? 0,
+    };
+    if (!Number.isInteger(options.peers) || options.peers < 1) throw new Error("peers must be a positive integer");
+    if (!(options.rateMbit > 0)) throw new Error("rate must be positive");
+    if (!(options.sizeMiB > 0)) throw new Error("size must be positive");
+    const log = input.log ?? (() => undefined);
+    const leftovers = [...(await removeLeftovers()), ...(await removeLeftoverDirs(options.dir))];
+    if (leftovers.length > 0) log(`removed leftovers of an earlier run: ${leftovers.join(" ")}`);
+    const runDir = await mkdtemp(join(options.dir, `${DIR_PREFIX}${process.pid}-`));
+    let network: Network | undefined;
+    let origin: NginxOrigin | undefined;
+    try {
+      const names = ["origin", "scheduler", "seed", ...Array.from({ length: options.peers }, (_, i) => `peer${i + 1}`)];
+      network = await Network.create({ hosts: names, rateMbit: options.rateMbit });
+      log(`network: ${names.length} hosts on bridge ${network.bridge}, uplinks capped at ${options.rateMbit} Mbit/s`);
+      origin = new NginxOrigin(network.host("origin"), join(runDir, "origin"));
+      await mkdir(origin.root, { recursive: true });
+      const blobSha256 = await writeBlob(join(origin.root, BLOB_PATH), Math.round(options.sizeMiB * MiB));
+      await origin.start();
+      log(`origin: nginx at ${origin.url(BLOB_PATH)} (${options.sizeMiB} MiB, sha256 ${blobSha256.slice(0, 12)}…)`);
+      return new Testbed(options, log, runDir, network, origin, blobSha256);
+    } catch (error) {
+      await origin?.close();
+      await network?.close();
+      if (!options.keep) await rm(runDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  get lowerBoundSeconds(): number {
+    return (this.blobBytes * 8) / (this.options.rateMbit * 1e6);
+  }
+
+  get peerHosts(): Host[] {
+    return Array.from({ length: this.options.peers }, (_, i) => this.#network.host(`peer${i + 1}`));
+  }
+
+  async run(scenario: ScenarioName): Promise<ScenarioResult> {
+    if (this.#closed) throw new Error("testbed is closed");
+    const dir = join(this.#runDir, scenario);
+    await mkdir(dir, { recursive: true });
+    try {
+      return scenario === "link" ? await this.#runLink() : await this.#runDfget(scenario, dir);
+    } finally {
+      await this.#stopRunning();
+      if (!this.options.keep) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async #stopRunning(): Promise<void> {
+    await Promise.all([...this.#running].map((p) => p.stop()));
+    this.#running.clear();
+  }
+
+  #track<T extends HostProcess>(process: T): T {
+    this.#running.add(process);
+    return process;
+  }
+
+  async #runDfget(scenario: "p2p" | "origin", dir: string): Promise<ScenarioResult> {
+    const peers = this.peerHosts;
+    const daemons = new Map<string, DfdaemonProcess>();
+    let scheduler: SchedulerProcess | undefined;
+    let announced: boolean | undefined;
+    if (scenario === "p2p") {
+      scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler")));
+      const seedHost = this.#network.host("seed");
+      daemons.set(
+        seedHost.name,
+        this.#track(await startDfdaemon(seedHost, join(dir, seedHost.name), { scheduler: scheduler.address, seed: true, extraArgs: this.options.seedArgs })),
+      );
+      this.#log(`${scenario}: scheduler at ${scheduler.address}, seed peer at ${seedHost.ip}`);
+    }
+    const options = scheduler === undefined ? {} : { scheduler: scheduler.address, extraArgs: this.options.peerArgs };
+    await Promise.all(peers.map(async (host) => daemons.set(host.name, this.#track(await startDfdaemon(host, join(dir, host.name), options)))));
+    if (scheduler !== undefined) {
+      // A download that starts before its host is known cannot be given parents; wait for the announcements, but not forever:
+      // a build without the scheduler client never announces, and its figures are still worth printing.
+      announced = false;
+      for (let i = 0; i < 100 && !announced; i++) {
+        const hosts = await scheduler.hosts();
+        announced = hosts !== undefined && hosts.seed >= 1 && hosts.normal >= peers.length;
+        if (!announced) await sleep(100);
+      }
+      if (!announced) this.#log(`${scenario}: the dfdaemons did not announce themselves to the scheduler within 10 s; measuring anyway`);
+    }
+
+    const processes = [...this.#running];
+    const cpuBefore = await Promise.all(processes.map((p) => p.cpuSeconds()));
+    const machineBefore = await machineCpu();
+    const mark = await this.#origin.mark();
+    this.#log(`${scenario}: ${peers.length} dfgets of ${this.#origin.url(BLOB_PATH)} at once`);
+    const started = performance.now();
+    const timeline: NonNullable<ScenarioResult["timeline"]> = [];
+    let sampling = this.options.timelineMs > 0;
+    const sampler = (async () => {
+      while (sampling) {
+        const seconds = (performance.now() - started) / 1000;
+        const hosts: (typeof timeline)[number]["hosts"] = {};
+        const samples = await Promise.all([...daemons.values()].map((d) => d.progress()));
+        [...daemons.keys()].forEach((name, i) => (hosts[name] = samples[i] ?? { cached: NaN, uploaded: NaN }));
+        timeline.push({ seconds, hosts });
+        await sleep(Math.max(0, this.options.timelineMs - (performance.now() - started - seconds * 1000)));
+      }
+    })();
+    const downloads = await Promise.all(
+      peers.map(async (host): Promise<PeerDownload & { output: string }> => {
+        const output = join(dir, host.name, "blob.out");
+        const args = [
+          BIN.dfget,
+          this.#origin.url(BLOB_PATH),
+          "-O",
+          output,
+          "--socket",
+          daemons.get(host.name)!.socket,
+          "--no-progress",
+          "--json",
+          ...this.options.dfgetArgs,
+        ];
+        const result = await runInHost(host, process.execPath, args);
+        const seconds = (performance.now() - started) / 1000;
+        if (result.code !== 0) throw new Error(`${scenario}: dfget on ${host.name} exited ${result.code}: ${result.stderr.trim()}`);
+        const report = JSON.parse(result.stdout) as NonNullable<PeerDownload["report"]>;
+        return { host: host.name, seconds, report: { elapsedMs: report.elapsedMs, traffic: report.traffic }, output };
+      }),
+    );
+    sampling = false;
+    await sampler;
+    const secondsToLastPeer = Math.max(...downloads.map((d) => d.seconds));
+    const firstRequest = Math.min(...downloads.map((d) => d.seconds - d.report!.elapsedMs / 1000));
+    const machineAfter = await machineCpu();
+    const cpuAfter = await Promise.all(processes.map((p) => p.cpuSeconds()));
+    const cpuSecondsByProcess: Record<string, number> = {};
+    processes.forEach((p, i) => (cpuSecondsByProcess[`${p.host.name}/${p.name}`] = cpuAfter[i]! - cpuBefore[i]!));
+    const uploadBytesByHost: Record<string, number> = {};
+    for (const [name, daemon] of daemons) uploadBytesByHost[name] = (await daemon.uploadBytes()) ?? NaN;
+    // Stop the daemons before reading the access log: nginx logs a request when it ends.
+    await this.#stopRunning();
+    const traffic = await this.#origin.trafficSince(mark);
+    for (const d of downloads) {
+      const digest = await sha256File(d.output);
+      if (digest !== this.#blobSha256) throw new Error(`${scenario}: ${d.host} got sha256 ${digest}, expected ${this.#blobSha256}`);
+    }
+    this.#log(`${scenario}: every output matches the blob's sha256`);
+    return {
+      ...this.#result(scenario, secondsToLastPeer, secondsToLastPeer - Math.max(0, firstRequest), traffic),
+      downloads: downloads.map(({ output: _output, ...d }) => d),
+      uploadBytesByHost,
+      ...(timeline.length > 0 ? { timeline } : {}),
+      cpu: {
+        cores: cpus().length,
+        busy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+        secondsByProcess: cpuSecondsByProcess,
+      },
+      ...(announced === undefined ? {} : { announced }),
+    };
+  }
+
+  /** One plain HTTP transfer over one capped link: what a single host's uplink actually delivers. */
+  async #runLink(): Promise<ScenarioResult> {
+    const host = this.peerHosts[0]!;
+    const mark = await this.#origin.mark();
+    const started = performance.now();
+    const result = await runInHost(host, "curl", ["-sf", "-o", "/dev/null", "-w", "%{size_download}", this.#origin.url(BLOB_PATH)]);
+    const seconds = (performance.now() - started) / 1000;
+    if (result.code !== 0 || Number(result.stdout) !== this.blobBytes) throw new Error(`link: curl exited ${result.code} after ${result.stdout} bytes`);
+    const traffic = await this.#origin.trafficSince(mark);
+    return { ...this.#result("link", seconds, seconds, traffic), downloads: [{ host: host.name, seconds }] };
+  }
+
+  #result(
+    scenario: ScenarioName,
+    secondsToLastPeer: number,
+    secondsFromFirstRequest: number,
+    traffic: Awaited<ReturnType<NginxOrigin["trafficSince"]>>,
+  ): Omit<ScenarioResult, "downloads" | "announced" | "uploadBytesByHost" | "cpu" | "timeline"> {
+    const byIp = new Map([...this.#network.hosts.values()].map((h) => [h.ip, h.name]));
+    const originBytesByHost: Record<string, number> = {};
+    for (const [ip, bytes] of Object.entries(traffic.bytesByClient)) originBytesByHost[byIp.get(ip) ?? ip] = bytes;
+    return {
+      scenario,
+      blobBytes: this.blobBytes,
+      lowerBoundSeconds: this.lowerBoundSeconds,
+      secondsToLastPeer,
+      secondsFromFirstRequest,
+      originBytes: traffic.bytes,
+      originRequests: traffic.requests,
+      originBytesByHost,
+    };
+  }
+
+  /** Stops every process, removes the network and (unless `keep`) the run directory. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#stopRunning();
+    await this.#origin.close();
+    await this.#network.close();
+    if (this.options.keep) this.#log(`run directory kept: ${this.#runDir}`);
+    else await rm(this.#runDir, { recursive: true, force: true });
+  }
+}
