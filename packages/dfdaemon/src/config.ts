@@ -21,6 +21,10 @@ export const dfdaemonSchema = {
     default: 32,
     check: (v) => (v >= 1 ? undefined : "must be at least 1"),
   }),
+  superSeedWindow: field.duration({
+    description: "Seed peers send each piece once per this window and let children trade it; 0 turns super-seeding off",
+    default: 3_000,
+  }),
   uploadRateLimit: field.bytes({ description: "Upload bytes per second to other peers, e.g. 100MiB; 0 is unlimited", default: 0 }),
   peerConcurrency: field.number({
     description: "Pieces fetched from parents at once",

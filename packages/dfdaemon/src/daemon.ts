@@ -62,7 +62,14 @@ export class Dfdaemon {
     this.store = new TaskStore(config.dataDir, log, { keep: config.keepStorage, reserve: (task, bytes) => this.collector.reserve(task, bytes) });
     this.metrics = createDfdaemonMetrics(this.store, options);
     this.#metricsServer = new MetricsServer(this.metrics.registry, () => this.#started);
-    this.#upload = new UploadServer({ store: this.store, metrics: this.metrics, log, limit: config.uploadLimit, rateLimit: config.uploadRateLimit });
+    this.#upload = new UploadServer({
+      store: this.store,
+      metrics: this.metrics,
+      log,
+      limit: config.uploadLimit,
+      rateLimit: config.uploadRateLimit,
+      superSeedWindowMs: config.seed ? config.superSeedWindow : 0,
+    });
     this.schedulers = new SchedulerPool({
       entries: config.scheduler,
       hostInfo: () => this.#hostInfo(),

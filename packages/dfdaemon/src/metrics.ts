@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { TaskStore } from "./storage/task-store.js";
 
 export type ByteSource = "origin" | "peer" | "cache";
-export type PieceFailureReason = "connect" | "timeout" | "corrupt" | "not_found" | "busy" | "other";
+export type PieceFailureReason = "connect" | "timeout" | "corrupt" | "not_found" | "busy" | "elsewhere" | "other";
 
 /**
  * The daemon's Prometheus metrics. Names are a contract with the Grafana

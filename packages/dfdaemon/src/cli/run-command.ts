@@ -37,6 +37,7 @@ export function runCommand(): Command {
     .option("--proxy-registries <hosts>", "registries the mirror may reach, comma-separated; empty allows any")
     .option("--proxy-plain-http-registries <hosts>", "registries the mirror reaches over plain HTTP, comma-separated")
     .option("--proxy-stall-timeout <duration>", "serve a blob from the registry when no piece lands for this long")
+    .option("--super-seed-window <duration>", "seed peers send each piece once per this window (0: off)")
     .option("--upload-rate-limit <size>", "upload bytes per second to other peers, e.g. 100MiB (0: unlimited)")
     .option("--log-level <level>", "log level")
     .action(async (flags: Record<string, unknown>) => {

@@ -28,7 +28,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
     store = new TaskStore(dir, silentLogger());
     await store.open();
     const metrics = createDfdaemonMetrics(store);
-    upload = new UploadServer({ store, metrics, log: silentLogger(), limit: 4, rateLimit: 0 });
+    upload = new UploadServer({ store, metrics, log: silentLogger(), limit: 4, rateLimit: 0, superSeedWindowMs: 0 });
     await upload.listen("127.0.0.1", 0);
     collector = new CacheCollector({
       store,

@@ -53,6 +53,8 @@ export class ParentPeer {
   dropped = false;
   /** Epoch ms before which the parent said it is busy. */
   busyUntil = 0;
+  /** Pieces this parent sent elsewhere (super-seeding), with the epoch ms until which not to ask it for them. */
+  readonly elsewhere = new Map<number, number>();
   /** Bytes and milliseconds of pieces fetched from it, to prefer fast parents. */
   bytes = 0;
   costMs = 0;

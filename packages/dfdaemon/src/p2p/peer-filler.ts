@@ -36,6 +36,7 @@ const REASON_CODES: Record<PieceFailureReason, schedulerv1.PieceFailureReason> =
   corrupt: schedulerv1.PieceFailureReason.CORRUPT,
   not_found: schedulerv1.PieceFailureReason.NOT_FOUND,
   busy: schedulerv1.PieceFailureReason.OTHER,
+  elsewhere: schedulerv1.PieceFailureReason.OTHER,
   other: schedulerv1.PieceFailureReason.OTHER,
 };
 

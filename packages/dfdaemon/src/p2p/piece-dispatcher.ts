@@ -33,6 +33,8 @@ export type Progress = "complete" | "stuck";
 
 /** How long a parent that answered 503 is left alone. */
 const BUSY_BACKOFF_MS = 300;
+/** How long a piece a seed sent elsewhere is not asked of it again. */
+const ELSEWHERE_BACKOFF_MS = 1_000;
 
 /**
  * Fetches a task's pieces from its parents: several parents at once, with
@@ -222,8 +224,9 @@ export class PieceDispatcher {
     }
     ready.sort((a, b) => a.inflight - b.inflight || b.speed - a.speed || Math.random() - 0.5);
     for (const parent of ready) {
-      const piece = this.#rarestOf(parent);
+      const piece = this.#rarestOf(parent, now);
       if (piece !== undefined) return { piece, parent };
+      for (const until of parent.elsewhere.values()) if (until > now) busyWait = Math.min(busyWait, until - now);
     }
     if (busyWait !== Number.POSITIVE_INFINITY) {
       clearTimeout(this.#retryTimer);
@@ -234,13 +237,14 @@ export class PieceDispatcher {
   }
 
   /** The rarest missing piece `parent` holds (random among the lowest-numbered equally rare), if any. */
-  #rarestOf(parent: ParentPeer): PieceInfo | undefined {
+  #rarestOf(parent: ParentPeer, now: number): PieceInfo | undefined {
     const { task } = this.#o;
     const window = Math.max(4, this.#o.concurrency);
     let rarest = Number.POSITIVE_INFINITY;
     let choices: PieceInfo[] = [];
     for (const [number, piece] of parent.pieces) {
       if (task.hasPiece(number) || this.#inflight.has(number)) continue;
+      if ((parent.elsewhere.get(number) ?? 0) > now) continue;
       let holders = 0;
       for (const other of this.#parents.values()) if (!other.dropped && other.pieces.has(number)) holders++;
       if (holders < rarest) {
@@ -288,6 +292,11 @@ export class PieceDispatcher {
         if (this.#stopped) return;
         if (!(err instanceof PieceFetchError)) {
           this.#abortWith(err); // A local failure such as a full disk: no parent can help.
+          return;
+        }
+        if (err.reason === "elsewhere") {
+          // A super-seeding seed sent this piece to another child: get it there, or here after a while.
+          parent.elsewhere.set(number, Date.now() + ELSEWHERE_BACKOFF_MS);
           return;
         }
         if (err.reason === "busy") {

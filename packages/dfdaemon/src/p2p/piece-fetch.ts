@@ -54,6 +54,8 @@ export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buf
   if (statusCode !== 200) {
     await body.dump().catch(() => undefined);
     if (statusCode === 404) throw new PieceFetchError("not_found", `parent no longer holds piece ${piece.number}`);
+    if (statusCode === 503 && response.headers["x-lacewing-elsewhere"] !== undefined)
+      throw new PieceFetchError("elsewhere", `parent already sent piece ${piece.number} to another peer`);
     if (statusCode === 503) throw new PieceFetchError("busy", `parent's upload slots are full`);
     throw new PieceFetchError("other", `parent answered ${statusCode} for piece ${piece.number}`);
   }

@@ -5,6 +5,7 @@ import { closeServer, errorMessage, listenOn, type Logger } from "@lacewing/comm
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { SuperSeed } from "./super-seed.js";
 
 /** Path of one piece on a parent's upload server. */
 export function piecePath(taskId: string, number: number): string {
@@ -21,6 +22,8 @@ export interface UploadServerOptions {
   limit: number;
   /** Upload bytes per second over all children; 0 means unlimited. */
   rateLimit: number;
+  /** Send each piece once per this many ms and let children trade it (seed peers); 0 is off. */
+  superSeedWindowMs: number;
 }
 
 /**
@@ -34,10 +37,12 @@ export class UploadServer {
   #active = 0;
   #uploadedBytes = 0;
   readonly #limiter: RateLimiter | undefined;
+  readonly #superSeed: SuperSeed | undefined;
 
   constructor(options: UploadServerOptions) {
     this.#options = options;
     this.#limiter = options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined;
+    this.#superSeed = options.superSeedWindowMs > 0 ? new SuperSeed(options.superSeedWindowMs) : undefined;
     this.#server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => this.#handle(request, response));
   }
 
@@ -82,6 +87,12 @@ export class UploadServer {
       metrics.uploadPieces.inc({ result: "busy" });
       response.setHeader("retry-after", "1");
       reply(response, 503, "upload slots full");
+      return;
+    }
+    if (this.#superSeed !== undefined && !this.#superSeed.admit(task, piece.number)) {
+      metrics.uploadPieces.inc({ result: "elsewhere" });
+      response.setHeader("x-lacewing-elsewhere", "1");
+      reply(response, 503, "piece already sent: get it from another peer");
       return;
     }
     this.#active++;
