@@ -133,7 +133,11 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     // An explicit Authorization header wins over username/password.
     const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
     const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
-    return args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers));
+    // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
+    return uniqueBy(
+      args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers)),
+      (task) => task.result.taskId,
+    );
   }
   const manifestUrl = args.urls[0] as string;
   const image = await resolveImage({
@@ -144,11 +148,16 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
   });
   const headers = withoutAuthorization(args.headers);
   if (image.authorization !== undefined) headers["Authorization"] = image.authorization;
-  // Two manifests may share a layer; it is one task.
+  // The config blob first: a pull reads it before the layers. Blobs are
+  // content-addressed, so a digest listed twice is one task.
+  return uniqueBy([...(image.config === undefined ? [] : [image.config]), ...image.layers], (blob) => blob.digest).map((blob) =>
+    plannedTask(blob.url, blob.digest, idInput, headers, schedulers),
+  );
+}
+
+function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
   const seen = new Set<string>();
-  return image.layers
-    .filter((layer) => !seen.has(layer.digest) && seen.add(layer.digest))
-    .map((layer) => plannedTask(layer.url, layer.digest, idInput, headers, schedulers));
+  return items.filter((item) => !seen.has(key(item)) && seen.add(key(item)) !== undefined);
 }
 
 function plannedTask(

@@ -17,6 +17,8 @@ describe("resolveImage", () => {
         image.layers.map((l) => l.digest),
         registry.arm64Layers,
       );
+      assert.equal(image.config?.digest, registry.arm64Config);
+      assert.equal(image.config?.url, `${registry.origin}/v2/${registry.name}/blobs/${registry.arm64Config}`);
       assert.equal(image.authorization, `Bearer ${registry.token}`);
       assert.equal(registry.tokenRequests.length, 1, "the token is fetched once and reused for the platform manifest");
       assert.equal(registry.tokenRequests[0]?.authorization, undefined, "anonymous token without credentials");

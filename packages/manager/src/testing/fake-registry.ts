@@ -11,6 +11,9 @@ export interface FakeRegistry {
   /** Digests of the linux/amd64 layers, in manifest order. */
   readonly amd64Layers: string[];
   readonly arm64Layers: string[];
+  /** Digests of the image config blobs. */
+  readonly amd64Config: string;
+  readonly arm64Config: string;
   readonly token: string;
   /** Authorization headers the token endpoint saw. */
   readonly tokenRequests: Array<{ authorization: string | undefined; scope: string | null; service: string | null }>;
@@ -36,16 +39,16 @@ export async function startFakeRegistry(options: { username?: string; password?:
     manifests.set(digest, { mediaType, body });
     return { digest, size: body.length };
   };
-  const imageManifest = (arch: string): { digest: string; size: number; layers: string[] } => {
+  const imageManifest = (arch: string): { digest: string; size: number; layers: string[]; config: string } => {
     const layers = Array.from({ length: options.layers ?? 3 }, (_, i) => addBlob(Buffer.from(`${arch} layer ${i} ${randomBytes(8).toString("hex")}`)));
     const config = addBlob(Buffer.from(JSON.stringify({ architecture: arch, os: "linux" })));
     const ref = addManifest("application/vnd.oci.image.manifest.v1+json", {
       schemaVersion: 2,
       mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: config, size: 10 },
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: config, size: blobs.get(config)?.length ?? 0 },
       layers: layers.map((digest) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest, size: blobs.get(digest)?.length ?? 0 })),
     });
-    return { ...ref, layers };
+    return { ...ref, layers, config };
   };
   const amd64 = imageManifest("amd64");
   const arm64 = imageManifest("arm64");
@@ -76,6 +79,8 @@ export async function startFakeRegistry(options: { username?: string; password?:
     name,
     amd64Layers: amd64.layers,
     arm64Layers: arm64.layers,
+    amd64Config: amd64.config,
+    arm64Config: arm64.config,
     token,
     tokenRequests,
     unauthorized: 0,
