@@ -90,7 +90,8 @@ export class UploadServer {
       return;
     }
     this.#active++;
-    task.activeReaders++;
+    // Not closed (checked above), so acquire succeeds; releasing also counts as an access for the TTL.
+    const release = task.acquire();
     response.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": piece.length,
@@ -112,7 +113,7 @@ export class UploadServer {
       )
       .finally(() => {
         this.#active--;
-        task.activeReaders--;
+        release?.();
       });
   }
 }
