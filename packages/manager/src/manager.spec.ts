@@ -131,6 +131,32 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     }
   });
 
+  it("triggers the blobs of a long preheat with a registry token that is still fresh, not the one the manifest was read with", async () => {
+    const shortLived = await startFakeRegistry({ tokenTtlSeconds: 1, rotateTokens: true });
+    const respond = schedulerA.respond;
+    // Each blob takes 600 ms to "download", so the 1 s token ages past half its life after the first.
+    const slow = async (call: RecordedTrigger): Promise<ReturnType<typeof succeeded>> => {
+      await sleep(600);
+      return succeeded(call.taskId);
+    };
+    schedulerA.respond = schedulerB.respond = slow;
+    try {
+      const created = await m.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: shortLived.manifestUrl() } });
+      const job = await m.waitForJob(created.body["id"] as string, isFinished);
+      assert.equal(job.state, "succeeded", job.error);
+      const sent = triggers()
+        .filter((t) => t.request.download?.url.startsWith(shortLived.origin))
+        .map((t) => t.request.download?.requestHeaders["Authorization"]);
+      assert.equal(sent.length, 4);
+      assert.equal(sent[0], `Bearer ${shortLived.token}-1`);
+      assert.notEqual(sent[3], sent[0], "the last blob went out with a newer token");
+      assert.ok(sent.every((value) => shortLived.issuedTokens.some((token) => value === `Bearer ${token}`)));
+    } finally {
+      schedulerA.respond = schedulerB.respond = respond;
+      await shortLived.close();
+    }
+  });
+
   it("records every task when one layer fails: the job fails, the others succeed", async () => {
     const bad = registry.amd64Layers[1];
     const respond = schedulerA.respond;

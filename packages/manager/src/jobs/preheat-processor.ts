@@ -22,6 +22,8 @@ export interface PreheatProcessorOptions {
 interface PlannedTask {
   result: TaskResult;
   download: MessageInitShape<typeof DownloadSchema>;
+  /** For registry blobs: the Authorization to send when the task is triggered (tokens expire). */
+  authorization?: (signal: AbortSignal) => Promise<string | undefined>;
 }
 
 /**
@@ -63,11 +65,14 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
     let next = 0;
     const runOne = async (index: number): Promise<void> => {
       const task = tasks[index] as TaskResult;
-      const download = (planned[index] as PlannedTask).download;
+      const plan = planned[index] as PlannedTask;
       if (task.state === "succeeded") return;
       tasks[index] = { ...task, state: "running", error: "", hosts: [] };
       await store.saveTasks(jobId, tasks);
       try {
+        const authorization = await plan.authorization?.(signal);
+        const download =
+          authorization === undefined ? plan.download : { ...plan.download, requestHeaders: { ...plan.download.requestHeaders, Authorization: authorization } };
         // A scheduler restarting or briefly unreachable is worth a few more tries.
         const result = await retry(() => options.schedulers.trigger(task.taskId, download, args.scope, { signal, timeoutMs: options.triggerTimeoutMs }), {
           attempts: 3,
@@ -147,12 +152,12 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     signal,
   });
   const headers = withoutAuthorization(args.headers);
-  if (image.authorization !== undefined) headers["Authorization"] = image.authorization;
   // The config blob first: a pull reads it before the layers. Blobs are
   // content-addressed, so a digest listed twice is one task.
-  return uniqueBy([...(image.config === undefined ? [] : [image.config]), ...image.layers], (blob) => blob.digest).map((blob) =>
-    plannedTask(blob.url, blob.digest, idInput, headers, schedulers),
-  );
+  return uniqueBy([...(image.config === undefined ? [] : [image.config]), ...image.layers], (blob) => blob.digest).map((blob) => ({
+    ...plannedTask(blob.url, blob.digest, idInput, headers, schedulers),
+    authorization: (signal: AbortSignal) => image.freshAuthorization(signal),
+  }));
 }
 
 function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {

@@ -28,6 +28,41 @@ describe("resolveImage", () => {
     }
   });
 
+  it("replaces a Bearer token past half its lifetime, so late layers of a long preheat carry a valid one", async () => {
+    const registry = await startFakeRegistry({ tokenTtlSeconds: 300, rotateTokens: true });
+    let now = 1_000_000;
+    try {
+      const image = await resolveImage({ manifestUrl: registry.manifestUrl(), platform: "linux/amd64", credentials: noCredentials, now: () => now });
+      assert.equal(image.authorization, `Bearer ${registry.token}-1`);
+      now += 149_000;
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}-1`, "still young: no new token request");
+      assert.equal(registry.tokenRequests.length, 1);
+      now += 2_000;
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}-2`);
+      assert.equal(registry.tokenRequests[1]?.scope, `repository:${registry.name}:pull`, "the same scope as the challenge");
+      now += 100_000;
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}-2`, "the new token's lifetime counts from its issue");
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it("keeps an Authorization given by the caller that the registry accepts, however old", async () => {
+    const registry = await startFakeRegistry();
+    try {
+      const image = await resolveImage({
+        manifestUrl: registry.manifestUrl(),
+        platform: "linux/amd64",
+        credentials: { ...noCredentials, headers: { Authorization: `Bearer ${registry.token}` } },
+        now: () => Number.MAX_SAFE_INTEGER,
+      });
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}`);
+      assert.equal(registry.tokenRequests.length, 0, "the caller's token was accepted; none fetched");
+    } finally {
+      await registry.close();
+    }
+  });
+
   it("fails clearly when the token service rejects the credentials", async () => {
     const registry = await startFakeRegistry({ username: "alice", password: "right" });
     try {

@@ -25,6 +25,8 @@ export interface ResolvedImage {
   layers: ImageLayer[];
   /** What the registry accepted (Bearer token or Basic); seed peers need it for the blobs. */
   authorization: string | undefined;
+  /** The authorization to send with a blob download started now: a new token once the first one aged. */
+  freshAuthorization(signal?: AbortSignal): Promise<string | undefined>;
 }
 
 export interface ResolveImageOptions {
@@ -33,6 +35,8 @@ export interface ResolveImageOptions {
   platform: string;
   credentials: RegistryCredentials;
   signal?: AbortSignal;
+  /** Clock for token lifetimes (tests). */
+  now?: () => number;
 }
 
 interface Descriptor {
@@ -57,7 +61,7 @@ export async function resolveImage(options: ResolveImageOptions): Promise<Resolv
   if (match === null) throw registryError("failed_precondition", `${url.pathname} is not a manifest path`);
   const name = match[1] ?? "";
   const base = `${url.protocol}//${url.host}/v2/${name}`;
-  const session = new RegistrySession(options.credentials);
+  const session = new RegistrySession(options.credentials, options.now === undefined ? {} : { now: options.now });
   const signal = options.signal === undefined ? {} : { signal: options.signal };
 
   let manifest = await getManifest(session, options.manifestUrl, signal);
@@ -75,7 +79,7 @@ export async function resolveImage(options: ResolveImageOptions): Promise<Resolv
   };
   const layers = manifest.layers.map((layer) => blob(layer, "layer"));
   const config = manifest.config === undefined ? undefined : blob(manifest.config, "config");
-  return { config, layers, authorization: session.authorization };
+  return { config, layers, authorization: session.authorization, freshAuthorization: (signal) => session.freshAuthorization(signal) };
 }
 
 const BLOB_DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;

@@ -15,6 +15,8 @@ export interface FakeRegistry {
   readonly amd64Config: string;
   readonly arm64Config: string;
   readonly token: string;
+  /** Every token the token endpoint handed out, in order. */
+  readonly issuedTokens: string[];
   /** Authorization headers the token endpoint saw. */
   readonly tokenRequests: Array<{ authorization: string | undefined; scope: string | null; service: string | null }>;
   /** Count of manifest requests answered 401. */
@@ -23,7 +25,17 @@ export interface FakeRegistry {
   close(): Promise<void>;
 }
 
-export async function startFakeRegistry(options: { username?: string; password?: string; layers?: number } = {}): Promise<FakeRegistry> {
+export interface FakeRegistryOptions {
+  username?: string;
+  password?: string;
+  layers?: number;
+  /** Token lifetime the token endpoint announces (expires_in). */
+  tokenTtlSeconds?: number;
+  /** Issue a new token on every token request (`<token>-<n>`) instead of the same one. */
+  rotateTokens?: boolean;
+}
+
+export async function startFakeRegistry(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
   const name = "library/app";
   const token = `tok-${randomBytes(6).toString("hex")}`;
   const blobs = new Map<string, Buffer>();
@@ -68,6 +80,7 @@ export async function startFakeRegistry(options: { username?: string; password?:
   const tags = new Map([["latest", index.digest]]);
 
   const tokenRequests: FakeRegistry["tokenRequests"] = [];
+  const issuedTokens: string[] = [];
   let origin = "";
   const registry: FakeRegistry = {
     get origin() {
@@ -82,6 +95,7 @@ export async function startFakeRegistry(options: { username?: string; password?:
     amd64Config: amd64.config,
     arm64Config: arm64.config,
     token,
+    issuedTokens,
     tokenRequests,
     unauthorized: 0,
     manifestUrl: (tag = "latest") => `${origin}/v2/${name}/manifests/${tag}`,
@@ -103,9 +117,12 @@ export async function startFakeRegistry(options: { username?: string; password?:
     if (url.pathname === "/token") {
       tokenRequests.push({ authorization: req.headers.authorization, scope: url.searchParams.get("scope"), service: url.searchParams.get("service") });
       if (!basicOk(req)) return void res.writeHead(401).end();
-      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token, expires_in: 300 }));
+      const issued = options.rotateTokens === true ? `${token}-${issuedTokens.length + 1}` : token;
+      issuedTokens.push(issued);
+      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: issued, expires_in: options.tokenTtlSeconds ?? 300 }));
     }
-    if (req.headers.authorization !== `Bearer ${token}`) {
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (bearer === undefined || (options.rotateTokens === true ? !issuedTokens.includes(bearer) : bearer !== token)) {
       registry.unauthorized++;
       res.writeHead(401, {
         "www-authenticate": `Bearer realm="${origin}/token",service="fake-registry",scope="repository:${name}:pull"`,
