@@ -17,6 +17,8 @@ export interface FakeRegistry {
   readonly token: string;
   /** Every token the token endpoint handed out, in order. */
   readonly issuedTokens: string[];
+  /** When each token was handed out (Date.now()). */
+  readonly tokenIssuedAt: Map<string, number>;
   /** Authorization headers the token endpoint saw. */
   readonly tokenRequests: Array<{ authorization: string | undefined; scope: string | null; service: string | null }>;
   /** Count of manifest requests answered 401. */
@@ -81,6 +83,7 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
 
   const tokenRequests: FakeRegistry["tokenRequests"] = [];
   const issuedTokens: string[] = [];
+  const tokenIssuedAt = new Map<string, number>();
   let origin = "";
   const registry: FakeRegistry = {
     get origin() {
@@ -96,6 +99,7 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
     arm64Config: arm64.config,
     token,
     issuedTokens,
+    tokenIssuedAt,
     tokenRequests,
     unauthorized: 0,
     manifestUrl: (tag = "latest") => `${origin}/v2/${name}/manifests/${tag}`,
@@ -119,6 +123,7 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
       if (!basicOk(req)) return void res.writeHead(401).end();
       const issued = options.rotateTokens === true ? `${token}-${issuedTokens.length + 1}` : token;
       issuedTokens.push(issued);
+      tokenIssuedAt.set(issued, Date.now());
       return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: issued, expires_in: options.tokenTtlSeconds ?? 300 }));
     }
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
