@@ -73,7 +73,7 @@ describe("lacewing-manager in production mode (Postgres + Redis/BullMQ)", () => 
     assert.equal(job.state, "succeeded", job.error);
     assert.deepEqual(
       job.tasks.map((t) => t.digest),
-      registry.amd64Layers,
+      [registry.amd64Config, ...registry.amd64Layers],
     );
     const listed = await m.request("GET", "/api/v1/jobs?state=succeeded");
     assert.equal(listed.body["total"], 1);

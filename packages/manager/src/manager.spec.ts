@@ -34,7 +34,7 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
 
   const triggers = (): RecordedTrigger[] => [...schedulerA.triggers, ...schedulerB.triggers];
 
-  it("preheats an image: token flow, platform manifest, one trigger per layer at its owning scheduler", async () => {
+  it("preheats an image: token flow, platform manifest, one trigger per blob (config and layers) at its owning scheduler", async () => {
     const created = await m.request("POST", "/api/v1/jobs", {
       type: "preheat",
       args: { type: "image", url: registry.manifestUrl(), username: "alice", password: "s3cret-pass", headers: { "X-Trace": "t1" } },
@@ -43,10 +43,10 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     assert.equal(created.body["state"], "pending");
     const job = await m.waitForJob(created.body["id"] as string, isFinished);
     assert.equal(job.state, "succeeded", job.error);
-    assert.deepEqual(job.progress, { done: 3, total: 3 });
+    assert.deepEqual(job.progress, { done: 4, total: 4 });
     assert.deepEqual(
       job.tasks.map((t) => t.digest),
-      registry.amd64Layers,
+      [registry.amd64Config, ...registry.amd64Layers],
     );
     assert.ok(job.tasks.every((t) => t.state === "succeeded" && t.hosts.length === 1));
 
@@ -54,8 +54,8 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     assert.equal(registry.tokenRequests[0]?.authorization, `Basic ${Buffer.from("alice:s3cret-pass").toString("base64")}`);
     assert.equal(registry.tokenRequests[0]?.scope, `repository:${registry.name}:pull`);
 
-    const layerTriggers = triggers().filter((t) => registry.amd64Layers.includes(t.request.download?.digest ?? ""));
-    assert.equal(layerTriggers.length, 3);
+    const layerTriggers = triggers().filter((t) => [registry.amd64Config, ...registry.amd64Layers].includes(t.request.download?.digest ?? ""));
+    assert.equal(layerTriggers.length, 4);
     for (const call of layerTriggers) {
       const download = call.request.download;
       assert.ok(download !== undefined);
@@ -103,6 +103,63 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     }
   });
 
+  it("preheats a file list: one task per distinct task id, with the tag, application and filtered parameters a later dfget uses", async () => {
+    const urls = ["http://files.example/f1.bin?sig=a&v=1", "http://files.example/f2.bin", "http://files.example/f1.bin?v=1&sig=b&token=x"];
+    const idArgs = { tag: "v7", application: "trainer", filteredQueryParams: ["token"] };
+    const created = await m.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "file", urls, ...idArgs, scope: "all_peers" } });
+    assert.equal(created.status, 202);
+    const job = await m.waitForJob(created.body["id"] as string, isFinished);
+    assert.equal(job.state, "succeeded", job.error);
+    // f1 twice: `sig` is filtered by default and `token` by the job, so both URLs are one task.
+    assert.deepEqual(
+      job.tasks.map((t) => t.url),
+      [urls[0], urls[1]],
+    );
+    assert.deepEqual(
+      job.tasks.map((t) => t.taskId),
+      [taskIdOf({ url: "http://files.example/f1.bin?v=1", ...idArgs }), taskIdOf({ url: "http://files.example/f2.bin", ...idArgs })],
+    );
+    assert.notEqual(job.tasks[0]?.taskId, taskIdOf({ url: "http://files.example/f1.bin?v=1" }), "tag and application are part of the id");
+    const calls = triggers().filter((t) => t.request.download?.url.startsWith("http://files.example/f"));
+    assert.equal(calls.length, 2);
+    for (const call of calls) {
+      assert.equal(call.request.scope, schedulerv1.TriggerScope.ALL_PEERS);
+      assert.equal(call.request.download?.tag, "v7");
+      assert.equal(call.request.download?.application, "trainer");
+      assert.deepEqual(call.request.download?.filteredQueryParams, ["token"]);
+      assert.equal(call.taskId, job.tasks.find((t) => t.url === call.request.download?.url)?.taskId, "the scheduler computes the same id");
+    }
+  });
+
+  it("triggers the blobs of a long preheat with a registry token that is still fresh, not the one the manifest was read with", async (t) => {
+    const shortLived = await startFakeRegistry({ tokenTtlSeconds: 1, rotateTokens: true });
+    const respond = schedulerA.respond;
+    // The token each trigger carried, in the order the triggers arrived, and its age then.
+    const carried: Array<{ token: string; ageMs: number }> = [];
+    // Each blob takes 600 ms to "download" (one at a time), so the last trigger comes at least 1.8 s after the first.
+    const slow = async (call: RecordedTrigger): Promise<ReturnType<typeof succeeded>> => {
+      const token = /^Bearer (.+)$/.exec(call.request.download?.requestHeaders["Authorization"] ?? "")?.[1] ?? "";
+      carried.push({ token, ageMs: Date.now() - (shortLived.tokenIssuedAt.get(token) ?? 0) });
+      await sleep(600);
+      return succeeded(call.taskId);
+    };
+    schedulerA.respond = schedulerB.respond = slow;
+    try {
+      const created = await m.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: shortLived.manifestUrl() } });
+      const job = await m.waitForJob(created.body["id"] as string, isFinished);
+      assert.equal(job.state, "succeeded", job.error);
+      t.diagnostic(`token ages at trigger time: ${carried.map((c) => c.ageMs).join(", ")} ms`);
+      assert.equal(carried.length, 4);
+      assert.ok(carried.every((c) => shortLived.issuedTokens.includes(c.token)));
+      // The first trigger's token is past its half-life by the last trigger: that one went out with a newer token.
+      assert.notEqual(carried[3]?.token, carried[0]?.token);
+      assert.ok(shortLived.issuedTokens.indexOf(carried[3]?.token ?? "") > shortLived.issuedTokens.indexOf(carried[0]?.token ?? ""));
+    } finally {
+      schedulerA.respond = schedulerB.respond = respond;
+      await shortLived.close();
+    }
+  });
+
   it("records every task when one layer fails: the job fails, the others succeed", async () => {
     const bad = registry.amd64Layers[1];
     const respond = schedulerA.respond;
@@ -116,12 +173,12 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
       });
       const job = await m.waitForJob(created.body["id"] as string, isFinished);
       assert.equal(job.state, "failed");
-      assert.equal(job.error, "1 of 3 tasks failed");
+      assert.equal(job.error, "1 of 4 tasks failed");
       assert.deepEqual(
         job.tasks.map((t) => t.state),
-        ["succeeded", "failed", "succeeded"],
+        ["succeeded", "succeeded", "failed", "succeeded"],
       );
-      assert.match(job.tasks[1]?.error ?? "", /origin returned 500/);
+      assert.match(job.tasks[2]?.error ?? "", /origin returned 500/);
     } finally {
       schedulerA.respond = schedulerB.respond = respond;
     }
@@ -161,6 +218,14 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
       [{ type: "preheat", args: { type: "file", url: "http://x/y", scope: "everyone" } }, "args.scope"],
       [{ type: "preheat", args: { type: "file", urls: "http://x/y" } }, "args.urls"],
       [{ type: "preheat", args: { type: "file", url: "http://x/y", headers: { a: 1 } } }, "args.headers"],
+      [{ type: "preheat", args: { type: "file", url: "http://x/y", scopes: "all_peers" } }, "args.scopes"],
+      [{ type: "preheat", args: { type: "file", url: "http://x/y" }, priority: 1 }, "priority"],
+      [{ type: "preheat", args: { type: "file", url: "http://x/y", filteredQueryParams: "sig" } }, "args.filteredQueryParams"],
+      [{ type: "preheat", args: { type: "image", url: "http://registry/v2/app/manifests/v1", platform: "amd64" } }, "args.platform"],
+      [{ type: "preheat", args: { type: "image", urls: ["http://r/v2/a/manifests/1", "http://r/v2/b/manifests/1"] } }, "args.urls"],
+      [{ type: "preheat", args: { type: "file", url: "http://x/y", tag: 7 } }, "args.tag"],
+      [{ type: "preheat", args: "file" }, "args"],
+      [[], "body"],
     ];
     for (const [body, field] of cases) {
       const response = await m.request("POST", "/api/v1/jobs", body);
@@ -298,7 +363,7 @@ describe("lacewing-manager restart in embedded mode", () => {
       assert.equal(job.state, "succeeded", job.error);
       assert.deepEqual(
         job.tasks.map((t) => t.state),
-        ["succeeded", "succeeded", "succeeded"],
+        ["succeeded", "succeeded", "succeeded", "succeeded"],
       );
       const count = (digest: string | undefined): number => scheduler.triggers.filter((t) => t.request.download?.digest === digest).length;
       assert.equal(count(registry.amd64Layers[0]), 1, "a finished layer is not triggered again");

@@ -18,9 +18,12 @@ export interface CreateJobInput {
 /** Checks a create-job body (REST JSON or the gRPC message as a plain object). */
 export function parseCreateJob(body: unknown): CreateJobInput {
   const input = asObject(body, "body");
+  rejectUnknown(input, JOB_FIELDS, "");
   const type = input["type"];
   if (typeof type !== "string" || !(JOB_TYPES as readonly string[]).includes(type)) throw invalidField("type", `must be one of ${JOB_TYPES.join(", ")}`);
   const raw = asObject(input["args"] ?? {}, "args");
+  // A misspelt key ("scopes") would otherwise fall back to a default silently.
+  rejectUnknown(raw, ARGS_FIELDS, "args.");
 
   const argsType = raw["type"];
   if (argsType !== "image" && argsType !== "file") throw invalidField("args.type", "must be image or file");
@@ -61,6 +64,13 @@ export function parseCreateJob(body: unknown): CreateJobInput {
       scope: scope as PreheatScope,
     },
   };
+}
+
+const JOB_FIELDS = new Set(["type", "args"]);
+const ARGS_FIELDS = new Set(["type", "url", "urls", "tag", "application", "filteredQueryParams", "headers", "username", "password", "platform", "scope"]);
+
+function rejectUnknown(object: Record<string, unknown>, known: ReadonlySet<string>, prefix: string): void {
+  for (const key of Object.keys(object)) if (!known.has(key)) throw invalidField(`${prefix}${key}`, "unknown field");
 }
 
 export const MANIFEST_PATH = /^\/v2\/(.+)\/manifests\/([^/]+)$/;

@@ -22,6 +22,8 @@ export interface PreheatProcessorOptions {
 interface PlannedTask {
   result: TaskResult;
   download: MessageInitShape<typeof DownloadSchema>;
+  /** For registry blobs: the Authorization to send when the task is triggered (tokens expire). */
+  authorization?: (signal: AbortSignal) => Promise<string | undefined>;
 }
 
 /**
@@ -63,11 +65,14 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
     let next = 0;
     const runOne = async (index: number): Promise<void> => {
       const task = tasks[index] as TaskResult;
-      const download = (planned[index] as PlannedTask).download;
+      const plan = planned[index] as PlannedTask;
       if (task.state === "succeeded") return;
       tasks[index] = { ...task, state: "running", error: "", hosts: [] };
       await store.saveTasks(jobId, tasks);
       try {
+        const authorization = await plan.authorization?.(signal);
+        const download =
+          authorization === undefined ? plan.download : { ...plan.download, requestHeaders: { ...plan.download.requestHeaders, Authorization: authorization } };
         // A scheduler restarting or briefly unreachable is worth a few more tries.
         const result = await retry(() => options.schedulers.trigger(task.taskId, download, args.scope, { signal, timeoutMs: options.triggerTimeoutMs }), {
           attempts: 3,
@@ -133,7 +138,11 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     // An explicit Authorization header wins over username/password.
     const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
     const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
-    return args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers));
+    // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
+    return uniqueBy(
+      args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers)),
+      (task) => task.result.taskId,
+    );
   }
   const manifestUrl = args.urls[0] as string;
   const image = await resolveImage({
@@ -143,12 +152,17 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     signal,
   });
   const headers = withoutAuthorization(args.headers);
-  if (image.authorization !== undefined) headers["Authorization"] = image.authorization;
-  // Two manifests may share a layer; it is one task.
+  // The config blob first: a pull reads it before the layers. Blobs are
+  // content-addressed, so a digest listed twice is one task.
+  return uniqueBy([...(image.config === undefined ? [] : [image.config]), ...image.layers], (blob) => blob.digest).map((blob) => ({
+    ...plannedTask(blob.url, blob.digest, idInput, headers, schedulers),
+    authorization: (signal: AbortSignal) => image.freshAuthorization(signal),
+  }));
+}
+
+function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
   const seen = new Set<string>();
-  return image.layers
-    .filter((layer) => !seen.has(layer.digest) && seen.add(layer.digest))
-    .map((layer) => plannedTask(layer.url, layer.digest, idInput, headers, schedulers));
+  return items.filter((item) => !seen.has(key(item)) && seen.add(key(item)) !== undefined);
 }
 
 function plannedTask(

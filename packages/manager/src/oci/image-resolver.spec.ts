@@ -17,10 +17,47 @@ describe("resolveImage", () => {
         image.layers.map((l) => l.digest),
         registry.arm64Layers,
       );
+      assert.equal(image.config?.digest, registry.arm64Config);
+      assert.equal(image.config?.url, `${registry.origin}/v2/${registry.name}/blobs/${registry.arm64Config}`);
       assert.equal(image.authorization, `Bearer ${registry.token}`);
       assert.equal(registry.tokenRequests.length, 1, "the token is fetched once and reused for the platform manifest");
       assert.equal(registry.tokenRequests[0]?.authorization, undefined, "anonymous token without credentials");
       assert.equal(image.layers[0]?.url, `${registry.origin}/v2/${registry.name}/blobs/${registry.arm64Layers[0]}`);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it("replaces a Bearer token past half its lifetime, so late layers of a long preheat carry a valid one", async () => {
+    const registry = await startFakeRegistry({ tokenTtlSeconds: 300, rotateTokens: true });
+    let now = 1_000_000;
+    try {
+      const image = await resolveImage({ manifestUrl: registry.manifestUrl(), platform: "linux/amd64", credentials: noCredentials, now: () => now });
+      assert.equal(image.authorization, `Bearer ${registry.token}-1`);
+      now += 149_000;
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}-1`, "still young: no new token request");
+      assert.equal(registry.tokenRequests.length, 1);
+      now += 2_000;
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}-2`);
+      assert.equal(registry.tokenRequests[1]?.scope, `repository:${registry.name}:pull`, "the same scope as the challenge");
+      now += 100_000;
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}-2`, "the new token's lifetime counts from its issue");
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it("keeps an Authorization given by the caller that the registry accepts, however old", async () => {
+    const registry = await startFakeRegistry();
+    try {
+      const image = await resolveImage({
+        manifestUrl: registry.manifestUrl(),
+        platform: "linux/amd64",
+        credentials: { ...noCredentials, headers: { Authorization: `Bearer ${registry.token}` } },
+        now: () => Number.MAX_SAFE_INTEGER,
+      });
+      assert.equal(await image.freshAuthorization(), `Bearer ${registry.token}`);
+      assert.equal(registry.tokenRequests.length, 0, "the caller's token was accepted; none fetched");
     } finally {
       await registry.close();
     }

@@ -17,9 +17,16 @@ export interface ImageLayer {
 }
 
 export interface ResolvedImage {
+  /**
+   * The image config blob. A pull fetches it like a layer (a blob GET,
+   * which the mirror turns into a P2P task), so a preheat warms it too.
+   */
+  config: ImageLayer | undefined;
   layers: ImageLayer[];
   /** What the registry accepted (Bearer token or Basic); seed peers need it for the blobs. */
   authorization: string | undefined;
+  /** The authorization to send with a blob download started now: a new token once the first one aged. */
+  freshAuthorization(signal?: AbortSignal): Promise<string | undefined>;
 }
 
 export interface ResolveImageOptions {
@@ -28,6 +35,8 @@ export interface ResolveImageOptions {
   platform: string;
   credentials: RegistryCredentials;
   signal?: AbortSignal;
+  /** Clock for token lifetimes (tests). */
+  now?: () => number;
 }
 
 interface Descriptor {
@@ -39,6 +48,7 @@ interface Descriptor {
 
 interface ManifestBody {
   mediaType?: string;
+  config?: Descriptor;
   manifests?: Descriptor[];
   layers?: Descriptor[];
   schemaVersion?: number;
@@ -51,7 +61,7 @@ export async function resolveImage(options: ResolveImageOptions): Promise<Resolv
   if (match === null) throw registryError("failed_precondition", `${url.pathname} is not a manifest path`);
   const name = match[1] ?? "";
   const base = `${url.protocol}//${url.host}/v2/${name}`;
-  const session = new RegistrySession(options.credentials);
+  const session = new RegistrySession(options.credentials, options.now === undefined ? {} : { now: options.now });
   const signal = options.signal === undefined ? {} : { signal: options.signal };
 
   let manifest = await getManifest(session, options.manifestUrl, signal);
@@ -62,13 +72,17 @@ export async function resolveImage(options: ResolveImageOptions): Promise<Resolv
   }
   if (!Array.isArray(manifest.layers))
     throw registryError("failed_precondition", "the manifest lists no layers (only OCI and Docker v2 manifests are supported)");
-  const layers = manifest.layers.map((layer): ImageLayer => {
-    if (typeof layer.digest !== "string" || !/^sha(256|512):[a-f0-9]+$/.test(layer.digest))
-      throw registryError("failed_precondition", `the manifest has a layer without a valid digest`);
-    return { digest: layer.digest, size: layer.size ?? -1, mediaType: layer.mediaType ?? "", url: `${base}/blobs/${layer.digest}` };
-  });
-  return { layers, authorization: session.authorization };
+  const blob = (descriptor: Descriptor, what: string): ImageLayer => {
+    if (typeof descriptor.digest !== "string" || !BLOB_DIGEST.test(descriptor.digest))
+      throw registryError("failed_precondition", `the manifest has a ${what} without a valid digest`);
+    return { digest: descriptor.digest, size: descriptor.size ?? -1, mediaType: descriptor.mediaType ?? "", url: `${base}/blobs/${descriptor.digest}` };
+  };
+  const layers = manifest.layers.map((layer) => blob(layer, "layer"));
+  const config = manifest.config === undefined ? undefined : blob(manifest.config, "config");
+  return { config, layers, authorization: session.authorization, freshAuthorization: (signal) => session.freshAuthorization(signal) };
 }
+
+const BLOB_DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 async function getManifest(session: RegistrySession, url: string, options: { signal?: AbortSignal }): Promise<ManifestBody> {
   const response = await session.fetch(url, { accept: ACCEPT, ...options });

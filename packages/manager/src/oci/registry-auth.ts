@@ -21,15 +21,35 @@ export interface RegistryFetchOptions {
  */
 export class RegistrySession {
   readonly #credentials: RegistryCredentials;
+  readonly #now: () => number;
   #authorization: string | undefined;
+  /** The Bearer challenge answered last, to fetch a new token when this one ages. */
+  #challenge: string | undefined;
+  #tokenIssuedAt = 0;
+  #tokenExpiresAt = Number.POSITIVE_INFINITY;
 
-  constructor(credentials: RegistryCredentials) {
+  constructor(credentials: RegistryCredentials, options: { now?: () => number } = {}) {
     this.#credentials = credentials;
+    this.#now = options.now ?? Date.now;
     this.#authorization = headerValue(credentials.headers, "authorization");
   }
 
   /** The Authorization header value the registry accepted, if it wanted one. */
   get authorization(): string | undefined {
+    return this.#authorization;
+  }
+
+  /**
+   * The Authorization to hand to a seed peer now. Registry tokens are short
+   * lived (Docker Hub's last 5 minutes) and a preheat of a large image
+   * triggers its last layers long after it resolved the manifest, so a
+   * Bearer token past half its lifetime is replaced by a new one.
+   */
+  async freshAuthorization(signal?: AbortSignal): Promise<string | undefined> {
+    if (this.#challenge === undefined) return this.#authorization;
+    const now = this.#now();
+    if (now < this.#tokenIssuedAt + (this.#tokenExpiresAt - this.#tokenIssuedAt) / 2) return this.#authorization;
+    this.#authorization = await this.#answer(this.#challenge, signal);
     return this.#authorization;
   }
 
@@ -83,9 +103,14 @@ export class RegistrySession {
       await response.body?.cancel();
       throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "permission_denied", `token service ${tokenUrl.host} answered ${response.status}`);
     }
-    const body = (await response.json()) as { token?: unknown; access_token?: unknown };
+    const body = (await response.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
     const token = typeof body.token === "string" ? body.token : typeof body.access_token === "string" ? body.access_token : undefined;
     if (token === undefined) throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "failed_precondition", `token service ${tokenUrl.host} returned no token`);
+    // The token spec's default lifetime when the service does not say.
+    const lifetimeSeconds = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 60;
+    this.#challenge = challenge;
+    this.#tokenIssuedAt = this.#now();
+    this.#tokenExpiresAt = this.#tokenIssuedAt + lifetimeSeconds * 1000;
     return `Bearer ${token}`;
   }
 

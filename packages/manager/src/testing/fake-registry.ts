@@ -11,7 +11,14 @@ export interface FakeRegistry {
   /** Digests of the linux/amd64 layers, in manifest order. */
   readonly amd64Layers: string[];
   readonly arm64Layers: string[];
+  /** Digests of the image config blobs. */
+  readonly amd64Config: string;
+  readonly arm64Config: string;
   readonly token: string;
+  /** Every token the token endpoint handed out, in order. */
+  readonly issuedTokens: string[];
+  /** When each token was handed out (Date.now()). */
+  readonly tokenIssuedAt: Map<string, number>;
   /** Authorization headers the token endpoint saw. */
   readonly tokenRequests: Array<{ authorization: string | undefined; scope: string | null; service: string | null }>;
   /** Count of manifest requests answered 401. */
@@ -20,7 +27,17 @@ export interface FakeRegistry {
   close(): Promise<void>;
 }
 
-export async function startFakeRegistry(options: { username?: string; password?: string; layers?: number } = {}): Promise<FakeRegistry> {
+export interface FakeRegistryOptions {
+  username?: string;
+  password?: string;
+  layers?: number;
+  /** Token lifetime the token endpoint announces (expires_in). */
+  tokenTtlSeconds?: number;
+  /** Issue a new token on every token request (`<token>-<n>`) instead of the same one. */
+  rotateTokens?: boolean;
+}
+
+export async function startFakeRegistry(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
   const name = "library/app";
   const token = `tok-${randomBytes(6).toString("hex")}`;
   const blobs = new Map<string, Buffer>();
@@ -36,16 +53,16 @@ export async function startFakeRegistry(options: { username?: string; password?:
     manifests.set(digest, { mediaType, body });
     return { digest, size: body.length };
   };
-  const imageManifest = (arch: string): { digest: string; size: number; layers: string[] } => {
+  const imageManifest = (arch: string): { digest: string; size: number; layers: string[]; config: string } => {
     const layers = Array.from({ length: options.layers ?? 3 }, (_, i) => addBlob(Buffer.from(`${arch} layer ${i} ${randomBytes(8).toString("hex")}`)));
     const config = addBlob(Buffer.from(JSON.stringify({ architecture: arch, os: "linux" })));
     const ref = addManifest("application/vnd.oci.image.manifest.v1+json", {
       schemaVersion: 2,
       mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: config, size: 10 },
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: config, size: blobs.get(config)?.length ?? 0 },
       layers: layers.map((digest) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest, size: blobs.get(digest)?.length ?? 0 })),
     });
-    return { ...ref, layers };
+    return { ...ref, layers, config };
   };
   const amd64 = imageManifest("amd64");
   const arm64 = imageManifest("arm64");
@@ -65,6 +82,8 @@ export async function startFakeRegistry(options: { username?: string; password?:
   const tags = new Map([["latest", index.digest]]);
 
   const tokenRequests: FakeRegistry["tokenRequests"] = [];
+  const issuedTokens: string[] = [];
+  const tokenIssuedAt = new Map<string, number>();
   let origin = "";
   const registry: FakeRegistry = {
     get origin() {
@@ -76,7 +95,11 @@ export async function startFakeRegistry(options: { username?: string; password?:
     name,
     amd64Layers: amd64.layers,
     arm64Layers: arm64.layers,
+    amd64Config: amd64.config,
+    arm64Config: arm64.config,
     token,
+    issuedTokens,
+    tokenIssuedAt,
     tokenRequests,
     unauthorized: 0,
     manifestUrl: (tag = "latest") => `${origin}/v2/${name}/manifests/${tag}`,
@@ -98,9 +121,13 @@ export async function startFakeRegistry(options: { username?: string; password?:
     if (url.pathname === "/token") {
       tokenRequests.push({ authorization: req.headers.authorization, scope: url.searchParams.get("scope"), service: url.searchParams.get("service") });
       if (!basicOk(req)) return void res.writeHead(401).end();
-      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token, expires_in: 300 }));
+      const issued = options.rotateTokens === true ? `${token}-${issuedTokens.length + 1}` : token;
+      issuedTokens.push(issued);
+      tokenIssuedAt.set(issued, Date.now());
+      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: issued, expires_in: options.tokenTtlSeconds ?? 300 }));
     }
-    if (req.headers.authorization !== `Bearer ${token}`) {
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (bearer === undefined || (options.rotateTokens === true ? !issuedTokens.includes(bearer) : bearer !== token)) {
       registry.unauthorized++;
       res.writeHead(401, {
         "www-authenticate": `Bearer realm="${origin}/token",service="fake-registry",scope="repository:${name}:pull"`,

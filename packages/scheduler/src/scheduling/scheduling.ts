@@ -75,10 +75,16 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
       if (child.state === "pending") child.state = "running";
       return { kind: "parents", parents };
     }
-    // A seed peer (or a triggered download) is the source the others wait for.
-    if (isSeedHost(childHost) || child.triggered) return { kind: "back_to_source", reason: "seed peer fetches from the origin", timedOut: false };
-
-    if (!contentIsFlowing(deps, task, child)) {
+    if (isSeedHost(childHost) || child.triggered) {
+      // A seed peer (or a triggered download) is the source the others wait
+      // for, unless another one was just sent to the source and has not
+      // started yet: a preheat triggers all seed peers (or all peers) at
+      // once, and they should fetch the bytes once, not once each.
+      if (!otherSourceStarting(deps, task, child)) {
+        task.backToSourcePeerId = child.id;
+        return { kind: "back_to_source", reason: "seed peer fetches from the origin", timedOut: false };
+      }
+    } else if (!contentIsFlowing(deps, task, child)) {
       const started = startSource(deps, task, child);
       if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", timedOut: false };
     }
@@ -87,6 +93,14 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
     const outcome = left <= 0 ? "timeout" : await waitForTaskChange(task, left, signal);
     if (outcome === "timeout") return { kind: "back_to_source", reason: "no parent appeared in time", timedOut: true };
   }
+}
+
+/** Another peer was sent back to source for this task and has not reported that it started. */
+function otherSourceStarting(deps: SchedulingDeps, task: Task, child: Peer): boolean {
+  const id = task.backToSourcePeerId;
+  if (id === undefined || id === child.id) return false;
+  const source = task.peers.get(id);
+  return source !== undefined && source.state === "pending" && deps.registry.aliveHost(source.hostId, deps.now()) !== undefined;
 }
 
 /**

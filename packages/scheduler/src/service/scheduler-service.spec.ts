@@ -86,6 +86,38 @@ describe("AnnouncePeer", () => {
     assert.equal(call?.download?.requestHeaders["authorization"], "Bearer secret");
   });
 
+  it("sends one of several seed peers triggered at once (preheat to all seed peers) to the source; the others get it as parent", async () => {
+    const { client } = await setup();
+    await announce(client, "seed-a", { type: HostType.SEED });
+    await announce(client, "seed-b", { type: HostType.SEED });
+    await announce(client, "node", { type: HostType.NORMAL });
+    const download = { url: URL_1, triggered: true };
+    const streams = [stream(client, "seed-a", "a"), stream(client, "seed-b", "b"), stream(client, "node", "n")];
+    for (const s of streams) s.register(download);
+    const answers = streams.map((s) => s.next().then((response) => [s, response] as const));
+    const [source, first] = await Promise.race(answers);
+    assert.equal(first.response.case, "needBackToSource");
+    // The others wait while the source has not started, instead of fetching the same bytes.
+    source.send({ case: "backToSourceStarted", value: {} });
+    const rest = await Promise.all(answers.filter((_, i) => streams[i] !== source));
+    // Each gets the source (and perhaps the other waiting peer, already downloading from it).
+    for (const [, response] of rest) assert.ok(parentIdsOf(response).includes(source.peerId));
+  });
+
+  it("sends a second triggered seed peer to the source when the first one failed before starting", async () => {
+    const { client } = await setup();
+    await announce(client, "seed-a", { type: HostType.SEED });
+    await announce(client, "seed-b", { type: HostType.SEED });
+    const a = stream(client, "seed-a", "a");
+    a.register({ url: URL_1, triggered: true });
+    assert.equal((await a.next()).response.case, "needBackToSource");
+    const b = stream(client, "seed-b", "b");
+    b.register({ url: URL_1, triggered: true });
+    const pending = b.next();
+    a.send({ case: "peerFailed", value: { description: "origin said 500" } });
+    assert.equal((await pending).response.case, "needBackToSource");
+  });
+
   it("sends children back to source when the seed trigger fails, one at a time", async () => {
     const { client } = await setup();
     const seed = await startFakeDaemon(async () => {
