@@ -1,6 +1,6 @@
 // Static checks of the Helm chart, standing in for `helm lint` / `helm template`
 // (helm is not installable in CI): the values schema, the YAML shape of every
-// template, the Grafana dashboard's PromQL against the metric-name contract, and
+// template, the Grafana dashboard's PromQL against the metrics the processes register, and
 // the chart's ports and paths against the processes' DEFAULTS.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +11,7 @@ import { Ajv } from "ajv";
 import type { ErrorObject } from "ajv";
 import { parse, parseAllDocuments } from "yaml";
 import { DEFAULTS } from "@lacewing/common";
+import { TARGET_LABELS, dashboardQueries, groupingLabelsIn, metricNamesIn, registeredMetrics, selectorsIn } from "../helpers/dashboard.js";
 
 // Compiled to test/dist/chart/chart.spec.js; the chart lives at the repository root.
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -380,61 +381,10 @@ describe("template static YAML", () => {
 });
 
 // ---------------------------------------------------------------------------
-// Dashboard: the metric names are a contract with the processes (HELPERS.md).
+// Dashboard: every metric and label it queries must be one the processes
+// register, read from their real metric factories (not from a copied list).
 
-const HISTOGRAMS = new Set(["lacewing_scheduler_schedule_duration_seconds"]);
-const METRICS = new Set([
-  "lacewing_scheduler_hosts",
-  "lacewing_scheduler_peers",
-  "lacewing_scheduler_tasks",
-  "lacewing_scheduler_schedule_total",
-  "lacewing_scheduler_schedule_duration_seconds",
-  "lacewing_scheduler_piece_reports_total",
-  "lacewing_scheduler_traffic_bytes_total",
-  "lacewing_dfdaemon_download_bytes_total",
-  "lacewing_dfdaemon_upload_bytes_total",
-  "lacewing_dfdaemon_tasks",
-  "lacewing_dfdaemon_downloads_total",
-  "lacewing_dfdaemon_piece_failures_total",
-  "lacewing_dfdaemon_proxy_requests_total",
-  "lacewing_dfdaemon_cache_bytes",
-  "lacewing_dfdaemon_evictions_total",
-  "lacewing_manager_jobs",
-  "lacewing_manager_jobs_total",
-]);
-const PROMQL_KEYWORDS = new Set(["and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"]);
-
-/** Metric selectors in a PromQL expression: identifiers that are not functions, labels, keywords or durations. */
-function metricNamesIn(expr: string): string[] {
-  const bare = expr
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
-    .replace(/\{[^}]*\}/g, "")
-    .replace(/\[[^\]]*\]/g, "")
-    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "");
-  const names: string[] = [];
-  for (const match of bare.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
-    const word = match[0];
-    const at = match.index;
-    if (at > 0 && /[0-9.]/.test(bare[at - 1] ?? "")) continue; // exponent of a number, e.g. 1e3
-    if (/^\s*\(/.test(bare.slice(at + word.length))) continue; // function call
-    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue;
-    names.push(word);
-  }
-  return names;
-}
-
-function isKnownMetric(name: string): boolean {
-  if (METRICS.has(name)) return true;
-  const base = name.replace(/_(bucket|sum|count)$/, "");
-  return base !== name && HISTOGRAMS.has(base);
-}
-
-interface Panel {
-  title?: string;
-  type?: string;
-  panels?: Panel[];
-  targets?: { expr?: string }[];
-}
+const registered = registeredMetrics();
 
 describe("Grafana dashboard", () => {
   const dashboardText = readFileSync(join(chartDir, "dashboards/lacewing.json"), "utf8");
@@ -443,30 +393,55 @@ describe("Grafana dashboard", () => {
     assert.doesNotThrow(() => JSON.parse(dashboardText) as unknown);
   });
 
-  const dashboard = JSON.parse(dashboardText) as { panels: Panel[]; templating?: { list: { query?: unknown }[] } };
-  const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
-  const exprs = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title ?? "?", expr: t.expr ?? "" })));
+  const dashboard = JSON.parse(dashboardText) as { templating?: { list: { query?: unknown }[] } };
+  const exprs = dashboardQueries(dashboardText);
 
-  it("the metric-name extractor sees selectors and ignores functions, labels and ranges", () => {
-    assert.deepEqual(metricNamesIn('histogram_quantile(0.95, sum by (le) (rate(foo_bucket{a="b"}[$__rate_interval]))) / on(x) bar_total offset 5m'), [
-      "foo_bucket",
-      "bar_total",
+  it("the PromQL helpers see selectors, matchers and grouping labels, and ignore functions and ranges", () => {
+    const expr = 'histogram_quantile(0.95, sum by (le) (rate(foo_bucket{a="b", c=~"x|y"}[$__rate_interval]))) / on(x) bar_total offset 5m';
+    assert.deepEqual(metricNamesIn(expr), ["foo_bucket", "bar_total"]);
+    assert.deepEqual(selectorsIn(expr), [
+      {
+        name: "foo_bucket",
+        matchers: [
+          { label: "a", op: "=", value: "b" },
+          { label: "c", op: "=~", value: "x|y" },
+        ],
+      },
     ]);
-    assert.equal(isKnownMetric("lacewing_scheduler_schedule_duration_seconds_bucket"), true);
-    assert.equal(isKnownMetric("lacewing_dfdaemon_cache_bytes_bucket"), false);
-    assert.equal(isKnownMetric("lacewing_dfdaemon_download_bytes"), false);
+    assert.deepEqual(groupingLabelsIn(expr), ["le", "x"]);
   });
 
-  it("every PromQL expression uses only contract metric names", () => {
+  it("reads the registered metrics from the processes' factories", () => {
+    assert.equal(registered.get("lacewing_dfdaemon_download_bytes_total")?.type, "counter");
+    assert.deepEqual([...(registered.get("lacewing_dfdaemon_download_bytes_total")?.labels ?? [])], ["source"]);
+    assert.ok(registered.get("lacewing_scheduler_schedule_duration_seconds_bucket")?.labels.has("le"));
+    assert.ok(registered.has("lacewing_manager_jobs"));
+    assert.equal(registered.has("lacewing_dfdaemon_cache_bytes_bucket"), false);
+    assert.equal(registered.has("lacewing_dfdaemon_download_bytes"), false);
+  });
+
+  it("every metric a panel queries is registered by a process", () => {
     assert.ok(exprs.length > 0);
     for (const { panel, expr } of exprs) {
       const names = metricNamesIn(expr);
       assert.ok(names.length > 0, `panel "${panel}" queries no metric: ${expr}`);
-      for (const name of names) assert.ok(isKnownMetric(name), `panel "${panel}" uses unknown metric ${name}`);
+      for (const name of names) assert.ok(registered.has(name), `panel "${panel}" uses ${name}, which no process registers`);
     }
     for (const variable of dashboard.templating?.list ?? []) {
       const query = typeof variable.query === "string" ? variable.query : "";
-      for (const name of query.match(/lacewing_[a-z_]+/g) ?? []) assert.ok(isKnownMetric(name), `variable uses ${name}`);
+      for (const name of query.match(/lacewing_[a-z_]+/g) ?? []) assert.ok(registered.has(name), `variable uses ${name}`);
+    }
+  });
+
+  it("every label a panel filters or groups by is a label of the metrics it queries", () => {
+    for (const { panel, expr } of exprs) {
+      const metrics = metricNamesIn(expr).map((name) => registered.get(name));
+      for (const { name, matchers } of selectorsIn(expr)) {
+        for (const { label } of matchers)
+          assert.ok(registered.get(name)?.labels.has(label) === true || TARGET_LABELS.has(label), `panel "${panel}": ${name} has no label ${label}`);
+      }
+      for (const label of groupingLabelsIn(expr))
+        assert.ok(TARGET_LABELS.has(label) || metrics.some((m) => m?.labels.has(label)), `panel "${panel}" groups by ${label}, which its metrics lack`);
     }
   });
 
@@ -474,8 +449,11 @@ describe("Grafana dashboard", () => {
     const used = new Set(exprs.flatMap(({ expr }) => metricNamesIn(expr).map((n) => n.replace(/_bucket$/, ""))));
     for (const name of [
       "lacewing_dfdaemon_download_bytes_total",
+      "lacewing_dfdaemon_upload_bytes_total",
       "lacewing_scheduler_traffic_bytes_total",
       "lacewing_scheduler_schedule_duration_seconds",
+      "lacewing_scheduler_back_to_source_total",
+      "lacewing_scheduler_peers",
       "lacewing_dfdaemon_piece_failures_total",
       "lacewing_dfdaemon_cache_bytes",
       "lacewing_dfdaemon_evictions_total",
