@@ -120,19 +120,26 @@ export interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;
+  /** From the family's `# TYPE` line: counter, gauge, histogram, summary or untyped. */
+  type: string;
 }
 
 /** Parses the text format (no escapes beyond \" \\ \n in label values, which is all prom-client emits). */
 export function parseExposition(text: string): Sample[] {
   const samples: Sample[] = [];
+  let family = { name: "", type: "untyped" };
   for (const line of text.split("\n")) {
+    const typeLine = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (typeLine !== null) family = { name: typeLine[1] ?? "", type: typeLine[2] ?? "untyped" };
     if (line === "" || line.startsWith("#")) continue;
     const match = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (match === null) continue;
     const labels: Record<string, string> = {};
     for (const m of (match[2] ?? "").matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
       labels[m[1] ?? ""] = (m[2] ?? "").replace(/\\n/g, "\n").replace(/\\(["\\])/g, "$1");
-    samples.push({ name: match[1] ?? "", labels, value: Number(match[3]) });
+    const name = match[1] ?? "";
+    const inFamily = name === family.name || (name.startsWith(`${family.name}_`) && /_(bucket|sum|count)$/.test(name));
+    samples.push({ name, labels, value: Number(match[3]), type: inFamily ? family.type : "untyped" });
   }
   return samples;
 }
