@@ -10,7 +10,11 @@ import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import type { ErrorObject } from "ajv";
 import { parse, parseAllDocuments } from "yaml";
-import { DEFAULTS } from "@lacewing/common";
+import { DEFAULTS, parseSchedulerEntry } from "@lacewing/common";
+import { loadDfdaemonConfig } from "@lacewing/dfdaemon";
+import { loadManagerConfig } from "@lacewing/manager";
+import { loadSchedulerConfig } from "@lacewing/scheduler";
+import { BIN, runCommand } from "../helpers/processes.js";
 import { TARGET_LABELS, dashboardQueries, groupingLabelsIn, metricNamesIn, registeredMetrics, selectorsIn } from "../helpers/dashboard.js";
 
 // Compiled to test/dist/chart/chart.spec.js; the chart lives at the repository root.
@@ -231,7 +235,8 @@ interface Manifest {
   [key: string]: unknown;
 }
 
-const helpers = definesOf(readFileSync(join(templatesDir, "_helpers.tpl"), "utf8"));
+const helperSources = definesOf(readFileSync(join(templatesDir, "_helpers.tpl"), "utf8"));
+const helpers = helperSources;
 
 function parseTemplate(template: string): { docs: Manifest[]; errors: string[] } {
   const { yaml, problems } = toStaticYaml(template, helpers);
@@ -262,6 +267,7 @@ interface Container {
   name: string;
   command?: string[];
   args?: string[];
+  env?: { name: string; valueFrom?: unknown }[];
   ports?: { name: string; hostPort?: unknown }[];
   volumeMounts?: { name: string; mountPath: string }[];
 }
@@ -348,12 +354,71 @@ describe("template static YAML", () => {
     // Both branches of `if .seed` are in the static view; the flag is chosen by the include's argument.
     assert.match(readFileSync(join(templatesDir, "seed-peer.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" true\)/);
     assert.match(readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" false\)/);
-    for (const args of [seed?.args, daemon?.args]) {
-      for (const flag of ["--scheduler", "--data-dir", "--advertise-ip", "--upload-port", "--proxy-port", "--socket"]) {
+    for (const container of [seed, daemon]) {
+      const args = container?.args;
+      for (const flag of [
+        "--scheduler",
+        "--data-dir",
+        "--advertise-ip",
+        "--listen-ip",
+        "--peer-port",
+        "--upload-port",
+        "--proxy-port",
+        "--metrics-port",
+        "--socket",
+        "--log-level",
+      ]) {
         assert.ok(args?.includes(flag), `missing ${flag}`);
       }
       assert.equal(args?.[args.indexOf("--advertise-ip") + 1], "$(POD_IP)");
+      const podIp = container?.env?.find((e) => e.name === "POD_IP");
+      assert.deepEqual(podIp?.valueFrom, { fieldRef: { fieldPath: "status.podIP" } }, "POD_IP comes from the downward API");
     }
+  });
+
+  it("the daemons' flags take the ports and paths the Services, probes and volumes use", () => {
+    const source = helperSources.get("lacewing.dfdaemon.args") ?? "";
+    const expected: Record<string, string> = {
+      "--data-dir": "dataDir",
+      "--listen-ip": "listenIp",
+      "--peer-port": "peerPort",
+      "--upload-port": "uploadPort",
+      "--proxy-port": "proxyPort",
+      "--metrics-port": "metricsPort",
+      "--socket": "socket",
+      "--log-level": "logLevel",
+    };
+    for (const [flag, key] of Object.entries(expected)) {
+      assert.match(source, new RegExp(`- ${flag}\\n- \\{\\{ \\.values\\.${key} \\| quote \\}\\}`), `${flag} takes .values.${key}`);
+    }
+    const scheduler = readFileSync(join(templatesDir, "scheduler.yaml"), "utf8");
+    assert.match(scheduler, /- --metrics-port\n\s+- \{\{ \.Values\.scheduler\.metricsPort \| quote \}\}/);
+    assert.match(scheduler, /printf "0\.0\.0\.0:%d" \(int \.Values\.scheduler\.port\)/);
+    const daemonSet = readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8");
+    assert.match(daemonSet, /- --proxy-port\n\s+- \{\{ \$v\.proxyPort \| quote \}\}/, "hosts.toml points at the proxy port the daemon listens on");
+  });
+
+  it("every replica of the scheduler StatefulSet reaches the daemons and the manager through the headless Service name", () => {
+    const helper = helperSources.get("lacewing.schedulerAddresses") ?? "";
+    // One name, resolved by the daemons and the manager to one A record per replica.
+    assert.match(helper, /\$name := include "lacewing\.scheduler\.fullname"/);
+    assert.match(helper, /printf "%s\.%s\.svc\.%s:%d" \$name \.Release\.Namespace \.Values\.clusterDomain \(int \.Values\.scheduler\.port\)/);
+    assert.doesNotMatch(helper, /range/, "no per-pod list that would have to be re-rendered when replicas change");
+    assert.deepEqual(parseSchedulerEntry("lacewing-scheduler.lacewing.svc.cluster.local:8002"), {
+      host: "lacewing-scheduler.lacewing.svc.cluster.local",
+      port: 8002,
+    });
+    const source = readFileSync(join(templatesDir, "scheduler.yaml"), "utf8");
+    assert.match(source, /name: \{\{ \$name \}\}/);
+    assert.match(source, /\$name := include "lacewing\.scheduler\.fullname"/);
+    const service = findDoc("Service", "scheduler.yaml");
+    assert.equal(service.spec?.["clusterIP"], "None", "headless: the name has one A record per pod");
+    assert.equal(service.spec?.["publishNotReadyAddresses"], true, "a starting replica keeps its record, so task ownership does not flap");
+    assert.equal(findDoc("StatefulSet", "scheduler.yaml").spec?.["replicas"], "__TPL__");
+    assert.ok((getPath(defaults, "scheduler.replicas") as number) > 1, "several replicas by default");
+    for (const file of ["dfdaemon.yaml", "seed-peer.yaml"])
+      assert.match(helperSources.get("lacewing.dfdaemon.args") ?? "", /include "lacewing\.schedulerAddresses"/, file);
+    assert.match(readFileSync(join(templatesDir, "manager.yaml"), "utf8"), /- --scheduler\n\s+- \{\{ include "lacewing\.schedulerAddresses" \. \| quote \}\}/);
   });
 
   it("the DaemonSet writes containerd hosts.toml in an init container and keeps cache and socket on hostPaths", () => {
@@ -377,6 +442,79 @@ describe("template static YAML", () => {
       }
     }
     assert.deepEqual([...missing], []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Every --flag a template passes must be an option of the command it runs:
+// the binaries' own --help is the source of truth.
+
+/** Long options listed in a commander --help text. */
+function optionsInHelp(help: string): Set<string> {
+  const options = new Set<string>();
+  for (const match of help.matchAll(/^\s+(?:-[A-Za-z], )?(--[a-z0-9][a-z0-9-]*)/gm)) options.add(match[1] ?? "");
+  return options;
+}
+
+const SUBCOMMANDS: Record<string, Set<string>> = { dfdaemon: new Set(["run", "status", "containerd-config"]) };
+
+/** The binary and subcommand a container runs, as `--help` arguments. */
+function helpArgs(container: Container): { bin: string; args: string[]; label: string } {
+  const command = container.command?.[0] ?? "";
+  const bin = { dfdaemon: BIN.dfdaemon, "lacewing-scheduler": BIN.scheduler, "lacewing-manager": BIN.manager }[command];
+  assert.ok(bin, `container ${container.name} runs ${command}, which is not a Lacewing binary`);
+  const first = container.args?.[0];
+  const sub = SUBCOMMANDS[command];
+  if (sub === undefined) return { bin, args: ["--help"], label: command };
+  const subcommand = first !== undefined && sub.has(first) ? first : "run";
+  return { bin, args: [subcommand, "--help"], label: `${command} ${subcommand}` };
+}
+
+describe("template arguments", () => {
+  const containers = allDocs.flatMap((doc) => {
+    const template = doc.spec?.["template"] as { spec?: { containers?: Container[]; initContainers?: Container[] } } | undefined;
+    return [...(template?.spec?.initContainers ?? []), ...(template?.spec?.containers ?? [])];
+  });
+
+  it("the option parser reads commander help", () => {
+    assert.deepEqual(
+      [...optionsInHelp("Options:\n  -O, --output <file>  out\n  --no-progress  quiet\n  -h, --help  help\nCommands:\n  run\n")],
+      ["--output", "--no-progress", "--help"],
+    );
+  });
+
+  it("every --flag passed to a Lacewing binary is an option of that command", async () => {
+    const helps = new Map<string, Set<string>>();
+    let checked = 0;
+    for (const container of containers) {
+      const { bin, args, label } = helpArgs(container);
+      let options = helps.get(label);
+      if (options === undefined) {
+        const result = await runCommand(bin, args);
+        assert.equal(result.code, 0, `${label} --help: ${result.stderr}`);
+        options = optionsInHelp(result.stdout);
+        assert.ok(options.size > 2, `${label} --help lists options`);
+        helps.set(label, options);
+      }
+      for (const flag of container.args?.filter((arg) => arg.startsWith("--")) ?? []) {
+        assert.ok(options.has(flag), `${container.name} passes ${flag}, which \`${label}\` does not have (it has ${[...options].join(" ")})`);
+        checked++;
+      }
+    }
+    assert.deepEqual([...helps.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager", "lacewing-scheduler"]);
+    assert.ok(checked >= 30, `only ${checked} flags checked`);
+  });
+
+  it("every log level the chart allows is one each process accepts", () => {
+    const definitions = schema["definitions"] as Record<string, { enum?: string[] }>;
+    const levels = definitions["logLevel"]?.enum ?? [];
+    assert.ok(levels.length > 0);
+    for (const logLevel of levels) {
+      assert.doesNotThrow(() => loadDfdaemonConfig({ env: {}, flags: { logLevel } }), `dfdaemon ${logLevel}`);
+      assert.doesNotThrow(() => loadSchedulerConfig({ env: {}, flags: { logLevel } }), `scheduler ${logLevel}`);
+      assert.doesNotThrow(() => loadManagerConfig({ env: {}, flags: { logLevel } }), `manager ${logLevel}`);
+    }
+    for (const component of ["manager", "scheduler", "seedPeer", "dfdaemon"]) assert.ok(levels.includes(String(getPath(defaults, `${component}.logLevel`))));
   });
 });
 
