@@ -11,9 +11,9 @@ import { Ajv } from "ajv";
 import type { ErrorObject } from "ajv";
 import { parse, parseAllDocuments } from "yaml";
 import { DEFAULTS, parseSchedulerEntry } from "@lacewing/common";
-import { loadDfdaemonConfig } from "@lacewing/dfdaemon";
-import { loadManagerConfig } from "@lacewing/manager";
-import { loadSchedulerConfig } from "@lacewing/scheduler";
+import { dfdaemonSchema, loadDfdaemonConfig } from "@lacewing/dfdaemon";
+import { loadManagerConfig, managerConfigSchema } from "@lacewing/manager";
+import { loadSchedulerConfig, schedulerConfigSchema } from "@lacewing/scheduler";
 import { BIN, runCommand } from "../helpers/processes.js";
 import { TARGET_LABELS, dashboardQueries, groupingLabelsIn, metricNamesIn, registeredMetrics, selectorsIn } from "../helpers/dashboard.js";
 
@@ -503,6 +503,25 @@ describe("template arguments", () => {
     }
     assert.deepEqual([...helps.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager", "lacewing-scheduler"]);
     assert.ok(checked >= 30, `only ${checked} flags checked`);
+  });
+
+  it("every LACEWING_/DFDAEMON_ variable a template sets is one the process's config schema reads", () => {
+    const envOf: Record<string, Set<string>> = {
+      dfdaemon: new Set(Object.values(dfdaemonSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+      "lacewing-scheduler": new Set(Object.values(schedulerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+      "lacewing-manager": new Set(Object.values(managerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+    };
+    let checked = 0;
+    for (const container of containers) {
+      const known = envOf[container.command?.[0] ?? ""];
+      for (const { name } of container.env ?? []) {
+        if (!/^(LACEWING|DFDAEMON)_/.test(name)) continue;
+        assert.ok(known?.has(name), `${container.name} sets ${name}, which its process does not read`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 1, "the manager's token variable is checked");
+    assert.equal(managerConfigSchema.token.env, "LACEWING_MANAGER_TOKEN");
   });
 
   it("every log level the chart allows is one each process accepts", () => {
