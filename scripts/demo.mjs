@@ -75,9 +75,13 @@ await sleep(1_500); // the daemons announce themselves to the scheduler
 function dfget(node, name) {
   return new Promise((resolvePromise) => {
     // Not spawnSync: the origin lives in this process and must keep serving.
-    const child = spawn(process.execPath, ["packages/dfget/bin/dfget.js", url, "-O", join(root, node.name, name), "--socket", node.socket, "--digest", expected, "--json"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["packages/dfget/bin/dfget.js", url, "-O", join(root, node.name, name), "--socket", node.socket, "--digest", expected, "--json"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

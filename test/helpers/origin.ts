@@ -12,6 +12,8 @@ export interface OriginFaults {
   lieContentLength?: number;
   /** Never answer (until the server closes). */
   stall?: boolean;
+  /** Serve the whole body with 200 and no Content-Length (chunked), ignoring Range: the length is unknown. */
+  noLength?: boolean;
 }
 
 /**
@@ -26,6 +28,10 @@ export class TestOrigin {
   requireHeader: [name: string, value: string] | undefined;
   /** Requests refused for a missing or wrong required header. */
   rejected = 0;
+  /** Body bytes per second over all responses together; 0 for unlimited. */
+  bytesPerSecond = 0;
+  /** When the rate limiter lets the next chunk out. */
+  #nextSendAt = 0;
   readonly #files: Map<string, Buffer>;
   readonly #server: Server;
 
@@ -51,8 +57,28 @@ export class TestOrigin {
   }
 
   #send(res: ServerResponse, bytes: Buffer): void {
+    if (this.bytesPerSecond > 0) {
+      void this.#sendSlowly(res, bytes);
+      return;
+    }
     this.bytesSent += bytes.byteLength;
     res.end(bytes);
+  }
+
+  /** Sends in 64 KiB chunks paced by one shared budget, counting only what was written. */
+  async #sendSlowly(res: ServerResponse, bytes: Buffer): Promise<void> {
+    const chunk = 64 * 1024;
+    for (let at = 0; at < bytes.byteLength; at += chunk) {
+      const now = Date.now();
+      const slot = Math.max(now, this.#nextSendAt);
+      this.#nextSendAt = slot + (chunk / this.bytesPerSecond) * 1000;
+      if (slot > now) await new Promise((resolve) => setTimeout(resolve, slot - now));
+      if (res.destroyed) return;
+      const part = bytes.subarray(at, at + chunk);
+      this.bytesSent += part.byteLength;
+      if (!res.write(part)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+    }
+    res.end();
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -77,6 +103,11 @@ export class TestOrigin {
       this.bytesSent += body.byteLength;
       res.write(body);
       res.socket?.destroy();
+      return;
+    }
+    if (this.faults.noLength) {
+      res.writeHead(200);
+      this.#send(res, body);
       return;
     }
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { access } from "node:fs/promises";
+import { access, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -67,6 +67,8 @@ export async function startDaemon(dir: string, extra: string[] = []): Promise<Ru
   const socket = join(dir, "dfdaemon.sock");
   const [peer, upload, proxy, metrics] = (await freePorts(4)) as [number, number, number, number];
   const ports = { peer, upload, proxy, metrics };
+  // A socket left by a daemon killed with SIGKILL would look like this one being up already.
+  await rm(socket, { force: true });
   const daemon = startProcess(BIN.dfdaemon, [
     "--peer-port",
     String(peer),

@@ -21,3 +21,4 @@ export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
 export { parseSchedulerEntry, resolveSchedulerEndpoints, type LookupAll, type SchedulerEntry } from "./scheduler-endpoints.js";
 export { MetricsServer } from "./metrics-server.js";
 export { deferred, type Deferred } from "./deferred.js";
+export { closeServer, listenOn } from "./http-server.js";

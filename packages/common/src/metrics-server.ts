@@ -1,7 +1,6 @@
-import { once } from "node:events";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { closeServer, listenOn } from "./http-server.js";
 
 /** Serves /metrics, /healthz and /readyz over plain HTTP. */
 export class MetricsServer {
@@ -36,15 +35,11 @@ export class MetricsServer {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    this.#server.listen(port, host);
-    await once(this.#server, "listening");
-    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#port = await listenOn(this.#server, host, port);
     return this.#port;
   }
 
   async close(): Promise<void> {
-    if (!this.#server.listening) return;
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await closeServer(this.#server);
   }
 }

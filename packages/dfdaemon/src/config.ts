@@ -1,4 +1,4 @@
-import { DEFAULTS, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { DEFAULTS, LacewingError, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
 
 export const dfdaemonSchema = {
   scheduler: field.list({
@@ -52,6 +52,24 @@ export const dfdaemonSchema = {
     default: 5,
     check: (v) => (v >= 1 ? undefined : "must be at least 1"),
   }),
+  keepStorage: field.boolean({
+    description: "Keep the cache across restarts (tasks and verified pieces are reloaded); false empties it at start and at shutdown",
+    default: true,
+    env: "DFDAEMON_KEEP_STORAGE",
+  }),
+  gcInterval: field.duration({
+    description: "How often the cache collector runs",
+    default: 60_000,
+    check: (v) => (v >= 100 ? undefined : "must be at least 100ms"),
+  }),
+  taskTtl: field.duration({ description: "A task not read or downloaded for this long is evicted", default: 6 * 3_600_000 }),
+  diskQuota: field.bytes({ description: "Most bytes the cache may hold; 0 means no quota (the watermarks then apply to the filesystem)", default: 0 }),
+  highWatermark: field.number({
+    description: "Percent of diskQuota (or, with no quota, of the data directory's filesystem) above which least recently used tasks are evicted",
+    default: 90,
+    check: percent,
+  }),
+  lowWatermark: field.number({ description: "Percent the collector evicts down to once above the high watermark", default: 80, check: percent }),
   logLevel: field.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
     description: "Log level",
     default: "info",
@@ -62,5 +80,14 @@ export const dfdaemonSchema = {
 export type DfdaemonConfig = ConfigOf<typeof dfdaemonSchema>;
 
 export function loadDfdaemonConfig(sources: ConfigSources): DfdaemonConfig {
-  return loadConfig(dfdaemonSchema, sources);
+  const config = loadConfig(dfdaemonSchema, sources);
+  if (config.lowWatermark >= config.highWatermark)
+    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: lowWatermark must be below highWatermark (${config.highWatermark})`, {
+      details: { key: "lowWatermark" },
+    });
+  return config;
+}
+
+function percent(value: number): string | undefined {
+  return value > 0 && value <= 100 ? undefined : "must be a percentage above 0 and at most 100";
 }

@@ -19,6 +19,8 @@ import { RegistryMirror } from "./proxy/registry-mirror.js";
 import { announceCachedTasks } from "./scheduler/cache-announcer.js";
 import { SchedulerPool, type HostInit } from "./scheduler/scheduler-pool.js";
 import { TaskStore } from "./storage/task-store.js";
+import { CacheCollector } from "./gc/collector.js";
+import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
 import { UploadServer } from "./upload/upload-server.js";
 
 export interface DfdaemonOptions {
@@ -38,6 +40,7 @@ export class Dfdaemon {
   readonly tasks: TaskManager;
   readonly metrics: DfdaemonMetrics;
   readonly schedulers: SchedulerPool;
+  readonly collector: CacheCollector;
   readonly #log: Logger;
   readonly #localServer = new RpcServer();
   readonly #peerServer = new RpcServer();
@@ -56,7 +59,7 @@ export class Dfdaemon {
     this.config = config;
     this.#log = log;
     this.hostId = `${hostname()}-${createHash("sha256").update(`${config.advertiseIp}:${config.peerPort}:${config.dataDir}`).digest("hex").slice(0, 8)}`;
-    this.store = new TaskStore(config.dataDir, log);
+    this.store = new TaskStore(config.dataDir, log, { keep: config.keepStorage, reserve: (task, bytes) => this.collector.reserve(task, bytes) });
     this.metrics = createDfdaemonMetrics(this.store, options);
     this.#metricsServer = new MetricsServer(this.metrics.registry, () => this.#started);
     this.#upload = new UploadServer({ store: this.store, metrics: this.metrics, log, limit: config.uploadLimit, rateLimit: config.uploadRateLimit });
@@ -76,6 +79,22 @@ export class Dfdaemon {
       route: { defaultRegistry: config.proxyDefaultRegistry, allowedRegistries: config.proxyRegistries, plainHttpRegistries: config.proxyPlainHttpRegistries },
       stallTimeoutMs: config.proxyStallTimeout,
     });
+    this.collector = new CacheCollector({
+      store: this.store,
+      isDownloading: (taskId) => this.tasks.isActive(taskId),
+      policy: gcPolicyOf(config),
+      intervalMs: config.gcInterval,
+      log,
+      evictions: this.metrics.evictions,
+      onEvicted: (taskId, reason) => this.#onEvicted(taskId, reason),
+      forget: (taskId) => this.tasks.forget(taskId),
+    });
+  }
+
+  /** An evicted task must stop being handed out as a parent at once: tell the schedulers (DeleteTask). */
+  #onEvicted(taskId: string, reason: EvictionReason): void {
+    this.#log.debug({ taskId, reason }, "reporting eviction to the schedulers");
+    void this.schedulers.deleteTask(this.hostId, taskId);
   }
 
   #filler(): TaskFiller {
@@ -118,6 +137,8 @@ export class Dfdaemon {
         seed: config.seed,
         startedAt: Date.now(),
         recentFailures: this.#recentFailures,
+        collector: this.collector,
+        gcPolicy: gcPolicyOf(config),
         schedulers: () => this.schedulers.status(),
       }),
     );
@@ -128,6 +149,7 @@ export class Dfdaemon {
     await this.#metricsServer.listen(config.listenIp, config.metricsPort);
     await this.#mirror.listen(config.listenIp, config.proxyPort);
     await this.schedulers.start();
+    this.collector.start();
     this.#started = true;
     this.#log.info(
       { hostId: this.hostId, socket: config.socket, dataDir: config.dataDir, peerPort: this.#peerPort, uploadPort: this.#upload.port, seed: config.seed },
@@ -166,6 +188,7 @@ export class Dfdaemon {
 
   async close(): Promise<void> {
     this.#started = false;
+    await this.collector.close();
     this.tasks.close();
     await this.schedulers.close(this.hostId);
     await this.#localServer.close();
@@ -178,4 +201,8 @@ export class Dfdaemon {
     await this.store.close();
     await rm(this.config.socket, { force: true });
   }
+}
+
+function gcPolicyOf(config: DfdaemonConfig): GcPolicy {
+  return { taskTtlMs: config.taskTtl, quotaBytes: config.diskQuota, highWatermark: config.highWatermark, lowWatermark: config.lowWatermark };
 }

@@ -14,6 +14,8 @@ export const DaemonErrorCode = {
   taskNotFound: "LW_ERR_TASK_NOT_FOUND",
   pieceNotFound: "LW_ERR_PIECE_NOT_FOUND",
   cancelled: "LW_ERR_CANCELLED",
+  /** The task is being downloaded or read and cannot be evicted now. */
+  taskBusy: "LW_ERR_TASK_BUSY",
 } as const;
 
 export function daemonError(code: string, kind: ErrorKind, message: string, cause?: unknown, details?: Record<string, unknown>): LacewingError {

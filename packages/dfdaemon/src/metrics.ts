@@ -96,7 +96,7 @@ export function createDfdaemonMetrics(store: TaskStore, options: { defaultMetric
     }),
     evictions: new Counter({
       name: "lacewing_dfdaemon_evictions_total",
-      help: "Tasks removed from the node cache, by reason (ttl, watermark, manual).",
+      help: "Tasks removed from the node cache, by reason (ttl, watermark, quota, manual).",
       labelNames: ["reason"],
       registers: [registry],
     }),

@@ -1,18 +1,22 @@
 import type { dfdaemonv1 } from "@lacewing/api";
 import { type ServiceImpl, type MessageInitShape } from "@lacewing/api";
-import { LacewingError } from "@lacewing/common";
 import { AsyncQueue } from "@lacewing/common";
 import type { TaskManager } from "../download/task-manager.js";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { SchedulerState } from "../scheduler/scheduler-pool.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
+import type { CacheCollector } from "../gc/collector.js";
+import type { GcPolicy } from "../gc/eviction-policy.js";
+import { gcResponseOf } from "./gc-response.js";
 
 type DownloadResponse = MessageInitShape<typeof dfdaemonv1.DownloadResponseSchema>;
 
 export interface LocalApiDeps {
   tasks: TaskManager;
   store: TaskStore;
+  collector: CacheCollector;
+  gcPolicy: GcPolicy;
   hostId: string;
   seed: boolean;
   startedAt: number;
@@ -102,12 +106,13 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
     },
 
     async deleteTask(request) {
-      const task = deps.store.get(request.taskId);
-      if (!task) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not in this daemon's cache`);
-      if (task.activeReaders > 0) throw new LacewingError("LW_ERR_TASK_BUSY", "failed_precondition", `task ${request.taskId} is being read; try again later`);
-      await deps.store.delete(request.taskId);
-      deps.tasks.forget(request.taskId);
+      // Refused with LW_ERR_TASK_BUSY while the task is downloaded or read; reported to the scheduler like any eviction.
+      await deps.collector.evict(request.taskId, "manual");
       return {};
+    },
+
+    async gc(request) {
+      return gcResponseOf(await deps.collector.collect({ dryRun: request.dryRun }), deps.gcPolicy);
     },
 
     async status() {
@@ -118,7 +123,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
         seed: deps.seed,
         schedulers: deps.schedulers(),
         cacheBytes: BigInt(tasks.reduce((sum, t) => sum + t.completedBytes, 0)),
-        cacheQuotaBytes: 0n,
+        cacheQuotaBytes: BigInt(deps.gcPolicy.quotaBytes),
         taskCount: tasks.length,
         activeDownloads: deps.tasks.activeDownloads,
         recentFailures: deps.recentFailures.map((f) => ({ ...f, atMs: BigInt(f.atMs) })),

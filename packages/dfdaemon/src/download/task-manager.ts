@@ -98,7 +98,7 @@ export class TaskManager {
     }
   }
 
-  async #download(spec: DownloadSpec, hooks: DownloadHooks): Promise<DownloadResult> {
+  async #download(spec: DownloadSpec, hooks: DownloadHooks, evictedBefore = 0): Promise<DownloadResult> {
     const started = Date.now();
     const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
     const expected = spec.digest ? parseDigest(spec.digest) : undefined;
@@ -125,7 +125,18 @@ export class TaskManager {
       hooks.onStart?.(taskId, task.meta.contentLength);
       traffic = { ...run.traffic, fromCache: 0 };
     }
-    task.activeReaders++;
+    // Counted in synchronously once found: the collector cannot evict it while it is verified and placed.
+    const release = task.acquire();
+    if (!release) {
+      // Evicted between its run finishing and here (a cache under heavy pressure): fetch it again, a bounded number of times.
+      if (evictedBefore >= 2)
+        throw daemonError(
+          DaemonErrorCode.diskFull,
+          "resource_exhausted",
+          `task ${taskId} was evicted before it could be placed: the cache is too small for it`,
+        );
+      return this.#download(spec, hooks, evictedBefore + 1);
+    }
     try {
       let digest = "";
       if (expected) {
@@ -143,7 +154,7 @@ export class TaskManager {
       await task.touch();
       return { taskId, contentLength: task.meta.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
     } finally {
-      task.activeReaders--;
+      release();
     }
   }
 
@@ -156,7 +167,7 @@ export class TaskManager {
    * Starts (or joins) the run of `spec`'s task and resolves as soon as the
    * task exists in the store, so a caller can stream its pieces in order as
    * they land (the registry mirror does). A finished cached task resolves at
-   * once. The caller should count itself in `task.activeReaders` while it reads.
+   * once. The caller should count itself in with `task.acquire()` while it reads.
    */
   async open(spec: DownloadSpec): Promise<OpenTask> {
     const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });

@@ -8,6 +8,7 @@ import type { SchedulerPool } from "../scheduler/scheduler-pool.js";
 import { AnnounceStream } from "./announce-stream.js";
 import type { PeerClients } from "./parent-peer.js";
 import { PieceDispatcher } from "./piece-dispatcher.js";
+import { taskInfoOf } from "./task-info.js";
 
 export interface PeerFillerOptions {
   pool: SchedulerPool;
@@ -97,7 +98,7 @@ class PeerTaskRun {
 
   async run(): Promise<void> {
     const { task } = this.#request;
-    const sendInfo = (): void => this.#stream?.send({ case: "taskInfo", value: { info: this.#taskInfo() } });
+    const sendInfo = (): void => this.#stream?.send({ case: "taskInfo", value: { info: taskInfoOf(this.#request.task) } });
     task.on("info", sendInfo);
     try {
       await this.#download();
@@ -300,16 +301,5 @@ class PeerTaskRun {
     const { task } = this.#request;
     if (task.lengthKnown || info === undefined || info.contentLength < 0n || info.pieceLength <= 0n) return;
     await task.setLength(Number(info.contentLength), Number(info.pieceLength));
-  }
-
-  #taskInfo(): { taskId: string; contentLength: bigint; pieceLength: bigint; totalPieces: number; digest: string } {
-    const { task } = this.#request;
-    return {
-      taskId: task.taskId,
-      contentLength: BigInt(task.meta.contentLength),
-      pieceLength: BigInt(task.meta.pieceLength),
-      totalPieces: task.totalPieces,
-      digest: task.meta.digest,
-    };
   }
 }

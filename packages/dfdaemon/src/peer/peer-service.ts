@@ -1,4 +1,5 @@
-import type { dfdaemonv1, MessageInitShape, PieceInfoSchema, ServiceImpl, TaskInfoSchema } from "@lacewing/api";
+import type { dfdaemonv1, MessageInitShape, PieceInfoSchema, ServiceImpl } from "@lacewing/api";
+import { taskInfoOf } from "../p2p/task-info.js";
 import { AsyncQueue, errorMessage, type Logger } from "@lacewing/common";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { TaskManager } from "../download/task-manager.js";
@@ -48,16 +49,6 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
         return { taskId: "", finished: false, description: errorMessage(err) };
       }
     },
-  };
-}
-
-function taskInfoOf(task: StoredTask): MessageInitShape<typeof TaskInfoSchema> {
-  return {
-    taskId: task.taskId,
-    contentLength: BigInt(task.meta.contentLength),
-    pieceLength: BigInt(task.meta.pieceLength),
-    totalPieces: task.totalPieces,
-    digest: task.meta.digest,
   };
 }
 

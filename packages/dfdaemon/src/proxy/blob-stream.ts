@@ -74,9 +74,11 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
   const body = new BodyWriter(response, answer.kind === "full" ? parseDigest(request.digest).algorithm : undefined, signal);
   let position = range.start;
   let outcome: BlobOutcome = "p2p";
-  task.activeReaders++;
+  // Undefined when the task was evicted since it was opened: the registry serves the blob instead.
+  const release = task.acquire();
   try {
     try {
+      if (!release) throw new Error("the task left the cache");
       while (position <= range.end) {
         const number = Math.floor(position / task.meta.pieceLength);
         await waitUntil(request.opened, () => task.hasPiece(number), signal, request.stallTimeoutMs);
@@ -107,7 +109,7 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
     if (signal.aborted) return "aborted";
     throw err;
   } finally {
-    task.activeReaders--;
+    release?.();
   }
 }
 

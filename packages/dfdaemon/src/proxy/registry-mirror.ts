@@ -1,8 +1,7 @@
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Agent } from "undici";
-import { errorMessage, type Logger } from "@lacewing/common";
+import { closeServer, errorMessage, listenOn, type Logger } from "@lacewing/common";
 import type { OpenTask, TaskManager } from "../download/task-manager.js";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
@@ -45,16 +44,11 @@ export class RegistryMirror {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    this.#server.listen(port, host);
-    await once(this.#server, "listening");
-    return this.port;
+    return listenOn(this.#server, host, port);
   }
 
   async close(): Promise<void> {
-    if (this.#server.listening) {
-      this.#server.closeAllConnections();
-      await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    }
+    await closeServer(this.#server);
     await this.#agent.close();
   }
 

@@ -1,5 +1,6 @@
 import { errorMessage, newPeerId, rendezvousPick, type Logger } from "@lacewing/common";
 import { AnnounceStream } from "../p2p/announce-stream.js";
+import { taskInfoOf } from "../p2p/task-info.js";
 import type { TaskStore } from "../storage/task-store.js";
 import type { SchedulerPool } from "./scheduler-pool.js";
 
@@ -35,13 +36,7 @@ export async function announceCachedTasks({ pool, store, hostId, endpoint, log }
         value: {
           download: { url: task.meta.url, digest: task.meta.digest },
           complete: true,
-          taskInfo: {
-            taskId: task.taskId,
-            contentLength: BigInt(task.meta.contentLength),
-            pieceLength: BigInt(task.meta.pieceLength),
-            totalPieces: task.totalPieces,
-            digest: task.meta.digest,
-          },
+          taskInfo: taskInfoOf(task),
         },
       });
       try {

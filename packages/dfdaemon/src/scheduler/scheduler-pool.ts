@@ -31,6 +31,8 @@ export interface SchedulerState {
 }
 
 const ANNOUNCE_TIMEOUT_MS = 5_000;
+/** Consecutive failed announcements before a scheduler stops owning its tasks. */
+const DOWN_AFTER_FAILURES = 2;
 
 /**
  * The schedulers this daemon talks to. Each endpoint gets its own announce
@@ -72,8 +74,9 @@ export class SchedulerPool {
   /** Endpoints in the order a task should try them: its owner first, unreachable ones last. */
   ownersOf(taskId: string): string[] {
     const order = rendezvousOrder(taskId, this.#endpoints);
-    const reachable = order.filter((endpoint) => this.#states.get(endpoint)?.reachable === true);
-    return [...reachable, ...order.filter((endpoint) => !reachable.includes(endpoint))];
+    // One slow announce on a loaded node must not move tasks to a stand-in: demote after two failures in a row.
+    const down = (endpoint: string): boolean => (this.#states.get(endpoint)?.failures ?? 0) >= DOWN_AFTER_FAILURES;
+    return [...order.filter((endpoint) => !down(endpoint)), ...order.filter(down)];
   }
 
   client(endpoint: string): SchedulerClient {

@@ -19,6 +19,13 @@ export interface TaskMeta {
   lastAccessedAt: number;
 }
 
+/**
+ * Makes room for `bytes` more bytes of `task` (evicting idle tasks if it
+ * must) or rejects with LW_ERR_DISK_FULL; called when a task's length
+ * becomes known, before its pieces are written.
+ */
+export type Reserve = (task: StoredTask, bytes: number) => Promise<void>;
+
 export interface StoredPiece {
   number: number;
   offset: number;
@@ -38,21 +45,29 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   readonly #pieces = new Map<number, StoredPiece>();
   #data: FileHandle | undefined;
   #journal: FileHandle | undefined;
-  /** Readers (uploads, outputs) in progress; eviction waits for zero. */
+  /**
+   * Readers (uploads to peers, proxy streams, outputs) in progress; a task
+   * with readers is never evicted. Count yourself in with `acquire()`.
+   */
   activeReaders = 0;
+  /** Asked before the task grows to its full length; rejects when it cannot fit. */
+  readonly #reserve: Reserve | undefined;
+  #savedAccessAt: number;
   #metaWrites: Promise<void> = Promise.resolve();
   #completedBytes = 0;
   #closed = false;
 
-  private constructor(dir: string, meta: TaskMeta) {
+  private constructor(dir: string, meta: TaskMeta, reserve: Reserve | undefined) {
     super();
     this.setMaxListeners(0);
     this.dir = dir;
     this.meta = meta;
+    this.#reserve = reserve;
+    this.#savedAccessAt = meta.lastAccessedAt;
   }
 
-  static async create(dir: string, meta: TaskMeta): Promise<StoredTask> {
-    const task = new StoredTask(dir, meta);
+  static async create(dir: string, meta: TaskMeta, reserve?: Reserve): Promise<StoredTask> {
+    const task = new StoredTask(dir, meta, reserve);
     await task.#openFiles();
     await task.saveMeta();
     return task;
@@ -62,9 +77,9 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    * Loads a task from disk. Every journaled piece is re-checked against its
    * crc32, so a piece torn by a crash is dropped and fetched again.
    */
-  static async load(dir: string): Promise<StoredTask> {
+  static async load(dir: string, reserve?: Reserve): Promise<StoredTask> {
     const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8")) as TaskMeta;
-    const task = new StoredTask(dir, meta);
+    const task = new StoredTask(dir, meta, reserve);
     await task.#openFiles();
     let journal = "";
     try {
@@ -145,7 +160,31 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     return this.#closed;
   }
 
+  /**
+   * Counts a reader in, synchronously, and returns the function that counts
+   * it out. Undefined when the task already left the store (evicted or
+   * deleted): its files may be gone, so the caller must not read them.
+   */
+  acquire(): (() => void) | undefined {
+    if (this.#closed) return undefined;
+    this.activeReaders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.activeReaders--;
+      // In memory only: persistAccessTime() writes it out, so a busy upload path does not rewrite meta.json per piece.
+      this.meta = { ...this.meta, lastAccessedAt: Math.max(this.meta.lastAccessedAt, Date.now()) };
+    };
+  }
+
+  /** Writes meta.json if the last access time changed since it was written. */
+  async persistAccessTime(): Promise<void> {
+    if (this.meta.lastAccessedAt !== this.#savedAccessAt && !this.#closed) await this.saveMeta();
+  }
+
   async setLength(contentLength: number, pieceLength: number): Promise<void> {
+    if (contentLength > this.#completedBytes) await this.#reserve?.(this, contentLength - this.#completedBytes);
     this.meta = { ...this.meta, contentLength, pieceLength };
     await this.saveMeta();
     this.emit("info");
@@ -194,12 +233,14 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   async #writeMeta(): Promise<void> {
     const path = join(this.dir, "meta.json");
     const tmp = `${path}.tmp`;
+    const meta = this.meta;
     try {
-      await writeFile(tmp, JSON.stringify(this.meta));
+      await writeFile(tmp, JSON.stringify(meta));
       const handle = await open(tmp, "r");
       await handle.sync();
       await handle.close();
       await rename(tmp, path);
+      this.#savedAccessAt = meta.lastAccessedAt;
     } catch (err) {
       throw storageError(err, "cannot write task metadata");
     }

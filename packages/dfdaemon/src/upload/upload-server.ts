@@ -1,8 +1,7 @@
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
-import { errorMessage, type Logger } from "@lacewing/common";
+import { closeServer, errorMessage, listenOn, type Logger } from "@lacewing/common";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -56,15 +55,11 @@ export class UploadServer {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    this.#server.listen(port, host);
-    await once(this.#server, "listening");
-    return this.port;
+    return listenOn(this.#server, host, port);
   }
 
   async close(): Promise<void> {
-    if (!this.#server.listening) return;
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await closeServer(this.#server);
   }
 
   #handle(request: IncomingMessage, response: ServerResponse): void {
@@ -90,7 +85,8 @@ export class UploadServer {
       return;
     }
     this.#active++;
-    task.activeReaders++;
+    // Not closed (checked above), so acquire succeeds; releasing also counts as an access for the TTL.
+    const release = task.acquire();
     response.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": piece.length,
@@ -112,7 +108,7 @@ export class UploadServer {
       )
       .finally(() => {
         this.#active--;
-        task.activeReaders--;
+        release?.();
       });
   }
 }

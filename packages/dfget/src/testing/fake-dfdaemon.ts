@@ -37,6 +37,7 @@ export class FakeDfdaemon {
       statTask: () => Promise.reject(unimplemented()),
       deleteTask: () => Promise.reject(unimplemented()),
       status: () => Promise.reject(unimplemented()),
+      gc: () => Promise.reject(unimplemented()),
     });
   }
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/dfdaemon/v1/dfdaemon.proto.
  */
 export const file_lacewing_dfdaemon_v1_dfdaemon: GenFile = /*@__PURE__*/
-  fileDesc("CiNsYWNld2luZy9kZmRhZW1vbi92MS9kZmRhZW1vbi5wcm90bxIUbGFjZXdpbmcuZGZkYWVtb24udjEiQQoPRG93bmxvYWRSZXF1ZXN0Ei4KCGRvd25sb2FkGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLkRvd25sb2FkIl8KDlRyYWZmaWNTdW1tYXJ5EhkKEWJ5dGVzX2Zyb21fb3JpZ2luGAEgASgEEhgKEGJ5dGVzX2Zyb21fcGVlcnMYAiABKAQSGAoQYnl0ZXNfZnJvbV9jYWNoZRgDIAEoBCJLCg9Eb3dubG9hZFN0YXJ0ZWQSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJEhYKDmNvbnRlbnRfbGVuZ3RoGAMgASgDInMKEERvd25sb2FkUHJvZ3Jlc3MSFwoPY29tcGxldGVkX2J5dGVzGAEgASgEEhYKDmNvbnRlbnRfbGVuZ3RoGAIgASgDEhgKEGNvbXBsZXRlZF9waWVjZXMYAyABKA0SFAoMdG90YWxfcGllY2VzGAQgASgNIqsBChBEb3dubG9hZEZpbmlzaGVkEg8KB3Rhc2tfaWQYASABKAkSFgoOY29udGVudF9sZW5ndGgYAiABKAMSNQoHdHJhZmZpYxgDIAEoCzIkLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlRyYWZmaWNTdW1tYXJ5Eg4KBmRpZ2VzdBgEIAEoCRITCgtvdXRwdXRfcGF0aBgFIAEoCRISCgplbGFwc2VkX21zGAYgASgEItABChBEb3dubG9hZFJlc3BvbnNlEjgKB3N0YXJ0ZWQYASABKAsyJS5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFN0YXJ0ZWRIABI6Cghwcm9ncmVzcxgCIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkUHJvZ3Jlc3NIABI6CghmaW5pc2hlZBgDIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkRmluaXNoZWRIAEIKCghyZXNwb25zZSInChRTdGF0TG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIowBChVTdGF0TG9jYWxUYXNrUmVzcG9uc2USKgoEaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbxIYChBjb21wbGV0ZWRfcGllY2VzGAIgASgNEhAKCGZpbmlzaGVkGAMgASgIEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMiKQoWRGVsZXRlTG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIhkKF0RlbGV0ZUxvY2FsVGFza1Jlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QiSQoPU2NoZWR1bGVyU3RhdHVzEg8KB2FkZHJlc3MYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEhIKCmxhc3RfZXJyb3IYAyABKAkiUQoNUmVjZW50RmFpbHVyZRIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRINCgVhdF9tcxgEIAEoAyKqAgoOU3RhdHVzUmVzcG9uc2USDwoHaG9zdF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBHNlZWQYAyABKAgSOQoKc2NoZWR1bGVycxgEIAMoCzIlLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlNjaGVkdWxlclN0YXR1cxITCgtjYWNoZV9ieXRlcxgFIAEoBBIZChFjYWNoZV9xdW90YV9ieXRlcxgGIAEoBBISCgp0YXNrX2NvdW50GAcgASgNEhgKEGFjdGl2ZV9kb3dubG9hZHMYCCABKA0SPAoPcmVjZW50X2ZhaWx1cmVzGAkgAygLMiMubGFjZXdpbmcuZGZkYWVtb24udjEuUmVjZW50RmFpbHVyZRIRCgl1cHRpbWVfbXMYCiABKAQiWwoRU3luY1BpZWNlc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJEg8KB2hvc3RfaWQYAyABKAkSEwoLaGVsZF9waWVjZXMYBCADKA0itQEKElN5bmNQaWVjZXNSZXNwb25zZRIxCgl0YXNrX2luZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm9IABIuCgVwaWVjZRgCIAEoCzIdLmxhY2V3aW5nLmNvbW1vbi52MS5QaWVjZUluZm9IABIwCghmaW5pc2hlZBgDIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mb0gAQgoKCHJlc3BvbnNlIlYKFlRyaWdnZXJEb3dubG9hZFJlcXVlc3QSLgoIZG93bmxvYWQYASABKAsyHC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQSDAoEd2FpdBgCIAEoCCJRChdUcmlnZ2VyRG93bmxvYWRSZXNwb25zZRIPCgd0YXNrX2lkGAEgASgJEhAKCGZpbmlzaGVkGAIgASgIEhMKC2Rlc2NyaXB0aW9uGAMgASgJMpQDChBEZmRhZW1vbkRvd25sb2FkElsKCERvd25sb2FkEiUubGFjZXdpbmcuZGZkYWVtb24udjEuRG93bmxvYWRSZXF1ZXN0GiYubGFjZXdpbmcuZGZkYWVtb24udjEuRG93bmxvYWRSZXNwb25zZTABEmMKCFN0YXRUYXNrEioubGFjZXdpbmcuZGZkYWVtb24udjEuU3RhdExvY2FsVGFza1JlcXVlc3QaKy5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0TG9jYWxUYXNrUmVzcG9uc2USaQoKRGVsZXRlVGFzaxIsLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRlbGV0ZUxvY2FsVGFza1JlcXVlc3QaLS5sYWNld2luZy5kZmRhZW1vbi52MS5EZWxldGVMb2NhbFRhc2tSZXNwb25zZRJTCgZTdGF0dXMSIy5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0dXNSZXF1ZXN0GiQubGFjZXdpbmcuZGZkYWVtb24udjEuU3RhdHVzUmVzcG9uc2Uy4QEKDERmZGFlbW9uUGVlchJhCgpTeW5jUGllY2VzEicubGFjZXdpbmcuZGZkYWVtb24udjEuU3luY1BpZWNlc1JlcXVlc3QaKC5sYWNld2luZy5kZmRhZW1vbi52MS5TeW5jUGllY2VzUmVzcG9uc2UwARJuCg9UcmlnZ2VyRG93bmxvYWQSLC5sYWNld2luZy5kZmRhZW1vbi52MS5UcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Gi0ubGFjZXdpbmcuZGZkYWVtb24udjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
+  fileDesc("CiNsYWNld2luZy9kZmRhZW1vbi92MS9kZmRhZW1vbi5wcm90bxIUbGFjZXdpbmcuZGZkYWVtb24udjEiQQoPRG93bmxvYWRSZXF1ZXN0Ei4KCGRvd25sb2FkGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLkRvd25sb2FkIl8KDlRyYWZmaWNTdW1tYXJ5EhkKEWJ5dGVzX2Zyb21fb3JpZ2luGAEgASgEEhgKEGJ5dGVzX2Zyb21fcGVlcnMYAiABKAQSGAoQYnl0ZXNfZnJvbV9jYWNoZRgDIAEoBCJLCg9Eb3dubG9hZFN0YXJ0ZWQSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJEhYKDmNvbnRlbnRfbGVuZ3RoGAMgASgDInMKEERvd25sb2FkUHJvZ3Jlc3MSFwoPY29tcGxldGVkX2J5dGVzGAEgASgEEhYKDmNvbnRlbnRfbGVuZ3RoGAIgASgDEhgKEGNvbXBsZXRlZF9waWVjZXMYAyABKA0SFAoMdG90YWxfcGllY2VzGAQgASgNIqsBChBEb3dubG9hZEZpbmlzaGVkEg8KB3Rhc2tfaWQYASABKAkSFgoOY29udGVudF9sZW5ndGgYAiABKAMSNQoHdHJhZmZpYxgDIAEoCzIkLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlRyYWZmaWNTdW1tYXJ5Eg4KBmRpZ2VzdBgEIAEoCRITCgtvdXRwdXRfcGF0aBgFIAEoCRISCgplbGFwc2VkX21zGAYgASgEItABChBEb3dubG9hZFJlc3BvbnNlEjgKB3N0YXJ0ZWQYASABKAsyJS5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFN0YXJ0ZWRIABI6Cghwcm9ncmVzcxgCIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkUHJvZ3Jlc3NIABI6CghmaW5pc2hlZBgDIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkRmluaXNoZWRIAEIKCghyZXNwb25zZSInChRTdGF0TG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIowBChVTdGF0TG9jYWxUYXNrUmVzcG9uc2USKgoEaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbxIYChBjb21wbGV0ZWRfcGllY2VzGAIgASgNEhAKCGZpbmlzaGVkGAMgASgIEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMiKQoWRGVsZXRlTG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIhkKF0RlbGV0ZUxvY2FsVGFza1Jlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QiSQoPU2NoZWR1bGVyU3RhdHVzEg8KB2FkZHJlc3MYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEhIKCmxhc3RfZXJyb3IYAyABKAkiUQoNUmVjZW50RmFpbHVyZRIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRINCgVhdF9tcxgEIAEoAyKqAgoOU3RhdHVzUmVzcG9uc2USDwoHaG9zdF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBHNlZWQYAyABKAgSOQoKc2NoZWR1bGVycxgEIAMoCzIlLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlNjaGVkdWxlclN0YXR1cxITCgtjYWNoZV9ieXRlcxgFIAEoBBIZChFjYWNoZV9xdW90YV9ieXRlcxgGIAEoBBISCgp0YXNrX2NvdW50GAcgASgNEhgKEGFjdGl2ZV9kb3dubG9hZHMYCCABKA0SPAoPcmVjZW50X2ZhaWx1cmVzGAkgAygLMiMubGFjZXdpbmcuZGZkYWVtb24udjEuUmVjZW50RmFpbHVyZRIRCgl1cHRpbWVfbXMYCiABKAQiHAoJR2NSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgijwEKEUV2aWN0aW9uQ2FuZGlkYXRlEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEg0KBWJ5dGVzGAMgASgEEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMSDgoGcmVhc29uGAUgASgJEg4KBmRldGFpbBgGIAEoCRIQCghmaW5pc2hlZBgHIAEoCCLwAQoKQ2FjaGVVc2FnZRITCgtjYWNoZV9ieXRlcxgBIAEoBBITCgtxdW90YV9ieXRlcxgCIAEoBBIYChBmaWxlc3lzdGVtX2J5dGVzGAMgASgEEh0KFWZpbGVzeXN0ZW1fdXNlZF9ieXRlcxgEIAEoBBIeChZoaWdoX3dhdGVybWFya19wZXJjZW50GAUgASgNEh0KFWxvd193YXRlcm1hcmtfcGVyY2VudBgGIAEoDRISCgp0YXNrX2NvdW50GAcgASgNEhcKD2J1c3lfdGFza19jb3VudBgIIAEoDRITCgt0YXNrX3R0bF9tcxgJIAEoBCKKAQoKR2NSZXNwb25zZRIPCgdkcnlfcnVuGAEgASgIEjoKCWV2aWN0aW9ucxgCIAMoCzInLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkV2aWN0aW9uQ2FuZGlkYXRlEi8KBXVzYWdlGAMgASgLMiAubGFjZXdpbmcuZGZkYWVtb24udjEuQ2FjaGVVc2FnZSJbChFTeW5jUGllY2VzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSDwoHaG9zdF9pZBgDIAEoCRITCgtoZWxkX3BpZWNlcxgEIAMoDSK1AQoSU3luY1BpZWNlc1Jlc3BvbnNlEjEKCXRhc2tfaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mb0gAEi4KBXBpZWNlGAIgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mb0gAEjAKCGZpbmlzaGVkGAMgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvSABCCgoIcmVzcG9uc2UiVgoWVHJpZ2dlckRvd25sb2FkUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBIMCgR3YWl0GAIgASgIIlEKF1RyaWdnZXJEb3dubG9hZFJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSEAoIZmluaXNoZWQYAiABKAgSEwoLZGVzY3JpcHRpb24YAyABKAky3QMKEERmZGFlbW9uRG93bmxvYWQSWwoIRG93bmxvYWQSJS5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFJlcXVlc3QaJi5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFJlc3BvbnNlMAESYwoIU3RhdFRhc2sSKi5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0TG9jYWxUYXNrUmVxdWVzdBorLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXRMb2NhbFRhc2tSZXNwb25zZRJpCgpEZWxldGVUYXNrEiwubGFjZXdpbmcuZGZkYWVtb24udjEuRGVsZXRlTG9jYWxUYXNrUmVxdWVzdBotLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRlbGV0ZUxvY2FsVGFza1Jlc3BvbnNlElMKBlN0YXR1cxIjLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXR1c1JlcXVlc3QaJC5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0dXNSZXNwb25zZRJHCgJHYxIfLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkdjUmVxdWVzdBogLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkdjUmVzcG9uc2Uy4QEKDERmZGFlbW9uUGVlchJhCgpTeW5jUGllY2VzEicubGFjZXdpbmcuZGZkYWVtb24udjEuU3luY1BpZWNlc1JlcXVlc3QaKC5sYWNld2luZy5kZmRhZW1vbi52MS5TeW5jUGllY2VzUmVzcG9uc2UwARJuCg9UcmlnZ2VyRG93bmxvYWQSLC5sYWNld2luZy5kZmRhZW1vbi52MS5UcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Gi0ubGFjZXdpbmcuZGZkYWVtb24udjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
 
 /**
  * @generated from message lacewing.dfdaemon.v1.DownloadRequest
@@ -414,6 +414,176 @@ export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
   messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 13);
 
 /**
+ * @generated from message lacewing.dfdaemon.v1.GcRequest
+ */
+export type GcRequest = Message<"lacewing.dfdaemon.v1.GcRequest"> & {
+  /**
+   * Plan only: nothing is removed.
+   *
+   * @generated from field: bool dry_run = 1;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.GcRequest.
+ * Use `create(GcRequestSchema)` to create a new message.
+ */
+export const GcRequestSchema: GenMessage<GcRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 14);
+
+/**
+ * One task the collector evicted or, on a dry run, would evict.
+ *
+ * @generated from message lacewing.dfdaemon.v1.EvictionCandidate
+ */
+export type EvictionCandidate = Message<"lacewing.dfdaemon.v1.EvictionCandidate"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Without query string.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * Verified piece bytes the eviction frees.
+   *
+   * @generated from field: uint64 bytes = 3;
+   */
+  bytes: bigint;
+
+  /**
+   * Milliseconds since the epoch.
+   *
+   * @generated from field: int64 last_accessed_at_ms = 4;
+   */
+  lastAccessedAtMs: bigint;
+
+  /**
+   * ttl, watermark or quota.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * Why, for people: "not accessed for 7h (ttl 6h)".
+   *
+   * @generated from field: string detail = 6;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: bool finished = 7;
+   */
+  finished: boolean;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.EvictionCandidate.
+ * Use `create(EvictionCandidateSchema)` to create a new message.
+ */
+export const EvictionCandidateSchema: GenMessage<EvictionCandidate> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 15);
+
+/**
+ * Disk use as the collector saw it before evicting.
+ *
+ * @generated from message lacewing.dfdaemon.v1.CacheUsage
+ */
+export type CacheUsage = Message<"lacewing.dfdaemon.v1.CacheUsage"> & {
+  /**
+   * @generated from field: uint64 cache_bytes = 1;
+   */
+  cacheBytes: bigint;
+
+  /**
+   * 0 when no quota is set.
+   *
+   * @generated from field: uint64 quota_bytes = 2;
+   */
+  quotaBytes: bigint;
+
+  /**
+   * The filesystem holding the data directory.
+   *
+   * @generated from field: uint64 filesystem_bytes = 3;
+   */
+  filesystemBytes: bigint;
+
+  /**
+   * @generated from field: uint64 filesystem_used_bytes = 4;
+   */
+  filesystemUsedBytes: bigint;
+
+  /**
+   * @generated from field: uint32 high_watermark_percent = 5;
+   */
+  highWatermarkPercent: number;
+
+  /**
+   * @generated from field: uint32 low_watermark_percent = 6;
+   */
+  lowWatermarkPercent: number;
+
+  /**
+   * @generated from field: uint32 task_count = 7;
+   */
+  taskCount: number;
+
+  /**
+   * Tasks being downloaded or read, which are never evicted.
+   *
+   * @generated from field: uint32 busy_task_count = 8;
+   */
+  busyTaskCount: number;
+
+  /**
+   * @generated from field: uint64 task_ttl_ms = 9;
+   */
+  taskTtlMs: bigint;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.CacheUsage.
+ * Use `create(CacheUsageSchema)` to create a new message.
+ */
+export const CacheUsageSchema: GenMessage<CacheUsage> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 16);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.GcResponse
+ */
+export type GcResponse = Message<"lacewing.dfdaemon.v1.GcResponse"> & {
+  /**
+   * @generated from field: bool dry_run = 1;
+   */
+  dryRun: boolean;
+
+  /**
+   * @generated from field: repeated lacewing.dfdaemon.v1.EvictionCandidate evictions = 2;
+   */
+  evictions: EvictionCandidate[];
+
+  /**
+   * @generated from field: lacewing.dfdaemon.v1.CacheUsage usage = 3;
+   */
+  usage?: CacheUsage | undefined;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.GcResponse.
+ * Use `create(GcResponseSchema)` to create a new message.
+ */
+export const GcResponseSchema: GenMessage<GcResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 17);
+
+/**
  * @generated from message lacewing.dfdaemon.v1.SyncPiecesRequest
  */
 export type SyncPiecesRequest = Message<"lacewing.dfdaemon.v1.SyncPiecesRequest"> & {
@@ -447,7 +617,7 @@ export type SyncPiecesRequest = Message<"lacewing.dfdaemon.v1.SyncPiecesRequest"
  * Use `create(SyncPiecesRequestSchema)` to create a new message.
  */
 export const SyncPiecesRequestSchema: GenMessage<SyncPiecesRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 14);
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 18);
 
 /**
  * @generated from message lacewing.dfdaemon.v1.SyncPiecesResponse
@@ -486,7 +656,7 @@ export type SyncPiecesResponse = Message<"lacewing.dfdaemon.v1.SyncPiecesRespons
  * Use `create(SyncPiecesResponseSchema)` to create a new message.
  */
 export const SyncPiecesResponseSchema: GenMessage<SyncPiecesResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 15);
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 19);
 
 /**
  * @generated from message lacewing.dfdaemon.v1.TriggerDownloadRequest
@@ -510,7 +680,7 @@ export type TriggerDownloadRequest = Message<"lacewing.dfdaemon.v1.TriggerDownlo
  * Use `create(TriggerDownloadRequestSchema)` to create a new message.
  */
 export const TriggerDownloadRequestSchema: GenMessage<TriggerDownloadRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 16);
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 20);
 
 /**
  * @generated from message lacewing.dfdaemon.v1.TriggerDownloadResponse
@@ -537,7 +707,7 @@ export type TriggerDownloadResponse = Message<"lacewing.dfdaemon.v1.TriggerDownl
  * Use `create(TriggerDownloadResponseSchema)` to create a new message.
  */
 export const TriggerDownloadResponseSchema: GenMessage<TriggerDownloadResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 17);
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 21);
 
 /**
  * DfdaemonDownload is the local API on the daemon's unix socket, used by dfget.
@@ -580,6 +750,17 @@ export const DfdaemonDownload: GenService<{
     methodKind: "unary";
     input: typeof StatusRequestSchema;
     output: typeof StatusResponseSchema;
+  },
+  /**
+   * Runs the cache collector now, or with dry_run only plans: lists what it
+   * evicts (or would evict) and why.
+   *
+   * @generated from rpc lacewing.dfdaemon.v1.DfdaemonDownload.Gc
+   */
+  gc: {
+    methodKind: "unary";
+    input: typeof GcRequestSchema;
+    output: typeof GcResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_lacewing_dfdaemon_v1_dfdaemon, 0);
