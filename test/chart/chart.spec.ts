@@ -1,6 +1,6 @@
 // Static checks of the Helm chart, standing in for `helm lint` / `helm template`
 // (helm is not installable in CI): the values schema, the YAML shape of every
-// template, the Grafana dashboard's PromQL against the metric-name contract, and
+// template, the Grafana dashboard's PromQL against the metrics the processes register, and
 // the chart's ports and paths against the processes' DEFAULTS.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +10,12 @@ import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import type { ErrorObject } from "ajv";
 import { parse, parseAllDocuments } from "yaml";
-import { DEFAULTS } from "@lacewing/common";
+import { DEFAULTS, parseSchedulerEntry } from "@lacewing/common";
+import { dfdaemonSchema, loadDfdaemonConfig } from "@lacewing/dfdaemon";
+import { loadManagerConfig, managerConfigSchema } from "@lacewing/manager";
+import { loadSchedulerConfig, schedulerConfigSchema } from "@lacewing/scheduler";
+import { BIN, runCommand } from "../helpers/processes.js";
+import { TARGET_LABELS, dashboardQueries, groupingLabelsIn, metricNamesIn, registeredMetrics, selectorsIn } from "../helpers/dashboard.js";
 
 // Compiled to test/dist/chart/chart.spec.js; the chart lives at the repository root.
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -230,7 +235,8 @@ interface Manifest {
   [key: string]: unknown;
 }
 
-const helpers = definesOf(readFileSync(join(templatesDir, "_helpers.tpl"), "utf8"));
+const helperSources = definesOf(readFileSync(join(templatesDir, "_helpers.tpl"), "utf8"));
+const helpers = helperSources;
 
 function parseTemplate(template: string): { docs: Manifest[]; errors: string[] } {
   const { yaml, problems } = toStaticYaml(template, helpers);
@@ -261,6 +267,7 @@ interface Container {
   name: string;
   command?: string[];
   args?: string[];
+  env?: { name: string; valueFrom?: unknown }[];
   ports?: { name: string; hostPort?: unknown }[];
   volumeMounts?: { name: string; mountPath: string }[];
 }
@@ -347,12 +354,71 @@ describe("template static YAML", () => {
     // Both branches of `if .seed` are in the static view; the flag is chosen by the include's argument.
     assert.match(readFileSync(join(templatesDir, "seed-peer.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" true\)/);
     assert.match(readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" false\)/);
-    for (const args of [seed?.args, daemon?.args]) {
-      for (const flag of ["--scheduler", "--data-dir", "--advertise-ip", "--upload-port", "--proxy-port", "--socket"]) {
+    for (const container of [seed, daemon]) {
+      const args = container?.args;
+      for (const flag of [
+        "--scheduler",
+        "--data-dir",
+        "--advertise-ip",
+        "--listen-ip",
+        "--peer-port",
+        "--upload-port",
+        "--proxy-port",
+        "--metrics-port",
+        "--socket",
+        "--log-level",
+      ]) {
         assert.ok(args?.includes(flag), `missing ${flag}`);
       }
       assert.equal(args?.[args.indexOf("--advertise-ip") + 1], "$(POD_IP)");
+      const podIp = container?.env?.find((e) => e.name === "POD_IP");
+      assert.deepEqual(podIp?.valueFrom, { fieldRef: { fieldPath: "status.podIP" } }, "POD_IP comes from the downward API");
     }
+  });
+
+  it("the daemons' flags take the ports and paths the Services, probes and volumes use", () => {
+    const source = helperSources.get("lacewing.dfdaemon.args") ?? "";
+    const expected: Record<string, string> = {
+      "--data-dir": "dataDir",
+      "--listen-ip": "listenIp",
+      "--peer-port": "peerPort",
+      "--upload-port": "uploadPort",
+      "--proxy-port": "proxyPort",
+      "--metrics-port": "metricsPort",
+      "--socket": "socket",
+      "--log-level": "logLevel",
+    };
+    for (const [flag, key] of Object.entries(expected)) {
+      assert.match(source, new RegExp(`- ${flag}\\n- \\{\\{ \\.values\\.${key} \\| quote \\}\\}`), `${flag} takes .values.${key}`);
+    }
+    const scheduler = readFileSync(join(templatesDir, "scheduler.yaml"), "utf8");
+    assert.match(scheduler, /- --metrics-port\n\s+- \{\{ \.Values\.scheduler\.metricsPort \| quote \}\}/);
+    assert.match(scheduler, /printf "0\.0\.0\.0:%d" \(int \.Values\.scheduler\.port\)/);
+    const daemonSet = readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8");
+    assert.match(daemonSet, /- --proxy-port\n\s+- \{\{ \$v\.proxyPort \| quote \}\}/, "hosts.toml points at the proxy port the daemon listens on");
+  });
+
+  it("every replica of the scheduler StatefulSet reaches the daemons and the manager through the headless Service name", () => {
+    const helper = helperSources.get("lacewing.schedulerAddresses") ?? "";
+    // One name, resolved by the daemons and the manager to one A record per replica.
+    assert.match(helper, /\$name := include "lacewing\.scheduler\.fullname"/);
+    assert.match(helper, /printf "%s\.%s\.svc\.%s:%d" \$name \.Release\.Namespace \.Values\.clusterDomain \(int \.Values\.scheduler\.port\)/);
+    assert.doesNotMatch(helper, /range/, "no per-pod list that would have to be re-rendered when replicas change");
+    assert.deepEqual(parseSchedulerEntry("lacewing-scheduler.lacewing.svc.cluster.local:8002"), {
+      host: "lacewing-scheduler.lacewing.svc.cluster.local",
+      port: 8002,
+    });
+    const source = readFileSync(join(templatesDir, "scheduler.yaml"), "utf8");
+    assert.match(source, /name: \{\{ \$name \}\}/);
+    assert.match(source, /\$name := include "lacewing\.scheduler\.fullname"/);
+    const service = findDoc("Service", "scheduler.yaml");
+    assert.equal(service.spec?.["clusterIP"], "None", "headless: the name has one A record per pod");
+    assert.equal(service.spec?.["publishNotReadyAddresses"], true, "a starting replica keeps its record, so task ownership does not flap");
+    assert.equal(findDoc("StatefulSet", "scheduler.yaml").spec?.["replicas"], "__TPL__");
+    assert.ok((getPath(defaults, "scheduler.replicas") as number) > 1, "several replicas by default");
+    for (const file of ["dfdaemon.yaml", "seed-peer.yaml"])
+      assert.match(helperSources.get("lacewing.dfdaemon.args") ?? "", /include "lacewing\.schedulerAddresses"/, file);
+    assert.match(readFileSync(join(templatesDir, "manager.yaml"), "utf8"), /- --scheduler\n\s+- \{\{ include "lacewing\.schedulerAddresses" \. \| quote \}\}/);
   });
 
   it("the DaemonSet writes containerd hosts.toml in an init container and keeps cache and socket on hostPaths", () => {
@@ -380,61 +446,102 @@ describe("template static YAML", () => {
 });
 
 // ---------------------------------------------------------------------------
-// Dashboard: the metric names are a contract with the processes (HELPERS.md).
+// Every --flag a template passes must be an option of the command it runs:
+// the binaries' own --help is the source of truth.
 
-const HISTOGRAMS = new Set(["lacewing_scheduler_schedule_duration_seconds"]);
-const METRICS = new Set([
-  "lacewing_scheduler_hosts",
-  "lacewing_scheduler_peers",
-  "lacewing_scheduler_tasks",
-  "lacewing_scheduler_schedule_total",
-  "lacewing_scheduler_schedule_duration_seconds",
-  "lacewing_scheduler_piece_reports_total",
-  "lacewing_scheduler_traffic_bytes_total",
-  "lacewing_dfdaemon_download_bytes_total",
-  "lacewing_dfdaemon_upload_bytes_total",
-  "lacewing_dfdaemon_tasks",
-  "lacewing_dfdaemon_downloads_total",
-  "lacewing_dfdaemon_piece_failures_total",
-  "lacewing_dfdaemon_proxy_requests_total",
-  "lacewing_dfdaemon_cache_bytes",
-  "lacewing_dfdaemon_evictions_total",
-  "lacewing_manager_jobs",
-  "lacewing_manager_jobs_total",
-]);
-const PROMQL_KEYWORDS = new Set(["and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"]);
-
-/** Metric selectors in a PromQL expression: identifiers that are not functions, labels, keywords or durations. */
-function metricNamesIn(expr: string): string[] {
-  const bare = expr
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
-    .replace(/\{[^}]*\}/g, "")
-    .replace(/\[[^\]]*\]/g, "")
-    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "");
-  const names: string[] = [];
-  for (const match of bare.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
-    const word = match[0];
-    const at = match.index;
-    if (at > 0 && /[0-9.]/.test(bare[at - 1] ?? "")) continue; // exponent of a number, e.g. 1e3
-    if (/^\s*\(/.test(bare.slice(at + word.length))) continue; // function call
-    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue;
-    names.push(word);
-  }
-  return names;
+/** Long options listed in a commander --help text. */
+function optionsInHelp(help: string): Set<string> {
+  const options = new Set<string>();
+  for (const match of help.matchAll(/^\s+(?:-[A-Za-z], )?(--[a-z0-9][a-z0-9-]*)/gm)) options.add(match[1] ?? "");
+  return options;
 }
 
-function isKnownMetric(name: string): boolean {
-  if (METRICS.has(name)) return true;
-  const base = name.replace(/_(bucket|sum|count)$/, "");
-  return base !== name && HISTOGRAMS.has(base);
+const SUBCOMMANDS: Record<string, Set<string>> = { dfdaemon: new Set(["run", "status", "containerd-config"]) };
+
+/** The binary and subcommand a container runs, as `--help` arguments. */
+function helpArgs(container: Container): { bin: string; args: string[]; label: string } {
+  const command = container.command?.[0] ?? "";
+  const bin = { dfdaemon: BIN.dfdaemon, "lacewing-scheduler": BIN.scheduler, "lacewing-manager": BIN.manager }[command];
+  assert.ok(bin, `container ${container.name} runs ${command}, which is not a Lacewing binary`);
+  const first = container.args?.[0];
+  const sub = SUBCOMMANDS[command];
+  if (sub === undefined) return { bin, args: ["--help"], label: command };
+  const subcommand = first !== undefined && sub.has(first) ? first : "run";
+  return { bin, args: [subcommand, "--help"], label: `${command} ${subcommand}` };
 }
 
-interface Panel {
-  title?: string;
-  type?: string;
-  panels?: Panel[];
-  targets?: { expr?: string }[];
-}
+describe("template arguments", () => {
+  const containers = allDocs.flatMap((doc) => {
+    const template = doc.spec?.["template"] as { spec?: { containers?: Container[]; initContainers?: Container[] } } | undefined;
+    return [...(template?.spec?.initContainers ?? []), ...(template?.spec?.containers ?? [])];
+  });
+
+  it("the option parser reads commander help", () => {
+    assert.deepEqual(
+      [...optionsInHelp("Options:\n  -O, --output <file>  out\n  --no-progress  quiet\n  -h, --help  help\nCommands:\n  run\n")],
+      ["--output", "--no-progress", "--help"],
+    );
+  });
+
+  it("every --flag passed to a Lacewing binary is an option of that command", async () => {
+    const helps = new Map<string, Set<string>>();
+    let checked = 0;
+    for (const container of containers) {
+      const { bin, args, label } = helpArgs(container);
+      let options = helps.get(label);
+      if (options === undefined) {
+        const result = await runCommand(bin, args);
+        assert.equal(result.code, 0, `${label} --help: ${result.stderr}`);
+        options = optionsInHelp(result.stdout);
+        assert.ok(options.size > 2, `${label} --help lists options`);
+        helps.set(label, options);
+      }
+      for (const flag of container.args?.filter((arg) => arg.startsWith("--")) ?? []) {
+        assert.ok(options.has(flag), `${container.name} passes ${flag}, which \`${label}\` does not have (it has ${[...options].join(" ")})`);
+        checked++;
+      }
+    }
+    assert.deepEqual([...helps.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager", "lacewing-scheduler"]);
+    assert.ok(checked >= 30, `only ${checked} flags checked`);
+  });
+
+  it("every LACEWING_/DFDAEMON_ variable a template sets is one the process's config schema reads", () => {
+    const envOf: Record<string, Set<string>> = {
+      dfdaemon: new Set(Object.values(dfdaemonSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+      "lacewing-scheduler": new Set(Object.values(schedulerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+      "lacewing-manager": new Set(Object.values(managerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+    };
+    let checked = 0;
+    for (const container of containers) {
+      const known = envOf[container.command?.[0] ?? ""];
+      for (const { name } of container.env ?? []) {
+        if (!/^(LACEWING|DFDAEMON)_/.test(name)) continue;
+        assert.ok(known?.has(name), `${container.name} sets ${name}, which its process does not read`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 1, "the manager's token variable is checked");
+    assert.equal(managerConfigSchema.token.env, "LACEWING_MANAGER_TOKEN");
+  });
+
+  it("every log level the chart allows is one each process accepts", () => {
+    const definitions = schema["definitions"] as Record<string, { enum?: string[] }>;
+    const levels = definitions["logLevel"]?.enum ?? [];
+    assert.ok(levels.length > 0);
+    for (const logLevel of levels) {
+      assert.doesNotThrow(() => loadDfdaemonConfig({ env: {}, flags: { logLevel } }), `dfdaemon ${logLevel}`);
+      assert.doesNotThrow(() => loadSchedulerConfig({ env: {}, flags: { logLevel } }), `scheduler ${logLevel}`);
+      assert.doesNotThrow(() => loadManagerConfig({ env: {}, flags: { logLevel } }), `manager ${logLevel}`);
+    }
+    for (const component of ["manager", "scheduler", "seedPeer", "dfdaemon"]) assert.ok(levels.includes(String(getPath(defaults, `${component}.logLevel`))));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Dashboard: every metric and label it queries must be one the processes
+// register, read from their real metric factories (not from a copied list).
+
+const registered = registeredMetrics();
 
 describe("Grafana dashboard", () => {
   const dashboardText = readFileSync(join(chartDir, "dashboards/lacewing.json"), "utf8");
@@ -443,30 +550,55 @@ describe("Grafana dashboard", () => {
     assert.doesNotThrow(() => JSON.parse(dashboardText) as unknown);
   });
 
-  const dashboard = JSON.parse(dashboardText) as { panels: Panel[]; templating?: { list: { query?: unknown }[] } };
-  const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
-  const exprs = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title ?? "?", expr: t.expr ?? "" })));
+  const dashboard = JSON.parse(dashboardText) as { templating?: { list: { query?: unknown }[] } };
+  const exprs = dashboardQueries(dashboardText);
 
-  it("the metric-name extractor sees selectors and ignores functions, labels and ranges", () => {
-    assert.deepEqual(metricNamesIn('histogram_quantile(0.95, sum by (le) (rate(foo_bucket{a="b"}[$__rate_interval]))) / on(x) bar_total offset 5m'), [
-      "foo_bucket",
-      "bar_total",
+  it("the PromQL helpers see selectors, matchers and grouping labels, and ignore functions and ranges", () => {
+    const expr = 'histogram_quantile(0.95, sum by (le) (rate(foo_bucket{a="b", c=~"x|y"}[$__rate_interval]))) / on(x) bar_total offset 5m';
+    assert.deepEqual(metricNamesIn(expr), ["foo_bucket", "bar_total"]);
+    assert.deepEqual(selectorsIn(expr), [
+      {
+        name: "foo_bucket",
+        matchers: [
+          { label: "a", op: "=", value: "b" },
+          { label: "c", op: "=~", value: "x|y" },
+        ],
+      },
     ]);
-    assert.equal(isKnownMetric("lacewing_scheduler_schedule_duration_seconds_bucket"), true);
-    assert.equal(isKnownMetric("lacewing_dfdaemon_cache_bytes_bucket"), false);
-    assert.equal(isKnownMetric("lacewing_dfdaemon_download_bytes"), false);
+    assert.deepEqual(groupingLabelsIn(expr), ["le", "x"]);
   });
 
-  it("every PromQL expression uses only contract metric names", () => {
+  it("reads the registered metrics from the processes' factories", () => {
+    assert.equal(registered.get("lacewing_dfdaemon_download_bytes_total")?.type, "counter");
+    assert.deepEqual([...(registered.get("lacewing_dfdaemon_download_bytes_total")?.labels ?? [])], ["source"]);
+    assert.ok(registered.get("lacewing_scheduler_schedule_duration_seconds_bucket")?.labels.has("le"));
+    assert.ok(registered.has("lacewing_manager_jobs"));
+    assert.equal(registered.has("lacewing_dfdaemon_cache_bytes_bucket"), false);
+    assert.equal(registered.has("lacewing_dfdaemon_download_bytes"), false);
+  });
+
+  it("every metric a panel queries is registered by a process", () => {
     assert.ok(exprs.length > 0);
     for (const { panel, expr } of exprs) {
       const names = metricNamesIn(expr);
       assert.ok(names.length > 0, `panel "${panel}" queries no metric: ${expr}`);
-      for (const name of names) assert.ok(isKnownMetric(name), `panel "${panel}" uses unknown metric ${name}`);
+      for (const name of names) assert.ok(registered.has(name), `panel "${panel}" uses ${name}, which no process registers`);
     }
     for (const variable of dashboard.templating?.list ?? []) {
       const query = typeof variable.query === "string" ? variable.query : "";
-      for (const name of query.match(/lacewing_[a-z_]+/g) ?? []) assert.ok(isKnownMetric(name), `variable uses ${name}`);
+      for (const name of query.match(/lacewing_[a-z_]+/g) ?? []) assert.ok(registered.has(name), `variable uses ${name}`);
+    }
+  });
+
+  it("every label a panel filters or groups by is a label of the metrics it queries", () => {
+    for (const { panel, expr } of exprs) {
+      const metrics = metricNamesIn(expr).map((name) => registered.get(name));
+      for (const { name, matchers } of selectorsIn(expr)) {
+        for (const { label } of matchers)
+          assert.ok(registered.get(name)?.labels.has(label) === true || TARGET_LABELS.has(label), `panel "${panel}": ${name} has no label ${label}`);
+      }
+      for (const label of groupingLabelsIn(expr))
+        assert.ok(TARGET_LABELS.has(label) || metrics.some((m) => m?.labels.has(label)), `panel "${panel}" groups by ${label}, which its metrics lack`);
     }
   });
 
@@ -474,8 +606,11 @@ describe("Grafana dashboard", () => {
     const used = new Set(exprs.flatMap(({ expr }) => metricNamesIn(expr).map((n) => n.replace(/_bucket$/, ""))));
     for (const name of [
       "lacewing_dfdaemon_download_bytes_total",
+      "lacewing_dfdaemon_upload_bytes_total",
       "lacewing_scheduler_traffic_bytes_total",
       "lacewing_scheduler_schedule_duration_seconds",
+      "lacewing_scheduler_back_to_source_total",
+      "lacewing_scheduler_peers",
       "lacewing_dfdaemon_piece_failures_total",
       "lacewing_dfdaemon_cache_bytes",
       "lacewing_dfdaemon_evictions_total",

@@ -68,19 +68,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "lacewing.dfdaemon.fullname" -}}{{ include "lacewing.fullname" . }}-dfdaemon{{- end -}}
 
 {{/*
-Comma-separated scheduler addresses for --scheduler. Every dfdaemon and the manager
-get every replica, because a task belongs to one replica by rendezvous hashing over
-this list: the stable StatefulSet pod DNS names keep the list identical on every
-node and across restarts, which a load-balanced Service name could not.
+The --scheduler value of every dfdaemon, seed peer and the manager: the scheduler's
+headless Service name. It resolves to one A record per replica (not-ready ones too),
+and daemons and manager alike count each record as a scheduler and hash every task to
+one of them (rendezvous hashing), so all of them agree on a task's owner. Names are
+looked up again every 30 s, so scaling scheduler.replicas needs no restart of the daemons.
 */}}
 {{- define "lacewing.schedulerAddresses" -}}
 {{- if .Values.scheduler.enabled -}}
 {{- $name := include "lacewing.scheduler.fullname" . -}}
-{{- $addrs := list -}}
-{{- range $i := until (int .Values.scheduler.replicas) -}}
-{{- $addrs = append $addrs (printf "%s-%d.%s.%s.svc.%s:%d" $name $i $name $.Release.Namespace $.Values.clusterDomain (int $.Values.scheduler.port)) -}}
-{{- end -}}
-{{- join "," $addrs -}}
+{{- printf "%s.%s.svc.%s:%d" $name .Release.Namespace .Values.clusterDomain (int .Values.scheduler.port) -}}
 {{- else -}}
 {{- required "scheduler.externalAddresses is required when scheduler.enabled is false" (join "," .Values.scheduler.externalAddresses) -}}
 {{- end -}}
@@ -199,15 +196,23 @@ DaemonSet: call with (dict "root" $ "values" .Values.seedPeer "seed" true).
 - {{ .values.dataDir | quote }}
 - --advertise-ip
 - $(POD_IP)
+- --listen-ip
+- {{ .values.listenIp | quote }}
 {{- if .seed }}
 - --seed
 {{- end }}
+- --peer-port
+- {{ .values.peerPort | quote }}
 - --upload-port
 - {{ .values.uploadPort | quote }}
 - --proxy-port
 - {{ .values.proxyPort | quote }}
+- --metrics-port
+- {{ .values.metricsPort | quote }}
 - --socket
 - {{ .values.socket | quote }}
+- --log-level
+- {{ .values.logLevel | quote }}
 {{- with .values.idc }}
 - --idc
 - {{ . | quote }}

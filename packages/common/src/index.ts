@@ -18,6 +18,7 @@ export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./b
 export { formatBytes, parseBytes, parseDuration } from "./units.js";
 export { DEFAULTS } from "./defaults.js";
 export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
+export { parseSchedulerEntry, resolveSchedulerEndpoints, type LookupAll, type SchedulerEntry } from "./scheduler-endpoints.js";
 export { MetricsServer } from "./metrics-server.js";
 export { deferred, type Deferred } from "./deferred.js";
 export { closeServer, listenOn } from "./http-server.js";

@@ -12,3 +12,4 @@ export { DaemonErrorCode } from "./errors.js";
 export { TaskStore } from "./storage/task-store.js";
 export { StoredTask, type TaskMeta, type StoredPiece } from "./storage/stored-task.js";
 export { TaskManager, type DownloadSpec, type DownloadResult } from "./download/task-manager.js";
+export { createDfdaemonMetrics, type DfdaemonMetrics, type ByteSource, type PieceFailureReason } from "./metrics.js";

@@ -14,3 +14,4 @@ export { loadManagerConfig, managerConfigSchema, type ManagerConfig } from "./co
 export type { ManagerApi, Cluster, JobPage } from "./manager-api.js";
 export type { Job, JobState, PreheatArgs, PreheatScope, TaskResult, HostResult } from "./jobs/job.js";
 export { resolveImage, type ImageLayer, type ResolvedImage } from "./oci/image-resolver.js";
+export { createManagerMetrics, type ManagerMetrics } from "./metrics.js";

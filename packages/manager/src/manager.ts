@@ -79,6 +79,7 @@ export class Manager {
       this.#metrics = metrics;
       const schedulers = new SchedulerPool(config.scheduler);
       this.#schedulers = schedulers;
+      await schedulers.start();
       const queue: JobQueue =
         config.redisUrl === ""
           ? new InProcessQueue({ concurrency: config.jobConcurrency, logger })

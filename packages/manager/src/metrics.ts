@@ -14,7 +14,7 @@ export interface ManagerMetrics {
  */
 export function createManagerMetrics(countByState: () => Promise<Map<JobState, number>>, options: { defaultMetrics?: boolean } = {}): ManagerMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics ?? false) collectDefaultMetrics({ register: registry, prefix: "lacewing_manager_" });
   new Gauge({
     name: "lacewing_manager_jobs",
     help: "Jobs by state, as stored in the database",

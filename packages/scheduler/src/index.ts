@@ -12,3 +12,5 @@
  */
 export { SchedulerServer, type SchedulerServerOptions } from "./scheduler-server.js";
 export { loadSchedulerConfig, schedulerConfigSchema, type SchedulerConfig } from "./config.js";
+export { createSchedulerMetrics, type SchedulerMetrics } from "./metrics/metrics.js";
+export { ResourceRegistry } from "./resource/resource-registry.js";

@@ -16,6 +16,8 @@ export interface SchedulerServerOptions {
   logger?: Logger;
   /** Serve /metrics, /healthz, /readyz on config.metricsPort. Default false (tests). */
   serveMetrics?: boolean;
+  /** Process-wide default metrics (event loop, memory) under lacewing_scheduler_; off when several schedulers share a process. */
+  defaultMetrics?: boolean;
   /** Host the metrics server binds; default "0.0.0.0". */
   metricsHost?: string;
   /** Clock for host liveness, ms since the epoch; tests move it forward. */
@@ -53,7 +55,7 @@ export class SchedulerServer {
     const defaults = loadSchedulerConfig({ env: {} });
     this.config = { ...defaults, ...stripUndefined(options.config ?? {}) };
     this.#logger = options.logger ?? createLogger({ name: "lacewing-scheduler", level: this.config.logLevel });
-    this.metrics = createSchedulerMetrics(this.registry);
+    this.metrics = createSchedulerMetrics(this.registry, { defaultMetrics: options.defaultMetrics ?? false });
     this.#metricsServer = options.serveMetrics === true ? new MetricsServer(this.metrics.registry, () => this.#started) : undefined;
     this.#metricsHost = options.metricsHost ?? "0.0.0.0";
     const seedTrigger = this.#seedTrigger;

@@ -50,7 +50,7 @@ export function formatStatus(status: dfdaemonv1.StatusResponse): string {
     `schedulers:`,
     ...(status.schedulers.length === 0
       ? ["  none configured: every download goes straight to the origin"]
-      : status.schedulers.map((s) => `  ${s.address}  ${s.reachable ? "reachable" : `UNREACHABLE: ${s.lastError}`}`)),
+      : status.schedulers.map((s) => `  ${s.address}  ${s.reachable ? "reachable" : `UNREACHABLE: ${tidyError(s.lastError)}`}`)),
     `cache: ${formatBytes(Number(status.cacheBytes))}${status.cacheQuotaBytes > 0n ? ` of ${formatBytes(Number(status.cacheQuotaBytes))}` : ""} in ${status.taskCount} tasks, ${status.activeDownloads} downloading`,
     `recent failures:${status.recentFailures.length === 0 ? " none" : ""}`,
     ...status.recentFailures
@@ -59,4 +59,12 @@ export function formatStatus(status: dfdaemonv1.StatusResponse): string {
       .map((f) => `  ${new Date(Number(f.atMs)).toISOString()}  ${f.url}  ${f.description}`),
   ];
   return `${lines.join("\n")}\n`;
+}
+
+/** grpc-js wraps a refused connection in boilerplate; an operator needs the cause. */
+function tidyError(message: string): string {
+  return message
+    .replace(/^No connection established\. Last error: (?:Error: )?/, "")
+    .replace(/\.?\s*Resolution note:\s*$/, "")
+    .trim();
 }

@@ -217,9 +217,12 @@ export class TaskManager {
         task,
         spec,
         signal: this.#closing.signal,
-        onPiece: ({ piece, source }) => {
-          if (source === "origin") run.traffic.fromOrigin += piece.length;
-          else run.traffic.fromPeers += piece.length;
+        onPiece: ({ piece, source, costMs }) => {
+          if (source === "origin") {
+            run.traffic.fromOrigin += piece.length;
+            // Peer pieces are timed in the piece dispatcher, where they are fetched.
+            metrics.pieceDuration.observe({ source }, costMs / 1000);
+          } else run.traffic.fromPeers += piece.length;
           metrics.downloadBytes.inc({ source }, piece.length);
           emit();
         },

@@ -1,6 +1,13 @@
 import { createClient, schedulerv1, type HostSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import { backoffDelay, errorMessage, rendezvousOrder, type Logger } from "@lacewing/common";
-import { parseSchedulerEntry, resolveSchedulerEndpoints, type SchedulerEntry } from "./scheduler-endpoints.js";
+import {
+  backoffDelay,
+  errorMessage,
+  parseSchedulerEntry,
+  rendezvousOrder,
+  resolveSchedulerEndpoints,
+  type Logger,
+  type SchedulerEntry,
+} from "@lacewing/common";
 
 export type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
 export type HostInit = MessageInitShape<typeof HostSchema>;

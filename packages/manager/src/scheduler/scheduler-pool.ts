@@ -1,5 +1,13 @@
 import { HostType, createClient, schedulerv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import { LacewingError, errorMessage, rendezvousPick } from "@lacewing/common";
+import {
+  LacewingError,
+  errorMessage,
+  parseSchedulerEntry,
+  rendezvousPick,
+  resolveSchedulerEndpoints,
+  type LookupAll,
+  type SchedulerEntry,
+} from "@lacewing/common";
 import type { HostResult, PreheatScope } from "../jobs/job.js";
 
 export interface HostView {
@@ -36,23 +44,63 @@ const SCOPES: Record<PreheatScope, schedulerv1.TriggerScope> = {
   all_peers: schedulerv1.TriggerScope.ALL_PEERS,
 };
 
+/** How often configured names are looked up again (so scaled scheduler replicas are picked up), and sooner while one fails. */
+const RESOLVE_INTERVAL_MS = 30_000;
+const RETRY_RESOLVE_MS = 5_000;
+
 /**
- * Clients of every configured scheduler. A task goes to its owner, chosen by
- * rendezvous hashing of the task id over the addresses: the rule the daemons
- * use, so the preheated task lands where later downloads look for it.
+ * Clients of every configured scheduler. Names are resolved the way the
+ * daemons resolve them (a headless Service name counts once per A record), and
+ * a task goes to its owner, chosen by rendezvous hashing of the task id over
+ * those endpoints: the rule the daemons use, so the preheated task lands where
+ * later downloads look for it.
  */
 export class SchedulerPool {
+  /** The configured `--scheduler` entries. */
   readonly addresses: readonly string[];
+  readonly #entries: SchedulerEntry[];
+  readonly #lookup: LookupAll | undefined;
   readonly #clients = new Map<string, RpcClient<typeof schedulerv1.Scheduler>>();
+  #endpoints: string[] = [];
+  #unresolved = new Map<string, string>();
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
-  constructor(addresses: readonly string[]) {
+  constructor(addresses: readonly string[], options: { lookup?: LookupAll } = {}) {
     this.addresses = [...addresses];
+    this.#entries = this.addresses.map(parseSchedulerEntry);
+    this.#lookup = options.lookup;
+  }
+
+  /** Resolves the entries now, and again now and then until close(). */
+  async start(): Promise<void> {
+    await this.#resolve();
+  }
+
+  /** The scheduler endpoints (ip:port) tasks are hashed over. */
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
   }
 
   ownerOf(taskId: string): string {
-    const owner = rendezvousPick(taskId, this.addresses);
-    if (owner === undefined) throw new LacewingError("LW_ERR_MANAGER_NO_SCHEDULER", "failed_precondition", "no scheduler is configured (--scheduler)");
+    const owner = rendezvousPick(taskId, this.#endpoints);
+    if (owner === undefined)
+      throw new LacewingError(
+        "LW_ERR_MANAGER_NO_SCHEDULER",
+        "failed_precondition",
+        this.addresses.length === 0 ? "no scheduler is configured (--scheduler)" : `no scheduler address resolves: ${[...this.#unresolved.keys()].join(", ")}`,
+      );
     return owner;
+  }
+
+  async #resolve(): Promise<void> {
+    const { endpoints, unresolved } = await resolveSchedulerEndpoints(this.#entries, this.#lookup);
+    // A lookup that fails for every name keeps the last good list rather than emptying it.
+    if (endpoints.length > 0) this.#endpoints = endpoints;
+    this.#unresolved = unresolved;
+    if (this.#entries.length === 0 || this.#closed) return;
+    this.#timer = setTimeout(() => void this.#resolve(), unresolved.size > 0 ? RETRY_RESOLVE_MS : RESOLVE_INTERVAL_MS);
+    this.#timer.unref();
   }
 
   async trigger(
@@ -71,7 +119,7 @@ export class SchedulerPool {
   /** Every scheduler's hosts; an unreachable scheduler is reported, not fatal. */
   async listHosts(timeoutMs = 5_000): Promise<{ hosts: HostView[]; schedulers: SchedulerStatus[] }> {
     const answers = await Promise.all(
-      this.addresses.map(async (address) => {
+      this.#endpoints.map(async (address) => {
         try {
           const response = await this.#client(address).listHosts({}, { timeoutMs });
           const hosts = response.hosts.map((status) => toHostView(status, address));
@@ -81,10 +129,13 @@ export class SchedulerPool {
         }
       }),
     );
-    return { hosts: answers.flatMap((a) => a.hosts), schedulers: answers.map((a) => a.status) };
+    const unresolved = [...this.#unresolved].map(([address, error]) => ({ address, reachable: false, error: `cannot resolve: ${error}`, hostCount: 0 }));
+    return { hosts: answers.flatMap((a) => a.hosts), schedulers: [...answers.map((a) => a.status), ...unresolved] };
   }
 
   close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
     for (const client of this.#clients.values()) client.close();
     this.#clients.clear();
   }

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const flags = program.opts<Record<string, string | undefined>>();
   const { config: file, ...rest } = flags;
   const config = loadSchedulerConfig({ file, env: process.env, flags: rest });
-  const scheduler = new SchedulerServer({ config, serveMetrics: true });
+  const scheduler = new SchedulerServer({ config, serveMetrics: true, defaultMetrics: true });
   await scheduler.start();
 
   let closing = false;

@@ -1,11 +1,16 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { isSeedHost } from "../resource/host.js";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
 
 /** The scheduler's Prometheus metrics; names are a contract with the Grafana dashboard. */
 export interface SchedulerMetrics {
   readonly registry: Registry;
+  /** Peers registered, by kind: `download` (to be scheduled) or `complete` (a cached task re-announced). */
+  readonly peerRegistrations: Counter<"kind">;
+  /** Scheduling answers by result: parents, back_to_source, empty (zero-byte task), refresh. */
   readonly scheduleTotal: Counter<"result">;
+  /** Peers sent back to source, by cause (see BackToSourceCause). */
+  readonly backToSource: Counter<"reason">;
   readonly scheduleDuration: Histogram;
   readonly pieceReports: Counter<"result">;
   readonly trafficBytes: Counter<"type">;
@@ -16,8 +21,9 @@ export interface SchedulerMetrics {
  * several schedulers can live in one test process. Gauges are read from the
  * resource registry at scrape time.
  */
-export function createSchedulerMetrics(resources: ResourceRegistry): SchedulerMetrics {
+export function createSchedulerMetrics(resources: ResourceRegistry, options: { defaultMetrics?: boolean } = {}): SchedulerMetrics {
   const registry = new Registry();
+  if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix: "lacewing_scheduler_" });
   new Gauge({
     name: "lacewing_scheduler_hosts",
     help: "Hosts known to the scheduler, by type.",
@@ -51,10 +57,22 @@ export function createSchedulerMetrics(resources: ResourceRegistry): SchedulerMe
   });
   return {
     registry,
+    peerRegistrations: new Counter({
+      name: "lacewing_scheduler_peer_registrations_total",
+      help: "Peers registered, by kind: download (to be scheduled) or complete (a node re-announcing a cached task).",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
     scheduleTotal: new Counter({
       name: "lacewing_scheduler_schedule_total",
-      help: "Scheduling decisions, by result.",
+      help: "Scheduling answers, by result: parents, back_to_source, empty (zero-byte task) or refresh (more parents mid-download).",
       labelNames: ["result"],
+      registers: [registry],
+    }),
+    backToSource: new Counter({
+      name: "lacewing_scheduler_back_to_source_total",
+      help: "Peers sent back to source, by reason: seed (the task's seed peer or triggered download), first_peer (no seed alive), timeout, reschedules.",
+      labelNames: ["reason"],
       registers: [registry],
     }),
     scheduleDuration: new Histogram({

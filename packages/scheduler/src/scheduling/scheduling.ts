@@ -25,7 +25,15 @@ export interface SchedulingDeps {
   readonly triggerSeed: (host: HostRecord, task: Task) => Promise<void>;
 }
 
-export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "back_to_source"; reason: string; timedOut: boolean } | { kind: "empty" };
+/**
+ * Why a peer is sent back to source, as a stable metric label: it is the
+ * task's designated source (`seed`: a seed peer or a triggered download;
+ * `first_peer`: no seed is alive, so the first child fetches), or no parent
+ * appeared in time (`timeout`), or it ran out of reschedules (`reschedules`).
+ */
+export type BackToSourceCause = "seed" | "first_peer" | "timeout" | "reschedules";
+
+export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "back_to_source"; reason: string; cause: BackToSourceCause } | { kind: "empty" };
 
 /** The best parents for the child right now, at most candidateParentLimit. */
 export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord): Peer[] {
@@ -56,7 +64,7 @@ function contentIsFlowing(deps: SchedulingDeps, task: Task, child: Peer): boolea
  */
 export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer, signal: AbortSignal): Promise<ScheduleResult> {
   const { options, registry } = deps;
-  if (child.reschedules > options.maxReschedules) return { kind: "back_to_source", reason: "too many reschedules", timedOut: false };
+  if (child.reschedules > options.maxReschedules) return { kind: "back_to_source", reason: "too many reschedules", cause: "reschedules" };
   const deadline = Date.now() + options.scheduleTimeoutMs;
   for (;;) {
     if (signal.aborted) throw new LacewingError("LW_ERR_CANCELLED", "cancelled", "the peer left while waiting for parents");
@@ -82,16 +90,16 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
       // once, and they should fetch the bytes once, not once each.
       if (!otherSourceStarting(deps, task, child)) {
         task.backToSourcePeerId = child.id;
-        return { kind: "back_to_source", reason: "seed peer fetches from the origin", timedOut: false };
+        return { kind: "back_to_source", reason: "seed peer fetches from the origin", cause: "seed" };
       }
     } else if (!contentIsFlowing(deps, task, child)) {
       const started = startSource(deps, task, child);
-      if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", timedOut: false };
+      if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", cause: "first_peer" };
     }
 
     const left = deadline - Date.now();
     const outcome = left <= 0 ? "timeout" : await waitForTaskChange(task, left, signal);
-    if (outcome === "timeout") return { kind: "back_to_source", reason: "no parent appeared in time", timedOut: true };
+    if (outcome === "timeout") return { kind: "back_to_source", reason: "no parent appeared in time", cause: "timeout" };
   }
 }
 

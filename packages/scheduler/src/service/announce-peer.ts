@@ -207,9 +207,11 @@ class PeerSession {
     this.#log = this.#deps.logger.child({ taskId, peerId, hostId });
     this.#log.debug({ heldPieces: peer.pieces.size, triggered: peer.triggered }, "peer registered");
     if (register.complete && register.taskInfo !== undefined && register.taskInfo.contentLength >= 0n) {
+      this.#deps.metrics.peerRegistrations.inc({ kind: "complete" });
       this.#registerComplete(task, peer, register.taskInfo);
       return;
     }
+    this.#deps.metrics.peerRegistrations.inc({ kind: "download" });
     notifyTaskChanged(task);
     this.#decide(task, peer);
   }
@@ -253,11 +255,11 @@ class PeerSession {
       try {
         const result = await schedulePeer(this.#deps, task, peer, signal);
         stopTimer();
-        metrics.scheduleTotal.inc({
-          result: result.kind === "parents" ? "parents" : result.kind === "back_to_source" && result.timedOut ? "timeout" : "back_to_source",
-        });
-        if (result.kind === "back_to_source") this.#log.info({ reason: result.reason }, "peer goes back to source");
-        else if (result.kind === "parents") this.#log.debug({ parents: result.parents.map((p) => p.id) }, "parents scheduled");
+        metrics.scheduleTotal.inc({ result: result.kind });
+        if (result.kind === "back_to_source") {
+          metrics.backToSource.inc({ reason: result.cause });
+          this.#log.info({ reason: result.reason }, "peer goes back to source");
+        } else if (result.kind === "parents") this.#log.debug({ parents: result.parents.map((p) => p.id) }, "parents scheduled");
         if (!signal.aborted) this.responses.push(responseOf(result, task, registry));
       } catch (err) {
         if (signal.aborted) return;

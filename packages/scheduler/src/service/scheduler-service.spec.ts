@@ -198,6 +198,7 @@ describe("AnnouncePeer", () => {
     const last = await child.next();
     assert.equal(last.response.case, "needBackToSource");
     assert.ok(Date.now() - started >= 250, "waited for a parent before giving up");
+    assert.match(await scheduler.metrics.registry.metrics(), /lacewing_scheduler_back_to_source_total\{reason="timeout"\} 1\n/);
   });
 
   it("sends a peer back to source once it used up maxReschedules", async () => {
@@ -214,6 +215,7 @@ describe("AnnouncePeer", () => {
     }
     child.send({ case: "reschedule", value: { failedParentIds: [] } });
     assert.equal((await child.next()).response.case, "needBackToSource");
+    assert.match(await scheduler.metrics.registry.metrics(), /lacewing_scheduler_back_to_source_total\{reason="reschedules"\} 1\n/);
   });
 
   it("stops handing out peers of a host as soon as it missed two announce intervals, and GC drops it", async () => {
@@ -332,6 +334,11 @@ describe("AnnouncePeer", () => {
     const second = stream(client, "h2", "second");
     second.register();
     assert.equal((await second.next()).response.case, "emptyTask");
+    // A zero-byte task is neither a back-to-source decision nor a parent set.
+    const metrics = await scheduler.metrics.registry.metrics();
+    assert.match(metrics, /lacewing_scheduler_schedule_total\{result="empty"\} 1/);
+    assert.match(metrics, /lacewing_scheduler_schedule_total\{result="back_to_source"\} 1\n/);
+    assert.match(metrics, /lacewing_scheduler_back_to_source_total\{reason="first_peer"\} 1\n/);
   });
 
   it("answers a child waiting for pieces as soon as another peer reports one", async () => {
@@ -355,6 +362,8 @@ describe("AnnouncePeer", () => {
     const metrics = await scheduler.metrics.registry.metrics();
     assert.match(metrics, /lacewing_scheduler_schedule_total\{result="back_to_source"\} 1/);
     assert.match(metrics, /lacewing_scheduler_schedule_total\{result="parents"\} 2/);
+    assert.match(metrics, /lacewing_scheduler_back_to_source_total\{reason="first_peer"\} 1/);
+    assert.match(metrics, /lacewing_scheduler_peer_registrations_total\{kind="download"\} 3/);
     assert.match(metrics, /lacewing_scheduler_traffic_bytes_total\{type="peer"\} 4/);
     assert.match(metrics, /lacewing_scheduler_piece_reports_total\{result="finished"\} 1/);
   });

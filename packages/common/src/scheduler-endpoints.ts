@@ -1,6 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { LacewingError } from "@lacewing/common";
+import { LacewingError } from "./errors.js";
 
 /** One configured `--scheduler` entry, split into host and port. */
 export interface SchedulerEntry {
@@ -20,6 +20,11 @@ function endpointOf(ip: string, port: number): string {
   return isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** Every address a name resolves to; injectable for tests. */
+export type LookupAll = (host: string) => Promise<Array<{ address: string; family: number }>>;
+
+const systemLookup: LookupAll = (host) => lookup(host, { all: true });
+
 /**
  * The scheduler endpoints `ip:port` that the entries name right now: an IP
  * literal is itself, a DNS name counts once per address it resolves to (a
@@ -27,10 +32,6 @@ function endpointOf(ip: string, port: number): string {
  * the same records hashes tasks to the same owner. A name that does not
  * resolve is left out and reported in `unresolved`.
  */
-export type LookupAll = (host: string) => Promise<Array<{ address: string; family: number }>>;
-
-const systemLookup: LookupAll = (host) => lookup(host, { all: true });
-
 export async function resolveSchedulerEndpoints(
   entries: SchedulerEntry[],
   lookupAll: LookupAll = systemLookup,
