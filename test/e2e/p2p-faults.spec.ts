@@ -78,6 +78,24 @@ async function clusterWithHolders(holders: string[], extra: string[] = []): Prom
   return { scheduler, daemons };
 }
 
+describe("P2P pipelining", () => {
+  it("children receive pieces from the seed while the seed is still fetching the task from a slow origin", async () => {
+    cluster.origin.bytesPerSecond = 8 * MiB;
+    const scheduler = await startScheduler();
+    cluster.scheduler = scheduler;
+    const seed = await peer("seed", scheduler.address, ["--seed"]);
+    const children = [await peer("a", scheduler.address), await peer("b", scheduler.address)];
+    await waitForHosts(scheduler.address, 3);
+    const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
+    await until("both children hold pieces from peers", async () => (await peerBytes(children[0]!)) > 0 && (await peerBytes(children[1]!)) > 0);
+    const seedHas = await metricValue(seed.ports.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "origin" });
+    assert.ok(seedHas < blob.byteLength / 2, `the seed had only ${seedHas} of ${blob.byteLength} bytes when its children got their first pieces`);
+    const results = await Promise.all(downloads);
+    for (const [i, child] of children.entries()) await assertHoldsBlob(child, results[i]!);
+    assert.equal(cluster.origin.bytesSent, blob.byteLength + 1);
+  });
+});
+
 describe("P2P faults: every surviving peer ends with the right bytes", () => {
   it("a parent killed with SIGKILL mid-transfer", async () => {
     const scheduler = await startScheduler();

@@ -1,33 +1,51 @@
 import type { StoredTask } from "../storage/stored-task.js";
 
+/** A first send still running after this long is presumed stuck; the piece is served again. */
+const STUCK_SEND_MS = 30_000;
+
+interface FirstSend {
+  startedAt: number;
+  /** Undefined while the first send is in flight. */
+  doneAt: number | undefined;
+}
+
 /**
  * Super-seeding for seed peers: a seed's uplink is the scarcest link in a
  * cold start, so it sends each piece once and lets the children trade it.
- * A request for a piece the seed already sent within `windowMs` is refused
- * (503 with `x-lacewing-elsewhere`), and the child asks for another piece;
- * after the window, or for a piece nobody got yet, the seed serves. The
- * window bounds the cost when the first receiver is slow or gone.
+ * While a piece's first send is in flight, and for `windowMs` after it
+ * completed (time for the receiver to announce it), a request for that piece
+ * is refused (503 with `x-lacewing-elsewhere`) and the child asks for
+ * another. A first send that fails, or hangs, frees the piece again.
  */
 export class SuperSeed {
   readonly #windowMs: number;
-  readonly #firstSent = new WeakMap<StoredTask, Map<number, number>>();
+  readonly #sends = new WeakMap<StoredTask, Map<number, FirstSend>>();
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
   }
 
-  /** Whether to serve `piece` now; records the first send. */
-  admit(task: StoredTask, piece: number, now = Date.now()): boolean {
-    let sent = this.#firstSent.get(task);
-    if (sent === undefined) {
-      sent = new Map();
-      this.#firstSent.set(task, sent);
+  /** Whether to serve `piece` now; a first send is recorded and must be ended with `done`. */
+  admit(task: StoredTask, piece: number, now = Date.now()): { ok: boolean; first: boolean } {
+    let sends = this.#sends.get(task);
+    if (sends === undefined) {
+      sends = new Map();
+      this.#sends.set(task, sends);
     }
-    const first = sent.get(piece);
-    if (first === undefined) {
-      sent.set(piece, now);
-      return true;
+    const first = sends.get(piece);
+    if (first === undefined || (first.doneAt === undefined && now - first.startedAt >= STUCK_SEND_MS)) {
+      sends.set(piece, { startedAt: now, doneAt: undefined });
+      return { ok: true, first: true };
     }
-    return now - first >= this.#windowMs;
+    return { ok: first.doneAt !== undefined && now - first.doneAt >= this.#windowMs, first: false };
+  }
+
+  /** Ends a first send: completed, the window starts; failed, the piece is free for the next request. */
+  done(task: StoredTask, piece: number, completed: boolean, now = Date.now()): void {
+    const sends = this.#sends.get(task);
+    const send = sends?.get(piece);
+    if (sends === undefined || send === undefined || send.doneAt !== undefined) return;
+    if (completed) send.doneAt = now;
+    else sends.delete(piece);
   }
 }

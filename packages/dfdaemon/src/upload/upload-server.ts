@@ -89,7 +89,8 @@ export class UploadServer {
       reply(response, 503, "upload slots full");
       return;
     }
-    if (this.#superSeed !== undefined && !this.#superSeed.admit(task, piece.number)) {
+    const admission = this.#superSeed?.admit(task, piece.number) ?? { ok: true, first: false };
+    if (!admission.ok) {
       metrics.uploadPieces.inc({ result: "elsewhere" });
       response.setHeader("x-lacewing-elsewhere", "1");
       reply(response, 503, "piece already sent: get it from another peer");
@@ -111,8 +112,12 @@ export class UploadServer {
     });
     (this.#limiter ? pipeline(source, this.#limiter.throttle(), response) : pipeline(source, response))
       .then(
-        () => metrics.uploadPieces.inc({ result: "ok" }),
+        () => {
+          metrics.uploadPieces.inc({ result: "ok" });
+          if (admission.first) this.#superSeed?.done(task, piece.number, true);
+        },
         (err: unknown) => {
+          if (admission.first) this.#superSeed?.done(task, piece.number, false);
           metrics.uploadPieces.inc({ result: "aborted" });
           this.#options.log.debug({ taskId, piece: piece.number, err: errorMessage(err) }, "piece upload aborted");
         },
