@@ -73,8 +73,8 @@ async function fetchRanged(task: StoredTask, origin: OriginRequest, options: Bac
         ...tryOptions,
         onRetry: (err, attempt) => options.log.warn({ taskId: task.taskId, piece: number, attempt, err: (err as Error).message }, "retrying piece from origin"),
       });
-      const piece = { ...range, crc32: crc32(bytes) };
-      await task.writePiece(piece, bytes);
+      const piece = { ...range, crc32: bytes.crc32 };
+      await task.writePiece(piece, bytes.chunks);
       options.onPiece(piece, Date.now() - started);
     }
   };

@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from "undici";
-import { isLacewingError } from "@lacewing/common";
+import { crc32, isLacewingError } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 
 export interface OriginRequest {
@@ -41,7 +41,7 @@ export async function probeOrigin(req: OriginRequest): Promise<OriginProbe> {
 }
 
 /** Fetches exactly `length` bytes at `offset`, or fails saying how the origin misbehaved. */
-export async function fetchRange(req: OriginRequest, offset: number, length: number): Promise<Buffer> {
+export async function fetchRange(req: OriginRequest, offset: number, length: number): Promise<ReadBody> {
   const end = offset + length - 1;
   const response = await send(req, { range: `bytes=${offset}-${end}` });
   const range = parseContentRange(response.headers["content-range"]);
@@ -57,14 +57,22 @@ export async function fetchRange(req: OriginRequest, offset: number, length: num
 }
 
 /** Reads a body that must be exactly `length` bytes long. */
-export async function readExactly(body: AsyncIterable<Buffer>, length: number, what: string): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
+/** A body read in full: the chunks as they arrived (no copy) and their running crc32. */
+export interface ReadBody {
+  chunks: Buffer[];
+  crc32: number;
+}
+
+export async function readExactly(body: AsyncIterable<Buffer>, length: number, what: string): Promise<ReadBody> {
+  const chunks: Buffer[] = [];
+  let crc = 0;
   let filled = 0;
   try {
     for await (const chunk of body) {
       if (filled + chunk.byteLength > length)
         throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${length} bytes it announced for ${what}`);
-      chunk.copy(out, filled);
+      chunks.push(chunk);
+      crc = crc32(chunk, crc);
       filled += chunk.byteLength;
     }
   } catch (err) {
@@ -73,7 +81,7 @@ export async function readExactly(body: AsyncIterable<Buffer>, length: number, w
   }
   if (filled !== length)
     throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${filled} of the ${length} bytes it announced for ${what}`);
-  return out;
+  return { chunks, crc32: crc };
 }
 
 async function send(req: OriginRequest, extra: { range?: string }): Promise<Dispatcher.ResponseData> {
