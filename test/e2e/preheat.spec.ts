@@ -11,13 +11,12 @@ import { taskIdOf } from "@lacewing/common";
 import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { missingCommands } from "../helpers/commands.js";
 import { listening, startManagerProcess, type ManagerProcess } from "../helpers/manager.js";
+import type { CountingProxy, TokenServer } from "../helpers/registry.js";
 import {
-  CountingProxy,
-  TokenServer,
   buildImage,
   imageDescriptors,
   pushImage,
-  startRegistry,
+  startRegistryPair,
   type BlobTraffic,
   type Descriptor,
   type Registry,
@@ -79,12 +78,7 @@ describe("preheat end to end: lacewing-manager → scheduler → seed peers, the
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "lacewing-preheat-e2e-"));
-    tokens = new TokenServer();
-    await tokens.start(join(root, "tokens"));
-    [registry, privateRegistry] = await Promise.all([startRegistry(join(root, "registry")), startRegistry(join(root, "private-registry"), tokens)]);
-    front = new CountingProxy(registry.host);
-    privateFront = new CountingProxy(privateRegistry.host);
-    await Promise.all([front.start(), privateFront.start()]);
+    ({ tokens, registry, privateRegistry, front, privateFront } = await startRegistryPair(root));
     [app, secret, files] = await Promise.all([
       buildImage(join(root, "images", "app"), "app", [24 * MiB, 8 * MiB, 3 * MiB, 1 * MiB]),
       buildImage(join(root, "images", "secret"), "secret", [6 * MiB, 2 * MiB]),

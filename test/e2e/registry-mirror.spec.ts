@@ -10,17 +10,8 @@ import { metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type
 import { missingCommands } from "../helpers/commands.js";
 import { startContainerd, type Containerd } from "../helpers/containerd.js";
 import { BIN, runCommand } from "../helpers/processes.js";
-import {
-  CountingProxy,
-  TokenServer,
-  buildImage,
-  imageDescriptors,
-  pushImage,
-  startRegistry,
-  type Descriptor,
-  type Registry,
-  type TestImage,
-} from "../helpers/registry.js";
+import type { CountingProxy, TokenServer } from "../helpers/registry.js";
+import { buildImage, imageDescriptors, pushImage, startRegistryPair, type Descriptor, type Registry, type TestImage } from "../helpers/registry.js";
 
 const MiB = 1024 * 1024;
 const needed = ["containerd", "ctr", "docker-registry", "skopeo", "umoci", "openssl"];
@@ -74,12 +65,7 @@ describe("registry mirror: containerd pulls through dfdaemon with P2P", { skip }
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "lacewing-mirror-e2e-"));
-    tokens = new TokenServer();
-    await tokens.start(join(root, "tokens"));
-    [registry, privateRegistry] = await Promise.all([startRegistry(join(root, "registry")), startRegistry(join(root, "private-registry"), tokens)]);
-    front = new CountingProxy(registry.host);
-    privateFront = new CountingProxy(privateRegistry.host);
-    await Promise.all([front.start(), privateFront.start()]);
+    ({ tokens, registry, privateRegistry, front, privateFront } = await startRegistryPair(root));
     [app, spare, secret] = await Promise.all([
       buildImage(join(root, "images", "app"), "app", [72 * MiB, 8 * MiB, 1 * MiB]),
       buildImage(join(root, "images", "spare"), "spare", [6 * MiB, 2 * MiB]),

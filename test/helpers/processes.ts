@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { access, rm } from "node:fs/promises";
+import { exec, startBinary, type CommandResult, type RunningProcess } from "./commands.js";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,26 +15,11 @@ export const BIN = {
   manager: join(ROOT, "packages/manager/bin/lacewing-manager.js"),
 };
 
-export interface RunningProcess {
-  child: ChildProcess;
-  output: () => string;
-  stop: (signal?: NodeJS.Signals) => Promise<void>;
-}
+export type { CommandResult, RunningProcess } from "./commands.js";
 
+/** Starts one of our Node binaries (BIN.*) with this Node, collecting its output. */
 export function startProcess(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  return {
-    child,
-    output: () => output,
-    stop: async (signal = "SIGTERM") => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
+  return startBinary(process.execPath, [bin, ...args], { env });
 }
 
 /** Ports free on 127.0.0.1 right now (the kernel picks them; a race with other binders is unlikely). */
@@ -103,19 +88,7 @@ export async function startDaemon(dir: string, extra: string[] = []): Promise<Ru
   throw new Error(`dfdaemon did not open its socket: ${daemon.output()}`);
 }
 
-export interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
+/** Runs one of our Node binaries to completion; never rejects for a non-zero exit. */
 export function runCommand(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.once("close", (code) => resolvePromise({ code, stdout, stderr }));
-  });
+  return exec(process.execPath, [bin, ...args], { env });
 }

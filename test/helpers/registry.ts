@@ -320,3 +320,32 @@ async function writeRandomFile(path: string, size: number): Promise<string> {
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   return hash.digest("hex");
 }
+
+/** A plain registry and a token-protected one, each behind a counting proxy, under `root`. */
+export interface RegistryPair {
+  tokens: TokenServer;
+  registry: Registry;
+  privateRegistry: Registry;
+  front: CountingProxy;
+  privateFront: CountingProxy;
+  close: () => Promise<void>;
+}
+
+export async function startRegistryPair(root: string): Promise<RegistryPair> {
+  const tokens = new TokenServer();
+  await tokens.start(join(root, "tokens"));
+  const [registry, privateRegistry] = await Promise.all([startRegistry(join(root, "registry")), startRegistry(join(root, "private-registry"), tokens)]);
+  const front = new CountingProxy(registry.host);
+  const privateFront = new CountingProxy(privateRegistry.host);
+  await Promise.all([front.start(), privateFront.start()]);
+  return {
+    tokens,
+    registry,
+    privateRegistry,
+    front,
+    privateFront,
+    close: async () => {
+      await Promise.all([front.close(), privateFront.close(), registry.stop(), privateRegistry.stop(), tokens.close()]);
+    },
+  };
+}
