@@ -60,10 +60,25 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
   }, tryOptions);
 }
 
+/**
+ * Ranged workers over the missing pieces, in order. The workers ramp up: one
+ * to start, one more each time a piece lands, up to `concurrency`. When the
+ * origin's link is the bottleneck, eight pieces started at once would all land
+ * late together; ramping lands the first piece (which peers may be waiting
+ * for) after one piece-time, and costs a fast origin only its first few pieces.
+ */
 async function fetchRanged(task: StoredTask, origin: OriginRequest, options: BackToSourceOptions, tryOptions: Parameters<typeof retry>[1]): Promise<void> {
   const missing: number[] = [];
   for (let n = 0; n < task.totalPieces; n++) if (!task.hasPiece(n)) missing.push(n);
   let next = 0;
+  const workers: Array<Promise<void>> = [];
+  const spawn = (): void => {
+    if (workers.length >= Math.min(options.concurrency, missing.length)) return;
+    const running = worker();
+    // Marked handled: the first failure is rethrown below; later ones must not crash the daemon.
+    running.catch(() => undefined);
+    workers.push(running);
+  };
   const worker = async (): Promise<void> => {
     while (next < missing.length) {
       const number = missing[next++]!;
@@ -76,9 +91,12 @@ async function fetchRanged(task: StoredTask, origin: OriginRequest, options: Bac
       const piece = { ...range, crc32: bytes.crc32 };
       await task.writePiece(piece, bytes.chunks);
       options.onPiece(piece, Date.now() - started);
+      spawn();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency, missing.length) }, worker));
+  spawn();
+  // Workers join while others run; wait until the list stops growing.
+  for (let settled = 0; settled < workers.length; settled++) await workers[settled];
 }
 
 async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, options: BackToSourceOptions): Promise<void> {

@@ -207,7 +207,10 @@ class PeerTaskRun {
     const stream = this.#stream;
     if (stream === undefined || stream.broken || this.#answered !== undefined || this.#dispatcher.liveParents >= MAX_LIVE_PARENTS) return;
     this.#pendingRefreshes++;
-    stream.send({ case: "reschedule", value: { refresh: true, failedParentIds: this.#dispatcher.takeFailedParents() } });
+    stream.send({
+      case: "reschedule",
+      value: { refresh: true, failedParentIds: this.#dispatcher.takeFailedParents(), knownParentIds: this.#dispatcher.liveParentIds() },
+    });
   }
 
   /**

@@ -76,6 +76,11 @@ export class PieceDispatcher {
     return live;
   }
 
+  /** Ids of the parents still usable. */
+  liveParentIds(): string[] {
+    return [...this.#parents.values()].filter((parent) => !parent.dropped).map((parent) => parent.id);
+  }
+
   /** Adds the scheduler's candidates (known ones are skipped) and starts syncing with them. */
   addParents(candidates: schedulerv1.CandidateParent[]): void {
     const { task, peerId, hostId } = this.#o;

@@ -24,4 +24,15 @@ describe("SuperSeed", () => {
     assert.equal(seed.admit(task, 1, 29_000).ok, false);
     assert.deepEqual(seed.admit(task, 1, 30_200), { ok: true, first: true }, "a send stuck for 30 s is presumed lost");
   });
+
+  it("serves freely once the seed holds the whole task and every piece went out once", () => {
+    const whole = { meta: { finished: true }, totalPieces: 2 } as unknown as StoredTask;
+    const seed = new SuperSeed(3_000);
+    seed.admit(whole, 0, 0);
+    seed.done(whole, 0, true, 10);
+    assert.equal(seed.admit(whole, 0, 20).ok, false, "piece 1 has not gone out yet");
+    seed.admit(whole, 1, 30);
+    seed.done(whole, 1, true, 40);
+    assert.deepEqual(seed.admit(whole, 0, 50), { ok: true, first: false });
+  });
 });

@@ -32,12 +32,20 @@ export class SuperSeed {
       sends = new Map();
       this.#sends.set(task, sends);
     }
+    // Once every piece went out, the seed's uplink would idle: it serves like any parent.
+    if (task.meta.finished && this.#everySent(sends, task)) return { ok: true, first: false };
     const first = sends.get(piece);
     if (first === undefined || (first.doneAt === undefined && now - first.startedAt >= STUCK_SEND_MS)) {
       sends.set(piece, { startedAt: now, doneAt: undefined });
       return { ok: true, first: true };
     }
     return { ok: first.doneAt !== undefined && now - first.doneAt >= this.#windowMs, first: false };
+  }
+
+  #everySent(sends: Map<number, FirstSend>, task: StoredTask): boolean {
+    if (sends.size < task.totalPieces) return false;
+    for (const send of sends.values()) if (send.doneAt === undefined) return false;
+    return true;
   }
 
   /** Ends a first send: completed, the window starts; failed, the piece is free for the next request. */

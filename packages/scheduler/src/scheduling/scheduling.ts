@@ -35,10 +35,10 @@ export type BackToSourceCause = "seed" | "first_peer" | "timeout" | "reschedules
 
 export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "back_to_source"; reason: string; cause: BackToSourceCause } | { kind: "empty" };
 
-/** The best parents for the child right now, at most candidateParentLimit. */
-export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord): Peer[] {
+/** The best parents for the child right now, at most candidateParentLimit, leaving out `exclude` (parents it already has). */
+export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord, exclude: ReadonlySet<string> = new Set()): Peer[] {
   const base = { task, child, childHost, hosts: deps.registry.hosts, topology: deps.options.topology, now: deps.now() };
-  let candidates = filterCandidateParents(base);
+  let candidates = filterCandidateParents(base).filter((parent) => !exclude.has(parent.id));
   const good = candidates.filter((parent) => !task.badParents.has(parent.id));
   if (good.length > 0) candidates = good;
   return rankParents(buildScoreContext(base, candidates), candidates, deps.random).slice(0, deps.options.candidateParentLimit);

@@ -155,7 +155,7 @@ class PeerSession {
       case "reschedule":
         for (const parentId of body.value.failedParentIds) if (parentId !== "") peer.blocklist.add(parentId);
         if (body.value.refresh) {
-          this.#refresh(task, peer);
+          this.#refresh(task, peer, new Set(body.value.knownParentIds));
           return;
         }
         peer.reschedules++;
@@ -232,14 +232,14 @@ class PeerSession {
   }
 
   /** Answers a refresh with the best parents right now, without waiting and without counting a reschedule. */
-  #refresh(task: Task, peer: Peer): void {
+  #refresh(task: Task, peer: Peer, known: ReadonlySet<string>): void {
     const { registry } = this.#deps;
     this.#decisions = this.#decisions.then(() => {
       if (this.#controller.signal.aborted) return;
       const host = registry.hosts.get(peer.hostId);
       // No upload-slot assignment is recorded: the child already downloads, and
       // the parents' real load arrives with their next announcement.
-      const parents = host === undefined ? [] : chooseParents(this.#deps, task, peer, host);
+      const parents = host === undefined ? [] : chooseParents(this.#deps, task, peer, host, known);
       this.#deps.metrics.scheduleTotal.inc({ result: "refresh" });
       this.responses.push(responseOf({ kind: "parents", parents }, task, registry));
     });

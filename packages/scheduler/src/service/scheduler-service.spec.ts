@@ -317,6 +317,8 @@ describe("AnnouncePeer", () => {
       assert.equal(answer.response.case, "normalTask");
       assert.deepEqual(parentIdsOf(answer).sort(), ["other", "source"]);
     }
+    child.send({ case: "reschedule", value: { refresh: true, knownParentIds: ["source"] } });
+    assert.deepEqual(parentIdsOf(await child.next()), ["other"], "parents the child already has are left out");
     assert.equal(scheduler.registry.tasks.get(TASK_1)?.peers.get("child")?.reschedules, 0);
   });
 
