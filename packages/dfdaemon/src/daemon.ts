@@ -204,7 +204,8 @@ export class Dfdaemon {
     await this.#mirror.close();
     await this.#metricsServer.close();
     this.#clients.close();
-    await this.#agent.close();
+    // destroy, not close: close waits for requests still in flight, and shutdown must not.
+    await this.#agent.destroy();
     await this.store.close();
     await rm(this.config.socket, { force: true });
   }

@@ -49,7 +49,8 @@ export class RegistryMirror {
 
   async close(): Promise<void> {
     await closeServer(this.#server);
-    await this.#agent.close();
+    // destroy, not close: close waits for requests still in flight, and shutdown must not.
+    await this.#agent.destroy();
   }
 
   #handle(request: IncomingMessage, response: ServerResponse): void {
