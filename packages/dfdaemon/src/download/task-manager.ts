@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import { createReadStream } from "node:fs";
 import { copyFile, link, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -77,6 +77,8 @@ export class TaskManager {
 
   constructor(options: TaskManagerOptions) {
     this.#options = options;
+    // Every piece request in flight listens on it; dozens at once are normal.
+    setMaxListeners(0, this.#closing.signal);
   }
 
   get activeDownloads(): number {
