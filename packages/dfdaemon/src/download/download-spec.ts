@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, MAX_PIECE_LENGTH, parseUrl } from "@lacewing/common";
+import { LacewingError, MAX_PIECE_LENGTH, parseUrl, taskIdOf } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -39,4 +39,9 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
     disableBackToSource: download.disableBackToSource,
     triggered: download.triggered,
   };
+}
+
+/** The task id a spec names: its URL without volatile query parameters, tag and application. */
+export function taskIdOfSpec(spec: DownloadSpec): string {
+  return taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
 }

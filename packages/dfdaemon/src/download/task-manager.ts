@@ -2,11 +2,11 @@ import { EventEmitter, setMaxListeners } from "node:events";
 import { createReadStream } from "node:fs";
 import { copyFile, link, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createDigester, deferred, errorMessage, isAbortError, isLacewingError, parseDigest, taskIdOf, type Logger } from "@lacewing/common";
+import { createDigester, deferred, errorMessage, isAbortError, isLacewingError, parseDigest, type Logger } from "@lacewing/common";
 import type { TaskStore } from "../storage/task-store.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
-import type { DownloadSpec } from "./download-spec.js";
+import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { TaskFiller } from "./task-filler.js";
 import type { DfdaemonMetrics } from "../metrics.js";
 
@@ -102,7 +102,7 @@ export class TaskManager {
 
   async #download(spec: DownloadSpec, hooks: DownloadHooks, evictedBefore = 0): Promise<DownloadResult> {
     const started = Date.now();
-    const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
+    const taskId = taskIdOfSpec(spec);
     const expected = spec.digest ? parseDigest(spec.digest) : undefined;
     const signals = [hooks.signal, spec.timeoutMs > 0 ? AbortSignal.timeout(spec.timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
@@ -172,7 +172,7 @@ export class TaskManager {
    * once. The caller should count itself in with `task.acquire()` while it reads.
    */
   async open(spec: DownloadSpec): Promise<OpenTask> {
-    const taskId = taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
+    const taskId = taskIdOfSpec(spec);
     const cached = this.#options.store.get(taskId);
     if (cached?.meta.finished) return { task: cached, done: Promise.resolve(cached) };
     const run = this.#runFor(taskId, spec);

@@ -47,8 +47,6 @@ export class ParentPeer {
   inflight = 0;
   /** The parent holds the whole task. */
   finished = false;
-  /** The sync stream is over (finished, failed, or dropped). */
-  ended = false;
   /** This child gave up on the parent for the task. */
   dropped = false;
   /** Epoch ms before which the parent said it is busy. */
@@ -94,7 +92,6 @@ export class ParentPeer {
       } catch (err) {
         failure = this.dropped ? undefined : new Error(`piece stream from parent broke: ${errorMessage(err)}`);
       }
-      this.ended = true;
       events.end(this, failure);
     })();
   }

@@ -63,10 +63,10 @@ class PeerTaskRun {
   readonly #log: Logger;
   readonly #dispatcher: PieceDispatcher;
   #stream: AnnounceStream | undefined;
-  /** Settles when the scheduler orders back-to-source while parents are being used. */
-  readonly #directive = deferred<{ kind: "back_to_source"; description: string }>();
-  /** Set with the directive, so the loop sees it before waiting again. */
+  /** Why the scheduler ordered back-to-source while parents were being used. */
   #sourceOrder: string | undefined;
+  /** Settles when #sourceOrder is set, to wake the download loop. */
+  readonly #ordered = deferred<"ordered">();
   /** Waiting for the answer to a reschedule. */
   #answered: Deferred<void> | undefined;
   /** Refresh requests sent and not answered yet; their answers come before a reschedule's. */
@@ -95,7 +95,6 @@ class PeerTaskRun {
       onPiece: (event) => this.#onPiece(event),
       onPieceFailed: (parentId, number, reason, description) =>
         this.#stream?.send({ case: "pieceFailed", value: { parentId, number: Math.max(number, 0), reason: REASON_CODES[reason], description } }),
-      onTaskInfo: () => undefined,
     });
   }
 
@@ -144,12 +143,9 @@ class PeerTaskRun {
       let reschedules = 0;
       for (;;) {
         if (this.#sourceOrder !== undefined) return this.#backToSource("scheduler", this.#sourceOrder);
-        const outcome = await Promise.race([this.#dispatcher.waitForProgress(), this.#directive.promise]);
+        const outcome = await Promise.race([this.#dispatcher.waitForProgress(), this.#ordered.promise]);
         if (outcome === "complete") return;
-        if (outcome !== "stuck") {
-          if (outcome.kind === "back_to_source") return this.#backToSource("scheduler", outcome.description);
-          continue;
-        }
+        if (outcome === "ordered") continue;
         if (++reschedules > this.#o.maxReschedules)
           return this.#backToSource("reschedules", `no parent could serve after ${this.#o.maxReschedules} reschedules`);
         if (!(await this.#reschedule())) return this.#backToSource("scheduler_lost", "parents ran dry and no scheduler is reachable");
@@ -199,13 +195,13 @@ class PeerTaskRun {
 
   #orderBackToSource(description: string): void {
     this.#sourceOrder ??= description;
-    this.#directive.resolve({ kind: "back_to_source", description });
+    this.#ordered.resolve("ordered");
   }
 
   /** Asks for more parents while the download progresses, so children that gained pieces join in. */
   #refresh(): void {
     const stream = this.#stream;
-    if (stream === undefined || stream.broken || this.#answered !== undefined || this.#dispatcher.liveParents >= MAX_LIVE_PARENTS) return;
+    if (stream === undefined || stream.broken || this.#answered !== undefined || this.#dispatcher.liveParentIds().length >= MAX_LIVE_PARENTS) return;
     this.#pendingRefreshes++;
     stream.send({
       case: "reschedule",

@@ -25,8 +25,6 @@ export interface DispatcherOptions {
   metrics: DfdaemonMetrics;
   onPiece: (event: PieceEvent) => void;
   onPieceFailed: (parentId: string, number: number, reason: PieceFailureReason, description: string) => void;
-  /** The task's length became known from a parent. */
-  onTaskInfo: () => void;
 }
 
 export type Progress = "complete" | "stuck";
@@ -38,9 +36,8 @@ const ELSEWHERE_BACKOFF_MS = 1_000;
 
 /**
  * Fetches a task's pieces from its parents: several parents at once, with
- * bounded concurrency, rarest piece first (lowest number among equals, so a
- * single parent is read in order), from the least busy and fastest parent
- * that holds it. A parent that fails a piece (connect error, timeout, bad
+ * bounded concurrency, the idlest and fastest parent first, and of its
+ * pieces the rarest (see #pick). A parent that fails a piece (connect error, timeout, bad
  * crc32, missing piece) is dropped for this task and reported; the piece is
  * asked of another parent. When no remaining parent can make progress the
  * dispatcher reports "stuck" and the caller asks the scheduler for more.
@@ -67,13 +64,6 @@ export class PieceDispatcher {
     const failed = this.#failedParents;
     this.#failedParents = [];
     return failed;
-  }
-
-  /** Parents that are still usable. */
-  get liveParents(): number {
-    let live = 0;
-    for (const parent of this.#parents.values()) if (!parent.dropped) live++;
-    return live;
   }
 
   /** Ids of the parents still usable. */
@@ -141,10 +131,7 @@ export class PieceDispatcher {
       return;
     }
     this.#settingLength ??= task.setLength(contentLength, pieceLength).then(
-      () => {
-        this.#o.onTaskInfo();
-        this.#activity();
-      },
+      () => this.#activity(),
       (err: unknown) => this.#abortWith(err),
     );
   }
@@ -194,7 +181,7 @@ export class PieceDispatcher {
       }
     }
     if (this.#inflight.size > 0 || this.#waiter === undefined) return;
-    if (this.liveParents === 0) {
+    if (this.liveParentIds().length === 0) {
       this.#settle("stuck");
       return;
     }

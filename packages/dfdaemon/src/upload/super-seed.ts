@@ -20,6 +20,8 @@ interface FirstSend {
 export class SuperSeed {
   readonly #windowMs: number;
   readonly #sends = new WeakMap<StoredTask, Map<number, FirstSend>>();
+  /** Tasks whose every piece went out once; that cannot become false again. */
+  readonly #allSent = new WeakSet<StoredTask>();
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
@@ -33,7 +35,10 @@ export class SuperSeed {
       this.#sends.set(task, sends);
     }
     // Once every piece went out, the seed's uplink would idle: it serves like any parent.
-    if (task.meta.finished && this.#everySent(sends, task)) return { ok: true, first: false };
+    if (this.#allSent.has(task) || (task.meta.finished && this.#everySent(sends, task))) {
+      this.#allSent.add(task);
+      return { ok: true, first: false };
+    }
     const first = sends.get(piece);
     if (first === undefined || (first.doneAt === undefined && now - first.startedAt >= STUCK_SEND_MS)) {
       sends.set(piece, { startedAt: now, doneAt: undefined });
