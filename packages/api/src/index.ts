@@ -9,7 +9,8 @@
  * ```
  */
 export { RpcServer, type RpcServerOptions } from "./grpc/server.js";
-export { createClient, type RpcClient, type RpcClientOptions } from "./grpc/client.js";
+export { checkServerRole, createClient, type RpcClient, type RpcClientOptions } from "./grpc/client.js";
+export { callerIp, requireRole } from "./grpc/authorize.js";
 export { RpcError, GrpcStatus, toStatus, fromServiceError } from "./grpc/status.js";
 export { toServiceDefinition } from "./grpc/definition.js";
 export type { CallContext, CallOptions, ServiceImpl, ServiceClient } from "./grpc/types.js";

@@ -114,6 +114,25 @@ export const field = {
     }),
 };
 
+/** A command-line option derived from a schema field: kebab-cased key, description, default shown. */
+export interface CliOption {
+  key: string;
+  /** Commander flags: `--tls-dir <value>`, or `--insecure` for a boolean that defaults to false. */
+  flags: string;
+  description: string;
+}
+
+/** The command-line options of `keys` (all of the schema's by default), so a setting is declared once. */
+export function cliOptionsOf<S extends Schema>(schema: S, keys: ReadonlyArray<keyof S & string> = Object.keys(schema)): CliOption[] {
+  return keys.map((key) => {
+    const spec = schema[key]!;
+    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    const presence = spec.default === false;
+    const shown = spec.default === undefined || spec.default === "" || presence ? "" : ` (default ${JSON.stringify(spec.default)})`;
+    return { key, flags: presence ? flag : `${flag} <value>`, description: `${spec.description}${shown}` };
+  });
+}
+
 export interface ConfigSources {
   /** Path of a YAML file whose top-level keys are the schema's keys. */
   file?: string | undefined;

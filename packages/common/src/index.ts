@@ -9,9 +9,22 @@
  */
 export { LacewingError, isLacewingError, errorMessage, isAbortError, type ErrorKind, type LacewingErrorOptions } from "./errors.js";
 export { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf, type TaskIdInput } from "./task-id.js";
-export { MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, TARGET_MAX_PIECES, pieceCountOf, pieceLengthFor, pieceRangeOf, type PieceRange } from "./pieces.js";
+export {
+  MAX_CONTENT_LENGTH,
+  MAX_PIECE_COUNT,
+  MAX_PIECE_LENGTH,
+  MIN_PIECE_LENGTH,
+  MIN_REQUESTED_PIECE_LENGTH,
+  TARGET_MAX_PIECES,
+  isPieceLength,
+  pieceCountOf,
+  pieceGeometryProblem,
+  pieceLengthFor,
+  pieceRangeOf,
+  type PieceRange,
+} from "./pieces.js";
 export { crc32, createDigester, formatDigest, parseDigest, type Digest, type DigestAlgorithm } from "./digest.js";
-export { field, loadConfig, type ConfigOf, type ConfigSources, type Field, type Schema } from "./config.js";
+export { cliOptionsOf, field, loadConfig, type CliOption, type ConfigOf, type ConfigSources, type Field, type Schema } from "./config.js";
 export { createLogger, silentLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from "./logger.js";
 export { AsyncQueue } from "./async-queue.js";
 export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./backoff.js";
@@ -22,3 +35,8 @@ export { parseSchedulerEntry, resolveSchedulerEndpoints, type LookupAll, type Sc
 export { MetricsServer } from "./metrics-server.js";
 export { deferred, type Deferred } from "./deferred.js";
 export { closeServer, listenOn } from "./http-server.js";
+export { ROLES, MEMBER_ROLES, identityOfPeerCertificate, identityOfSubject, identitySubject, type Identity, type Role } from "./security/identity.js";
+export { createCertificateAuthority, issueCertificate, type IssueOptions, type KeyPair } from "./security/certificates.js";
+export { TLS_FILES, commonNameOf, loadTlsMaterial, tlsMaterialOf, type TlsMaterial } from "./security/tls-material.js";
+export { isLoopbackAddress, securityConfigFields, securityOf, type Security, type SecuritySettings } from "./security/security.js";
+export { LocalPki, writeTlsDir } from "./security/local-pki.js";

@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, TARGET_MAX_PIECES, pieceCountOf, pieceLengthFor, pieceRangeOf } from "./pieces.js";
+import {
+  MAX_CONTENT_LENGTH,
+  MAX_PIECE_COUNT,
+  MAX_PIECE_LENGTH,
+  MIN_PIECE_LENGTH,
+  MIN_REQUESTED_PIECE_LENGTH,
+  TARGET_MAX_PIECES,
+  pieceCountOf,
+  pieceGeometryProblem,
+  pieceLengthFor,
+  pieceRangeOf,
+} from "./pieces.js";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -78,5 +89,22 @@ describe("pieceRangeOf", () => {
     assert.throws(() => pieceRangeOf(1, 4 * MiB, 4 * MiB), RangeError);
     assert.throws(() => pieceRangeOf(0, 4 * MiB, 0), RangeError);
     assert.throws(() => pieceRangeOf(0.5, 4 * MiB, 10 * MiB), RangeError);
+  });
+});
+
+describe("pieceGeometryProblem", () => {
+  it("accepts what pieceLengthFor chooses, and any power of two a caller may ask for", () => {
+    for (const length of [0, 1, 100 * MiB, 10 * GiB, 4000 * GiB]) assert.equal(pieceGeometryProblem(length, pieceLengthFor(length)), undefined, String(length));
+    assert.equal(pieceGeometryProblem(100 * MiB, MIN_REQUESTED_PIECE_LENGTH), undefined);
+    assert.equal(pieceGeometryProblem(-1, 4 * MiB), undefined);
+  });
+
+  it("refuses 1-byte and 2 GiB pieces, odd sizes, negative or huge lengths and too many pieces", () => {
+    assert.match(pieceGeometryProblem(6 * MiB, 1) ?? "", /piece length 1 is not/);
+    assert.match(pieceGeometryProblem(6 * MiB, 2 * GiB) ?? "", /piece length/);
+    assert.match(pieceGeometryProblem(6 * MiB, 3 * MiB) ?? "", /piece length/);
+    assert.match(pieceGeometryProblem(-2, 4 * MiB) ?? "", /content length/);
+    assert.match(pieceGeometryProblem(MAX_CONTENT_LENGTH + 1, MAX_PIECE_LENGTH) ?? "", /content length/);
+    assert.match(pieceGeometryProblem((MAX_PIECE_COUNT + 1) * MIN_REQUESTED_PIECE_LENGTH, MIN_REQUESTED_PIECE_LENGTH) ?? "", /more than 131072 pieces/);
   });
 });

@@ -33,3 +33,32 @@ export function pieceRangeOf(number: number, pieceLength: number, contentLength:
   if (!Number.isInteger(number) || number < 0 || offset >= contentLength) throw new RangeError(`piece ${number} is outside a ${contentLength}-byte task`);
   return { number, offset, length: Math.min(pieceLength, contentLength - offset) };
 }
+
+/** Smallest piece length a caller may ask for (dfget --piece-length). */
+export const MIN_REQUESTED_PIECE_LENGTH = 64 * 1024;
+/**
+ * Most pieces one task may have. Every per-piece structure a peer can make
+ * another process hold (digests, piece sets, journals) is bounded by it.
+ */
+export const MAX_PIECE_COUNT = 131_072;
+/** Largest content a task may have: 8 TiB in 64 MiB pieces. */
+export const MAX_CONTENT_LENGTH = MAX_PIECE_COUNT * MAX_PIECE_LENGTH;
+
+/** A power of two between MIN_REQUESTED_PIECE_LENGTH and MAX_PIECE_LENGTH. */
+export function isPieceLength(pieceLength: number): boolean {
+  return Number.isInteger(pieceLength) && pieceLength >= MIN_REQUESTED_PIECE_LENGTH && pieceLength <= MAX_PIECE_LENGTH && (pieceLength & (pieceLength - 1)) === 0;
+}
+
+/**
+ * Why a content length and piece length cannot describe a task, or
+ * undefined when they can: what a length from another process must pass
+ * before it is believed. A length of -1 is "unknown yet".
+ */
+export function pieceGeometryProblem(contentLength: number, pieceLength: number): string | undefined {
+  if (!Number.isSafeInteger(contentLength) || contentLength < -1 || contentLength > MAX_CONTENT_LENGTH)
+    return `content length ${contentLength} is outside 0 to ${MAX_CONTENT_LENGTH} bytes`;
+  if (!isPieceLength(pieceLength)) return `piece length ${pieceLength} is not a power of two from 64 KiB to 64 MiB`;
+  if (pieceCountOf(contentLength, pieceLength) > MAX_PIECE_COUNT)
+    return `${contentLength} bytes in ${pieceLength}-byte pieces is more than ${MAX_PIECE_COUNT} pieces`;
+  return undefined;
+}

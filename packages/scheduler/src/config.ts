@@ -1,4 +1,4 @@
-import { DEFAULTS, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { DEFAULTS, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
 
 const positiveInteger = (value: number): string | undefined => (Number.isInteger(value) && value >= 1 ? undefined : "must be a whole number of at least 1");
 
@@ -51,7 +51,21 @@ export const schedulerConfigSchema = {
     default: DEFAULTS.scheduler.metricsPort,
     env: "LACEWING_SCHEDULER_METRICS_PORT",
   }),
+  maxPeersPerHost: field.number({
+    description: "Most peers (downloads and cached tasks) one host may have registered at once",
+    default: 20_000,
+    check: positiveInteger,
+  }),
+  maxHostsPerOwner: field.number({
+    description: "Most host ids one certificate at one address may announce",
+    default: 64,
+    check: positiveInteger,
+  }),
+  ...securityConfigFields("LACEWING_SCHEDULER"),
 };
+
+/** The settings every binary exposes as flags from the schema itself (see cliOptionsOf). */
+export const SCHEDULER_SCHEMA_FLAGS = ["maxPeersPerHost", "maxHostsPerOwner", "tlsDir", "insecure", "forceInsecure"] as const;
 
 export type SchedulerConfig = ConfigOf<typeof schedulerConfigSchema>;
 

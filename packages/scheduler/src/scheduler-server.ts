@@ -1,11 +1,10 @@
 import { RpcServer, schedulerv1 } from "@lacewing/api";
-import { LacewingError, createLogger, errorMessage, type Logger } from "@lacewing/common";
+import { LacewingError, createLogger, errorMessage, securityOf, type Logger, type Security } from "@lacewing/common";
 import { loadSchedulerConfig, type SchedulerConfig } from "./config.js";
 import { createSchedulerMetrics, type SchedulerMetrics } from "./metrics/metrics.js";
 import { MetricsServer } from "@lacewing/common";
 import { isHostAlive } from "./resource/host.js";
 import { ResourceRegistry } from "./resource/resource-registry.js";
-import { downloadOfTask } from "./resource/task.js";
 import { SeedTrigger } from "./seed/seed-trigger.js";
 import { createSchedulerService, forgetHost, type SchedulerServiceDeps } from "./service/scheduler-service.js";
 
@@ -24,7 +23,12 @@ export interface SchedulerServerOptions {
   now?: () => number;
   /** Source of the scheduling jitter. */
   random?: () => number;
+  /** TLS material given directly (tests); otherwise it comes from config.tlsDir / config.insecure. */
+  security?: Security;
 }
+
+/** A task nobody holds or waits for is forgotten after this long (tainted tasks are kept until then). */
+const STALE_TASK_MS = 60 * 60_000;
 
 /**
  * The lacewing scheduler: a gRPC server over an in-memory view of hosts,
@@ -42,8 +46,9 @@ export class SchedulerServer {
   readonly registry = new ResourceRegistry();
   readonly metrics: SchedulerMetrics;
   readonly #logger: Logger;
-  readonly #rpc = new RpcServer();
-  readonly #seedTrigger = new SeedTrigger();
+  readonly security: Security;
+  readonly #rpc: RpcServer;
+  readonly #seedTrigger: SeedTrigger;
   readonly #metricsServer: MetricsServer | undefined;
   readonly #metricsHost: string;
   readonly #deps: SchedulerServiceDeps;
@@ -55,6 +60,9 @@ export class SchedulerServer {
     const defaults = loadSchedulerConfig({ env: {} });
     this.config = { ...defaults, ...stripUndefined(options.config ?? {}) };
     this.#logger = options.logger ?? createLogger({ name: "lacewing-scheduler", level: this.config.logLevel });
+    this.security = options.security ?? securityOf(this.config, { role: "scheduler", listen: [this.config.listen], log: this.#logger });
+    this.#rpc = new RpcServer({ security: this.security });
+    this.#seedTrigger = new SeedTrigger(this.security);
     this.metrics = createSchedulerMetrics(this.registry, { defaultMetrics: options.defaultMetrics ?? false });
     this.#metricsServer = options.serveMetrics === true ? new MetricsServer(this.metrics.registry, () => this.#started) : undefined;
     this.#metricsHost = options.metricsHost ?? "0.0.0.0";
@@ -72,9 +80,11 @@ export class SchedulerServer {
       random: options.random ?? Math.random,
       metrics: this.metrics,
       seedTrigger,
+      maxPeersPerHost: this.config.maxPeersPerHost,
+      maxHostsPerOwner: this.config.maxHostsPerOwner,
       address: () => this.address,
-      async triggerSeed(host, task) {
-        await seedTrigger.trigger(host, downloadOfTask(task), { wait: false });
+      async triggerSeed(host, _task, download) {
+        await seedTrigger.trigger(host, download, { wait: false });
       },
     };
     this.#rpc.add(schedulerv1.Scheduler, createSchedulerService(this.#deps));
@@ -119,6 +129,7 @@ export class SchedulerServer {
         this.#logger.info({ hostId: host.id, lastAnnouncedAt: host.lastAnnouncedAt }, "host stopped announcing");
         forgetHost(this.#deps, host.id);
       }
+      this.registry.forgetStaleTasks(now, STALE_TASK_MS);
     } catch (err) {
       this.#logger.error({ err: errorMessage(err) }, "garbage collection failed");
     }

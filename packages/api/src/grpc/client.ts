@@ -7,13 +7,25 @@ import {
   type ClientDuplexStream,
   type ClientReadableStream,
   type ClientWritableStream,
+  type ChannelCredentials,
   type ChannelOptions,
 } from "@grpc/grpc-js";
+import { identityOfPeerCertificate, type Role, type Security } from "@lacewing/common";
+import type { PeerCertificate } from "node:tls";
 import { deserializer, methodPath, serializer } from "./definition.js";
 import { fromServiceError } from "./status.js";
 import type { CallOptions, ServiceClient } from "./types.js";
 
 export interface RpcClientOptions {
+  /** TLS with this process's certificate, or insecure; unix sockets are always plain. */
+  security: Security;
+  /**
+   * With TLS: the roles the server's certificate must carry. The cluster's
+   * processes are reached by IP, which no certificate can name ahead of
+   * time, so the server is checked for what it is (a scheduler, a peer),
+   * signed by the cluster CA, instead of for a host name.
+   */
+  serverRoles: readonly Role[];
   /** Largest message in bytes, both ways. Default 16 MiB. */
   maxMessageBytes?: number;
   /** Extra grpc-js channel options. */
@@ -33,9 +45,9 @@ export type RpcClient<S extends DescService> = ServiceClient<S> & {
  * `dns:name:port` or `unix:/path`). Every method returns a promise or an
  * async iterable; errors are `RpcError`s.
  */
-export function createClient<S extends DescService>(service: S, address: string, options: RpcClientOptions = {}): RpcClient<S> {
+export function createClient<S extends DescService>(service: S, address: string, options: RpcClientOptions): RpcClient<S> {
   const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
-  const client = new Client(address, credentials.createInsecure(), {
+  const client = new Client(address, channelCredentials(address, options), {
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
     "grpc.keepalive_time_ms": 30_000,
@@ -43,6 +55,8 @@ export function createClient<S extends DescService>(service: S, address: string,
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.initial_reconnect_backoff_ms": 200,
     "grpc.max_reconnect_backoff_ms": 5_000,
+    // Servers are checked by role, not by name (see serverRoles); a fixed name also keeps an IP out of TLS SNI.
+    ...(options.security.mode === "tls" ? { "grpc.ssl_target_name_override": "lacewing" } : {}),
     ...options.channelOptions,
   });
   const methods: Record<string, unknown> = {};
@@ -107,6 +121,20 @@ export function createClient<S extends DescService>(service: S, address: string,
       client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(fromServiceError(err)) : resolve()));
     });
   return methods as RpcClient<S>;
+}
+
+function channelCredentials(address: string, options: RpcClientOptions): ChannelCredentials {
+  const { security, serverRoles } = options;
+  if (security.mode === "insecure" || address.startsWith("unix:")) return credentials.createInsecure();
+  const { ca, cert, key } = security.material;
+  return credentials.createSsl(ca, key, cert, { checkServerIdentity: (_host, certificate) => checkServerRole(certificate, serverRoles) });
+}
+
+/** Undefined when the server's certificate names one of `roles`; the reason otherwise. */
+export function checkServerRole(certificate: PeerCertificate, roles: readonly Role[]): Error | undefined {
+  const identity = identityOfPeerCertificate(certificate);
+  if (identity !== undefined && roles.includes(identity.role)) return undefined;
+  return new Error(`the server's certificate is ${identity === undefined ? "no Lacewing identity" : `a ${identity.role}'s`}; expected a ${roles.join(" or ")}`);
 }
 
 function prepare(options: CallOptions): { metadata: Metadata; grpcOptions: GrpcCallOptions } {

@@ -11,6 +11,7 @@ import {
   type sendUnaryData,
   type ServiceError,
 } from "@grpc/grpc-js";
+import { identityOfPeerCertificate, type Security } from "@lacewing/common";
 import { toServiceDefinition } from "./definition.js";
 import { toStatus } from "./status.js";
 import type { CallContext, ServiceImpl } from "./types.js";
@@ -20,8 +21,16 @@ type AnyCall =
 type AnyHandler = (input: unknown, context: CallContext) => unknown;
 
 export interface RpcServerOptions {
+  /**
+   * TLS with client certificates of the cluster CA (handlers see the
+   * caller's identity), or insecure. Asked for on every server so that no
+   * listener is open by default.
+   */
+  security: Security;
   /** Largest message in bytes, both ways. Default 16 MiB. */
   maxMessageBytes?: number;
+  /** Concurrent calls on one client connection; more wait. Default 1000. */
+  maxConcurrentStreams?: number;
 }
 
 /**
@@ -30,21 +39,27 @@ export interface RpcServerOptions {
  */
 export class RpcServer {
   readonly #server: Server;
+  readonly #security: Security;
 
-  constructor(options: RpcServerOptions = {}) {
+  constructor(options: RpcServerOptions) {
     const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
+    this.#security = options.security;
     this.#server = new Server({
       "grpc.max_receive_message_length": max,
       "grpc.max_send_message_length": max,
+      "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 1000,
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_permit_without_calls": 1,
       "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+      // A connection that carries no call for this long is closed: idle clients cost nothing for good.
+      "grpc.max_connection_idle_ms": 5 * 60_000,
     });
   }
 
   add<S extends DescService>(service: S, impl: ServiceImpl<S>): this {
     const handlers: UntypedServiceImplementation = {};
     const byName = impl as unknown as Record<string, AnyHandler>;
+    const contextOf = (call: AnyCall): CallContext => callContext(call, this.#security.mode === "tls");
     for (const method of service.methods) {
       const handler = byName[method.localName];
       if (handler === undefined) throw new Error(`missing handler for ${service.typeName}.${method.name}`);
@@ -82,11 +97,17 @@ export class RpcServer {
    */
   listen(address: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => {
+      this.#server.bindAsync(address, this.#credentials(), (err, port) => {
         if (err) reject(err);
         else resolve(port);
       });
     });
+  }
+
+  #credentials(): ServerCredentials {
+    if (this.#security.mode === "insecure") return ServerCredentials.createInsecure();
+    const { ca, cert, key } = this.#security.material;
+    return ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], true);
   }
 
   /** Stops accepting calls, waits up to `graceMs` for running ones, then cuts them. */
@@ -105,14 +126,17 @@ export class RpcServer {
   }
 }
 
-function contextOf(call: AnyCall): CallContext {
+function callContext(call: AnyCall, secure: boolean): CallContext {
   const controller = new AbortController();
   const abort = (): void => controller.abort(new Error("call cancelled"));
   const events = call as unknown as EventEmitter;
   events.once("cancelled", abort);
   // A finished stream must not hold the listener.
   events.once("close", () => events.removeListener("cancelled", abort));
-  return { signal: controller.signal, metadata: call.metadata, peer: call.getPeer() };
+  // The handshake already checked the chain against the cluster CA; the subject says the role.
+  const certificate = secure ? call.getAuthContext().sslPeerCertificate : undefined;
+  const caller = identityOfPeerCertificate(certificate);
+  return { signal: controller.signal, metadata: call.metadata, peer: call.getPeer(), secure, caller };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { DescMessage, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Metadata } from "@grpc/grpc-js";
+import type { Identity } from "@lacewing/common";
 
 type MethodOf<S extends DescService> = S["method"];
 
@@ -8,8 +9,12 @@ export interface CallContext {
   /** Aborted when the client cancels or the deadline passes. */
   readonly signal: AbortSignal;
   readonly metadata: Metadata;
-  /** Caller address as grpc-js reports it. */
+  /** Caller address as grpc-js reports it ("1.2.3.4:5678", "[::1]:5678"). */
   readonly peer: string;
+  /** The server runs TLS with client certificates: `caller` is what the certificate proves. */
+  readonly secure: boolean;
+  /** The caller's cluster identity; undefined on an insecure server, or for a certificate naming no role. */
+  readonly caller: Identity | undefined;
 }
 
 type Kinded<K extends string, I extends DescMessage, O extends DescMessage> = {

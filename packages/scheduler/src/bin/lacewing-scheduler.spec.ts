@@ -2,8 +2,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { describe, it } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { LocalPki } from "@lacewing/common";
 
 const BIN = fileURLToPath(new URL("../../bin/lacewing-scheduler.js", import.meta.url));
 
@@ -15,8 +19,45 @@ function run(args: string[]) {
 }
 
 describe("lacewing-scheduler binary", () => {
+  let dir = "";
+  let tlsDir = "";
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lacewing-scheduler-bin-"));
+    tlsDir = await new LocalPki().writeTlsDir(join(dir, "tls"), "scheduler");
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("refuses to start without TLS unless --insecure is given, and refuses --insecure beyond loopback unless forced", async () => {
+    for (const [args, pattern] of [
+      [["--listen", "127.0.0.1:0"], /tlsDir is required/],
+      [["--listen", "0.0.0.0:0", "--insecure"], /refuses to listen in the clear on 0\.0\.0\.0:0/],
+      [["--listen", "127.0.0.1:0", "--tls-dir", "/nonexistent"], /cannot read \/nonexistent\/ca\.crt/],
+    ] as const) {
+      const { child, stderr } = run([...args, "--metrics-port", "0"]);
+      const [code] = (await once(child, "exit")) as [number];
+      assert.notEqual(code, 0, args.join(" "));
+      assert.equal(stderr().trim().split("\n").length, 1, stderr());
+      assert.match(stderr(), pattern);
+    }
+  });
+
+  it("warns at start when run with --insecure on loopback", async () => {
+    const { child } = run(["--listen", "127.0.0.1:0", "--metrics-port", "0", "--insecure"]);
+    const lines = createInterface({ input: child.stderr });
+    let warned = false;
+    for await (const line of lines) {
+      if (line.includes("INSECURE")) warned = true;
+      if (line.includes("scheduler started")) break;
+    }
+    child.stderr.resume();
+    assert.ok(warned);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+  });
+
   it("exits non-zero with one line naming the bad key on a bad config", async () => {
-    const { child, stderr } = run(["--listen", "127.0.0.1:0", "--schedule-timeout", "soon"]);
+    const { child, stderr } = run(["--listen", "127.0.0.1:0", "--schedule-timeout", "soon", "--tls-dir", tlsDir]);
     const [code] = (await once(child, "exit")) as [number];
     assert.notEqual(code, 0);
     assert.equal(stderr().trim().split("\n").length, 1);
@@ -24,7 +65,7 @@ describe("lacewing-scheduler binary", () => {
   });
 
   it("serves health and metrics, and exits 0 on SIGTERM", async () => {
-    const { child } = run(["--listen", "127.0.0.1:0", "--metrics-port", "0", "--log-level", "info"]);
+    const { child } = run(["--listen", "127.0.0.1:0", "--metrics-port", "0", "--log-level", "info", "--tls-dir", tlsDir]);
     const lines = createInterface({ input: child.stderr });
     let metricsPort = 0;
     for await (const line of lines) {

@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { logVerbosity, setLogVerbosity } from "@grpc/grpc-js";
-import { errorMessage, isLacewingError } from "@lacewing/common";
-import { loadSchedulerConfig } from "../config.js";
+import { cliOptionsOf, errorMessage, isLacewingError } from "@lacewing/common";
+import { SCHEDULER_SCHEMA_FLAGS, loadSchedulerConfig, schedulerConfigSchema } from "../config.js";
 import { SchedulerServer } from "../scheduler-server.js";
 
 const program = new Command("lacewing-scheduler")
@@ -14,7 +14,9 @@ const program = new Command("lacewing-scheduler")
   .option("--topology <mode>", "isolation (never cross idc) or affinity (prefer the same idc and location)")
   .option("--gc-interval <duration>", "how often silent hosts are dropped")
   .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
-  .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz")
+  .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz");
+for (const option of cliOptionsOf(schedulerConfigSchema, SCHEDULER_SCHEMA_FLAGS)) program.option(option.flags, option.description);
+program
   .configureOutput({ outputError: (text, write) => write(text) })
   .exitOverride();
 

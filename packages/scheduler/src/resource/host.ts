@@ -3,9 +3,20 @@ import { HostType, type Host } from "@lacewing/api";
 /** Announce interval assumed for a host that reports none. */
 export const DEFAULT_ANNOUNCE_INTERVAL_SECONDS = 30;
 
+/**
+ * Who announced a host first: the subject of its certificate and the
+ * address it called from. Every later call about the host must come from
+ * the same owner (undefined when the scheduler runs insecure).
+ */
+export interface HostOwner {
+  readonly subject: string;
+  readonly ip: string;
+}
+
 /** A host as the scheduler sees it: its last announcement plus bookkeeping. */
 export interface HostRecord {
   readonly id: string;
+  readonly owner: HostOwner | undefined;
   info: Host;
   /** Milliseconds since the epoch of the last AnnounceHost. */
   lastAnnouncedAt: number;
@@ -22,8 +33,13 @@ export interface HostRecord {
   readonly peers: Map<string, string>;
 }
 
-export function newHostRecord(info: Host, now: number): HostRecord {
-  return { id: info.id, info, lastAnnouncedAt: now, uploadRate: 0, assignments: [], peers: new Map() };
+export function newHostRecord(info: Host, now: number, owner: HostOwner | undefined): HostRecord {
+  return { id: info.id, owner, info, lastAnnouncedAt: now, uploadRate: 0, assignments: [], peers: new Map() };
+}
+
+/** True when `owner` may speak for the host. */
+export function ownsHost(host: HostRecord, owner: HostOwner | undefined): boolean {
+  return host.owner === undefined || (owner !== undefined && host.owner.subject === owner.subject && host.owner.ip === owner.ip);
 }
 
 /** Applies a fresh announcement: new facts, liveness, upload rate. */

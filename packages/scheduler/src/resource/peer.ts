@@ -5,16 +5,20 @@
  */
 export type PeerState = "pending" | "running" | "back_to_source" | "succeeded" | "failed";
 
+import { PieceSet } from "./piece-set.js";
+
 /** One download of one task on one host. */
 export interface Peer {
   readonly id: string;
   readonly taskId: string;
   readonly hostId: string;
   state: PeerState;
-  /** Piece numbers the peer holds (verified on its side). */
-  readonly pieces: Set<number>;
+  /** Piece numbers the peer holds (verified on its side against the task's digests). */
+  readonly pieces: PieceSet;
   /** Parents this peer must not be given again. */
   readonly blocklist: Set<string>;
+  /** Parents this scheduler handed to the peer: only about those can it report a corrupt piece. */
+  readonly parentsGiven: Set<string>;
   reschedules: number;
   /** The download was triggered by the scheduler (seed fetch, preheat). */
   readonly triggered: boolean;
@@ -30,8 +34,9 @@ export function newPeer(fields: { id: string; taskId: string; hostId: string; tr
     taskId: fields.taskId,
     hostId: fields.hostId,
     state: "pending",
-    pieces: new Set(fields.heldPieces),
+    pieces: new PieceSet(fields.heldPieces),
     blocklist: new Set(),
+    parentsGiven: new Set(),
     reschedules: 0,
     triggered: fields.triggered,
     session: undefined,

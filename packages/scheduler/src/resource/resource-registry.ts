@@ -1,5 +1,5 @@
 import type { Download, Host } from "@lacewing/api";
-import { isHostAlive, newHostRecord, refreshHost, type HostRecord } from "./host.js";
+import { isHostAlive, newHostRecord, refreshHost, type HostOwner, type HostRecord } from "./host.js";
 import type { Peer } from "./peer.js";
 import { newTask, notifyTaskChanged, updateTaskDownload, type Task } from "./task.js";
 
@@ -12,10 +12,11 @@ export class ResourceRegistry {
   readonly hosts = new Map<string, HostRecord>();
   readonly tasks = new Map<string, Task>();
 
-  announceHost(info: Host, now: number): HostRecord {
+  /** Adds or refreshes a host; the caller has checked that `owner` may announce it. */
+  announceHost(info: Host, now: number, owner: HostOwner | undefined): HostRecord {
     const known = this.hosts.get(info.id);
     if (known === undefined) {
-      const host = newHostRecord(info, now);
+      const host = newHostRecord(info, now, owner);
       this.hosts.set(info.id, host);
       return host;
     }
@@ -79,9 +80,29 @@ export class ResourceRegistry {
     task.peers.delete(peerId);
     this.hosts.get(peer.hostId)?.peers.delete(peerId);
     if (task.backToSourcePeerId === peerId) task.backToSourcePeerId = undefined;
-    if (task.peers.size === 0 && task.waiters.size === 0) this.tasks.delete(task.id);
+    this.dropIfUnused(task);
     notifyTaskChanged(task);
     return peer;
+  }
+
+  /**
+   * Forgets a task nobody holds or waits for. A tainted task is kept (until
+   * forgetStaleTasks) so the hosts whose copies failed its digest cannot
+   * re-announce them to a fresh task.
+   */
+  dropIfUnused(task: Task): void {
+    if (task.peers.size === 0 && task.waiters.size === 0 && task.taintedHosts.size === 0) this.tasks.delete(task.id);
+  }
+
+  /** Drops tasks without peers or waiters that are older than `maxAgeMs` (tainted ones included). */
+  forgetStaleTasks(now: number, maxAgeMs: number): number {
+    let dropped = 0;
+    for (const task of [...this.tasks.values()]) {
+      if (task.peers.size > 0 || task.waiters.size > 0 || now - task.createdAt < maxAgeMs) continue;
+      this.tasks.delete(task.id);
+      dropped++;
+    }
+    return dropped;
   }
 
   /** A node evicted a task: drop that host's peers of it. */

@@ -1,4 +1,5 @@
 import type { Download } from "@lacewing/api";
+import { pieceCountOf, pieceGeometryProblem } from "@lacewing/common";
 import type { Peer } from "./peer.js";
 
 /** Piece cost totals of one parent within one task. */
@@ -15,25 +16,30 @@ export interface SeedTriggerState {
   at: number;
 }
 
+/** What a watcher of a task hears: its length became known, or a piece's digest did. */
+export type TaskChange = { kind: "info" } | { kind: "digest"; number: number };
+
 /** A task: one piece of content, however many peers download it. */
 export interface Task {
   readonly id: string;
+  /** From the first registration, for operators. Seeds are triggered with the registering child's own download. */
   url: string;
   tag: string;
   application: string;
   filteredQueryParams: string[];
+  /** The content digest downloads expect ("sha256:…"); the first one given wins. */
   digest: string;
-  /**
-   * Origin request headers from the latest registration, kept only in memory
-   * so a triggered seed peer can fetch with the same credentials. Never logged.
-   */
-  requestHeaders: Record<string, string>;
-  /** -1 while unknown. */
+  /** -1 while unknown. Set once, by the first peer that fetched from the origin (see recordGeometry). */
   contentLength: number;
   /** 0 while unknown. */
   pieceLength: number;
   /** 0 while unknown. */
   totalPieces: number;
+  /**
+   * SHA-256 of each piece as the peer that fetched it from the origin
+   * reported it; the first report wins. Children verify against these.
+   */
+  readonly pieceDigests: Map<number, Buffer>;
   readonly peers: Map<string, Peer>;
   seedTrigger: SeedTriggerState | undefined;
   /** The one peer told to go back to source when no seed peer could be used. */
@@ -41,49 +47,113 @@ export interface Task {
   readonly parentCosts: Map<string, ParentCost>;
   /** Parents whose piece costs are outliers: ranked last, dropped when others exist. */
   readonly badParents: Set<string>;
-  /** Children that received a corrupt piece, by parent. */
-  readonly corruptReports: Map<string, Set<string>>;
+  /** Parents a child caught serving a piece that failed its digest: never handed out for this task again. */
+  readonly excludedParents: Set<string>;
+  /**
+   * Hosts whose copy of the task failed the task's digest (or who served it
+   * to a peer whose copy did): not taken as parents or complete holders of
+   * the task again until they delete it.
+   */
+  readonly taintedHosts: Set<string>;
+  /** A peer found the whole task did not match its digest: the next download fetches from the origin itself. */
+  tainted: boolean;
   /** Callbacks of peers waiting for the task to change (a new holder, a new piece). */
   readonly waiters: Set<() => void>;
+  /** Streams to tell what the task learns (see TaskChange). */
+  readonly watchers: Set<(change: TaskChange) => void>;
   createdAt: number;
 }
 
 export function newTask(id: string, download: Download, now: number): Task {
-  const task: Task = {
+  return {
     id,
-    url: "",
-    tag: "",
-    application: "",
-    filteredQueryParams: [],
-    digest: "",
-    requestHeaders: {},
+    url: download.url,
+    tag: download.tag,
+    application: download.application,
+    filteredQueryParams: [...download.filteredQueryParams],
+    digest: download.digest,
     contentLength: -1,
     pieceLength: 0,
     totalPieces: 0,
+    pieceDigests: new Map(),
     peers: new Map(),
     seedTrigger: undefined,
     backToSourcePeerId: undefined,
     parentCosts: new Map(),
     badParents: new Set(),
-    corruptReports: new Map(),
+    excludedParents: new Set(),
+    taintedHosts: new Set(),
+    tainted: false,
     waiters: new Set(),
+    watchers: new Set(),
     createdAt: now,
   };
-  updateTaskDownload(task, download);
-  return task;
 }
 
-/** Keeps the latest description of what the task is. */
+/** A later registration only fills in what the task does not know yet; it never replaces what it does. */
 export function updateTaskDownload(task: Task, download: Download): void {
-  if (download.url !== "") {
+  if (task.url === "" && download.url !== "") {
     task.url = download.url;
     task.tag = download.tag;
     task.application = download.application;
     task.filteredQueryParams = [...download.filteredQueryParams];
   }
-  if (download.digest !== "") task.digest = download.digest;
-  if (download.pieceLength > 0n && task.pieceLength === 0) task.pieceLength = Number(download.pieceLength);
-  if (Object.keys(download.requestHeaders).length > 0) task.requestHeaders = { ...download.requestHeaders };
+  if (task.digest === "" && download.digest !== "") task.digest = download.digest;
+}
+
+export function lengthKnown(task: Task): boolean {
+  return task.contentLength >= 0 && task.pieceLength > 0;
+}
+
+/**
+ * Takes a content length and piece length from a peer the scheduler trusts
+ * with it (one that fetched from the origin). The first one wins: a report
+ * that disagrees is an error, never an overwrite. Returns the problem, or
+ * undefined when the task now has (or already had) this geometry.
+ */
+export function recordGeometry(task: Task, contentLength: number, pieceLength: number): string | undefined {
+  if (lengthKnown(task)) {
+    if (task.contentLength === contentLength && task.pieceLength === pieceLength) return undefined;
+    return `the task has ${task.contentLength} bytes in ${task.pieceLength}-byte pieces, not ${contentLength} in ${pieceLength}`;
+  }
+  if (contentLength < 0) return undefined;
+  const problem = pieceGeometryProblem(contentLength, pieceLength);
+  if (problem !== undefined) return problem;
+  task.contentLength = contentLength;
+  task.pieceLength = pieceLength;
+  task.totalPieces = pieceCountOf(contentLength, pieceLength);
+  notifyWatchers(task, { kind: "info" });
+  return undefined;
+}
+
+/** Records a piece's digest from an origin fetch: "new", "same", or "conflict" when another digest was recorded first. */
+export function recordPieceDigest(task: Task, number: number, sha256: Buffer): "new" | "same" | "conflict" {
+  const known = task.pieceDigests.get(number);
+  if (known !== undefined) return known.equals(sha256) ? "same" : "conflict";
+  task.pieceDigests.set(number, Buffer.from(sha256));
+  notifyWatchers(task, { kind: "digest", number });
+  return "new";
+}
+
+/**
+ * Forgets what the task's content was believed to be, after a peer found
+ * the whole of it did not match its digest: the length, the digests and the
+ * peers holding copies (their hosts are tainted for the task). The next
+ * peer to register is sent to the origin.
+ */
+export function taintTask(task: Task, holders: Iterable<Peer>): void {
+  task.tainted = true;
+  task.contentLength = -1;
+  task.pieceLength = 0;
+  task.totalPieces = 0;
+  task.pieceDigests.clear();
+  task.seedTrigger = undefined;
+  task.backToSourcePeerId = undefined;
+  for (const peer of holders) task.taintedHosts.add(peer.hostId);
+}
+
+function notifyWatchers(task: Task, change: TaskChange): void {
+  for (const watch of [...task.watchers]) watch(change);
 }
 
 /** Wakes every peer waiting on the task; they re-run scheduling. */
@@ -110,25 +180,4 @@ export function waitForTaskChange(task: Task, ms: number, signal: AbortSignal): 
     task.waiters.add(wake);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** The download description a triggered peer is given. */
-export function downloadOfTask(task: Task): {
-  url: string;
-  tag: string;
-  application: string;
-  filteredQueryParams: string[];
-  requestHeaders: Record<string, string>;
-  digest: string;
-  pieceLength: bigint;
-} {
-  return {
-    url: task.url,
-    tag: task.tag,
-    application: task.application,
-    filteredQueryParams: [...task.filteredQueryParams],
-    requestHeaders: { ...task.requestHeaders },
-    digest: task.digest,
-    pieceLength: BigInt(task.pieceLength),
-  };
 }

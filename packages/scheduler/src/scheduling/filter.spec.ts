@@ -92,13 +92,16 @@ describe("filterCandidateParents", () => {
     assert.equal(parentRejection(ctx(), peer("seed-peer", "seed", "running")), undefined);
   });
 
-  it("drops a parent several children reported corrupt pieces from, for every child", () => {
+  it("drops a parent excluded for serving a piece that failed its digest, and the peers of a tainted host, for every child", () => {
     const { host, peer, task, ctx } = setup();
     host("h1");
+    host("h2");
     const parent = peer("p1", "h1", "succeeded");
-    task.corruptReports.set("p1", new Set(["c1"]));
+    const other = peer("p2", "h2", "succeeded");
     assert.equal(parentRejection(ctx(), parent), undefined);
-    task.corruptReports.set("p1", new Set(["c1", "c2"]));
-    assert.equal(parentRejection(ctx(), parent), "serves corrupt pieces");
+    task.excludedParents.add("p1");
+    assert.equal(parentRejection(ctx(), parent), "served a piece that failed its digest");
+    task.taintedHosts.add("h2");
+    assert.equal(parentRejection(ctx(), other), "holds a copy that failed the task's digest");
   });
 });

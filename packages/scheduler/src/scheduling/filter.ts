@@ -1,11 +1,9 @@
 import { freeUploadSlots, isHostAlive, isSeedHost, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
+import { piecesToGive } from "../resource/piece-set.js";
 import type { Task } from "../resource/task.js";
 
 export type Topology = "isolation" | "affinity";
-
-/** Children reporting corrupt pieces from one parent before it is dropped for the whole task. */
-export const CORRUPT_REPORTS_TO_EXCLUDE = 2;
 
 export interface FilterContext {
   readonly task: Task;
@@ -24,7 +22,8 @@ export function parentRejection(ctx: FilterContext, parent: Peer): string | unde
   if (parent.hostId === child.hostId) return "same host";
   if (parent.state === "failed") return "failed";
   if (child.blocklist.has(parent.id)) return "blocklisted";
-  if ((task.corruptReports.get(parent.id)?.size ?? 0) >= CORRUPT_REPORTS_TO_EXCLUDE) return "serves corrupt pieces";
+  if (task.excludedParents.has(parent.id)) return "served a piece that failed its digest";
+  if (task.taintedHosts.has(parent.hostId)) return "holds a copy that failed the task's digest";
   const host = ctx.hosts.get(parent.hostId);
   if (host === undefined || !isHostAlive(host, ctx.now)) return "host not alive";
   if (freeUploadSlots(host, ctx.now) <= 0) return "no free upload slots";
@@ -41,8 +40,7 @@ export function parentRejection(ctx: FilterContext, parent: Peer): string | unde
 function hasSomethingToGive(parent: Peer, child: Peer, host: HostRecord): boolean {
   if (parent.state === "succeeded" || parent.state === "back_to_source") return true;
   if (parent.state === "running" && (parent.triggered || isSeedHost(host))) return true;
-  for (const piece of parent.pieces) if (!child.pieces.has(piece)) return true;
-  return false;
+  return piecesToGive(parent.pieces, child.pieces) > 0;
 }
 
 /** The task's peers that may serve the child, unranked. */

@@ -1,3 +1,4 @@
+import type { Download } from "@lacewing/api";
 import { LacewingError, errorMessage, rendezvousPick, type Logger } from "@lacewing/common";
 import { isSeedHost, recordAssignment, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
@@ -21,8 +22,12 @@ export interface SchedulingDeps {
   /** Milliseconds since the epoch; injectable so tests can age hosts. */
   readonly now: () => number;
   readonly random: () => number;
-  /** Asks a seed host to download the task; rejects if the host refuses. */
-  readonly triggerSeed: (host: HostRecord, task: Task) => Promise<void>;
+  /**
+   * Asks a seed host to download the task as `download` describes it (the
+   * download of the child that needs it, credentials included: they are
+   * handed on, never kept); rejects if the host refuses.
+   */
+  readonly triggerSeed: (host: HostRecord, task: Task, download: Download) => Promise<void>;
 }
 
 /**
@@ -31,7 +36,7 @@ export interface SchedulingDeps {
  * `first_peer`: no seed is alive, so the first child fetches), or no parent
  * appeared in time (`timeout`), or it ran out of reschedules (`reschedules`).
  */
-export type BackToSourceCause = "seed" | "first_peer" | "timeout" | "reschedules";
+export type BackToSourceCause = "seed" | "first_peer" | "timeout" | "reschedules" | "tainted";
 
 export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "back_to_source"; reason: string; cause: BackToSourceCause } | { kind: "empty" };
 
@@ -41,7 +46,17 @@ export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, chi
   let candidates = filterCandidateParents(base).filter((parent) => !exclude.has(parent.id));
   const good = candidates.filter((parent) => !task.badParents.has(parent.id));
   if (good.length > 0) candidates = good;
-  return rankParents(buildScoreContext(base, candidates), candidates, deps.random).slice(0, deps.options.candidateParentLimit);
+  const chosen = rankParents(buildScoreContext(base, candidates), candidates, deps.random).slice(0, deps.options.candidateParentLimit);
+  for (const parent of chosen) child.parentsGiven.add(parent.id);
+  return chosen;
+}
+
+/** Another peer is fetching the task from the origin (or was just told to and has not said it started). */
+function sourceInProgress(deps: SchedulingDeps, task: Task, child: Peer): boolean {
+  const id = task.backToSourcePeerId;
+  if (id === undefined || id === child.id) return false;
+  const source = task.peers.get(id);
+  return source !== undefined && (source.state === "pending" || source.state === "back_to_source") && deps.registry.aliveHost(source.hostId, deps.now()) !== undefined;
 }
 
 /** Some other peer on an alive host already fetches the content or holds part of it. */
@@ -60,9 +75,9 @@ function contentIsFlowing(deps: SchedulingDeps, task: Task, child: Peer): boolea
  * source, or (zero bytes) nothing. When no parent exists yet it makes sure
  * exactly one source of the content starts — one seed peer, or else one
  * back-to-source child — and waits until a parent appears or the schedule
- * timeout passes.
+ * timeout passes. `download` is the child's own request (for a seed trigger).
  */
-export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer, signal: AbortSignal): Promise<ScheduleResult> {
+export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer, download: Download, signal: AbortSignal): Promise<ScheduleResult> {
   const { options, registry } = deps;
   if (child.reschedules > options.maxReschedules) return { kind: "back_to_source", reason: "too many reschedules", cause: "reschedules" };
   const deadline = Date.now() + options.scheduleTimeoutMs;
@@ -73,6 +88,11 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
     if (childHost === undefined || task.peers.get(child.id) !== child)
       throw new LacewingError("LW_ERR_PEER_GONE", "aborted", "the peer was removed while waiting for parents");
 
+    if (task.tainted && !sourceInProgress(deps, task, child)) {
+      // A peer found the last copies wrong: this one fetches from the origin itself, not from a seed's cache.
+      task.backToSourcePeerId = child.id;
+      return { kind: "back_to_source", reason: "the copies peers held did not match the task's digest", cause: "tainted" };
+    }
     const parents = chooseParents(deps, task, child, childHost);
     if (parents.length > 0) {
       const now = deps.now();
@@ -93,7 +113,7 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
         return { kind: "back_to_source", reason: "seed peer fetches from the origin", cause: "seed" };
       }
     } else if (!contentIsFlowing(deps, task, child)) {
-      const started = startSource(deps, task, child);
+      const started = startSource(deps, task, child, download);
       if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", cause: "first_peer" };
     }
 
@@ -118,7 +138,7 @@ function otherSourceStarting(deps: SchedulingDeps, task: Task, child: Peer): boo
  * source, and the rest wait for it. Returns "child" when that child is this
  * one, "other" when the source is someone else.
  */
-function startSource(deps: SchedulingDeps, task: Task, child: Peer): "child" | "other" {
+function startSource(deps: SchedulingDeps, task: Task, child: Peer, download: Download): "child" | "other" {
   const now = deps.now();
   const trigger = task.seedTrigger;
   const triggerLive =
@@ -127,14 +147,14 @@ function startSource(deps: SchedulingDeps, task: Task, child: Peer): "child" | "
       (trigger.state === "accepted" && (now - trigger.at < deps.options.scheduleTimeoutMs || hasActivePeerOn(task, trigger.hostId))));
   if (triggerLive) return "other";
   if (trigger?.state !== "failed") {
-    const seeds = deps.registry.aliveHosts(now).filter(isSeedHost);
+    const seeds = deps.registry.aliveHosts(now).filter((host) => isSeedHost(host) && !task.taintedHosts.has(host.id));
     const hostId = rendezvousPick(
       task.id,
       seeds.map((host) => host.id),
     );
     const seed = hostId === undefined ? undefined : deps.registry.hosts.get(hostId);
     if (seed !== undefined) {
-      triggerSeed(deps, task, seed, now);
+      triggerSeed(deps, task, seed, download, now);
       return "other";
     }
   }
@@ -150,11 +170,11 @@ function hasActivePeerOn(task: Task, hostId: string): boolean {
   return false;
 }
 
-function triggerSeed(deps: SchedulingDeps, task: Task, seed: HostRecord, now: number): void {
+function triggerSeed(deps: SchedulingDeps, task: Task, seed: HostRecord, download: Download, now: number): void {
   const state = { hostId: seed.id, state: "pending" as "pending" | "accepted" | "failed", at: now };
   task.seedTrigger = state;
   deps.logger.info({ taskId: task.id, hostId: seed.id }, "triggering seed peer");
-  deps.triggerSeed(seed, task).then(
+  deps.triggerSeed(seed, task, download).then(
     () => {
       if (state.state === "pending") state.state = "accepted";
     },

@@ -1,5 +1,6 @@
 import { freeUploadSlots, isSeedHost, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
+import { piecesToGive } from "../resource/piece-set.js";
 import type { Task } from "../resource/task.js";
 
 /**
@@ -34,9 +35,7 @@ export interface ScoreContext {
 
 /** Pieces the parent holds that the child lacks. */
 export function usefulPieces(parent: Peer, child: Peer): number {
-  let count = 0;
-  for (const piece of parent.pieces) if (!child.pieces.has(piece)) count++;
-  return count;
+  return piecesToGive(parent.pieces, child.pieces);
 }
 
 /** Number of leading `|`-separated location parts the two share, over the longer length. */

@@ -1,5 +1,6 @@
 import { createClient, dfdaemonv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import type { HostRecord } from "../resource/host.js";
+import { MEMBER_ROLES, type Security } from "@lacewing/common";
+import { isSeedHost, type HostRecord } from "../resource/host.js";
 
 type PeerClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
 
@@ -20,6 +21,11 @@ export interface TriggerOptions {
  */
 export class SeedTrigger {
   readonly #clients = new Map<string, { address: string; client: PeerClient }>();
+  readonly #security: Security;
+
+  constructor(security: Security) {
+    this.#security = security;
+  }
 
   async trigger(host: HostRecord, download: MessageInitShape<typeof DownloadSchema>, options: TriggerOptions): Promise<dfdaemonv1.TriggerDownloadResponse> {
     const client = this.#clientFor(host);
@@ -46,7 +52,9 @@ export class SeedTrigger {
     const cached = this.#clients.get(host.id);
     if (cached !== undefined && cached.address === address) return cached.client;
     cached?.client.close();
-    const client = createClient(dfdaemonv1.DfdaemonPeer, address);
+    // The download may carry the child's credentials: they go only to a daemon that proves it is what it announced.
+    const serverRoles = isSeedHost(host) ? (["seed"] as const) : MEMBER_ROLES;
+    const client = createClient(dfdaemonv1.DfdaemonPeer, address, { security: this.#security, serverRoles });
     this.#clients.set(host.id, { address, client });
     return client;
   }

@@ -1,30 +1,43 @@
-import { schedulerv1, type TaskInfo } from "@lacewing/api";
-import { AsyncQueue, LacewingError, errorMessage, type Logger } from "@lacewing/common";
+import { schedulerv1, type Download, type TaskInfo } from "@lacewing/api";
+import { AsyncQueue, LacewingError, errorMessage, taskIdOf, type Logger } from "@lacewing/common";
+import { ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import { newPeer, type Peer } from "../resource/peer.js";
-import { notifyTaskChanged, type Task } from "../resource/task.js";
+import { notifyTaskChanged, recordGeometry, recordPieceDigest, taintTask, type Task, type TaskChange } from "../resource/task.js";
 import type { SchedulerMetrics } from "../metrics/metrics.js";
 import { recordPieceCost } from "../scheduling/outlier.js";
 import { chooseParents, noteSourceLost, schedulePeer, type SchedulingDeps } from "../scheduling/scheduling.js";
-import { responseOf, taskInfoOf, type AnnouncePeerResponseInit } from "./responses.js";
+import { responseOf, taskInfoOf, taskUpdateOf, type AnnouncePeerResponseInit } from "./responses.js";
+import { MAX_ID_LENGTH, checkDownload, checkId, checkPieceList, checkPieceNumber, checkSha256, checkTaskId, checkTaskInfo } from "./validate.js";
 
 export interface AnnouncePeerDeps extends SchedulingDeps {
   readonly metrics: SchedulerMetrics;
+  /** Most peers (downloads and cached tasks) one host may have registered at once. */
+  readonly maxPeersPerHost: number;
 }
 
 type Request = schedulerv1.AnnouncePeerRequest;
 
+/** Parent ids a peer may name in one reschedule. */
+const MAX_PARENT_IDS = 64;
+
 /**
  * One AnnouncePeer stream: one peer's download. Requests are handled as
  * they arrive; register and reschedule each get exactly one answer, in
- * order, possibly after waiting for a parent to appear. When the stream
- * ends an unfinished peer is removed; a finished one stays a parent.
+ * order, possibly after waiting for a parent to appear. Between answers the
+ * stream carries task updates: the task's length and piece digests as the
+ * scheduler learns them. When the stream ends an unfinished peer is
+ * removed; a finished one stays a parent.
+ *
+ * `owner` is the caller (undefined on an insecure scheduler): the stream may
+ * only speak for a host that caller announced.
  */
 export async function* announcePeerStream(
   deps: AnnouncePeerDeps,
   requests: AsyncIterable<Request>,
   callSignal: AbortSignal,
+  owner: HostOwner | undefined,
 ): AsyncIterable<AnnouncePeerResponseInit> {
-  const session = new PeerSession(deps);
+  const session = new PeerSession(deps, owner);
   const onCallAbort = (): void => {
     // The client is gone: stop waiting for parents and end the answers.
     session.abort();
@@ -47,15 +60,24 @@ export async function* announcePeerStream(
 class PeerSession {
   readonly responses = new AsyncQueue<AnnouncePeerResponseInit>();
   readonly #deps: AnnouncePeerDeps;
+  readonly #owner: HostOwner | undefined;
   readonly #id = Symbol("announce-peer");
   readonly #controller = new AbortController();
   #task: Task | undefined;
   #peer: Peer | undefined;
+  /** The registering download, credentials included: handed to a seed trigger, never stored in the task. */
+  #download: Download | undefined;
   #decisions: Promise<void> = Promise.resolve();
   #log: Logger;
+  /** Task changes not sent yet; flushed together so a burst of digests is one message. */
+  #pendingInfo = false;
+  readonly #pendingDigests = new Set<number>();
+  #flushScheduled = false;
+  readonly #watch = (change: TaskChange): void => this.#onTaskChange(change);
 
-  constructor(deps: AnnouncePeerDeps) {
+  constructor(deps: AnnouncePeerDeps, owner: HostOwner | undefined) {
     this.#deps = deps;
+    this.#owner = owner;
     this.#log = deps.logger;
   }
 
@@ -82,6 +104,7 @@ class PeerSession {
 
   /** The stream is over: an unfinished peer leaves, a finished one stays a parent. */
   release(): void {
+    this.#task?.watchers.delete(this.#watch);
     const task = this.#task;
     const peer = this.#peer;
     if (task === undefined || peer === undefined || peer.session !== this.#id) return;
@@ -107,76 +130,40 @@ class PeerSession {
       // Removed under us (DeletePeer, DeleteTask, DeleteHost, host expiry):
       // the daemon has to register again to be scheduled.
       throw new LacewingError("LW_ERR_PEER_NOT_FOUND", "not_found", `peer ${peer.id} is no longer known to the scheduler; register again`);
-    const { metrics } = this.#deps;
     peer.updatedAt = this.#deps.now();
     switch (body.case) {
-      case "taskInfo": {
-        const info = body.value.info;
-        if (info === undefined) return;
-        if (info.contentLength >= 0n) task.contentLength = Number(info.contentLength);
-        if (info.pieceLength > 0n) task.pieceLength = Number(info.pieceLength);
-        if (info.totalPieces > 0) task.totalPieces = info.totalPieces;
-        if (info.digest !== "") task.digest = info.digest;
-        notifyTaskChanged(task);
+      case "taskInfo":
+        this.#taskInfo(task, peer, body.value.info);
         return;
-      }
       case "backToSourceStarted":
         peer.state = "back_to_source";
         notifyTaskChanged(task);
         return;
-      case "pieceFinished": {
-        const piece = body.value.piece;
-        if (piece === undefined) return;
-        peer.pieces.add(piece.number);
-        const bytes = Number(piece.length);
-        metrics.pieceReports.inc({ result: "finished" });
-        if (piece.parentId === "") {
-          metrics.trafficBytes.inc({ type: "back_to_source" }, bytes);
-        } else {
-          metrics.trafficBytes.inc({ type: "peer" }, bytes);
-          recordPieceCost(task, piece.parentId, bytes, piece.costMs);
-        }
-        notifyTaskChanged(task);
+      case "pieceFinished":
+        this.#pieceFinished(task, peer, body.value.piece);
         return;
-      }
-      case "pieceFailed": {
-        const { parentId, reason, number } = body.value;
-        metrics.pieceReports.inc({ result: "failed" });
-        if (parentId === "") return;
-        peer.blocklist.add(parentId);
-        if (reason === schedulerv1.PieceFailureReason.CORRUPT) {
-          const reporters = task.corruptReports.get(parentId) ?? new Set<string>();
-          reporters.add(peer.id);
-          task.corruptReports.set(parentId, reporters);
-        }
-        this.#log.debug({ parentId, piece: number, reason: schedulerv1.PieceFailureReason[reason] }, "piece failed");
+      case "pieceFailed":
+        this.#pieceFailed(task, peer, body.value);
         return;
-      }
-      case "reschedule":
-        for (const parentId of body.value.failedParentIds) if (parentId !== "") peer.blocklist.add(parentId);
+      case "reschedule": {
+        const { failedParentIds, knownParentIds } = body.value;
+        if (failedParentIds.length > MAX_PARENT_IDS || knownParentIds.length > MAX_PARENT_IDS)
+          throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `a reschedule names at most ${MAX_PARENT_IDS} parents`);
+        for (const parentId of failedParentIds) if (peer.parentsGiven.has(parentId)) peer.blocklist.add(parentId);
         if (body.value.refresh) {
-          this.#refresh(task, peer, new Set(body.value.knownParentIds));
+          this.#refresh(task, peer, new Set(knownParentIds));
           return;
         }
         peer.reschedules++;
         this.#log.debug({ reschedules: peer.reschedules, blocklist: [...peer.blocklist] }, "reschedule");
         this.#decide(task, peer);
         return;
-      case "peerFinished": {
-        const { contentLength, totalPieces } = body.value;
-        peer.state = "succeeded";
-        if (contentLength >= 0n) task.contentLength = Number(contentLength);
-        if (totalPieces > 0) task.totalPieces = totalPieces;
-        for (let n = 0; n < task.totalPieces; n++) peer.pieces.add(n);
-        if (task.backToSourcePeerId === peer.id) task.backToSourcePeerId = undefined;
-        this.#log.info({ contentLength: task.contentLength }, "peer finished");
-        notifyTaskChanged(task);
-        return;
       }
+      case "peerFinished":
+        this.#peerFinished(task, peer, body.value);
+        return;
       case "peerFailed":
-        peer.state = "failed";
-        this.#log.info({ description: body.value.description }, "peer failed");
-        noteSourceLost(task, peer);
+        this.#peerFailed(task, peer, body.value);
         return;
       case undefined:
         return;
@@ -186,49 +173,215 @@ class PeerSession {
   #register(request: Request, register: schedulerv1.RegisterPeerRequest): void {
     const { registry } = this.#deps;
     const { hostId, taskId, peerId } = request;
-    if (hostId === "" || taskId === "" || peerId === "" || register.download === undefined)
-      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "register needs host_id, task_id, peer_id and download");
-    if (this.#peer !== undefined && this.#peer.id !== peerId)
-      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "one AnnouncePeer stream carries one peer");
+    checkId("host_id", hostId);
+    checkTaskId(taskId);
+    checkId("peer_id", peerId);
+    if (this.#peer !== undefined)
+      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "one AnnouncePeer stream carries one peer and registers it once");
+    const download = register.complete ? register.download : checkDownload(register.download);
+    if (download === undefined) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "register needs a download");
+    if (!register.complete && taskIdOf(download) !== taskId)
+      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "task_id is not the task id of the download it registers");
     const now = this.#deps.now();
     const host = registry.aliveHost(hostId, now);
     if (host === undefined)
       throw new LacewingError("LW_ERR_HOST_NOT_ANNOUNCED", "failed_precondition", `host ${hostId} has not announced itself; announce the host and retry`, {
         details: { hostId },
       });
-    const task = registry.ensureTask(taskId, register.download, now);
+    if (!ownsHost(host, this.#owner))
+      throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `host ${hostId} belongs to another identity`);
+    if (host.peers.size >= this.#deps.maxPeersPerHost && !host.peers.has(peerId))
+      throw new LacewingError("LW_ERR_TOO_MANY_PEERS", "resource_exhausted", `host ${hostId} already has ${host.peers.size} peers registered`);
+    const task = registry.ensureTask(taskId, download, now);
+    try {
+      this.#admit(task, host, request, register, download, now);
+    } catch (err) {
+      registry.dropIfUnused(task);
+      throw err;
+    }
+  }
+
+  #admit(task: Task, host: HostRecord, request: Request, register: schedulerv1.RegisterPeerRequest, download: Download, now: number): void {
+    const { registry } = this.#deps;
+    const { hostId, taskId, peerId } = request;
+    checkPieceList(register.heldPieces, task.totalPieces, "held_pieces");
     const replaced = task.peers.get(peerId);
     if (replaced !== undefined && replaced.session !== this.#id) replaced.session = undefined;
-    const peer = newPeer({ id: peerId, taskId, hostId, triggered: register.download.triggered, heldPieces: register.heldPieces, now });
+    // A host that starts the task over (nothing held) leaves behind the copy that failed its digest.
+    if (register.heldPieces.length === 0 && !register.complete) task.taintedHosts.delete(hostId);
+    const peer = newPeer({ id: peerId, taskId, hostId, triggered: download.triggered, heldPieces: register.heldPieces, now });
     peer.session = this.#id;
+    this.#log = this.#deps.logger.child({ taskId, peerId, hostId });
+    if (register.complete) {
+      this.#registerComplete(task, peer, register);
+      return;
+    }
     registry.addPeer(task, host, peer);
     this.#task = task;
     this.#peer = peer;
-    this.#log = this.#deps.logger.child({ taskId, peerId, hostId });
+    this.#download = download;
     this.#log.debug({ heldPieces: peer.pieces.size, triggered: peer.triggered }, "peer registered");
-    if (register.complete && register.taskInfo !== undefined && register.taskInfo.contentLength >= 0n) {
-      this.#deps.metrics.peerRegistrations.inc({ kind: "complete" });
-      this.#registerComplete(task, peer, register.taskInfo);
-      return;
-    }
     this.#deps.metrics.peerRegistrations.inc({ kind: "download" });
+    // What the scheduler already trusts about the task goes first, then what it learns.
+    task.watchers.add(this.#watch);
+    this.#pendingInfo = true;
+    for (const number of task.pieceDigests.keys()) this.#pendingDigests.add(number);
+    this.#flush();
     notifyTaskChanged(task);
     this.#decide(task, peer);
   }
 
-  /** A peer that already holds the whole task becomes a finished parent without being scheduled. */
-  #registerComplete(task: Task, peer: Peer, info: TaskInfo): void {
-    task.contentLength = Number(info.contentLength);
-    if (info.pieceLength > 0n) task.pieceLength = Number(info.pieceLength);
-    if (info.totalPieces > 0) task.totalPieces = info.totalPieces;
-    if (info.digest !== "" && task.digest === "") task.digest = info.digest;
+  /**
+   * A peer that already holds the whole task (a daemon re-announcing its
+   * cache) becomes a finished parent without being scheduled. Its length and
+   * digests must agree with what the scheduler holds; a scheduler that holds
+   * none (it restarted) takes them.
+   */
+  #registerComplete(task: Task, peer: Peer, register: schedulerv1.RegisterPeerRequest): void {
+    if (task.taintedHosts.has(peer.hostId))
+      throw new LacewingError("LW_ERR_TASK_TAINTED", "failed_precondition", "this host's copy of the task failed its digest; delete it and download again");
+    const { contentLength, pieceLength } = checkTaskInfo(register.taskInfo, "task_info");
+    if (contentLength < 0) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "a complete registration needs the task's length");
+    const problem = recordGeometry(task, contentLength, pieceLength);
+    if (problem !== undefined) throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the cached task does not match: ${problem}`);
+    if (register.pieceSha256.length !== task.totalPieces)
+      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `a complete registration carries ${task.totalPieces} piece digests`);
+    const digests = register.pieceSha256.map((digest, number) => checkSha256(digest, `piece_sha256[${number}]`));
+    const disagreeing = digests.findIndex((digest, number) => {
+      const known = task.pieceDigests.get(number);
+      return known !== undefined && !known.equals(digest);
+    });
+    if (disagreeing >= 0)
+      throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the cached task's piece ${disagreeing} does not match the scheduler's digest`);
+    digests.forEach((digest, number) => recordPieceDigest(task, number, digest));
+    const host = this.#deps.registry.hosts.get(peer.hostId);
+    if (host === undefined) throw new LacewingError("LW_ERR_HOST_NOT_ANNOUNCED", "failed_precondition", `host ${peer.hostId} has not announced itself`);
+    this.#deps.registry.addPeer(task, host, peer);
+    this.#task = task;
+    this.#peer = peer;
+    this.#deps.metrics.peerRegistrations.inc({ kind: "complete" });
     peer.state = "succeeded";
-    for (let n = 0; n < task.totalPieces; n++) peer.pieces.add(n);
+    peer.pieces.fill(task.totalPieces);
     this.#log.debug("peer announced a complete task");
     notifyTaskChanged(task);
     this.#decisions = this.#decisions.then(() => {
       if (!this.#controller.signal.aborted) this.responses.push({ response: { case: "taskComplete", value: { taskInfo: taskInfoOf(task) } } });
     });
+  }
+
+  /** Only a peer that fetches from the origin is believed about the task's length; the first such report wins. */
+  #taskInfo(task: Task, peer: Peer, info: TaskInfo | undefined): void {
+    if (peer.state !== "back_to_source") return;
+    const { contentLength, pieceLength } = checkTaskInfo(info, "task_info");
+    if (contentLength < 0) return;
+    const problem = recordGeometry(task, contentLength, pieceLength);
+    if (problem !== undefined) {
+      this.#deps.metrics.pieceReports.inc({ result: "length_conflict" });
+      throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the origin's length disagrees with the first fetch: ${problem}`);
+    }
+    notifyTaskChanged(task);
+  }
+
+  #pieceFinished(task: Task, peer: Peer, piece: schedulerv1.PieceFinishedRequest["piece"]): void {
+    const { metrics } = this.#deps;
+    if (piece === undefined) return;
+    checkPieceNumber(piece.number, task.totalPieces);
+    if (piece.parentId.length > MAX_ID_LENGTH) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "piece.parent_id is too long");
+    const bytes = Number(piece.length);
+    if (piece.parentId === "") {
+      // From the origin: the digest is believed only from a peer that said it fetches from there.
+      if (peer.state !== "back_to_source") {
+        metrics.pieceReports.inc({ result: "rejected" });
+        return;
+      }
+      const outcome = recordPieceDigest(task, piece.number, checkSha256(piece.sha256, "piece.sha256"));
+      if (outcome === "conflict") {
+        // Two origin fetches disagree: the origin changed, or this peer lies. Its copy is not handed out.
+        metrics.pieceReports.inc({ result: "digest_conflict" });
+        task.excludedParents.add(peer.id);
+        this.#log.warn({ piece: piece.number }, "piece from the origin disagrees with the digest recorded first; the peer is not handed out");
+        return;
+      }
+      metrics.trafficBytes.inc({ type: "back_to_source" }, bytes);
+    } else {
+      // From a parent: the child verified it against the scheduler's digest, so the scheduler must have one.
+      const known = task.pieceDigests.get(piece.number);
+      if (known === undefined || (piece.sha256.length > 0 && !known.equals(Buffer.from(piece.sha256)))) {
+        metrics.pieceReports.inc({ result: "rejected" });
+        return;
+      }
+      metrics.trafficBytes.inc({ type: "peer" }, bytes);
+      if (peer.parentsGiven.has(piece.parentId)) recordPieceCost(task, piece.parentId, bytes, piece.costMs);
+    }
+    peer.pieces.add(piece.number);
+    metrics.pieceReports.inc({ result: "finished" });
+    notifyTaskChanged(task);
+  }
+
+  /**
+   * A child names a parent that failed it. Only a parent this scheduler
+   * handed to the child counts: a peer cannot blame one it never used. A
+   * piece that failed its digest excludes the parent for the whole task.
+   */
+  #pieceFailed(task: Task, peer: Peer, failure: schedulerv1.PieceFailedRequest): void {
+    const { parentId, reason, number } = failure;
+    this.#deps.metrics.pieceReports.inc({ result: "failed" });
+    if (!peer.parentsGiven.has(parentId)) return;
+    peer.blocklist.add(parentId);
+    if (reason === schedulerv1.PieceFailureReason.CORRUPT) {
+      task.excludedParents.add(parentId);
+      this.#log.warn({ parentId, piece: number }, "parent served a piece that failed its digest; excluded for the task");
+    } else this.#log.debug({ parentId, piece: number, reason: schedulerv1.PieceFailureReason[reason] }, "piece failed");
+  }
+
+  #peerFinished(task: Task, peer: Peer, finished: schedulerv1.PeerFinishedRequest): void {
+    if (peer.state === "back_to_source" && finished.contentLength >= 0n) {
+      // An origin without a length: the fetch tells it at the end.
+      const problem = recordGeometry(task, Number(finished.contentLength), task.pieceLength);
+      if (problem !== undefined) this.#log.warn({ problem }, "finished peer's length disagrees with the task's");
+      if (task.backToSourcePeerId === peer.id) task.tainted = false;
+    }
+    peer.state = "succeeded";
+    if (task.totalPieces > 0) peer.pieces.fill(task.totalPieces);
+    if (task.backToSourcePeerId === peer.id) task.backToSourcePeerId = undefined;
+    this.#log.info({ contentLength: task.contentLength }, "peer finished");
+    notifyTaskChanged(task);
+  }
+
+  #peerFailed(task: Task, peer: Peer, failed: schedulerv1.PeerFailedRequest): void {
+    peer.state = "failed";
+    if (failed.digestMismatch) {
+      // Every copy handed out carries the same wrong bytes: stop handing them out, and fetch from the origin next.
+      const holders = [...task.peers.values()].filter((other) => other.pieces.size > 0 || other.state === "succeeded" || other.state === "back_to_source");
+      taintTask(task, [...holders, peer]);
+      this.#deps.metrics.pieceReports.inc({ result: "task_digest_mismatch" });
+      this.#log.warn(
+        { expected: failed.expectedDigest.slice(0, 80), actual: failed.actualDigest.slice(0, 80), holders: holders.length },
+        "a peer's copy of the task failed its digest; its copies are no longer handed out",
+      );
+    } else this.#log.info({ description: failed.description.slice(0, 512) }, "peer failed");
+    noteSourceLost(task, peer);
+  }
+
+  #onTaskChange(change: TaskChange): void {
+    if (change.kind === "info") this.#pendingInfo = true;
+    else this.#pendingDigests.add(change.number);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  /** Sends what the task learned since the last update, in one message. */
+  #flush(): void {
+    const task = this.#task;
+    if (task === undefined || this.#controller.signal.aborted) return;
+    const update = taskUpdateOf(task, this.#pendingInfo, this.#pendingDigests);
+    this.#pendingInfo = false;
+    this.#pendingDigests.clear();
+    if (update !== undefined) this.responses.push({ response: { case: "taskUpdate", value: update } });
   }
 
   /** Answers a refresh with the best parents right now, without waiting and without counting a reschedule. */
@@ -249,11 +402,12 @@ class PeerSession {
   #decide(task: Task, peer: Peer): void {
     const { metrics, registry } = this.#deps;
     const signal = this.#controller.signal;
+    const download = this.#download!;
     this.#decisions = this.#decisions.then(async () => {
       if (signal.aborted) return;
       const stopTimer = metrics.scheduleDuration.startTimer();
       try {
-        const result = await schedulePeer(this.#deps, task, peer, signal);
+        const result = await schedulePeer(this.#deps, task, peer, download, signal);
         stopTimer();
         metrics.scheduleTotal.inc({ result: result.kind });
         if (result.kind === "back_to_source") {

@@ -1,6 +1,6 @@
 import type { MessageInitShape, schedulerv1, TaskInfoSchema } from "@lacewing/api";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
-import type { Task } from "../resource/task.js";
+import { lengthKnown, type Task } from "../resource/task.js";
 import type { ScheduleResult } from "../scheduling/scheduling.js";
 
 export type AnnouncePeerResponseInit = MessageInitShape<typeof schedulerv1.AnnouncePeerResponseSchema>;
@@ -41,4 +41,16 @@ export function responseOf(result: ScheduleResult, task: Task, registry: Resourc
         },
       };
   }
+}
+
+/** A task update with the task's length (when asked and known) and the digests of `numbers` it holds; undefined when empty. */
+export function taskUpdateOf(task: Task, withInfo: boolean, numbers: Iterable<number>): MessageInitShape<typeof schedulerv1.TaskUpdateSchema> | undefined {
+  const pieceDigests: Array<{ number: number; sha256: Uint8Array }> = [];
+  for (const number of numbers) {
+    const sha256 = task.pieceDigests.get(number);
+    if (sha256 !== undefined) pieceDigests.push({ number, sha256 });
+  }
+  const info = withInfo && lengthKnown(task);
+  if (!info && pieceDigests.length === 0) return undefined;
+  return { ...(info ? { taskInfo: taskInfoOf(task) } : {}), pieceDigests };
 }

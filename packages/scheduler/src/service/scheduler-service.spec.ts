@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import { HostType, RpcError, schedulerv1 } from "@lacewing/api";
 import { rendezvousPick, taskIdOf } from "@lacewing/common";
-import { announce, PeerStream, parentIdsOf, startFakeDaemon, startScheduler, TASK_1, until, URL_1 } from "../testing/harness.js";
+import { announce, PeerStream, PIECE_LENGTH, parentIdsOf, pieceSha256, startFakeDaemon, startScheduler, TASK_1, until, URL_1 } from "../testing/harness.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -19,6 +19,14 @@ function stream(...args: ConstructorParameters<typeof PeerStream>): PeerStream {
   const peer = new PeerStream(...args);
   cleanups.push(() => peer.requests.end());
   return peer;
+}
+
+/** A peer told to go back to source says so, and reports the task's length and its first `pieces` pieces from the origin. */
+function fetchFromOrigin(source: PeerStream, pieces = 1, contentLength = 4 * PIECE_LENGTH): void {
+  source.send({ case: "backToSourceStarted", value: {} });
+  source.send({ case: "taskInfo", value: { info: { contentLength: BigInt(contentLength), pieceLength: BigInt(PIECE_LENGTH) } } });
+  for (let number = 0; number < pieces; number++)
+    source.send({ case: "pieceFinished", value: { piece: { number, length: BigInt(PIECE_LENGTH), sha256: pieceSha256(number) } } });
 }
 
 describe("AnnouncePeer", () => {
@@ -163,21 +171,42 @@ describe("AnnouncePeer", () => {
     assert.equal(seed.calls.length, 1);
   });
 
-  it("excludes a parent for every child once two children reported corrupt pieces from it", async () => {
+  it("excludes a parent for every child once a child it was handed to caught it serving a piece that failed its digest", async () => {
     const { client, scheduler } = await setup();
     for (const id of ["h0", "h1", "h2", "h3", "h4"]) await announce(client, id);
     await stream(client, "h0", "bad").finishAsParent(scheduler);
     await stream(client, "h1", "good").finishAsParent(scheduler);
-    for (const id of ["h2", "h3"]) {
-      const child = stream(client, id, `child-${id}`);
-      child.register();
-      assert.deepEqual(parentIdsOf(await child.next()), ["bad", "good"]);
-      child.send({ case: "pieceFailed", value: { number: 0, parentId: "bad", reason: schedulerv1.PieceFailureReason.CORRUPT } });
-    }
-    await until(() => scheduler.registry.tasks.get(TASK_1)?.corruptReports.get("bad")?.size === 2);
+    // A peer that was never handed "good" cannot get it excluded.
+    const liar = stream(client, "h3", "liar");
+    liar.register();
+    await liar.next();
+    liar.send({ case: "reschedule", value: { refresh: true, knownParentIds: ["bad", "good"] } });
+    await liar.next();
+    const child = stream(client, "h2", "child");
+    child.register();
+    assert.deepEqual(parentIdsOf(await child.next()), ["bad", "good"]);
+    child.send({ case: "pieceFailed", value: { number: 0, parentId: "bad", reason: schedulerv1.PieceFailureReason.CORRUPT } });
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.excludedParents.has("bad") === true);
     const fresh = stream(client, "h4", "fresh");
     fresh.register();
     assert.deepEqual(parentIdsOf(await fresh.next()), ["good"]);
+  });
+
+  it("ignores a corrupt-piece report about a parent the scheduler never handed to the reporter", async () => {
+    const { client, scheduler } = await setup();
+    for (const id of ["h0", "h1", "h2"]) await announce(client, id);
+    await stream(client, "h0", "honest").finishAsParent(scheduler);
+    const first = stream(client, "h1", "first");
+    await first.finishAsParent(scheduler);
+    const accuser = stream(client, "h2", "accuser");
+    accuser.register();
+    await accuser.next();
+    accuser.send({ case: "reschedule", value: { refresh: true, knownParentIds: ["honest", "first"] } });
+    await accuser.next();
+    accuser.send({ case: "pieceFailed", value: { number: 0, parentId: "someone-else", reason: schedulerv1.PieceFailureReason.CORRUPT } });
+    accuser.send({ case: "reschedule", value: { refresh: true } });
+    await accuser.next();
+    assert.equal(scheduler.registry.tasks.get(TASK_1)?.excludedParents.size, 0);
   });
 
   it("blocklists the parents a reschedule names, then waits and goes back to source when none are left", async () => {
@@ -220,7 +249,7 @@ describe("AnnouncePeer", () => {
 
   it("stops handing out peers of a host as soon as it missed two announce intervals, and GC drops it", async () => {
     let now = Date.now();
-    const { client, scheduler } = await setup({}, { now: () => now });
+    const { client, admin, scheduler } = await setup({}, { now: () => now });
     await announce(client, "short-lived", { announceIntervalSeconds: 1 });
     await announce(client, "h2", { announceIntervalSeconds: 30 });
     await stream(client, "short-lived", "parent").finishAsParent(scheduler);
@@ -235,7 +264,7 @@ describe("AnnouncePeer", () => {
     assert.equal((await child.next()).response.case, "needBackToSource");
 
     scheduler.collectGarbage();
-    const { hosts } = await client.listHosts({});
+    const { hosts } = await admin.listHosts({});
     assert.deepEqual(
       hosts.map((h) => h.host?.id),
       ["h2"],
@@ -248,6 +277,7 @@ describe("AnnouncePeer", () => {
     await announce(client, "h2");
     await stream(client, "h1", "parent").finishAsParent(scheduler);
     assert.equal((await client.statTask({ taskId: TASK_1 })).finishedPeerCount, 1);
+    // The host's owner may say it dropped the task.
     await client.deleteTask({ hostId: "h1", taskId: TASK_1 });
     const child = stream(client, "h2", "child");
     child.register();
@@ -281,9 +311,15 @@ describe("AnnouncePeer", () => {
     await announce(client, "h1");
     await announce(client, "h2");
     const restarted = stream(client, "h1", "restarted");
+    const contentLength = 5n * BigInt(PIECE_LENGTH);
     restarted.send({
       case: "register",
-      value: { download: { url: URL_1 }, complete: true, taskInfo: { taskId: TASK_1, contentLength: 5_000n, pieceLength: 1_000n, totalPieces: 5 } },
+      value: {
+        download: { url: URL_1 },
+        complete: true,
+        taskInfo: { taskId: TASK_1, contentLength, pieceLength: BigInt(PIECE_LENGTH), totalPieces: 5 },
+        pieceSha256: [0, 1, 2, 3, 4].map(pieceSha256),
+      },
     });
     const answer = await restarted.next();
     assert.equal(answer.response.case, "taskComplete");
@@ -293,7 +329,8 @@ describe("AnnouncePeer", () => {
     child.register();
     const parents = await child.next();
     assert.deepEqual(parentIdsOf(parents), ["restarted"]);
-    assert.equal(parents.response.case === "normalTask" && parents.response.value.taskInfo?.contentLength, 5_000n);
+    assert.equal(parents.response.case === "normalTask" && parents.response.value.taskInfo?.contentLength, contentLength);
+    assert.deepEqual(child.digests().get(4), pieceSha256(4), "the restarted scheduler hands on the digests the cache announced");
   });
 
   it("answers a refresh at once with the current parents, without counting a reschedule", async () => {
@@ -302,14 +339,14 @@ describe("AnnouncePeer", () => {
     const source = stream(client, "h1", "source");
     source.register();
     assert.equal((await source.next()).response.case, "needBackToSource");
-    source.send({ case: "backToSourceStarted", value: {} });
+    fetchFromOrigin(source);
     const child = stream(client, "h2", "child");
     child.register();
     assert.deepEqual(parentIdsOf(await child.next()), ["source"]);
     const other = stream(client, "h3", "other");
     other.register();
     await other.next();
-    other.send({ case: "pieceFinished", value: { piece: { number: 0, length: 10n, parentId: "source" } } });
+    other.send({ case: "pieceFinished", value: { piece: { number: 0, length: BigInt(PIECE_LENGTH), parentId: "source", sha256: pieceSha256(0) } } });
     await until(() => scheduler.registry.tasks.get(TASK_1)?.peers.get("other")?.pieces.size === 1);
     for (let i = 0; i < 3; i++) {
       child.send({ case: "reschedule", value: { refresh: true } });
@@ -329,7 +366,8 @@ describe("AnnouncePeer", () => {
     const first = stream(client, "h1", "first");
     first.register();
     await first.next();
-    first.send({ case: "taskInfo", value: { info: { taskId: TASK_1, contentLength: 0n, totalPieces: 0 } } });
+    first.send({ case: "backToSourceStarted", value: {} });
+    first.send({ case: "taskInfo", value: { info: { taskId: TASK_1, contentLength: 0n, pieceLength: BigInt(PIECE_LENGTH), totalPieces: 0 } } });
     first.send({ case: "peerFinished", value: { contentLength: 0n, totalPieces: 0 } });
     await first.close();
     assert.equal(scheduler.registry.tasks.get(TASK_1)?.contentLength, 0);
@@ -353,9 +391,9 @@ describe("AnnouncePeer", () => {
     const middle = stream(client, "h2", "middle");
     middle.register();
     const middleAnswer = middle.next();
-    source.send({ case: "backToSourceStarted", value: {} });
+    fetchFromOrigin(source);
     assert.deepEqual(parentIdsOf(await middleAnswer), ["source"]);
-    middle.send({ case: "pieceFinished", value: { piece: { number: 0, length: 4n, parentId: "source", costMs: 1 } } });
+    middle.send({ case: "pieceFinished", value: { piece: { number: 0, length: 4n, parentId: "source", costMs: 1, sha256: pieceSha256(0) } } });
     await until(() => scheduler.registry.tasks.get(TASK_1)?.peers.get("middle")?.pieces.has(0) === true);
     const last = stream(client, "h3", "last");
     last.register();
@@ -367,7 +405,7 @@ describe("AnnouncePeer", () => {
     assert.match(metrics, /lacewing_scheduler_back_to_source_total\{reason="first_peer"\} 1/);
     assert.match(metrics, /lacewing_scheduler_peer_registrations_total\{kind="download"\} 3/);
     assert.match(metrics, /lacewing_scheduler_traffic_bytes_total\{type="peer"\} 4/);
-    assert.match(metrics, /lacewing_scheduler_piece_reports_total\{result="finished"\} 1/);
+    assert.match(metrics, /lacewing_scheduler_piece_reports_total\{result="finished"\} 2/);
   });
 });
 
@@ -391,7 +429,7 @@ describe("TriggerDownload", () => {
   const callCounts = (daemons: Awaited<ReturnType<typeof world>>["daemons"]) => Object.fromEntries([...daemons].map(([id, d]) => [id, d.calls.length]));
 
   it("single_seed_peer triggers the one seed rendezvous hashing picks for the task", async () => {
-    const { client, daemons } = await world();
+    const { admin: client, daemons } = await world();
     const response = await client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.SINGLE_SEED_PEER });
     const expected = rendezvousPick(TASK_1, ["seed-a", "seed-b"]);
     assert.equal(response.taskId, TASK_1);
@@ -404,7 +442,7 @@ describe("TriggerDownload", () => {
   });
 
   it("all_seed_peers triggers every seed and reports each host's result when waiting", async () => {
-    const { client, daemons } = await world();
+    const { admin: client, daemons } = await world();
     const response = await client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.ALL_SEED_PEERS, wait: true });
     const results = Object.fromEntries(response.results.map((r) => [r.hostId, r.success]));
     assert.deepEqual(results, { "seed-a": true, "seed-b": false });
@@ -413,17 +451,17 @@ describe("TriggerDownload", () => {
   });
 
   it("all_peers triggers every alive host", async () => {
-    const { client, daemons } = await world();
+    const { admin: client, daemons } = await world();
     const response = await client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.ALL_PEERS });
     assert.deepEqual(response.results.map((r) => r.hostId).sort(), ["normal", "seed-a", "seed-b"]);
     assert.deepEqual(callCounts(daemons), { "seed-a": 1, "seed-b": 1, normal: 1 });
   });
 
   it("fails with failed_precondition when there is no seed to trigger", async () => {
-    const { client } = await setup();
+    const { client, admin } = await setup();
     await announce(client, "h1");
     await assert.rejects(
-      client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.SINGLE_SEED_PEER }),
+      admin.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.SINGLE_SEED_PEER }),
       (err: unknown) => err instanceof RpcError && err.kind === "failed_precondition",
     );
   });

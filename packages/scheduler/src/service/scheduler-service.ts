@@ -1,41 +1,65 @@
-import { HostType, schedulerv1, type ServiceImpl } from "@lacewing/api";
-import { LacewingError, errorMessage, rendezvousPick, taskIdOf } from "@lacewing/common";
-import { isHostAlive, isSeedHost, type HostRecord } from "../resource/host.js";
+import { HostType, callerIp, requireRole, schedulerv1, type CallContext, type ServiceImpl } from "@lacewing/api";
+import { LacewingError, MEMBER_ROLES, errorMessage, rendezvousPick, taskIdOf } from "@lacewing/common";
+import { isHostAlive, isSeedHost, ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import type { SeedTrigger } from "../seed/seed-trigger.js";
 import { noteSourceLost } from "../scheduling/scheduling.js";
 import { announcePeerStream, type AnnouncePeerDeps } from "./announce-peer.js";
 import { taskInfoOf } from "./responses.js";
+import { checkDownload, checkHost, checkId, checkTaskId } from "./validate.js";
 
 export interface SchedulerServiceDeps extends AnnouncePeerDeps {
   readonly seedTrigger: SeedTrigger;
   /** The address the scheduler was started with, reported by ListHosts. */
   readonly address: () => string;
+  /** Most host ids one owner (certificate and address) may announce. */
+  readonly maxHostsPerOwner: number;
 }
 
 const { TaskState, TriggerScope } = schedulerv1;
+const LIST_HOSTS_PAGE = { default: 500, max: 1000 } as const;
 
-/** The Scheduler gRPC service over the in-memory resource registry. */
+/**
+ * The Scheduler gRPC service over the in-memory resource registry. Who may
+ * call what: cluster members (seed and peer certificates) announce their own
+ * hosts and peers — a host id belongs to the certificate and address that
+ * first announced it, and only a seed certificate announces a seed; the
+ * manager makes the admin calls (trigger, list, delete anything). See
+ * docs/ARCHITECTURE.md, "Trust model".
+ */
 export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<typeof schedulerv1.Scheduler> {
   const { registry, logger } = deps;
   return {
-    async announceHost(request) {
-      const info = request.host;
-      if (info === undefined || info.id === "" || info.ip === "")
-        throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "AnnounceHost needs a host with an id and an ip");
+    async announceHost(request, context) {
+      const caller = requireRole(context, MEMBER_ROLES, "AnnounceHost");
+      const info = checkHost(request.host);
+      if (info.type === HostType.SEED && caller !== undefined && caller.role !== "seed")
+        throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", "only a seed certificate may announce a seed peer");
+      const owner = ownerOf(context);
       const known = registry.hosts.get(info.id);
+      if (known !== undefined && !ownsHost(known, owner))
+        throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `host ${info.id} belongs to another identity`);
+      if (known === undefined && owner !== undefined) {
+        let owned = 0;
+        for (const host of registry.hosts.values()) if (ownsHost(host, owner)) owned++;
+        if (owned >= deps.maxHostsPerOwner)
+          throw new LacewingError("LW_ERR_TOO_MANY_HOSTS", "resource_exhausted", `${owner.subject} at ${owner.ip} already announced ${owned} hosts`);
+      }
       if (known === undefined) logger.info({ hostId: info.id, ip: info.ip, type: HostType[info.type] }, "host joined");
       else if (known.info.ip !== info.ip || known.info.port !== info.port) deps.seedTrigger.forget(info.id);
-      registry.announceHost(info, deps.now());
+      registry.announceHost(info, deps.now(), owner);
       // A new host may be the seed or parent some child is waiting for.
       for (const task of registry.tasks.values()) if (task.waiters.size > 0) for (const wake of [...task.waiters]) wake();
       return { newHost: known === undefined };
     },
 
     announcePeer(requests, context) {
-      return announcePeerStream(deps, requests, context.signal);
+      requireRole(context, MEMBER_ROLES, "AnnouncePeer");
+      return announcePeerStream(deps, requests, context.signal, ownerOf(context));
     },
 
-    async statTask(request) {
+    async statTask(request, context) {
+      requireRole(context, [...MEMBER_ROLES, "manager"], "StatTask");
+      checkTaskId(request.taskId);
       const task = registry.tasks.get(request.taskId);
       if (task === undefined) throw new LacewingError("LW_ERR_TASK_NOT_FOUND", "not_found", `task ${request.taskId} is not known to this scheduler`);
       const peers = [...task.peers.values()];
@@ -52,9 +76,12 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       return { info: taskInfoOf(task), state, peerCount: peers.length, finishedPeerCount: finished };
     },
 
-    async deletePeer(request) {
+    async deletePeer(request, context) {
+      checkTaskId(request.taskId);
+      checkId("peer_id", request.peerId);
       const task = registry.tasks.get(request.taskId);
       const peer = task?.peers.get(request.peerId);
+      authorizeHostCall(deps, context, peer?.hostId, "DeletePeer");
       if (task !== undefined && peer !== undefined) {
         noteSourceLost(task, peer);
         registry.removePeer(task, peer.id);
@@ -63,25 +90,32 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       return {};
     },
 
-    async deleteTask(request) {
+    async deleteTask(request, context) {
+      checkId("host_id", request.hostId);
+      checkTaskId(request.taskId);
+      authorizeHostCall(deps, context, request.hostId, "DeleteTask");
       const task = registry.tasks.get(request.taskId);
       if (task !== undefined) {
         for (const peer of [...task.peers.values()]) if (peer.hostId === request.hostId) noteSourceLost(task, peer);
+        // The host let go of its copy: a bad one is gone, so the host may hold the task again.
+        task.taintedHosts.delete(request.hostId);
       }
       const removed = registry.deleteTaskOnHost(request.hostId, request.taskId);
+      if (task !== undefined) registry.dropIfUnused(task);
       if (removed > 0) logger.debug({ taskId: request.taskId, hostId: request.hostId, peers: removed }, "task deleted on host");
       return {};
     },
 
-    async deleteHost(request) {
+    async deleteHost(request, context) {
+      checkId("host_id", request.hostId);
+      authorizeHostCall(deps, context, request.hostId, "DeleteHost");
       forgetHost(deps, request.hostId);
       return {};
     },
 
     async triggerDownload(request, context) {
-      const download = request.download;
-      if (download === undefined || download.url === "")
-        throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "TriggerDownload needs a download with a url");
+      requireRole(context, ["manager"], "TriggerDownload");
+      const download = checkDownload(request.download);
       const taskId = taskIdOf({ url: download.url, tag: download.tag, application: download.application, filteredQueryParams: download.filteredQueryParams });
       const hosts = hostsForScope(deps, taskId, request.scope);
       if (hosts.length === 0)
@@ -112,17 +146,36 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       return { taskId, results };
     },
 
-    async listHosts() {
+    async listHosts(request, context) {
+      requireRole(context, ["manager"], "ListHosts");
+      const pageSize = Math.min(LIST_HOSTS_PAGE.max, request.pageSize || LIST_HOSTS_PAGE.default);
+      const after = request.pageToken === "" ? "" : Buffer.from(request.pageToken, "base64url").toString("utf8");
+      const ids = [...registry.hosts.keys()].filter((id) => id > after).sort();
+      const page = ids.slice(0, pageSize);
       return {
-        hosts: [...registry.hosts.values()].map((host) => ({
-          host: host.info,
-          lastAnnouncedAtMs: BigInt(host.lastAnnouncedAt),
-          peerCount: host.peers.size,
-        })),
+        hosts: page.map((id) => {
+          const host = registry.hosts.get(id)!;
+          return { host: host.info, lastAnnouncedAtMs: BigInt(host.lastAnnouncedAt), peerCount: host.peers.size };
+        }),
         schedulerAddress: deps.address(),
+        nextPageToken: ids.length > pageSize ? Buffer.from(page[page.length - 1]!, "utf8").toString("base64url") : "",
       };
     },
   };
+}
+
+/** The caller as a host owner: its certificate's subject and the address it called from; undefined when insecure. */
+function ownerOf(context: CallContext): HostOwner | undefined {
+  return context.caller === undefined ? undefined : { subject: context.caller.subject, ip: callerIp(context) };
+}
+
+/** A call about one host: the manager may make it for any host, a member only for a host it owns. */
+function authorizeHostCall(deps: SchedulerServiceDeps, context: CallContext, hostId: string | undefined, action: string): void {
+  const caller = requireRole(context, [...MEMBER_ROLES, "manager"], action);
+  if (caller === undefined || caller.role === "manager" || hostId === undefined) return;
+  const host = deps.registry.hosts.get(hostId);
+  if (host !== undefined && !ownsHost(host, ownerOf(context)))
+    throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `${action}: host ${hostId} belongs to another identity`);
 }
 
 function hostsForScope(deps: SchedulerServiceDeps, taskId: string, scope: schedulerv1.TriggerScope): HostRecord[] {

@@ -29,11 +29,11 @@ export function taskWorld(now = 1_000_000): {
   peer: (id: string, hostId: string, state?: PeerState, pieces?: number[], triggered?: boolean) => Peer;
 } {
   const registry = new ResourceRegistry();
-  const task = registry.ensureTask("task-1", create(DownloadSchema, { url: "http://origin/file" }), now);
+  const task = registry.ensureTask("a".repeat(64), create(DownloadSchema, { url: "http://origin/file" }), now);
   return {
     registry,
     task,
-    host: (id, fields = {}) => registry.announceHost(hostInfo(id, fields), now),
+    host: (id, fields = {}) => registry.announceHost(hostInfo(id, fields), now, undefined),
     peer: (id, hostId, state = "running", pieces = [], triggered = false) => {
       const host = registry.hosts.get(hostId);
       if (host === undefined) throw new Error(`no host ${hostId}`);

@@ -1,5 +1,6 @@
+import { createHash } from "node:crypto";
 import { createClient, dfdaemonv1, RpcServer, schedulerv1, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import { AsyncQueue, taskIdOf } from "@lacewing/common";
+import { AsyncQueue, LocalPki, taskIdOf, type Role, type Security } from "@lacewing/common";
 import { SchedulerServer, type SchedulerServerOptions } from "../scheduler-server.js";
 import type { SchedulerConfig } from "../config.js";
 import { hostInfo, type HostFields } from "./fixtures.js";
@@ -10,20 +11,43 @@ export type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
 
 export const URL_1 = "http://origin.test/files/big.bin";
 export const TASK_1 = taskIdOf({ url: URL_1 });
+/** The piece size the harness's back-to-source peers report. */
+export const PIECE_LENGTH = 4 * 1024 * 1024;
 
-/** A scheduler on a loopback port and a client for it. */
+/** The cluster CA of the tests in this process. */
+export const pki = new LocalPki();
+
+/** The digest the harness's origin fetches report for piece `number` of any task. */
+export function pieceSha256(number: number): Buffer {
+  return createHash("sha256").update(`piece-${number}`).digest();
+}
+
+/** A scheduler client holding a certificate of `role` (and holder `name`). */
+export function clientAs(address: string, role: Role, name = ""): SchedulerClient {
+  return createClient(schedulerv1.Scheduler, address, { security: pki.security(role, name), serverRoles: ["scheduler"] });
+}
+
+/**
+ * A TLS scheduler on a loopback port, a client holding a seed certificate
+ * (a cluster member: it may announce seeds and normal hosts) and an admin
+ * client holding the manager's.
+ */
 export async function startScheduler(
   config: Partial<SchedulerConfig> = {},
   options: Omit<SchedulerServerOptions, "config"> = {},
-): Promise<{ scheduler: SchedulerServer; client: SchedulerClient; close: () => Promise<void> }> {
-  const scheduler = new SchedulerServer({ config: { listen: "127.0.0.1:0", logLevel: "silent", scheduleTimeout: 3_000, ...config }, ...options });
+): Promise<{ scheduler: SchedulerServer; client: SchedulerClient; admin: SchedulerClient; close: () => Promise<void> }> {
+  const security: Security = options.security ?? pki.security("scheduler");
+  const scheduler = new SchedulerServer({ config: { listen: "127.0.0.1:0", logLevel: "silent", scheduleTimeout: 3_000, ...config }, ...options, security });
   await scheduler.start();
-  const client = createClient(schedulerv1.Scheduler, scheduler.address);
+  const client = clientAs(scheduler.address, "seed", "test-node");
+  const admin = clientAs(scheduler.address, "manager");
   return {
     scheduler,
     client,
+    admin,
     close: async () => {
       client.close();
+      admin.close();
       await scheduler.close();
     },
   };
@@ -36,6 +60,8 @@ export async function announce(client: SchedulerClient, id: string, fields: Host
 /** One AnnouncePeer stream driven by a test, like a daemon's download would. */
 export class PeerStream {
   readonly requests = new AsyncQueue<RequestInit>();
+  /** Task updates received so far (next() skips them). */
+  readonly updates: schedulerv1.TaskUpdate[] = [];
   readonly #responses: AsyncIterator<schedulerv1.AnnouncePeerResponse>;
 
   constructor(
@@ -55,8 +81,17 @@ export class PeerStream {
     this.send({ case: "register", value: { download, heldPieces } });
   }
 
-  /** The next response; rejects if none comes within `ms` or the stream ends. */
+  /** The next answer (task updates are collected in `updates`); rejects if none comes within `ms` or the stream ends. */
   async next(ms = 5_000): Promise<schedulerv1.AnnouncePeerResponse> {
+    for (;;) {
+      const message = await this.nextMessage(ms);
+      if (message.response.case !== "taskUpdate") return message;
+      this.updates.push(message.response.value);
+    }
+  }
+
+  /** The next message of any kind, task updates included. */
+  async nextMessage(ms = 5_000): Promise<schedulerv1.AnnouncePeerResponse> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no response for ${this.peerId} within ${ms} ms`)), ms);
@@ -70,6 +105,13 @@ export class PeerStream {
     }
   }
 
+  /** Digests received in task updates so far, by piece number. */
+  digests(): Map<number, Buffer> {
+    const out = new Map<number, Buffer>();
+    for (const update of this.updates) for (const digest of update.pieceDigests) out.set(digest.number, Buffer.from(digest.sha256));
+    return out;
+  }
+
   /** Closes the request side and waits until the scheduler ended the stream. */
   async close(): Promise<void> {
     this.requests.end();
@@ -80,14 +122,26 @@ export class PeerStream {
   }
 
   /**
-   * Registers, goes back to source if told to, and finishes: a parent holding
-   * the whole task. Resolves once the scheduler has recorded the finish
-   * (peer_finished has no answer on the wire to wait for).
+   * Registers and fills the task the way a daemon would: told to go back to
+   * source, it reports the length and each piece with its digest
+   * (pieceSha256); given parents, it reports each piece as fetched from the
+   * first one. Then it finishes: a parent holding the whole task. Resolves
+   * once the scheduler has recorded the finish (peer_finished has no answer
+   * on the wire to wait for).
    */
-  async finishAsParent(scheduler: SchedulerServer, contentLength = 1_000, totalPieces = 1): Promise<schedulerv1.AnnouncePeerResponse> {
+  async finishAsParent(scheduler: SchedulerServer, contentLength = 1_000): Promise<schedulerv1.AnnouncePeerResponse> {
     this.register();
     const response = await this.next();
-    if (response.response.case === "needBackToSource") this.send({ case: "backToSourceStarted", value: {} });
+    const totalPieces = Math.ceil(contentLength / PIECE_LENGTH);
+    const parentId = response.response.case === "normalTask" ? (response.response.value.candidateParents[0]?.peerId ?? "") : "";
+    if (parentId === "") {
+      this.send({ case: "backToSourceStarted", value: {} });
+      this.send({ case: "taskInfo", value: { info: { contentLength: BigInt(contentLength), pieceLength: BigInt(PIECE_LENGTH), totalPieces } } });
+    }
+    for (let number = 0; number < totalPieces; number++) {
+      const length = BigInt(Math.min(PIECE_LENGTH, contentLength - number * PIECE_LENGTH));
+      this.send({ case: "pieceFinished", value: { piece: { number, length, parentId, sha256: pieceSha256(number) } } });
+    }
     this.send({ case: "peerFinished", value: { contentLength: BigInt(contentLength), totalPieces } });
     await until(() => scheduler.registry.tasks.get(this.taskId)?.peers.get(this.peerId)?.state === "succeeded");
     return response;
@@ -116,9 +170,10 @@ type TriggerHandler = (request: dfdaemonv1.TriggerDownloadRequest) => Promise<Me
 /** A dfdaemon's peer service that only records TriggerDownload calls and answers with `handler`. */
 export async function startFakeDaemon(
   handler: TriggerHandler,
+  role: Role = "seed",
 ): Promise<{ port: number; calls: dfdaemonv1.TriggerDownloadRequest[]; close: () => Promise<void> }> {
   const calls: dfdaemonv1.TriggerDownloadRequest[] = [];
-  const server = new RpcServer().add(dfdaemonv1.DfdaemonPeer, {
+  const server = new RpcServer({ security: pki.security(role, "fake-daemon") }).add(dfdaemonv1.DfdaemonPeer, {
     async *syncPieces() {
       return;
     },

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/common/v1/common.proto.
  */
 export const file_lacewing_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYWNld2luZy9jb21tb24vdjEvY29tbW9uLnByb3RvEhJsYWNld2luZy5jb21tb24udjEixwIKBEhvc3QSCgoCaWQYASABKAkSCgoCaXAYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDAoEcG9ydBgEIAEoDRIVCg1kb3dubG9hZF9wb3J0GAUgASgNEioKBHR5cGUYBiABKA4yHC5sYWNld2luZy5jb21tb24udjEuSG9zdFR5cGUSCwoDaWRjGAcgASgJEhAKCGxvY2F0aW9uGAggASgJEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2xpbWl0GAkgASgNEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2NvdW50GAogASgNEhQKDHVwbG9hZF9ieXRlcxgLIAEoBBIZChF1cGxvYWRfcmF0ZV9saW1pdBgMIAEoBBIhChlhbm5vdW5jZV9pbnRlcnZhbF9zZWNvbmRzGA0gASgNEg8KB2NsdXN0ZXIYDiABKAki3AIKCERvd25sb2FkEgsKA3VybBgBIAEoCRILCgN0YWcYAiABKAkSEwoLYXBwbGljYXRpb24YAyABKAkSHQoVZmlsdGVyZWRfcXVlcnlfcGFyYW1zGAQgAygJEkkKD3JlcXVlc3RfaGVhZGVycxgFIAMoCzIwLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZC5SZXF1ZXN0SGVhZGVyc0VudHJ5Eg4KBmRpZ2VzdBgGIAEoCRIUCgxwaWVjZV9sZW5ndGgYByABKAQSHgoWZGlzYWJsZV9iYWNrX3RvX3NvdXJjZRgIIAEoCBITCgtvdXRwdXRfcGF0aBgJIAEoCRISCgp0aW1lb3V0X21zGAogASgEEhEKCXRyaWdnZXJlZBgLIAEoCBo1ChNSZXF1ZXN0SGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibgoJUGllY2VJbmZvEg4KBm51bWJlchgBIAEoDRIOCgZvZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEEg0KBWNyYzMyGAQgASgNEhEKCXBhcmVudF9pZBgFIAEoCRIPCgdjb3N0X21zGAYgASgNIm8KCFRhc2tJbmZvEg8KB3Rhc2tfaWQYASABKAkSFgoOY29udGVudF9sZW5ndGgYAiABKAMSFAoMcGllY2VfbGVuZ3RoGAMgASgEEhQKDHRvdGFsX3BpZWNlcxgEIAEoDRIOCgZkaWdlc3QYBSABKAkqTwoISG9zdFR5cGUSGQoVSE9TVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQSE9TVF9UWVBFX05PUk1BTBABEhIKDkhPU1RfVFlQRV9TRUVEEAJiBnByb3RvMw");
+  fileDesc("Ch9sYWNld2luZy9jb21tb24vdjEvY29tbW9uLnByb3RvEhJsYWNld2luZy5jb21tb24udjEi3QIKBEhvc3QSCgoCaWQYASABKAkSCgoCaXAYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDAoEcG9ydBgEIAEoDRIVCg1kb3dubG9hZF9wb3J0GAUgASgNEioKBHR5cGUYBiABKA4yHC5sYWNld2luZy5jb21tb24udjEuSG9zdFR5cGUSCwoDaWRjGAcgASgJEhAKCGxvY2F0aW9uGAggASgJEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2xpbWl0GAkgASgNEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2NvdW50GAogASgNEhQKDHVwbG9hZF9ieXRlcxgLIAEoBBIZChF1cGxvYWRfcmF0ZV9saW1pdBgMIAEoBBIhChlhbm5vdW5jZV9pbnRlcnZhbF9zZWNvbmRzGA0gASgNEg8KB2NsdXN0ZXIYDiABKAkSFAoMZG93bmxvYWRfdGxzGA8gASgIItwCCghEb3dubG9hZBILCgN1cmwYASABKAkSCwoDdGFnGAIgASgJEhMKC2FwcGxpY2F0aW9uGAMgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgEIAMoCRJJCg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyMC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQuUmVxdWVzdEhlYWRlcnNFbnRyeRIOCgZkaWdlc3QYBiABKAkSFAoMcGllY2VfbGVuZ3RoGAcgASgEEh4KFmRpc2FibGVfYmFja190b19zb3VyY2UYCCABKAgSEwoLb3V0cHV0X3BhdGgYCSABKAkSEgoKdGltZW91dF9tcxgKIAEoBBIRCgl0cmlnZ2VyZWQYCyABKAgaNQoTUmVxdWVzdEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInwKCVBpZWNlSW5mbxIOCgZudW1iZXIYASABKA0SDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIRCglwYXJlbnRfaWQYBSABKAkSDwoHY29zdF9tcxgGIAEoDRIOCgZzaGEyNTYYByABKAxKBAgEEAVSBWNyYzMyIi0KC1BpZWNlRGlnZXN0Eg4KBm51bWJlchgBIAEoDRIOCgZzaGEyNTYYAiABKAwibwoIVGFza0luZm8SDwoHdGFza19pZBgBIAEoCRIWCg5jb250ZW50X2xlbmd0aBgCIAEoAxIUCgxwaWVjZV9sZW5ndGgYAyABKAQSFAoMdG90YWxfcGllY2VzGAQgASgNEg4KBmRpZ2VzdBgFIAEoCSpPCghIb3N0VHlwZRIZChVIT1NUX1RZUEVfVU5TUEVDSUZJRUQQABIUChBIT1NUX1RZUEVfTk9STUFMEAESEgoOSE9TVF9UWVBFX1NFRUQQAmIGcHJvdG8z");
 
 /**
  * Host is what a dfdaemon tells the scheduler about the node it runs on.
@@ -103,6 +103,13 @@ export type Host = Message<"lacewing.common.v1.Host"> & {
    * @generated from field: string cluster = 14;
    */
   cluster: string;
+
+  /**
+   * The download port speaks TLS with client certificates of the cluster CA.
+   *
+   * @generated from field: bool download_tls = 15;
+   */
+  downloadTls: boolean;
 };
 
 /**
@@ -217,13 +224,6 @@ export type PieceInfo = Message<"lacewing.common.v1.PieceInfo"> & {
   length: bigint;
 
   /**
-   * crc32 (zlib) of the piece bytes.
-   *
-   * @generated from field: uint32 crc32 = 4;
-   */
-  crc32: number;
-
-  /**
    * Where it came from: a parent peer id, or empty for the origin.
    *
    * @generated from field: string parent_id = 5;
@@ -236,6 +236,15 @@ export type PieceInfo = Message<"lacewing.common.v1.PieceInfo"> & {
    * @generated from field: uint32 cost_ms = 6;
    */
   costMs: number;
+
+  /**
+   * SHA-256 of the piece bytes (32 bytes). Reported to the scheduler by the
+   * peer that fetched the piece from the origin; children verify every piece
+   * against the scheduler's digest, never against a parent's.
+   *
+   * @generated from field: bytes sha256 = 7;
+   */
+  sha256: Uint8Array;
 };
 
 /**
@@ -244,6 +253,32 @@ export type PieceInfo = Message<"lacewing.common.v1.PieceInfo"> & {
  */
 export const PieceInfoSchema: GenMessage<PieceInfo> = /*@__PURE__*/
   messageDesc(file_lacewing_common_v1_common, 2);
+
+/**
+ * The digest of one piece, as the scheduler knows it.
+ *
+ * @generated from message lacewing.common.v1.PieceDigest
+ */
+export type PieceDigest = Message<"lacewing.common.v1.PieceDigest"> & {
+  /**
+   * @generated from field: uint32 number = 1;
+   */
+  number: number;
+
+  /**
+   * 32 bytes.
+   *
+   * @generated from field: bytes sha256 = 2;
+   */
+  sha256: Uint8Array;
+};
+
+/**
+ * Describes the message lacewing.common.v1.PieceDigest.
+ * Use `create(PieceDigestSchema)` to create a new message.
+ */
+export const PieceDigestSchema: GenMessage<PieceDigest> = /*@__PURE__*/
+  messageDesc(file_lacewing_common_v1_common, 3);
 
 /**
  * TaskInfo is what is known of a task's content.
@@ -286,7 +321,7 @@ export type TaskInfo = Message<"lacewing.common.v1.TaskInfo"> & {
  * Use `create(TaskInfoSchema)` to create a new message.
  */
 export const TaskInfoSchema: GenMessage<TaskInfo> = /*@__PURE__*/
-  messageDesc(file_lacewing_common_v1_common, 3);
+  messageDesc(file_lacewing_common_v1_common, 4);
 
 /**
  * HostType distinguishes ordinary nodes from seed peers, which fetch from the

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Download, Host, PieceInfo, TaskInfo } from "../../common/v1/common_pb.js";
+import type { Download, Host, PieceDigest, PieceInfo, TaskInfo } from "../../common/v1/common_pb.js";
 import { file_lacewing_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/scheduler/v1/scheduler.proto.
  */
 export const file_lacewing_scheduler_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("CiVsYWNld2luZy9zY2hlZHVsZXIvdjEvc2NoZWR1bGVyLnByb3RvEhVsYWNld2luZy5zY2hlZHVsZXIudjEiPQoTQW5ub3VuY2VIb3N0UmVxdWVzdBImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QiKAoUQW5ub3VuY2VIb3N0UmVzcG9uc2USEAoIbmV3X2hvc3QYASABKAgi9QQKE0Fubm91bmNlUGVlclJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB3BlZXJfaWQYAyABKAkSPgoIcmVnaXN0ZXIYCiABKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuUmVnaXN0ZXJQZWVyUmVxdWVzdEgAEjsKCXRhc2tfaW5mbxgLIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrSW5mb1JlcXVlc3RIABJFCg5waWVjZV9maW5pc2hlZBgMIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZpbmlzaGVkUmVxdWVzdEgAEkEKDHBpZWNlX2ZhaWxlZBgNIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZhaWxlZFJlcXVlc3RIABI+CgpyZXNjaGVkdWxlGA4gASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlJlc2NoZWR1bGVSZXF1ZXN0SAASQwoNcGVlcl9maW5pc2hlZBgPIAEoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyRmluaXNoZWRSZXF1ZXN0SAASPwoLcGVlcl9mYWlsZWQYECABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlckZhaWxlZFJlcXVlc3RIABJTChZiYWNrX3RvX3NvdXJjZV9zdGFydGVkGBEgASgLMjEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0SABCCQoHcmVxdWVzdCKdAQoTUmVnaXN0ZXJQZWVyUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBITCgtoZWxkX3BpZWNlcxgCIAMoDRIQCghjb21wbGV0ZRgDIAEoCBIvCgl0YXNrX2luZm8YBCABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8iPQoPVGFza0luZm9SZXF1ZXN0EioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8iRAoUUGllY2VGaW5pc2hlZFJlcXVlc3QSLAoFcGllY2UYASABKAsyHS5sYWNld2luZy5jb21tb24udjEuUGllY2VJbmZvIocBChJQaWVjZUZhaWxlZFJlcXVlc3QSDgoGbnVtYmVyGAEgASgNEhEKCXBhcmVudF9pZBgCIAEoCRI5CgZyZWFzb24YAyABKA4yKS5sYWNld2luZy5zY2hlZHVsZXIudjEuUGllY2VGYWlsdXJlUmVhc29uEhMKC2Rlc2NyaXB0aW9uGAQgASgJIm4KEVJlc2NoZWR1bGVSZXF1ZXN0EhkKEWZhaWxlZF9wYXJlbnRfaWRzGAEgAygJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEg8KB3JlZnJlc2gYAyABKAgSGAoQa25vd25fcGFyZW50X2lkcxgEIAMoCSJ4ChNQZWVyRmluaXNoZWRSZXF1ZXN0EhYKDmNvbnRlbnRfbGVuZ3RoGAEgASgDEhQKDHRvdGFsX3BpZWNlcxgCIAEoDRIZChFieXRlc19mcm9tX29yaWdpbhgDIAEoBBIYChBieXRlc19mcm9tX3BlZXJzGAQgASgEIigKEVBlZXJGYWlsZWRSZXF1ZXN0EhMKC2Rlc2NyaXB0aW9uGAEgASgJIjEKGkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0EhMKC2Rlc2NyaXB0aW9uGAEgASgJIroCChRBbm5vdW5jZVBlZXJSZXNwb25zZRJACgtub3JtYWxfdGFzaxgBIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Ob3JtYWxUYXNrUmVzcG9uc2VIABJOChNuZWVkX2JhY2tfdG9fc291cmNlGAIgASgLMi8ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLk5lZWRCYWNrVG9Tb3VyY2VSZXNwb25zZUgAEkQKDXRhc2tfY29tcGxldGUYAyABKAsyKy5sYWNld2luZy5zY2hlZHVsZXIudjEuVGFza0NvbXBsZXRlUmVzcG9uc2VIABI+CgplbXB0eV90YXNrGAQgASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkVtcHR5VGFza1Jlc3BvbnNlSABCCgoIcmVzcG9uc2UidgoPQ2FuZGlkYXRlUGFyZW50Eg8KB3BlZXJfaWQYASABKAkSJgoEaG9zdBgCIAEoCzIYLmxhY2V3aW5nLmNvbW1vbi52MS5Ib3N0EhgKEGhlbGRfcGllY2VfY291bnQYAyABKA0SEAoIZmluaXNoZWQYBCABKAgiiAEKEk5vcm1hbFRhc2tSZXNwb25zZRJBChFjYW5kaWRhdGVfcGFyZW50cxgBIAMoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5DYW5kaWRhdGVQYXJlbnQSLwoJdGFza19pbmZvGAIgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIi8KGE5lZWRCYWNrVG9Tb3VyY2VSZXNwb25zZRITCgtkZXNjcmlwdGlvbhgBIAEoCSJHChRUYXNrQ29tcGxldGVSZXNwb25zZRIvCgl0YXNrX2luZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8iEwoRRW1wdHlUYXNrUmVzcG9uc2UiIgoPU3RhdFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkioAEKEFN0YXRUYXNrUmVzcG9uc2USKgoEaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbxIvCgVzdGF0ZRgCIAEoDjIgLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrU3RhdGUSEgoKcGVlcl9jb3VudBgDIAEoDRIbChNmaW5pc2hlZF9wZWVyX2NvdW50GAQgASgNIjUKEURlbGV0ZVBlZXJSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDwoHcGVlcl9pZBgCIAEoCSIUChJEZWxldGVQZWVyUmVzcG9uc2UiNQoRRGVsZXRlVGFza1JlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJIhQKEkRlbGV0ZVRhc2tSZXNwb25zZSIkChFEZWxldGVIb3N0UmVxdWVzdBIPCgdob3N0X2lkGAEgASgJIhQKEkRlbGV0ZUhvc3RSZXNwb25zZSKKAQoWVHJpZ2dlckRvd25sb2FkUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBIyCgVzY29wZRgCIAEoDjIjLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UcmlnZ2VyU2NvcGUSDAoEd2FpdBgDIAEoCCJqChNUcmlnZ2VyZWRIb3N0UmVzdWx0Eg8KB2hvc3RfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCaXAYAyABKAkSDwoHc3VjY2VzcxgEIAEoCBITCgtkZXNjcmlwdGlvbhgFIAEoCSJnChdUcmlnZ2VyRG93bmxvYWRSZXNwb25zZRIPCgd0YXNrX2lkGAEgASgJEjsKB3Jlc3VsdHMYAiADKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlcmVkSG9zdFJlc3VsdCISChBMaXN0SG9zdHNSZXF1ZXN0ImYKCkhvc3RTdGF0dXMSJgoEaG9zdBgBIAEoCzIYLmxhY2V3aW5nLmNvbW1vbi52MS5Ib3N0EhwKFGxhc3RfYW5ub3VuY2VkX2F0X21zGAIgASgDEhIKCnBlZXJfY291bnQYAyABKA0iYAoRTGlzdEhvc3RzUmVzcG9uc2USMAoFaG9zdHMYASADKAsyIS5sYWNld2luZy5zY2hlZHVsZXIudjEuSG9zdFN0YXR1cxIZChFzY2hlZHVsZXJfYWRkcmVzcxgCIAEoCSrkAQoSUGllY2VGYWlsdXJlUmVhc29uEiQKIFBJRUNFX0ZBSUxVUkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUElFQ0VfRkFJTFVSRV9SRUFTT05fQ09OTkVDVBABEiAKHFBJRUNFX0ZBSUxVUkVfUkVBU09OX1RJTUVPVVQQAhIgChxQSUVDRV9GQUlMVVJFX1JFQVNPTl9DT1JSVVBUEAMSIgoeUElFQ0VfRkFJTFVSRV9SRUFTT05fTk9UX0ZPVU5EEAQSHgoaUElFQ0VfRkFJTFVSRV9SRUFTT05fT1RIRVIQBSqIAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAhIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQqkAEKDFRyaWdnZXJTY29wZRIdChlUUklHR0VSX1NDT1BFX1VOU1BFQ0lGSUVEEAASIgoeVFJJR0dFUl9TQ09QRV9TSU5HTEVfU0VFRF9QRUVSEAESIAocVFJJR0dFUl9TQ09QRV9BTExfU0VFRF9QRUVSUxACEhsKF1RSSUdHRVJfU0NPUEVfQUxMX1BFRVJTEAMyuQYKCVNjaGVkdWxlchJnCgxBbm5vdW5jZUhvc3QSKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VIb3N0UmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZUhvc3RSZXNwb25zZRJrCgxBbm5vdW5jZVBlZXISKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VQZWVyUmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZVBlZXJSZXNwb25zZSgBMAESWwoIU3RhdFRhc2sSJi5sYWNld2luZy5zY2hlZHVsZXIudjEuU3RhdFRhc2tSZXF1ZXN0GicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlN0YXRUYXNrUmVzcG9uc2USYQoKRGVsZXRlUGVlchIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVzcG9uc2USYQoKRGVsZXRlVGFzaxIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVzcG9uc2USYQoKRGVsZXRlSG9zdBIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVzcG9uc2UScAoPVHJpZ2dlckRvd25sb2FkEi0ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJEb3dubG9hZFJlcXVlc3QaLi5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USXgoJTGlzdEhvc3RzEicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RIb3N0c1JlcXVlc3QaKC5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdEhvc3RzUmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
+  fileDesc("CiVsYWNld2luZy9zY2hlZHVsZXIvdjEvc2NoZWR1bGVyLnByb3RvEhVsYWNld2luZy5zY2hlZHVsZXIudjEiPQoTQW5ub3VuY2VIb3N0UmVxdWVzdBImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QiKAoUQW5ub3VuY2VIb3N0UmVzcG9uc2USEAoIbmV3X2hvc3QYASABKAgi9QQKE0Fubm91bmNlUGVlclJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB3BlZXJfaWQYAyABKAkSPgoIcmVnaXN0ZXIYCiABKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuUmVnaXN0ZXJQZWVyUmVxdWVzdEgAEjsKCXRhc2tfaW5mbxgLIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrSW5mb1JlcXVlc3RIABJFCg5waWVjZV9maW5pc2hlZBgMIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZpbmlzaGVkUmVxdWVzdEgAEkEKDHBpZWNlX2ZhaWxlZBgNIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZhaWxlZFJlcXVlc3RIABI+CgpyZXNjaGVkdWxlGA4gASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlJlc2NoZWR1bGVSZXF1ZXN0SAASQwoNcGVlcl9maW5pc2hlZBgPIAEoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyRmluaXNoZWRSZXF1ZXN0SAASPwoLcGVlcl9mYWlsZWQYECABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlckZhaWxlZFJlcXVlc3RIABJTChZiYWNrX3RvX3NvdXJjZV9zdGFydGVkGBEgASgLMjEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0SABCCQoHcmVxdWVzdCKzAQoTUmVnaXN0ZXJQZWVyUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBITCgtoZWxkX3BpZWNlcxgCIAMoDRIQCghjb21wbGV0ZRgDIAEoCBIvCgl0YXNrX2luZm8YBCABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SFAoMcGllY2Vfc2hhMjU2GAUgAygMIj0KD1Rhc2tJbmZvUmVxdWVzdBIqCgRpbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIkQKFFBpZWNlRmluaXNoZWRSZXF1ZXN0EiwKBXBpZWNlGAEgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mbyKHAQoSUGllY2VGYWlsZWRSZXF1ZXN0Eg4KBm51bWJlchgBIAEoDRIRCglwYXJlbnRfaWQYAiABKAkSOQoGcmVhc29uGAMgASgOMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBpZWNlRmFpbHVyZVJlYXNvbhITCgtkZXNjcmlwdGlvbhgEIAEoCSJuChFSZXNjaGVkdWxlUmVxdWVzdBIZChFmYWlsZWRfcGFyZW50X2lkcxgBIAMoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdyZWZyZXNoGAMgASgIEhgKEGtub3duX3BhcmVudF9pZHMYBCADKAkieAoTUGVlckZpbmlzaGVkUmVxdWVzdBIWCg5jb250ZW50X2xlbmd0aBgBIAEoAxIUCgx0b3RhbF9waWVjZXMYAiABKA0SGQoRYnl0ZXNfZnJvbV9vcmlnaW4YAyABKAQSGAoQYnl0ZXNfZnJvbV9wZWVycxgEIAEoBCJxChFQZWVyRmFpbGVkUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIXCg9kaWdlc3RfbWlzbWF0Y2gYAiABKAgSFwoPZXhwZWN0ZWRfZGlnZXN0GAMgASgJEhUKDWFjdHVhbF9kaWdlc3QYBCABKAkiMQoaQmFja1RvU291cmNlU3RhcnRlZFJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAki9AIKFEFubm91bmNlUGVlclJlc3BvbnNlEkAKC25vcm1hbF90YXNrGAEgASgLMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLk5vcm1hbFRhc2tSZXNwb25zZUgAEk4KE25lZWRfYmFja190b19zb3VyY2UYAiABKAsyLy5sYWNld2luZy5zY2hlZHVsZXIudjEuTmVlZEJhY2tUb1NvdXJjZVJlc3BvbnNlSAASRAoNdGFza19jb21wbGV0ZRgDIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrQ29tcGxldGVSZXNwb25zZUgAEj4KCmVtcHR5X3Rhc2sYBCABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRW1wdHlUYXNrUmVzcG9uc2VIABI4Cgt0YXNrX3VwZGF0ZRgFIAEoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrVXBkYXRlSABCCgoIcmVzcG9uc2UidQoKVGFza1VwZGF0ZRIvCgl0YXNrX2luZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SNgoNcGllY2VfZGlnZXN0cxgCIAMoCzIfLmxhY2V3aW5nLmNvbW1vbi52MS5QaWVjZURpZ2VzdCJ2Cg9DYW5kaWRhdGVQYXJlbnQSDwoHcGVlcl9pZBgBIAEoCRImCgRob3N0GAIgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QSGAoQaGVsZF9waWVjZV9jb3VudBgDIAEoDRIQCghmaW5pc2hlZBgEIAEoCCKIAQoSTm9ybWFsVGFza1Jlc3BvbnNlEkEKEWNhbmRpZGF0ZV9wYXJlbnRzGAEgAygLMiYubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkNhbmRpZGF0ZVBhcmVudBIvCgl0YXNrX2luZm8YAiABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8iLwoYTmVlZEJhY2tUb1NvdXJjZVJlc3BvbnNlEhMKC2Rlc2NyaXB0aW9uGAEgASgJIkcKFFRhc2tDb21wbGV0ZVJlc3BvbnNlEi8KCXRhc2tfaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbyITChFFbXB0eVRhc2tSZXNwb25zZSIiCg9TdGF0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSKgAQoQU3RhdFRhc2tSZXNwb25zZRIqCgRpbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvEi8KBXN0YXRlGAIgASgOMiAubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRhc2tTdGF0ZRISCgpwZWVyX2NvdW50GAMgASgNEhsKE2ZpbmlzaGVkX3BlZXJfY291bnQYBCABKA0iNQoRRGVsZXRlUGVlclJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJIhQKEkRlbGV0ZVBlZXJSZXNwb25zZSI1ChFEZWxldGVUYXNrUmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkiFAoSRGVsZXRlVGFza1Jlc3BvbnNlIiQKEURlbGV0ZUhvc3RSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkiFAoSRGVsZXRlSG9zdFJlc3BvbnNlIooBChZUcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Ei4KCGRvd25sb2FkGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLkRvd25sb2FkEjIKBXNjb3BlGAIgASgOMiMubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJTY29wZRIMCgR3YWl0GAMgASgIImoKE1RyaWdnZXJlZEhvc3RSZXN1bHQSDwoHaG9zdF9pZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIKCgJpcBgDIAEoCRIPCgdzdWNjZXNzGAQgASgIEhMKC2Rlc2NyaXB0aW9uGAUgASgJImcKF1RyaWdnZXJEb3dubG9hZFJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSOwoHcmVzdWx0cxgCIAMoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UcmlnZ2VyZWRIb3N0UmVzdWx0IjkKEExpc3RIb3N0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkiZgoKSG9zdFN0YXR1cxImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QSHAoUbGFzdF9hbm5vdW5jZWRfYXRfbXMYAiABKAMSEgoKcGVlcl9jb3VudBgDIAEoDSJ5ChFMaXN0SG9zdHNSZXNwb25zZRIwCgVob3N0cxgBIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Ib3N0U3RhdHVzEhkKEXNjaGVkdWxlcl9hZGRyZXNzGAIgASgJEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSrkAQoSUGllY2VGYWlsdXJlUmVhc29uEiQKIFBJRUNFX0ZBSUxVUkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUElFQ0VfRkFJTFVSRV9SRUFTT05fQ09OTkVDVBABEiAKHFBJRUNFX0ZBSUxVUkVfUkVBU09OX1RJTUVPVVQQAhIgChxQSUVDRV9GQUlMVVJFX1JFQVNPTl9DT1JSVVBUEAMSIgoeUElFQ0VfRkFJTFVSRV9SRUFTT05fTk9UX0ZPVU5EEAQSHgoaUElFQ0VfRkFJTFVSRV9SRUFTT05fT1RIRVIQBSqIAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAhIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQqkAEKDFRyaWdnZXJTY29wZRIdChlUUklHR0VSX1NDT1BFX1VOU1BFQ0lGSUVEEAASIgoeVFJJR0dFUl9TQ09QRV9TSU5HTEVfU0VFRF9QRUVSEAESIAocVFJJR0dFUl9TQ09QRV9BTExfU0VFRF9QRUVSUxACEhsKF1RSSUdHRVJfU0NPUEVfQUxMX1BFRVJTEAMyuQYKCVNjaGVkdWxlchJnCgxBbm5vdW5jZUhvc3QSKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VIb3N0UmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZUhvc3RSZXNwb25zZRJrCgxBbm5vdW5jZVBlZXISKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VQZWVyUmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZVBlZXJSZXNwb25zZSgBMAESWwoIU3RhdFRhc2sSJi5sYWNld2luZy5zY2hlZHVsZXIudjEuU3RhdFRhc2tSZXF1ZXN0GicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlN0YXRUYXNrUmVzcG9uc2USYQoKRGVsZXRlUGVlchIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVzcG9uc2USYQoKRGVsZXRlVGFzaxIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVzcG9uc2USYQoKRGVsZXRlSG9zdBIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVzcG9uc2UScAoPVHJpZ2dlckRvd25sb2FkEi0ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJEb3dubG9hZFJlcXVlc3QaLi5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USXgoJTGlzdEhvc3RzEicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RIb3N0c1JlcXVlc3QaKC5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdEhvc3RzUmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
 
 /**
  * @generated from message lacewing.scheduler.v1.AnnounceHostRequest
@@ -161,6 +161,15 @@ export type RegisterPeerRequest = Message<"lacewing.scheduler.v1.RegisterPeerReq
    * @generated from field: lacewing.common.v1.TaskInfo task_info = 4;
    */
   taskInfo?: TaskInfo | undefined;
+
+  /**
+   * With complete: the SHA-256 of every piece, in piece order. They must
+   * agree with the digests the scheduler already holds; a scheduler that
+   * holds none (it restarted) takes them.
+   *
+   * @generated from field: repeated bytes piece_sha256 = 5;
+   */
+  pieceSha256: Uint8Array[];
 };
 
 /**
@@ -322,6 +331,27 @@ export type PeerFailedRequest = Message<"lacewing.scheduler.v1.PeerFailedRequest
    * @generated from field: string description = 1;
    */
   description: string;
+
+  /**
+   * The whole task did not match the digest the download expected (an OCI
+   * blob's, or dfget --digest): the copies the scheduler handed out are bad,
+   * so they stop being handed out and the next download goes to the origin.
+   *
+   * @generated from field: bool digest_mismatch = 2;
+   */
+  digestMismatch: boolean;
+
+  /**
+   * "sha256:<hex>" expected and got, with digest_mismatch.
+   *
+   * @generated from field: string expected_digest = 3;
+   */
+  expectedDigest: string;
+
+  /**
+   * @generated from field: string actual_digest = 4;
+   */
+  actualDigest: string;
 };
 
 /**
@@ -379,6 +409,15 @@ export type AnnouncePeerResponse = Message<"lacewing.scheduler.v1.AnnouncePeerRe
      */
     value: EmptyTaskResponse;
     case: "emptyTask";
+  } | {
+    /**
+     * Not an answer to a request: sent whenever the scheduler learns more of
+     * the task (its length, new piece digests), from registration on.
+     *
+     * @generated from field: lacewing.scheduler.v1.TaskUpdate task_update = 5;
+     */
+    value: TaskUpdate;
+    case: "taskUpdate";
   } | { case: undefined; value?: undefined };
 };
 
@@ -388,6 +427,34 @@ export type AnnouncePeerResponse = Message<"lacewing.scheduler.v1.AnnouncePeerRe
  */
 export const AnnouncePeerResponseSchema: GenMessage<AnnouncePeerResponse> = /*@__PURE__*/
   messageDesc(file_lacewing_scheduler_v1_scheduler, 11);
+
+/**
+ * What the scheduler trusts about a task's content: its length as the
+ * origin told the first peer that fetched it, and the digests that peer
+ * reported. A child verifies every piece from a parent against these.
+ *
+ * @generated from message lacewing.scheduler.v1.TaskUpdate
+ */
+export type TaskUpdate = Message<"lacewing.scheduler.v1.TaskUpdate"> & {
+  /**
+   * Set when the length is known.
+   *
+   * @generated from field: lacewing.common.v1.TaskInfo task_info = 1;
+   */
+  taskInfo?: TaskInfo | undefined;
+
+  /**
+   * @generated from field: repeated lacewing.common.v1.PieceDigest piece_digests = 2;
+   */
+  pieceDigests: PieceDigest[];
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.TaskUpdate.
+ * Use `create(TaskUpdateSchema)` to create a new message.
+ */
+export const TaskUpdateSchema: GenMessage<TaskUpdate> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 12);
 
 /**
  * Parent peer handed to a child.
@@ -423,7 +490,7 @@ export type CandidateParent = Message<"lacewing.scheduler.v1.CandidateParent"> &
  * Use `create(CandidateParentSchema)` to create a new message.
  */
 export const CandidateParentSchema: GenMessage<CandidateParent> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 12);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 13);
 
 /**
  * @generated from message lacewing.scheduler.v1.NormalTaskResponse
@@ -447,7 +514,7 @@ export type NormalTaskResponse = Message<"lacewing.scheduler.v1.NormalTaskRespon
  * Use `create(NormalTaskResponseSchema)` to create a new message.
  */
 export const NormalTaskResponseSchema: GenMessage<NormalTaskResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 13);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 14);
 
 /**
  * @generated from message lacewing.scheduler.v1.NeedBackToSourceResponse
@@ -464,7 +531,7 @@ export type NeedBackToSourceResponse = Message<"lacewing.scheduler.v1.NeedBackTo
  * Use `create(NeedBackToSourceResponseSchema)` to create a new message.
  */
 export const NeedBackToSourceResponseSchema: GenMessage<NeedBackToSourceResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 14);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 15);
 
 /**
  * The peer's own host already holds the whole task.
@@ -483,7 +550,7 @@ export type TaskCompleteResponse = Message<"lacewing.scheduler.v1.TaskCompleteRe
  * Use `create(TaskCompleteResponseSchema)` to create a new message.
  */
 export const TaskCompleteResponseSchema: GenMessage<TaskCompleteResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 15);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 16);
 
 /**
  * The task has zero bytes.
@@ -498,7 +565,7 @@ export type EmptyTaskResponse = Message<"lacewing.scheduler.v1.EmptyTaskResponse
  * Use `create(EmptyTaskResponseSchema)` to create a new message.
  */
 export const EmptyTaskResponseSchema: GenMessage<EmptyTaskResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 16);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 17);
 
 /**
  * @generated from message lacewing.scheduler.v1.StatTaskRequest
@@ -515,7 +582,7 @@ export type StatTaskRequest = Message<"lacewing.scheduler.v1.StatTaskRequest"> &
  * Use `create(StatTaskRequestSchema)` to create a new message.
  */
 export const StatTaskRequestSchema: GenMessage<StatTaskRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 17);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 18);
 
 /**
  * @generated from message lacewing.scheduler.v1.StatTaskResponse
@@ -547,7 +614,7 @@ export type StatTaskResponse = Message<"lacewing.scheduler.v1.StatTaskResponse">
  * Use `create(StatTaskResponseSchema)` to create a new message.
  */
 export const StatTaskResponseSchema: GenMessage<StatTaskResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 18);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 19);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeletePeerRequest
@@ -569,7 +636,7 @@ export type DeletePeerRequest = Message<"lacewing.scheduler.v1.DeletePeerRequest
  * Use `create(DeletePeerRequestSchema)` to create a new message.
  */
 export const DeletePeerRequestSchema: GenMessage<DeletePeerRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 19);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 20);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeletePeerResponse
@@ -582,7 +649,7 @@ export type DeletePeerResponse = Message<"lacewing.scheduler.v1.DeletePeerRespon
  * Use `create(DeletePeerResponseSchema)` to create a new message.
  */
 export const DeletePeerResponseSchema: GenMessage<DeletePeerResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 20);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 21);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteTaskRequest
@@ -604,7 +671,7 @@ export type DeleteTaskRequest = Message<"lacewing.scheduler.v1.DeleteTaskRequest
  * Use `create(DeleteTaskRequestSchema)` to create a new message.
  */
 export const DeleteTaskRequestSchema: GenMessage<DeleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 21);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 22);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteTaskResponse
@@ -617,7 +684,7 @@ export type DeleteTaskResponse = Message<"lacewing.scheduler.v1.DeleteTaskRespon
  * Use `create(DeleteTaskResponseSchema)` to create a new message.
  */
 export const DeleteTaskResponseSchema: GenMessage<DeleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 22);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 23);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteHostRequest
@@ -634,7 +701,7 @@ export type DeleteHostRequest = Message<"lacewing.scheduler.v1.DeleteHostRequest
  * Use `create(DeleteHostRequestSchema)` to create a new message.
  */
 export const DeleteHostRequestSchema: GenMessage<DeleteHostRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 23);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 24);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteHostResponse
@@ -647,7 +714,7 @@ export type DeleteHostResponse = Message<"lacewing.scheduler.v1.DeleteHostRespon
  * Use `create(DeleteHostResponseSchema)` to create a new message.
  */
 export const DeleteHostResponseSchema: GenMessage<DeleteHostResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 24);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 25);
 
 /**
  * @generated from message lacewing.scheduler.v1.TriggerDownloadRequest
@@ -676,7 +743,7 @@ export type TriggerDownloadRequest = Message<"lacewing.scheduler.v1.TriggerDownl
  * Use `create(TriggerDownloadRequestSchema)` to create a new message.
  */
 export const TriggerDownloadRequestSchema: GenMessage<TriggerDownloadRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 25);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 26);
 
 /**
  * @generated from message lacewing.scheduler.v1.TriggeredHostResult
@@ -713,7 +780,7 @@ export type TriggeredHostResult = Message<"lacewing.scheduler.v1.TriggeredHostRe
  * Use `create(TriggeredHostResultSchema)` to create a new message.
  */
 export const TriggeredHostResultSchema: GenMessage<TriggeredHostResult> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 26);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 27);
 
 /**
  * @generated from message lacewing.scheduler.v1.TriggerDownloadResponse
@@ -735,12 +802,25 @@ export type TriggerDownloadResponse = Message<"lacewing.scheduler.v1.TriggerDown
  * Use `create(TriggerDownloadResponseSchema)` to create a new message.
  */
 export const TriggerDownloadResponseSchema: GenMessage<TriggerDownloadResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 27);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 28);
 
 /**
  * @generated from message lacewing.scheduler.v1.ListHostsRequest
  */
 export type ListHostsRequest = Message<"lacewing.scheduler.v1.ListHostsRequest"> & {
+  /**
+   * At most 1000; 0 means 500.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous page's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -748,7 +828,7 @@ export type ListHostsRequest = Message<"lacewing.scheduler.v1.ListHostsRequest">
  * Use `create(ListHostsRequestSchema)` to create a new message.
  */
 export const ListHostsRequestSchema: GenMessage<ListHostsRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 28);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 29);
 
 /**
  * @generated from message lacewing.scheduler.v1.HostStatus
@@ -777,7 +857,7 @@ export type HostStatus = Message<"lacewing.scheduler.v1.HostStatus"> & {
  * Use `create(HostStatusSchema)` to create a new message.
  */
 export const HostStatusSchema: GenMessage<HostStatus> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 29);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 30);
 
 /**
  * @generated from message lacewing.scheduler.v1.ListHostsResponse
@@ -794,6 +874,13 @@ export type ListHostsResponse = Message<"lacewing.scheduler.v1.ListHostsResponse
    * @generated from field: string scheduler_address = 2;
    */
   schedulerAddress: string;
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -801,7 +888,7 @@ export type ListHostsResponse = Message<"lacewing.scheduler.v1.ListHostsResponse
  * Use `create(ListHostsResponseSchema)` to create a new message.
  */
 export const ListHostsResponseSchema: GenMessage<ListHostsResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 30);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 31);
 
 /**
  * @generated from enum lacewing.scheduler.v1.PieceFailureReason
