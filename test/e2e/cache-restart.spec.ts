@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { createClient, dfdaemonv1 } from "@lacewing/api";
+import { createUnixClient, dfdaemonv1 } from "@lacewing/api";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
 
@@ -78,7 +78,7 @@ describe("restart after kill -9 in the middle of a download", () => {
     const keptBytes = kept.reduce((sum, p) => sum + p.length, 0);
 
     daemon = await startDaemon(dir);
-    const client = createClient(dfdaemonv1.DfdaemonDownload, `unix:${daemon.socket}`);
+    const client = createUnixClient(dfdaemonv1.DfdaemonDownload, daemon.socket);
     try {
       const stat = await client.statTask({ taskId });
       assert.equal(stat.finished, false);

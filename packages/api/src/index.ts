@@ -9,7 +9,7 @@
  * ```
  */
 export { RpcServer, type RpcServerOptions } from "./grpc/server.js";
-export { checkServerRole, createClient, type RpcClient, type RpcClientOptions } from "./grpc/client.js";
+export { checkServerRole, createClient, createUnixClient, type RpcClient, type RpcClientOptions } from "./grpc/client.js";
 export { callerIp, requireRole } from "./grpc/authorize.js";
 export { RpcError, GrpcStatus, toStatus, fromServiceError } from "./grpc/status.js";
 export { toServiceDefinition } from "./grpc/definition.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { crc32, createDigester, formatDigest, parseDigest } from "./digest.js";
+import { createDigester, createPieceHasher, formatDigest, parseDigest, pieceDigestOf } from "./digest.js";
 import { isLacewingError } from "./errors.js";
 
 const HEX64 = "0123456789abcdef".repeat(4);
@@ -55,18 +55,15 @@ describe("createDigester", () => {
   });
 });
 
-describe("crc32", () => {
-  it("matches the zlib check value", () => {
-    assert.equal(crc32(Buffer.from("123456789")), 0xcbf43926);
-    assert.equal(crc32(new Uint8Array(0)), 0);
-  });
-
-  it("continued over chunks equals one shot", () => {
-    const data = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 31) & 0xff));
-    const oneShot = crc32(data);
-    let running = 0;
-    for (let offset = 0; offset < data.length; offset += 777) running = crc32(data.subarray(offset, offset + 777), running);
-    assert.equal(running, oneShot);
-    assert.notEqual(crc32(data.subarray(1)), oneShot);
+describe("pieceDigestOf", () => {
+  it("is the SHA-256 hex of the bytes, whether they come in one buffer or in chunks", () => {
+    assert.equal(pieceDigestOf(Buffer.from("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const data = Buffer.from("x".repeat(10_000));
+    assert.equal(pieceDigestOf([data.subarray(0, 777), data.subarray(777)]), pieceDigestOf(data));
+    const running = createPieceHasher();
+    running.update(data.subarray(0, 3));
+    running.update(data.subarray(3));
+    assert.equal(running.digest("hex"), pieceDigestOf(data));
+    assert.notEqual(pieceDigestOf(data.subarray(1)), pieceDigestOf(data));
   });
 });

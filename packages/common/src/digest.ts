@@ -1,5 +1,4 @@
 import { createHash, type Hash } from "node:crypto";
-import { crc32 as zlibCrc32 } from "node:zlib";
 import { LacewingError } from "./errors.js";
 
 export type DigestAlgorithm = "sha256" | "sha512";
@@ -30,7 +29,17 @@ export function createDigester(algorithm: DigestAlgorithm): Hash {
   return createHash(algorithm);
 }
 
-/** crc32 (zlib polynomial) of a piece, optionally continuing from `previous`. */
-export function crc32(data: Uint8Array, previous = 0): number {
-  return zlibCrc32(data, previous);
+/**
+ * SHA-256 of a piece's bytes, as hex: what a piece journal stores, what
+ * the scheduler hands out for the piece, and what a child verifies.
+ */
+export function pieceDigestOf(data: Uint8Array | readonly Uint8Array[]): string {
+  const hash = createHash("sha256");
+  for (const chunk of data instanceof Uint8Array ? [data] : data) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+/** A running piece hash, for bytes that arrive in chunks (digest("hex") gives what pieceDigestOf would). */
+export function createPieceHasher(): Hash {
+  return createHash("sha256");
 }

@@ -23,7 +23,7 @@ export {
   pieceRangeOf,
   type PieceRange,
 } from "./pieces.js";
-export { crc32, createDigester, formatDigest, parseDigest, type Digest, type DigestAlgorithm } from "./digest.js";
+export { createDigester, createPieceHasher, formatDigest, parseDigest, pieceDigestOf, type Digest, type DigestAlgorithm } from "./digest.js";
 export { cliOptionsOf, field, loadConfig, type CliOption, type ConfigOf, type ConfigSources, type Field, type Schema } from "./config.js";
 export { createLogger, silentLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from "./logger.js";
 export { AsyncQueue } from "./async-queue.js";

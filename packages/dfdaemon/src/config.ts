@@ -1,4 +1,4 @@
-import { DEFAULTS, LacewingError, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { DEFAULTS, LacewingError, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
 
 export const dfdaemonSchema = {
   scheduler: field.list({
@@ -13,7 +13,19 @@ export const dfdaemonSchema = {
   proxyPort: field.port({ description: "Registry mirror port for containerd", default: DEFAULTS.dfdaemon.proxyPort }),
   peerPort: field.port({ description: "gRPC port for peers and the scheduler", default: DEFAULTS.dfdaemon.peerPort }),
   metricsPort: field.port({ description: "Port of /metrics, /healthz and /readyz; 0 picks a free one", default: DEFAULTS.dfdaemon.metricsPort }),
-  listenIp: field.string({ description: "Address the peer, upload, proxy and metrics ports bind to", default: "0.0.0.0" }),
+  listenIp: field.string({ description: "Address the peer, upload and metrics ports bind to", default: "0.0.0.0" }),
+  proxyListenIp: field.string({
+    description: "Address the registry mirror binds to: loopback, where the node's containerd reaches it and nobody else does",
+    default: "127.0.0.1",
+  }),
+  uploadTls: field.boolean({
+    description: "Serve piece bytes over TLS with client certificates (encrypted; costs CPU) instead of plain HTTP with a per-task grant",
+    default: false,
+  }),
+  allowLoopbackOrigins: field.boolean({
+    description: "Fetch from loopback origins (127.0.0.1, localhost): a different server on every node, so only for one-machine setups",
+    default: false,
+  }),
   announceInterval: field.duration({ description: "How often the host announces itself to each scheduler", default: 10_000 }),
   disableBackToSource: field.boolean({ description: "Never fetch from the origin; fail when peers cannot serve", default: false }),
   uploadLimit: field.number({
@@ -37,7 +49,10 @@ export const dfdaemonSchema = {
     description: "Registry a mirror request without containerd's ns parameter goes to (e.g. from a Docker daemon's registry-mirrors)",
     default: "docker.io",
   }),
-  proxyRegistries: field.list({ description: "Registries the mirror may reach (containerd's ns); empty allows any", default: [] }),
+  proxyRegistries: field.list({
+    description: "Registries the mirror serves (containerd's ns), e.g. docker.io,ghcr.io; empty refuses every request",
+    default: [],
+  }),
   proxyPlainHttpRegistries: field.list({ description: "Registries the mirror reaches over plain HTTP instead of HTTPS", default: [] }),
   proxyStallTimeout: field.duration({
     description: "A blob that gets no new piece for this long is served from the registry instead",
@@ -79,7 +94,11 @@ export const dfdaemonSchema = {
     default: "info",
     env: "DFDAEMON_LOG_LEVEL",
   }),
+  ...securityConfigFields("DFDAEMON"),
 };
+
+/** The settings whose flags come from the schema itself (see cliOptionsOf). */
+export const DFDAEMON_SCHEMA_FLAGS = ["proxyListenIp", "uploadTls", "allowLoopbackOrigins", "pieceAttempts", "tlsDir", "insecure", "forceInsecure"] as const;
 
 export type DfdaemonConfig = ConfigOf<typeof dfdaemonSchema>;
 

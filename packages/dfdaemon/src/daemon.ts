@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { createHash } from "node:crypto";
 import type { Agent } from "undici";
 import { HostType, RpcServer, dfdaemonv1 } from "@lacewing/api";
-import { MetricsServer, type Logger } from "@lacewing/common";
+import { LacewingError, MetricsServer, securityOf, type Logger, type Security } from "@lacewing/common";
 import { localApi } from "./api/local-api.js";
 import type { DfdaemonConfig } from "./config.js";
 import { TaskManager } from "./download/task-manager.js";
@@ -21,11 +21,15 @@ import { SchedulerPool, type HostInit } from "./scheduler/scheduler-pool.js";
 import { TaskStore } from "./storage/task-store.js";
 import { CacheCollector } from "./gc/collector.js";
 import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
+import { createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
+import { UploadGrants } from "./upload/upload-grants.js";
 import { UploadServer } from "./upload/upload-server.js";
 
 export interface DfdaemonOptions {
   /** Process-wide default metrics (event loop, memory); off when several daemons share a process. */
   defaultMetrics?: boolean;
+  /** TLS material given directly (tests); otherwise it comes from config.tlsDir / config.insecure. */
+  security?: Security;
 }
 
 /**
@@ -41,14 +45,18 @@ export class Dfdaemon {
   readonly metrics: DfdaemonMetrics;
   readonly schedulers: SchedulerPool;
   readonly collector: CacheCollector;
+  readonly security: Security;
   readonly #log: Logger;
-  readonly #localServer = new RpcServer();
-  readonly #peerServer = new RpcServer();
+  // dfget talks to the unix socket, which its file permissions guard; nothing else listens in the clear.
+  readonly #localServer = new RpcServer({ security: { mode: "insecure" } });
+  readonly #peerServer: RpcServer;
   readonly #upload: UploadServer;
+  readonly #grants = new UploadGrants();
   readonly #metricsServer: MetricsServer;
   readonly #mirror: RegistryMirror;
-  readonly #agent: Agent = createPeerAgent();
-  readonly #clients = new PeerClients();
+  readonly #agent: Agent;
+  readonly #originAgent: Agent;
+  readonly #clients: PeerClients;
   /** Children syncing pieces from this peer right now. */
   readonly #children = new Set<string>();
   readonly #recentFailures: Array<{ taskId: string; url: string; description: string; atMs: number }> = [];
@@ -58,6 +66,16 @@ export class Dfdaemon {
   constructor(config: DfdaemonConfig, log: Logger, options: DfdaemonOptions = {}) {
     this.config = config;
     this.#log = log;
+    this.security = options.security ?? securityOf(config, { role: config.seed ? "seed" : "peer", listen: [config.listenIp], log });
+    if (config.uploadTls && this.security.mode !== "tls")
+      throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", "invalid config: uploadTls needs tlsDir (the upload port's TLS uses the cluster certificates)", {
+        details: { key: "uploadTls" },
+      });
+    const policy: OriginPolicy = { allowLoopback: config.allowLoopbackOrigins };
+    this.#peerServer = new RpcServer({ security: this.security });
+    this.#agent = createPeerAgent(this.security);
+    this.#originAgent = createOriginAgent(policy);
+    this.#clients = new PeerClients(this.security);
     this.hostId = `${hostname()}-${createHash("sha256").update(`${config.advertiseIp}:${config.peerPort}:${config.dataDir}`).digest("hex").slice(0, 8)}`;
     this.store = new TaskStore(config.dataDir, log, { keep: config.keepStorage, reserve: (task, bytes) => this.collector.reserve(task, bytes) });
     this.metrics = createDfdaemonMetrics(this.store, options);
@@ -69,15 +87,19 @@ export class Dfdaemon {
       limit: config.uploadLimit,
       rateLimit: config.uploadRateLimit,
       superSeedWindowMs: config.seed ? config.superSeedWindow : 0,
+      grants: this.#grants,
+      idleTimeoutMs: config.pieceTimeout,
+      ...(config.uploadTls && this.security.mode === "tls" ? { tls: this.security.material } : {}),
     });
     this.schedulers = new SchedulerPool({
+      security: this.security,
       entries: config.scheduler,
       hostInfo: () => this.#hostInfo(),
       announceIntervalMs: config.announceInterval,
       log,
       onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
     });
-    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler() });
+    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(policy) });
     this.#mirror = new RegistryMirror({
       tasks: this.tasks,
       store: this.store,
@@ -85,6 +107,7 @@ export class Dfdaemon {
       log: log.child({ component: "proxy" }),
       route: { defaultRegistry: config.proxyDefaultRegistry, allowedRegistries: config.proxyRegistries, plainHttpRegistries: config.proxyPlainHttpRegistries },
       stallTimeoutMs: config.proxyStallTimeout,
+      policy,
     });
     this.collector = new CacheCollector({
       store: this.store,
@@ -94,7 +117,6 @@ export class Dfdaemon {
       log,
       evictions: this.metrics.evictions,
       onEvicted: (taskId, reason) => this.#onEvicted(taskId, reason),
-      forget: (taskId) => this.tasks.forget(taskId),
     });
   }
 
@@ -104,9 +126,15 @@ export class Dfdaemon {
     void this.schedulers.deleteTask(this.hostId, taskId);
   }
 
-  #filler(): TaskFiller {
+  #filler(policy: OriginPolicy): TaskFiller {
     const { config } = this;
-    const origin = originFiller({ concurrency: config.originConcurrency, attempts: config.pieceAttempts, log: this.#log });
+    const origin = originFiller({
+      concurrency: config.originConcurrency,
+      attempts: config.pieceAttempts,
+      log: this.#log,
+      dispatcher: this.#originAgent,
+      policy,
+    });
     if (this.schedulers.configured)
       return peerFiller({
         pool: this.schedulers,
@@ -133,7 +161,7 @@ export class Dfdaemon {
     await mkdir(config.dataDir, { recursive: true });
     await this.store.open();
     await this.#upload.listen(config.listenIp, config.uploadPort);
-    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, log: this.#log }, this.#children));
+    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log }, this.#children));
     this.#peerPort = await this.#peerServer.listen(`${config.listenIp}:${config.peerPort}`);
     this.#localServer.add(
       dfdaemonv1.DfdaemonDownload,
@@ -154,7 +182,7 @@ export class Dfdaemon {
     await rm(config.socket, { force: true });
     await this.#localServer.listen(`unix:${config.socket}`);
     await this.#metricsServer.listen(config.listenIp, config.metricsPort);
-    await this.#mirror.listen(config.listenIp, config.proxyPort);
+    await this.#mirror.listen(config.proxyListenIp, config.proxyPort);
     await this.schedulers.start();
     this.collector.start();
     this.#started = true;
@@ -190,6 +218,7 @@ export class Dfdaemon {
       uploadBytes: BigInt(this.#upload.uploadedBytes),
       uploadRateLimit: BigInt(config.uploadRateLimit),
       announceIntervalSeconds: Math.max(1, Math.ceil(config.announceInterval / 1000)),
+      downloadTls: config.uploadTls,
     };
   }
 
@@ -206,6 +235,7 @@ export class Dfdaemon {
     this.#clients.close();
     // destroy, not close: close waits for requests still in flight, and shutdown must not.
     await this.#agent.destroy();
+    await this.#originAgent.destroy();
     await this.store.close();
     await rm(this.config.socket, { force: true });
   }

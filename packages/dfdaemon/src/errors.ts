@@ -5,6 +5,8 @@ export const DaemonErrorCode = {
   originStatus: "LW_ERR_ORIGIN_STATUS",
   originProtocol: "LW_ERR_ORIGIN_PROTOCOL",
   originUnreachable: "LW_ERR_ORIGIN_UNREACHABLE",
+  /** The origin (or a redirect) names an address the daemon must not fetch from: see source/origin-policy.ts. */
+  originRefused: "LW_ERR_ORIGIN_REFUSED",
   digestMismatch: "LW_ERR_DIGEST_MISMATCH",
   output: "LW_ERR_OUTPUT",
   timeout: "LW_ERR_TIMEOUT",

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { createClient, dfdaemonv1, type DownloadSchema, type MessageInitShape } from "@lacewing/api";
+import { createUnixClient, dfdaemonv1, type DownloadSchema, type MessageInitShape } from "@lacewing/api";
 import { LacewingError, silentLogger, type Logger } from "@lacewing/common";
 
 /** The `Download` message sent to the daemon, as a plain object. */
@@ -74,7 +74,7 @@ export async function download(request: DownloadInit, options: DownloadOptions):
           cancel.abort();
         }, clientDeadlineMs(options.timeoutMs))
       : undefined;
-  const client = createClient(dfdaemonv1.DfdaemonDownload, `unix:${options.socket}`);
+  const client = createUnixClient(dfdaemonv1.DfdaemonDownload, options.socket);
   try {
     for await (const message of client.download({ download: request }, { signal: cancel.signal })) {
       const response = message.response;

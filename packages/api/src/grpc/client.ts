@@ -123,6 +123,11 @@ export function createClient<S extends DescService>(service: S, address: string,
   return methods as RpcClient<S>;
 }
 
+/** A client of a service on a unix socket (the daemon's local API): guarded by the socket's file permissions, never TLS. */
+export function createUnixClient<S extends DescService>(service: S, socketPath: string, options: Omit<RpcClientOptions, "security" | "serverRoles"> = {}): RpcClient<S> {
+  return createClient(service, `unix:${socketPath}`, { ...options, security: { mode: "insecure" }, serverRoles: [] });
+}
+
 function channelCredentials(address: string, options: RpcClientOptions): ChannelCredentials {
   const { security, serverRoles } = options;
   if (security.mode === "insecure" || address.startsWith("unix:")) return credentials.createInsecure();

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { Command } from "commander";
-import { createClient, dfdaemonv1 } from "@lacewing/api";
+import { createUnixClient, dfdaemonv1 } from "@lacewing/api";
 import { DEFAULTS, LacewingError, formatBytes } from "@lacewing/common";
 import { formatAge } from "../gc/eviction-policy.js";
 
@@ -19,7 +19,7 @@ export function gcCommand(): Command {
     .action(async (flags: { dryRun?: boolean; task?: string; socket: string; json?: boolean }) => {
       const info = await stat(flags.socket).catch(() => undefined);
       if (!info?.isSocket()) throw new LacewingError("LW_ERR_NO_DAEMON", "unavailable", `no dfdaemon is listening on ${flags.socket} (use --socket)`);
-      const client = createClient(dfdaemonv1.DfdaemonDownload, `unix:${flags.socket}`);
+      const client = createUnixClient(dfdaemonv1.DfdaemonDownload, flags.socket);
       try {
         if (flags.task !== undefined) {
           await client.deleteTask({ taskId: flags.task }, { timeoutMs: 60_000 });

@@ -1,11 +1,13 @@
 import { Command } from "commander";
-import { createLogger } from "@lacewing/common";
-import { loadDfdaemonConfig } from "../config.js";
+import { cliOptionsOf, createLogger } from "@lacewing/common";
+import { DFDAEMON_SCHEMA_FLAGS, dfdaemonSchema, loadDfdaemonConfig } from "../config.js";
 import { Dfdaemon } from "../daemon.js";
 
 /** `dfdaemon [run]`: the daemon itself, the default command. */
 export function runCommand(): Command {
-  return new Command("run")
+  const command = new Command("run");
+  for (const option of cliOptionsOf(dfdaemonSchema, DFDAEMON_SCHEMA_FLAGS)) command.option(option.flags, option.description);
+  return command
     .description("run the node daemon (the default command)")
     .option("--config <file>", "YAML config file")
     .option("--scheduler <addresses>", "scheduler HOST:PORT[,HOST:PORT…]; a name with several A records counts as several")
@@ -16,7 +18,7 @@ export function runCommand(): Command {
     .option("--proxy-port <port>", "registry mirror port")
     .option("--peer-port <port>", "gRPC port for peers")
     .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz")
-    .option("--listen-ip <ip>", "address the TCP ports bind to")
+    .option("--listen-ip <ip>", "address the peer, upload and metrics ports bind to")
     .option("--socket <path>", "unix socket for dfget")
     .option("--idc <name>", "data centre")
     .option("--location <a|b|c>", "location")
@@ -34,7 +36,7 @@ export function runCommand(): Command {
     .option("--max-reschedules <n>", "new parent sets asked for before going back to source")
     .option("--upload-limit <n>", "pieces served to other peers at once")
     .option("--proxy-default-registry <host>", "registry for mirror requests without containerd's ns parameter")
-    .option("--proxy-registries <hosts>", "registries the mirror may reach, comma-separated; empty allows any")
+    .option("--proxy-registries <hosts>", "registries the mirror serves, comma-separated (required for the mirror to serve anything)")
     .option("--proxy-plain-http-registries <hosts>", "registries the mirror reaches over plain HTTP, comma-separated")
     .option("--proxy-stall-timeout <duration>", "serve a blob from the registry when no piece lands for this long")
     .option("--super-seed-window <duration>", "seed peers send each piece once per this window (0: off)")

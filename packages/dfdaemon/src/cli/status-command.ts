@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createClient, dfdaemonv1, type RpcClient } from "@lacewing/api";
+import { createUnixClient, dfdaemonv1, type RpcClient } from "@lacewing/api";
 import { DEFAULTS, errorMessage, formatBytes } from "@lacewing/common";
 
 type StatusClient = RpcClient<typeof dfdaemonv1.DfdaemonDownload>;
@@ -11,7 +11,7 @@ export function statusCommand(): Command {
     .option("--socket <path>", "unix socket of the daemon", DEFAULTS.dfdaemon.socket)
     .option("--json", "print the status as JSON")
     .action(async (flags: { socket: string; json?: boolean }) => {
-      const client: StatusClient = createClient(dfdaemonv1.DfdaemonDownload, `unix:${flags.socket}`);
+      const client: StatusClient = createUnixClient(dfdaemonv1.DfdaemonDownload, flags.socket);
       try {
         const status = await client.status({}, { timeoutMs: 5_000 }).catch((err: unknown) => {
           throw new Error(`no dfdaemon answers on ${flags.socket}: ${errorMessage(err)}`);

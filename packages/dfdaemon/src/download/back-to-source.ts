@@ -1,4 +1,4 @@
-import { crc32, isLacewingError, MIN_PIECE_LENGTH, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
+import { isLacewingError, MIN_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
 import { fetchRange, isRetryableOriginError, probeOrigin, type OriginRequest } from "../source/origin-client.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
@@ -88,7 +88,7 @@ async function fetchRanged(task: StoredTask, origin: OriginRequest, options: Bac
         ...tryOptions,
         onRetry: (err, attempt) => options.log.warn({ taskId: task.taskId, piece: number, attempt, err: (err as Error).message }, "retrying piece from origin"),
       });
-      const piece = { ...range, crc32: bytes.crc32 };
+      const piece = { ...range, sha256: bytes.sha256 };
       await task.writePiece(piece, bytes.chunks);
       options.onPiece(piece, Date.now() - started);
       spawn();
@@ -110,7 +110,7 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
   const flush = async (): Promise<void> => {
     const bytes = buffer.subarray(0, filled);
     if (!task.hasPiece(number)) {
-      const piece = { number, offset: number * pieceLength, length: filled, crc32: crc32(bytes) };
+      const piece = { number, offset: number * pieceLength, length: filled, sha256: pieceDigestOf(bytes) };
       await task.writePiece(piece, bytes);
       options.onPiece(piece, Date.now() - pieceStarted);
     }

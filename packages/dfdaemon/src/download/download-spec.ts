@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, MAX_PIECE_LENGTH, parseUrl, taskIdOf } from "@lacewing/common";
+import { LacewingError, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -9,6 +9,7 @@ export interface DownloadSpec {
   filteredQueryParams: string[];
   /** For the origin only: never stored on disk, never logged. */
   requestHeaders: Record<string, string>;
+  /** The digest the content must have: the caller's, or an OCI blob URL's own; empty when neither. */
   digest: string;
   pieceLength: number;
   outputPath: string;
@@ -24,15 +25,15 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
   if (!download?.url) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download.url is required");
   parseUrl(download.url);
   const pieceLength = Number(download.pieceLength);
-  if (pieceLength !== 0 && (pieceLength < 64 * 1024 || pieceLength > MAX_PIECE_LENGTH))
-    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `piece length ${pieceLength} is outside 64 KiB to ${MAX_PIECE_LENGTH / 1024 / 1024} MiB`);
+  if (pieceLength !== 0 && !isPieceLength(pieceLength))
+    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `piece length ${pieceLength} is not a power of two from 64 KiB to 64 MiB`);
   return {
     url: download.url,
     tag: download.tag,
     application: download.application,
     filteredQueryParams: download.filteredQueryParams,
     requestHeaders: download.requestHeaders,
-    digest: download.digest,
+    digest: expectedDigestOf(download.url, download.digest),
     pieceLength,
     outputPath: download.outputPath,
     timeoutMs: Number(download.timeoutMs),
@@ -44,4 +45,19 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
 /** The task id a spec names: its URL without volatile query parameters, tag and application. */
 export function taskIdOfSpec(spec: DownloadSpec): string {
   return taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
+}
+
+/**
+ * The digest a download must match: the caller's, or the one an OCI blob
+ * URL names (verified even when nobody asked). A caller's digest that
+ * contradicts the blob's is a bad request.
+ */
+export function expectedDigestOf(url: string, digest: string): string {
+  const blob = ociBlobDigestOf(url);
+  if (digest === "") return blob ?? "";
+  const given = parseDigest(digest);
+  const canonical = `${given.algorithm}:${given.hex}`;
+  if (blob !== undefined && blob !== canonical)
+    throw new LacewingError("LW_ERR_BAD_DIGEST", "invalid_argument", `digest ${canonical} contradicts the blob digest ${blob} in the URL`);
+  return canonical;
 }

@@ -1,4 +1,6 @@
+import type { Dispatcher } from "undici";
 import type { Logger } from "@lacewing/common";
+import type { OriginPolicy } from "../source/origin-policy.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import type { DownloadSpec } from "./download-spec.js";
 import { fetchFromOrigin } from "./back-to-source.js";
@@ -18,23 +20,36 @@ export interface FillRequest {
   /** Aborted when the daemon shuts down. */
   signal: AbortSignal;
   onPiece: (event: PieceEvent) => void;
+  /**
+   * Checks the complete task against the digest the download expects (the
+   * spec's, or an OCI blob's); rejects with LW_ERR_DIGEST_MISMATCH. A
+   * filler calls it once every piece is stored, before it resolves, so it
+   * can tell its sources that the content was bad.
+   */
+  verify: () => Promise<void>;
 }
 
-/** Fills a stored task with every piece, from wherever it can: the strategy of a TaskManager. */
+/**
+ * Fills a stored task with every piece, from wherever it can, and verifies
+ * it (request.verify): the strategy of a TaskManager.
+ */
 export type TaskFiller = (request: FillRequest) => Promise<void>;
 
 export interface OriginFillerOptions {
   concurrency: number;
   attempts: number;
   log: Logger;
+  /** Connections that obey `policy`. */
+  dispatcher: Dispatcher;
+  policy: OriginPolicy;
 }
 
 /** Fills a task straight from its origin with concurrent ranged requests (no scheduler, or back to source). */
 export function originFiller(options: OriginFillerOptions): TaskFiller {
-  return ({ task, spec, signal, onPiece }) =>
-    fetchFromOrigin(
+  return async ({ task, spec, signal, onPiece, verify }) => {
+    await fetchFromOrigin(
       task,
-      { url: spec.url, headers: spec.requestHeaders, signal },
+      { url: spec.url, headers: spec.requestHeaders, signal, dispatcher: options.dispatcher, policy: options.policy },
       {
         concurrency: options.concurrency,
         attempts: options.attempts,
@@ -43,4 +58,6 @@ export function originFiller(options: OriginFillerOptions): TaskFiller {
         onPiece: (piece, costMs) => onPiece({ piece, source: "origin", parentId: "", costMs }),
       },
     );
+    await verify();
+  };
 }

@@ -1,8 +1,7 @@
 import { EventEmitter, setMaxListeners } from "node:events";
-import { createReadStream } from "node:fs";
 import { copyFile, link, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createDigester, deferred, errorMessage, isAbortError, isLacewingError, parseDigest, type Logger } from "@lacewing/common";
+import { deferred, errorMessage, formatDigest, isAbortError, isLacewingError, parseDigest, type Digest, type Logger } from "@lacewing/common";
 import type { TaskStore } from "../storage/task-store.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
@@ -72,7 +71,6 @@ export interface TaskManagerOptions {
 export class TaskManager {
   readonly #options: TaskManagerOptions;
   readonly #runs = new Map<string, TaskRun>();
-  readonly #digests = new Map<string, Promise<string>>();
   readonly #closing = new AbortController();
 
   constructor(options: TaskManagerOptions) {
@@ -142,15 +140,13 @@ export class TaskManager {
     try {
       let digest = "";
       if (expected) {
-        digest = await this.#digestOf(task, expected.algorithm);
-        if (digest !== `${expected.algorithm}:${expected.hex}`) {
+        // The run checked its own caller's digest; a caller expecting another one (or a cache hit) is checked here.
+        const mismatch = await digestMismatch(task, expected);
+        if (mismatch !== undefined) {
           await this.#options.store.delete(taskId);
-          throw daemonError(
-            DaemonErrorCode.digestMismatch,
-            "failed_precondition",
-            `digest mismatch: expected ${expected.algorithm}:${expected.hex}, got ${digest}`,
-          );
+          throw mismatch;
         }
+        digest = formatDigest(expected);
       }
       if (spec.outputPath) await placeOutput(task.dataPath, spec.outputPath);
       await task.touch();
@@ -215,10 +211,15 @@ export class TaskManager {
       });
     };
     try {
+      const expected = spec.digest ? parseDigest(spec.digest) : undefined;
       await this.#options.fill({
         task,
         spec,
         signal: this.#closing.signal,
+        verify: async () => {
+          const mismatch = expected === undefined ? undefined : await digestMismatch(task, expected);
+          if (mismatch !== undefined) throw mismatch;
+        },
         onPiece: ({ piece, source, costMs }) => {
           if (source === "origin") {
             run.traffic.fromOrigin += piece.length;
@@ -239,31 +240,20 @@ export class TaskManager {
     }
   }
 
-  #digestOf(task: StoredTask, algorithm: "sha256" | "sha512"): Promise<string> {
-    const key = `${task.taskId}:${algorithm}`;
-    let pending = this.#digests.get(key);
-    if (!pending) {
-      pending = hashFile(task.dataPath, algorithm);
-      this.#digests.set(key, pending);
-      pending.catch(() => this.#digests.delete(key));
-    }
-    return pending;
-  }
-
-  /** Forgets cached digests of a task that left the store. */
-  forget(taskId: string): void {
-    for (const key of this.#digests.keys()) if (key.startsWith(`${taskId}:`)) this.#digests.delete(key);
-  }
-
   close(): void {
     this.#closing.abort();
   }
 }
 
-async function hashFile(path: string, algorithm: "sha256" | "sha512"): Promise<string> {
-  const hash = createDigester(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
-  return `${algorithm}:${hash.digest("hex")}`;
+/** The LW_ERR_DIGEST_MISMATCH error when the task's content is not `expected`, with both digests as details. */
+async function digestMismatch(task: StoredTask, expected: Digest): Promise<Error | undefined> {
+  const actual = await task.contentDigest(expected.algorithm);
+  const wanted = formatDigest(expected);
+  if (actual === wanted) return undefined;
+  return daemonError(DaemonErrorCode.digestMismatch, "failed_precondition", `digest mismatch: expected ${wanted}, got ${actual}`, undefined, {
+    expected: wanted,
+    actual,
+  });
 }
 
 /**

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { crc32, isLacewingError, silentLogger, taskIdOf } from "@lacewing/common";
+import { pieceDigestOf, isLacewingError, silentLogger, taskIdOf } from "@lacewing/common";
 import { createDfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
 import { FakeClock } from "../testing/fake-clock.js";
@@ -78,7 +78,7 @@ describe("CacheCollector", () => {
         });
         for (let n = 0; n < mib; n++) {
           const bytes = Buffer.alloc(MiB, n);
-          await task.writePiece({ number: n, offset: n * MiB, length: MiB, crc32: crc32(bytes) }, bytes);
+          await task.writePiece({ number: n, offset: n * MiB, length: MiB, sha256: pieceDigestOf(bytes) }, bytes);
         }
         if (finished) task.meta = { ...task.meta, finished: true };
         await task.saveMeta();

@@ -19,8 +19,6 @@ export interface CollectorOptions {
   evictions: Counter<"reason">;
   /** Called after each eviction; the daemon reports it to the scheduler (DeleteTask). */
   onEvicted: (taskId: string, reason: EvictionReason) => void;
-  /** Called after each eviction to drop state kept elsewhere (cached digests). */
-  forget?: (taskId: string) => void;
   clock?: Clock;
   /** The filesystem holding the cache; defaults to statfs of the store's directory. */
   filesystem?: () => Promise<FilesystemUsage | undefined>;
@@ -160,7 +158,6 @@ export class CacheCollector extends EventEmitter<{
     if (!task || this.isBusy(task)) return undefined;
     const removal = store.delete(eviction.taskId);
     this.#options.evictions.inc({ reason: eviction.reason });
-    this.#options.forget?.(eviction.taskId);
     log.info({ taskId: eviction.taskId, reason: eviction.reason, bytes: eviction.bytes, detail: eviction.detail }, "task evicted");
     try {
       this.#options.onEvicted(eviction.taskId, eviction.reason);

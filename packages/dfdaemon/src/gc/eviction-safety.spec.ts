@@ -5,9 +5,10 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { crc32, isLacewingError, silentLogger } from "@lacewing/common";
+import { pieceDigestOf, isLacewingError, silentLogger } from "@lacewing/common";
 import { createDfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
+import { UploadGrants } from "../upload/upload-grants.js";
 import { UploadServer, piecePath } from "../upload/upload-server.js";
 import { CacheCollector } from "./collector.js";
 
@@ -22,13 +23,16 @@ describe("eviction while a piece is uploaded to a peer", () => {
   const evicted: string[] = [];
   // Larger than loopback socket buffers, so the upload stays in flight while the client does not read.
   const piece = Buffer.alloc(48 * MiB, 7);
+  const grants = new UploadGrants();
+  const { token } = grants.issue(TASK);
+  const authorization = `Bearer ${token}`;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "lacewing-gc-upload-"));
     store = new TaskStore(dir, silentLogger());
     await store.open();
     const metrics = createDfdaemonMetrics(store);
-    upload = new UploadServer({ store, metrics, log: silentLogger(), limit: 4, rateLimit: 0, superSeedWindowMs: 0 });
+    upload = new UploadServer({ store, metrics, log: silentLogger(), limit: 4, rateLimit: 0, superSeedWindowMs: 0, grants, idleTimeoutMs: 30_000 });
     await upload.listen("127.0.0.1", 0);
     collector = new CacheCollector({
       store,
@@ -51,7 +55,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
       createdAt: 0,
       lastAccessedAt: 0,
     });
-    await task.writePiece({ number: 0, offset: 0, length: piece.length, crc32: crc32(piece) }, piece);
+    await task.writePiece({ number: 0, offset: 0, length: piece.length, sha256: pieceDigestOf(piece) }, piece);
     await task.markFinished();
   });
 
@@ -63,7 +67,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
   });
 
   it("is refused until the upload ends, the peer gets intact bytes, then the task is evicted", async () => {
-    const request = get(`http://127.0.0.1:${upload.port}${piecePath(TASK, 0)}`);
+    const request = get(`http://127.0.0.1:${upload.port}${piecePath(TASK, 0)}`, { headers: { authorization } });
     const [response] = (await once(request, "response")) as [IncomingMessage];
     response.pause();
     assert.equal(response.statusCode, 200);
@@ -90,7 +94,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
     );
     assert.deepEqual(evicted, [TASK]);
     await assert.rejects(stat(join(store.root, TASK)), { code: "ENOENT" });
-    const gone = await fetch(`http://127.0.0.1:${upload.port}${piecePath(TASK, 0)}`);
+    const gone = await fetch(`http://127.0.0.1:${upload.port}${piecePath(TASK, 0)}`, { headers: { authorization } });
     assert.equal(gone.status, 404, "an evicted piece is never served");
   });
 });

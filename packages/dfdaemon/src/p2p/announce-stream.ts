@@ -8,7 +8,9 @@ export type AnnounceRequestBody = NonNullable<RequestInit["request"]>;
 /**
  * One AnnouncePeer stream: the peer's side of a download's conversation
  * with its scheduler. Sends never throw; once the stream broke they are
- * dropped (the download goes on without the scheduler).
+ * dropped (the download goes on without the scheduler). Task updates (the
+ * task's length and piece digests, which the scheduler sends whenever it
+ * learns them) go to `onUpdate`; next() returns only answers.
  */
 export class AnnounceStream {
   readonly endpoint: string;
@@ -18,9 +20,17 @@ export class AnnounceStream {
   readonly #abort = new AbortController();
   #broken = false;
 
-  constructor(endpoint: string, client: SchedulerClient, ids: { hostId: string; taskId: string; peerId: string }) {
+  readonly #onUpdate: (update: schedulerv1.TaskUpdate) => void;
+
+  constructor(
+    endpoint: string,
+    client: SchedulerClient,
+    ids: { hostId: string; taskId: string; peerId: string },
+    onUpdate: (update: schedulerv1.TaskUpdate) => void = () => undefined,
+  ) {
     this.endpoint = endpoint;
     this.#ids = ids;
+    this.#onUpdate = onUpdate;
     this.#responses = client.announcePeer(this.#requests, { signal: this.#abort.signal })[Symbol.asyncIterator]();
   }
 
@@ -36,12 +46,15 @@ export class AnnounceStream {
   /** The next answer; undefined when the scheduler ended the stream. Rejects (and marks the stream broken) on error. */
   async next(): Promise<schedulerv1.AnnouncePeerResponse | undefined> {
     try {
-      const result = await this.#responses.next();
-      if (result.done === true) {
-        this.#broken = true;
-        return undefined;
+      for (;;) {
+        const result = await this.#responses.next();
+        if (result.done === true) {
+          this.#broken = true;
+          return undefined;
+        }
+        if (result.value.response.case !== "taskUpdate") return result.value;
+        this.#onUpdate(result.value.response.value);
       }
-      return result.value;
     } catch (err) {
       this.#broken = true;
       throw err;

@@ -1,5 +1,5 @@
-import { createClient, dfdaemonv1, type PieceInfo, type RpcClient, type schedulerv1, type TaskInfo } from "@lacewing/api";
-import { errorMessage } from "@lacewing/common";
+import { createClient, dfdaemonv1, type RpcClient, type schedulerv1, type TaskInfo } from "@lacewing/api";
+import { MEMBER_ROLES, errorMessage, type Security } from "@lacewing/common";
 
 export type PeerClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
 
@@ -7,14 +7,19 @@ function hostPort(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-/** One gRPC client (one HTTP/2 connection) per parent host, shared by all downloads. */
+/** One gRPC client (one HTTP/2 connection) per parent host, shared by all downloads; parents must prove they are cluster members. */
 export class PeerClients {
   readonly #clients = new Map<string, PeerClient>();
+  readonly #security: Security;
+
+  constructor(security: Security) {
+    this.#security = security;
+  }
 
   get(endpoint: string): PeerClient {
     let client = this.#clients.get(endpoint);
     if (client === undefined) {
-      client = createClient(dfdaemonv1.DfdaemonPeer, endpoint);
+      client = createClient(dfdaemonv1.DfdaemonPeer, endpoint, { security: this.#security, serverRoles: MEMBER_ROLES });
       this.#clients.set(endpoint, client);
     }
     return client;
@@ -28,14 +33,17 @@ export class PeerClients {
 
 export interface ParentEvents {
   info: (parent: ParentPeer, info: TaskInfo) => void;
-  piece: (parent: ParentPeer, piece: PieceInfo) => void;
+  /** The parent says it holds piece `number` (unchecked: the dispatcher judges it). */
+  piece: (parent: ParentPeer, number: number) => void;
   /** The sync stream ended: `err` is undefined when the parent finished normally. */
   end: (parent: ParentPeer, err: unknown) => void;
 }
 
 /**
  * A parent of one download: the pieces it announced over SyncPieces, the
- * requests in flight to it, and whether this child gave up on it.
+ * credential for its download port, the requests in flight to it, and
+ * whether this child gave up on it. Nothing it says about the content is
+ * believed: lengths and digests come from the scheduler.
  */
 export class ParentPeer {
   readonly id: string;
@@ -43,7 +51,10 @@ export class ParentPeer {
   /** Base URL of the parent's upload server. */
   readonly baseUrl: string;
   readonly endpoint: string;
-  readonly pieces = new Map<number, PieceInfo>();
+  /** Piece numbers the parent announced and the dispatcher accepted. */
+  readonly pieces = new Set<number>();
+  /** Sent as a bearer token with each piece request; arrives first on the sync stream. */
+  token: string | undefined;
   inflight = 0;
   /** The parent holds the whole task. */
   finished = false;
@@ -62,7 +73,7 @@ export class ParentPeer {
     const host = candidate.host;
     this.id = candidate.peerId;
     this.hostId = host?.id ?? "";
-    this.baseUrl = `http://${hostPort(host?.ip ?? "", host?.downloadPort ?? 0)}`;
+    this.baseUrl = `${host?.downloadTls === true ? "https" : "http"}://${hostPort(host?.ip ?? "", host?.downloadPort ?? 0)}`;
     this.endpoint = hostPort(host?.ip ?? "", host?.port ?? 0);
   }
 
@@ -78,17 +89,17 @@ export class ParentPeer {
       let failure: unknown;
       try {
         for await (const message of stream) {
+          if (this.dropped) break;
           const { response } = message;
-          if (response.case === "taskInfo") events.info(this, response.value);
-          else if (response.case === "piece") {
-            this.pieces.set(response.value.number, response.value);
-            events.piece(this, response.value);
-          } else if (response.case === "finished") {
+          if (response.case === "grant") this.token = response.value.token;
+          else if (response.case === "taskInfo") events.info(this, response.value);
+          else if (response.case === "piece") events.piece(this, response.value.number);
+          else if (response.case === "finished") {
             this.finished = true;
             events.info(this, response.value);
           }
         }
-        if (!this.finished) failure = new Error("parent ended the piece stream before finishing");
+        if (!this.finished && !this.dropped) failure = new Error("parent ended the piece stream before finishing");
       } catch (err) {
         failure = this.dropped ? undefined : new Error(`piece stream from parent broke: ${errorMessage(err)}`);
       }

@@ -1,6 +1,6 @@
 import type { Agent } from "undici";
 import { RpcError, schedulerv1 } from "@lacewing/api";
-import { deferred, errorMessage, newPeerId, pieceLengthFor, type Deferred, type Logger } from "@lacewing/common";
+import { deferred, errorMessage, isLacewingError, newPeerId, pieceLengthFor, type Deferred, type Logger } from "@lacewing/common";
 import type { FillRequest, PieceEvent, TaskFiller } from "../download/task-filler.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
@@ -9,6 +9,7 @@ import { AnnounceStream } from "./announce-stream.js";
 import type { PeerClients } from "./parent-peer.js";
 import { PieceDispatcher } from "./piece-dispatcher.js";
 import { taskInfoOf } from "./task-info.js";
+import { TrustedTask } from "./trusted-task.js";
 
 export interface PeerFillerOptions {
   pool: SchedulerPool;
@@ -62,6 +63,10 @@ class PeerTaskRun {
   readonly #peerId: string;
   readonly #log: Logger;
   readonly #dispatcher: PieceDispatcher;
+  /** The length and piece digests the scheduler vouches for; nothing a parent says replaces them. */
+  readonly #trusted = new TrustedTask();
+  /** Setting the task's length from the scheduler's, once. */
+  #settingLength: Promise<void> | undefined;
   #stream: AnnounceStream | undefined;
   /** Why the scheduler ordered back-to-source while parents were being used. */
   #sourceOrder: string | undefined;
@@ -81,6 +86,7 @@ class PeerTaskRun {
     this.#log = options.log.child({ taskId: request.task.taskId, peerId: this.#peerId });
     this.#dispatcher = new PieceDispatcher({
       task: request.task,
+      trusted: this.#trusted,
       peerId: this.#peerId,
       hostId: options.hostId,
       agent: options.agent,
@@ -104,6 +110,7 @@ class PeerTaskRun {
     task.on("info", sendInfo);
     try {
       await this.#download();
+      await this.#request.verify();
       this.#stream?.send({
         case: "peerFinished",
         value: {
@@ -114,7 +121,18 @@ class PeerTaskRun {
         },
       });
     } catch (err) {
-      this.#stream?.send({ case: "peerFailed", value: { description: errorMessage(err) } });
+      // A whole-task mismatch means every copy the scheduler handed out is bad: say so, so they stop being handed out.
+      const mismatch = isLacewingError(err) && err.code === DaemonErrorCode.digestMismatch;
+      const details = mismatch ? (err as { details: { expected?: unknown; actual?: unknown } }).details : {};
+      this.#stream?.send({
+        case: "peerFailed",
+        value: {
+          description: errorMessage(err),
+          digestMismatch: mismatch,
+          expectedDigest: String(details.expected ?? ""),
+          actualDigest: String(details.actual ?? ""),
+        },
+      });
       throw err;
     } finally {
       task.off("info", sendInfo);
@@ -127,7 +145,8 @@ class PeerTaskRun {
     const first = await this.#connect();
     switch (first?.case) {
       case "normalTask":
-        await this.#learnLength(first.value.taskInfo);
+        this.#learnLength(first.value.taskInfo);
+        await this.#settingLength;
         this.#addParents(first.value.candidateParents);
         break;
       case "needBackToSource":
@@ -240,7 +259,9 @@ class PeerTaskRun {
     const { task, spec } = this.#request;
     for (const endpoint of pool.ownersOf(task.taskId)) {
       for (let attempt = 0; attempt < 2; attempt++) {
-        const stream = new AnnounceStream(endpoint, pool.client(endpoint), { hostId, taskId: task.taskId, peerId: this.#peerId });
+        const stream = new AnnounceStream(endpoint, pool.client(endpoint), { hostId, taskId: task.taskId, peerId: this.#peerId }, (update) =>
+          this.#onUpdate(update),
+        );
         stream.send({
           case: "register",
           value: {
@@ -283,7 +304,8 @@ class PeerTaskRun {
     this.#o.metrics.backToSource.inc({ reason });
     this.#log.info({ reason: description }, "going back to source");
     this.#stream?.send({ case: "backToSourceStarted", value: { description } });
-    await this.#o.origin({ ...this.#request, onPiece: (event) => this.#onPiece(event) });
+    // run() verifies the whole task once, whichever way its pieces came.
+    await this.#o.origin({ ...this.#request, onPiece: (event) => this.#onPiece(event), verify: async () => undefined });
   }
 
   #onPiece(event: PieceEvent): void {
@@ -297,7 +319,7 @@ class PeerTaskRun {
           number: piece.number,
           offset: BigInt(piece.offset),
           length: BigInt(piece.length),
-          crc32: piece.crc32,
+          sha256: Buffer.from(piece.sha256, "hex"),
           parentId: event.parentId,
           costMs: Math.min(Math.round(event.costMs), 0xffffffff),
         },
@@ -306,9 +328,32 @@ class PeerTaskRun {
     this.#request.onPiece(event);
   }
 
-  async #learnLength(info: schedulerv1.NormalTaskResponse["taskInfo"]): Promise<void> {
+  /** The scheduler learned more of the task: its length, piece digests. */
+  #onUpdate(update: schedulerv1.TaskUpdate): void {
+    const { lengthLearned } = this.#trusted.apply(update);
+    if (lengthLearned) this.#learnLength(undefined);
+    this.#dispatcher.trustedChanged();
+  }
+
+  /**
+   * Takes the task's length from the scheduler (never from a parent). A
+   * partial copy on this node whose length disagrees cannot be completed
+   * from peers: the download goes back to source, which checks the origin.
+   */
+  #learnLength(info: schedulerv1.NormalTaskResponse["taskInfo"]): void {
     const { task } = this.#request;
-    if (task.lengthKnown || info === undefined || info.contentLength < 0n || info.pieceLength <= 0n) return;
-    await task.setLength(Number(info.contentLength), Number(info.pieceLength));
+    this.#trusted.applyInfo(info);
+    const length = this.#trusted.length;
+    if (length === undefined || this.#settingLength !== undefined) return;
+    if (task.lengthKnown) {
+      if (task.meta.contentLength !== length.contentLength || task.meta.pieceLength !== length.pieceLength)
+        this.#orderBackToSource(`the scheduler says ${length.contentLength} bytes in ${length.pieceLength}-byte pieces; this node's copy has another length`);
+      this.#settingLength = Promise.resolve();
+      return;
+    }
+    this.#settingLength = task.setLength(length.contentLength, length.pieceLength).then(
+      () => this.#dispatcher.trustedChanged(),
+      (err: unknown) => this.#dispatcher.fail(err),
+    );
   }
 }

@@ -1,14 +1,17 @@
 import type { Agent } from "undici";
-import type { PieceInfo, schedulerv1, TaskInfo } from "@lacewing/api";
-import { deferred, errorMessage, pieceRangeOf, type Deferred, type Logger } from "@lacewing/common";
+import type { schedulerv1, TaskInfo } from "@lacewing/api";
+import { MAX_PIECE_COUNT, deferred, errorMessage, pieceRangeOf, type Deferred, type Logger } from "@lacewing/common";
 import type { PieceEvent } from "../download/task-filler.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { ParentPeer, type PeerClients } from "./parent-peer.js";
 import { fetchPiece, PieceFetchError } from "./piece-fetch.js";
+import type { TrustedTask } from "./trusted-task.js";
 
 export interface DispatcherOptions {
   task: StoredTask;
+  /** The scheduler's digests: a piece is asked for only once its digest is known, and kept only if it matches. */
+  trusted: TrustedTask;
   peerId: string;
   hostId: string;
   agent: Agent;
@@ -37,9 +40,12 @@ const ELSEWHERE_BACKOFF_MS = 1_000;
 /**
  * Fetches a task's pieces from its parents: several parents at once, with
  * bounded concurrency, the idlest and fastest parent first, and of its
- * pieces the rarest (see #pick). A parent that fails a piece (connect error, timeout, bad
- * crc32, missing piece) is dropped for this task and reported; the piece is
- * asked of another parent. When no remaining parent can make progress the
+ * pieces the rarest (see #pick). A parent that fails a piece (connect error,
+ * timeout, bytes that do not match the scheduler's SHA-256, a missing piece)
+ * or says something no honest parent would (a piece past the end, another
+ * length) is dropped for this task and reported; the piece is asked of
+ * another parent. Nothing a parent says can do more than cost the child that
+ * parent. When no remaining parent can make progress the
  * dispatcher reports "stuck" and the caller asks the scheduler for more.
  */
 export class PieceDispatcher {
@@ -52,7 +58,6 @@ export class PieceDispatcher {
   #lastActivity = Date.now();
   #idleTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  #settingLength: Promise<void> | undefined;
   #stopped = false;
 
   constructor(options: DispatcherOptions) {
@@ -84,7 +89,7 @@ export class PieceDispatcher {
         { taskId: task.taskId, peerId, hostId, heldPieces: task.pieces().map((p) => p.number) },
         {
           info: (from, info) => this.#onInfo(from, info),
-          piece: () => this.#activity(),
+          piece: (from, number) => this.#onPieceAnnounced(from, number),
           end: (from, err) => this.#onSyncEnd(from, err),
         },
       );
@@ -114,26 +119,50 @@ export class PieceDispatcher {
     this.#pump();
   }
 
+  /** The scheduler told something new (the length, digests): pieces may have become fetchable. */
+  trustedChanged(): void {
+    if (this.#o.task.lengthKnown) for (const parent of this.#parents.values()) this.#checkAnnounced(parent);
+    this.#activity();
+  }
+
+  /**
+   * A parent's idea of the length is never used: it is only compared, once
+   * the task's own length (from the scheduler) is known.
+   */
   #onInfo(parent: ParentPeer, info: TaskInfo): void {
     const { task } = this.#o;
     const contentLength = Number(info.contentLength);
     const pieceLength = Number(info.pieceLength);
-    if (contentLength < 0 || pieceLength <= 0) return;
-    if (task.lengthKnown) {
-      if (task.meta.contentLength !== contentLength || task.meta.pieceLength !== pieceLength)
-        this.#fail(
-          parent,
-          -1,
-          "other",
-          `parent says the task has ${contentLength} bytes in ${pieceLength}-byte pieces; expected ${task.meta.contentLength} in ${task.meta.pieceLength}`,
-        );
-      this.#activity();
+    if (contentLength < 0 || !task.lengthKnown) return;
+    if (task.meta.contentLength !== contentLength || task.meta.pieceLength !== pieceLength)
+      this.#fail(
+        parent,
+        -1,
+        "other",
+        `parent says the task has ${contentLength} bytes in ${pieceLength}-byte pieces; the scheduler says ${task.meta.contentLength} in ${task.meta.pieceLength}`,
+      );
+    this.#activity();
+  }
+
+  #onPieceAnnounced(parent: ParentPeer, number: number): void {
+    const { task } = this.#o;
+    const limit = task.lengthKnown ? task.totalPieces : MAX_PIECE_COUNT;
+    if (!Number.isInteger(number) || number < 0 || number >= limit) {
+      this.#fail(parent, -1, "other", `parent announced piece ${number} of a task with ${limit} pieces`);
       return;
     }
-    this.#settingLength ??= task.setLength(contentLength, pieceLength).then(
-      () => this.#activity(),
-      (err: unknown) => this.#abortWith(err),
-    );
+    parent.pieces.add(number);
+    this.#activity();
+  }
+
+  /** Drops a parent that announced pieces past the end of a task whose length became known after. */
+  #checkAnnounced(parent: ParentPeer): void {
+    const total = this.#o.task.totalPieces;
+    for (const number of parent.pieces) {
+      if (number < total) continue;
+      this.#fail(parent, -1, "other", `parent announced piece ${number} of a task with ${total} pieces`);
+      return;
+    }
   }
 
   #onSyncEnd(parent: ParentPeer, err: unknown): void {
@@ -149,6 +178,11 @@ export class PieceDispatcher {
     this.#o.metrics.pieceFailures.inc({ reason });
     this.#o.log.warn({ taskId: this.#o.task.taskId, parentId: parent.id, piece: number, reason, err: description }, "dropping parent");
     this.#o.onPieceFailed(parent.id, number, reason, description);
+  }
+
+  /** A local failure (the disk) ends the download: no parent can help. */
+  fail(err: unknown): void {
+    this.#abortWith(err);
   }
 
   #abortWith(err: unknown): void {
@@ -167,6 +201,15 @@ export class PieceDispatcher {
   }
 
   #pump(): void {
+    // A bug here must fail this download, not the daemon: pump runs from timers and settled promises.
+    try {
+      this.#pumpOnce();
+    } catch (err) {
+      this.#abortWith(err);
+    }
+  }
+
+  #pumpOnce(): void {
     if (this.#stopped) return;
     const { task } = this.#o;
     if (task.lengthKnown && task.pieceCount === task.totalPieces) {
@@ -204,13 +247,13 @@ export class PieceDispatcher {
    * equally rare, so children of one parent fetch different pieces and can
    * trade them, while the file still fills roughly in order.
    */
-  #pick(): { piece: PieceInfo; parent: ParentPeer } | undefined {
+  #pick(): { piece: number; parent: ParentPeer } | undefined {
     const { perParentLimit } = this.#o;
     const now = Date.now();
     const ready: ParentPeer[] = [];
     let busyWait = Number.POSITIVE_INFINITY;
     for (const parent of this.#parents.values()) {
-      if (parent.dropped || parent.inflight >= perParentLimit) continue;
+      if (parent.dropped || parent.token === undefined || parent.inflight >= perParentLimit) continue;
       if (parent.busyUntil > now) busyWait = Math.min(busyWait, parent.busyUntil - now);
       else ready.push(parent);
     }
@@ -228,36 +271,37 @@ export class PieceDispatcher {
     return undefined;
   }
 
-  /** The rarest missing piece `parent` holds (random among the lowest-numbered equally rare), if any. */
-  #rarestOf(parent: ParentPeer, now: number): PieceInfo | undefined {
-    const { task } = this.#o;
+  /**
+   * The rarest missing piece `parent` holds whose digest the scheduler gave
+   * (random among the lowest-numbered equally rare), if any.
+   */
+  #rarestOf(parent: ParentPeer, now: number): number | undefined {
+    const { task, trusted } = this.#o;
     const window = Math.max(4, this.#o.concurrency);
+    const total = task.totalPieces;
     let rarest = Number.POSITIVE_INFINITY;
-    let choices: PieceInfo[] = [];
-    for (const [number, piece] of parent.pieces) {
-      if (task.hasPiece(number) || this.#inflight.has(number)) continue;
+    let choices: number[] = [];
+    for (const number of parent.pieces) {
+      if (number >= total || task.hasPiece(number) || this.#inflight.has(number) || trusted.digest(number) === undefined) continue;
       if ((parent.elsewhere.get(number) ?? 0) > now) continue;
       let holders = 0;
       for (const other of this.#parents.values()) if (!other.dropped && other.pieces.has(number)) holders++;
       if (holders < rarest) {
         rarest = holders;
-        choices = [piece];
+        choices = [number];
       } else if (holders === rarest) {
-        choices.push(piece);
+        choices.push(number);
       }
     }
-    if (choices.length > window) choices = choices.sort((a, b) => a.number - b.number).slice(0, window);
+    if (choices.length > window) choices = choices.sort((a, b) => a - b).slice(0, window);
     return choices[Math.floor(Math.random() * choices.length)];
   }
 
-  #start(info: PieceInfo, parent: ParentPeer): void {
-    const { task } = this.#o;
-    const number = info.number;
+  #start(number: number, parent: ParentPeer): void {
+    const { task, trusted } = this.#o;
+    // #rarestOf only picks pieces below the count with a digest, so neither lookup can fail.
     const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
-    if (Number(info.offset) !== range.offset || Number(info.length) !== range.length) {
-      this.#fail(parent, number, "corrupt", `parent describes piece ${number} as ${info.offset}+${info.length}, expected ${range.offset}+${range.length}`);
-      return;
-    }
+    const sha256 = trusted.digest(number)!;
     this.#inflight.add(number);
     parent.inflight++;
     const started = Date.now();
@@ -266,13 +310,14 @@ export class PieceDispatcher {
       taskId: task.taskId,
       number,
       length: range.length,
-      crc32: info.crc32,
+      sha256,
+      token: parent.token ?? "",
       timeoutMs: this.#o.pieceTimeoutMs,
       signal: this.#o.signal,
     })
       .then(async (bytes) => {
         const costMs = Date.now() - started;
-        const piece = { ...range, crc32: info.crc32 };
+        const piece = { ...range, sha256 };
         await task.writePiece(piece, bytes);
         parent.bytes += range.length;
         parent.costMs += Math.max(costMs, 1);

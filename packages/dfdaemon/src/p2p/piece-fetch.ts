@@ -1,11 +1,26 @@
 import { Agent, request } from "undici";
-import { crc32, errorMessage } from "@lacewing/common";
+import { checkServerRole } from "@lacewing/api";
+import { MEMBER_ROLES, createPieceHasher, errorMessage, type Security } from "@lacewing/common";
 import type { PieceFailureReason } from "../metrics.js";
 import { piecePath } from "../upload/upload-server.js";
 
-/** Keep-alive connections to parents' upload servers, shared by all downloads of a daemon. */
-export function createPeerAgent(): Agent {
-  return new Agent({ connections: 16, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connectTimeout: 5_000 });
+/**
+ * Keep-alive connections to parents' upload servers, shared by all
+ * downloads of a daemon. A parent whose download port speaks TLS must
+ * present a cluster member's certificate, and gets this daemon's.
+ */
+export function createPeerAgent(security: Security): Agent {
+  const tls =
+    security.mode === "tls"
+      ? {
+          ca: security.material.ca,
+          cert: security.material.cert,
+          key: security.material.key,
+          servername: "lacewing",
+          checkServerIdentity: (_host: string, cert: Parameters<typeof checkServerRole>[0]) => checkServerRole(cert, MEMBER_ROLES),
+        }
+      : {};
+  return new Agent({ connections: 16, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connectTimeout: 5_000, connect: tls });
 }
 
 /** A piece a parent could not deliver, and why. */
@@ -20,21 +35,24 @@ export class PieceFetchError extends Error {
 }
 
 export interface PieceRequest {
-  /** `http://ip:port` of the parent's upload server. */
+  /** `http(s)://ip:port` of the parent's upload server. */
   baseUrl: string;
   taskId: string;
   number: number;
   length: number;
-  /** The crc32 the parent announced for the piece over SyncPieces. */
-  crc32: number;
+  /** The piece's SHA-256 (hex) as the scheduler gave it: the bytes must match it, whatever the parent says. */
+  sha256: string;
+  /** The parent's upload grant for this task, from SyncPieces. */
+  token: string;
   /** Longest wait for the response or for the next bytes of the body. */
   timeoutMs: number;
   signal: AbortSignal;
 }
 
 /**
- * Downloads one piece from a parent and checks its length and crc32. Every
- * failure is a PieceFetchError with the reason reported to the scheduler.
+ * Downloads one piece from a parent and checks its length and SHA-256.
+ * Every failure is a PieceFetchError with the reason reported to the
+ * scheduler; a digest that does not match is "corrupt".
  */
 export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buffer[]> {
   const signal = piece.signal;
@@ -44,6 +62,7 @@ export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buf
     response = await request(`${piece.baseUrl}${piecePath(piece.taskId, piece.number)}`, {
       dispatcher: agent,
       signal,
+      headers: { authorization: `Bearer ${piece.token}` },
       headersTimeout: piece.timeoutMs,
       bodyTimeout: piece.timeoutMs,
     });
@@ -59,16 +78,16 @@ export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buf
     if (statusCode === 503) throw new PieceFetchError("busy", `parent's upload slots are full`);
     throw new PieceFetchError("other", `parent answered ${statusCode} for piece ${piece.number}`);
   }
-  // Kept as the chunks that arrived (no 4 MiB copy per piece) with a running crc32.
+  // Kept as the chunks that arrived (no 4 MiB copy per piece), hashed as they come.
   const chunks: Buffer[] = [];
+  const hash = createPieceHasher();
   let filled = 0;
-  let crc = 0;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       if (filled + chunk.byteLength > piece.length)
         throw new PieceFetchError("corrupt", `parent sent more than the ${piece.length} bytes of piece ${piece.number}`);
       chunks.push(chunk);
-      crc = crc32(chunk, crc);
+      hash.update(chunk);
       filled += chunk.byteLength;
     }
   } catch (err) {
@@ -77,7 +96,7 @@ export async function fetchPiece(agent: Agent, piece: PieceRequest): Promise<Buf
     throw failure(err, piece);
   }
   if (filled !== piece.length) throw new PieceFetchError("corrupt", `parent sent ${filled} of the ${piece.length} bytes of piece ${piece.number}`);
-  if (crc !== piece.crc32) throw new PieceFetchError("corrupt", `piece ${piece.number} from parent failed its crc32 check`);
+  if (hash.digest("hex") !== piece.sha256) throw new PieceFetchError("corrupt", `piece ${piece.number} from parent does not match the scheduler's SHA-256`);
   return chunks;
 }
 

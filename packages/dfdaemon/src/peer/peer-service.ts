@@ -1,38 +1,57 @@
-import type { dfdaemonv1, MessageInitShape, PieceInfoSchema, ServiceImpl } from "@lacewing/api";
+import { requireRole, type dfdaemonv1, type MessageInitShape, type PieceInfoSchema, type ServiceImpl } from "@lacewing/api";
 import { taskInfoOf } from "../p2p/task-info.js";
-import { AsyncQueue, errorMessage, type Logger } from "@lacewing/common";
+import { AsyncQueue, LacewingError, MAX_PIECE_COUNT, MEMBER_ROLES, errorMessage, type Logger } from "@lacewing/common";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { TaskManager } from "../download/task-manager.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import type { TaskStore } from "../storage/task-store.js";
+import type { UploadGrants } from "../upload/upload-grants.js";
 
 type SyncResponse = MessageInitShape<typeof dfdaemonv1.SyncPiecesResponseSchema>;
 
 export interface PeerServiceDeps {
   store: TaskStore;
   tasks: TaskManager;
+  grants: UploadGrants;
   log: Logger;
+}
+
+const TASK_ID = /^[0-9a-f]{64}$/;
+
+function badRequest(message: string): LacewingError {
+  return new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", message);
 }
 
 /**
  * DfdaemonPeer: what other peers and the scheduler call on this daemon.
- * SyncPieces tells a child which pieces this peer holds and then each new
- * one the moment it is journaled, so the child can fetch piece k while this
- * peer is still fetching later ones (pipelining).
+ * SyncPieces (cluster members only) hands a child the grant for this task's
+ * pieces, tells it which pieces this peer holds and then each new one the
+ * moment it is journaled, so the child can fetch piece k while this peer is
+ * still fetching later ones (pipelining). TriggerDownload is the
+ * scheduler's alone: nobody else may make this node fetch a URL.
  */
 export function peerService(deps: PeerServiceDeps, children: Set<string>): ServiceImpl<typeof dfdaemonv1.DfdaemonPeer> {
   return {
     syncPieces(request, context) {
+      requireRole(context, MEMBER_ROLES, "SyncPieces");
+      if (!TASK_ID.test(request.taskId)) throw badRequest("task_id must be 64 lowercase hex digits");
+      if (request.peerId.length > 256 || request.hostId.length > 256) throw badRequest("peer_id and host_id are at most 256 bytes");
+      if (request.heldPieces.length > MAX_PIECE_COUNT) throw badRequest(`held_pieces has more than ${MAX_PIECE_COUNT} entries`);
       const task = deps.store.get(request.taskId);
       if (task === undefined || task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not held by this peer`);
       const key = `${request.hostId}/${request.peerId}`;
       children.add(key);
-      const responses = syncStream(task, new Set(request.heldPieces), context.signal);
-      return withCleanup(responses, () => children.delete(key));
+      const grant = deps.grants.issue(task.taskId);
+      const responses = syncStream(task, grant.token, new Set(request.heldPieces), context.signal);
+      return withCleanup(responses, () => {
+        children.delete(key);
+        grant.revoke();
+      });
     },
 
-    async triggerDownload(request) {
+    async triggerDownload(request, context) {
+      requireRole(context, ["scheduler"], "TriggerDownload");
       const spec = { ...downloadSpecOf(request.download), outputPath: "", triggered: true };
       const run = deps.tasks.download(spec, {});
       if (!request.wait) {
@@ -52,17 +71,19 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
   };
 }
 
+/** A piece as a child hears of it: its place only; the child checks the bytes against the scheduler's digest. */
 function pieceInfoOf(piece: StoredPiece): MessageInitShape<typeof PieceInfoSchema> {
-  return { number: piece.number, offset: BigInt(piece.offset), length: BigInt(piece.length), crc32: piece.crc32 };
+  return { number: piece.number, offset: BigInt(piece.offset), length: BigInt(piece.length) };
 }
 
 /**
- * The task's info once its length is known, every stored piece the child
- * lacks, then new pieces as they land, then `finished`. Ends with an error
- * if the task leaves this peer's store.
+ * The grant, the task's info once its length is known, every stored piece
+ * the child lacks, then new pieces as they land, then `finished`. Ends with
+ * an error if the task leaves this peer's store.
  */
-function syncStream(task: StoredTask, held: Set<number>, signal: AbortSignal): AsyncQueue<SyncResponse> {
+function syncStream(task: StoredTask, token: string, held: Set<number>, signal: AbortSignal): AsyncQueue<SyncResponse> {
   const queue = new AsyncQueue<SyncResponse>();
+  queue.push({ response: { case: "grant", value: { token } } });
   const sent = new Set<number>(held);
   let infoSent = false;
   const sendPiece = (piece: StoredPiece): void => {

@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, afterEach, describe, it } from "node:test";
-import { createLogger, crc32, deferred, pieceLengthFor, silentLogger, taskIdOf } from "@lacewing/common";
+import { createLogger, pieceDigestOf, deferred, pieceLengthFor, silentLogger, taskIdOf } from "@lacewing/common";
 import { originFiller, type TaskFiller } from "../download/task-filler.js";
 import { TaskManager } from "../download/task-manager.js";
 import { createDfdaemonMetrics, type DfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
+import { createOriginAgent } from "../source/origin-policy.js";
 import { RegistryMirror } from "./registry-mirror.js";
 
 const MiB = 1024 * 1024;
@@ -106,15 +107,17 @@ async function setup(fill?: (origin: TaskFiller) => TaskFiller, stallTimeoutMs =
   const store = new TaskStore(dir, silentLogger());
   await store.open();
   const metrics = createDfdaemonMetrics(store);
-  const origin = originFiller({ concurrency: 4, attempts: 2, log });
+  const policy = { allowLoopback: true };
+  const origin = originFiller({ concurrency: 4, attempts: 2, log, dispatcher: createOriginAgent(policy), policy });
   const tasks = new TaskManager({ store, log, metrics, fill: fill ? fill(origin) : origin });
   const mirror = new RegistryMirror({
     tasks,
     store,
     metrics,
     log,
-    route: { defaultRegistry: ns, allowedRegistries: [], plainHttpRegistries: [ns, "127.0.0.1:1"] },
+    route: { defaultRegistry: ns, allowedRegistries: [ns, "127.0.0.1:1"], plainHttpRegistries: [ns, "127.0.0.1:1"] },
     stallTimeoutMs,
+    policy,
   });
   const port = await mirror.listen("127.0.0.1", 0);
   const fixture = { registry, ns, store, tasks, metrics, mirror, base: `http://127.0.0.1:${port}`, logs: () => logText, dir };
@@ -206,10 +209,27 @@ describe("RegistryMirror blobs", () => {
     assert.equal(sha256(Buffer.concat(chunks)), digest);
   });
 
-  it("honours a single Range with 206 and Content-Range, suffix ranges, and 416 past the end", async () => {
+  it("serves a Range of a blob it has not verified yet from the registry, not from unverified pieces", async () => {
     const f = await setup();
     const bytes = randomBytes(6 * MiB + 5);
     const digest = addBlob(f, bytes);
+    const res = await fetch(blobUrl(f, digest), { headers: { range: "bytes=10-19" } });
+    assert.equal(res.status, 206);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), bytes.subarray(10, 20));
+    assert.deepEqual(
+      f.registry.blobGets.map((get) => get.range),
+      ["bytes=10-19"],
+      "the client's own range went to the registry",
+    );
+    assert.equal(f.store.get(taskIdOf({ url: `http://${f.ns}/v2/test/img/blobs/${digest}` })), undefined, "no task was started for it");
+  });
+
+  it("honours a single Range of a verified blob with 206 and Content-Range, suffix ranges, and 416 past the end", async () => {
+    const f = await setup();
+    const bytes = randomBytes(6 * MiB + 5);
+    const digest = addBlob(f, bytes);
+    // The whole blob once: now it is stored and matched its digest.
+    await (await fetch(blobUrl(f, digest))).arrayBuffer();
     const start = 4 * MiB - 3;
     const end = 4 * MiB + 10;
     const res = await fetch(blobUrl(f, digest), { headers: { range: `bytes=${start}-${end}` } });
@@ -266,7 +286,7 @@ describe("RegistryMirror blobs", () => {
     const f = await setup(() => async ({ task, onPiece }) => {
       await task.setLength(bytes.byteLength, pieceLength);
       const first = bytes.subarray(0, pieceLength);
-      const piece = { number: 0, offset: 0, length: pieceLength, crc32: crc32(first) };
+      const piece = { number: 0, offset: 0, length: pieceLength, sha256: pieceDigestOf(first) };
       await task.writePiece(piece, first);
       onPiece({ piece, source: "peer", parentId: "p", costMs: 1 });
       throw new Error("every parent left");

@@ -1,12 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Agent } from "undici";
-import { closeServer, errorMessage, listenOn, type Logger } from "@lacewing/common";
+import { closeServer, errorMessage, listenOn, taskIdOf, type Logger } from "@lacewing/common";
 import type { OpenTask, TaskManager } from "../download/task-manager.js";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { streamBlob, waitForLength, type BlobOutcome } from "./blob-stream.js";
 import { routeRequest, type RegistryRoute, type RouteOptions, type RouteRejection } from "./registry-route.js";
+import { createOriginAgent, type OriginPolicy } from "../source/origin-policy.js";
 import { forwardRequest, forwardableHeaders, mayRead, type UpstreamCall } from "./upstream.js";
 
 export interface RegistryMirrorOptions {
@@ -17,6 +17,8 @@ export interface RegistryMirrorOptions {
   route: RouteOptions;
   /** No new piece for this long and a blob is served from the upstream instead. */
   stallTimeoutMs: number;
+  /** Which addresses registries and their redirects may lead to. */
+  policy: OriginPolicy;
 }
 
 type Kind = "blob" | "manifest" | "other";
@@ -32,10 +34,11 @@ export class RegistryMirror {
   readonly #options: RegistryMirrorOptions;
   readonly #server: Server;
   // Its own connection pool: registry traffic must not queue behind piece traffic.
-  readonly #agent = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+  readonly #agent;
 
   constructor(options: RegistryMirrorOptions) {
     this.#options = options;
+    this.#agent = createOriginAgent(options.policy, { connections: 64 });
     this.#server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => this.#handle(request, response));
   }
 
@@ -68,7 +71,7 @@ export class RegistryMirror {
     response.once("close", () => {
       if (!response.writableFinished) cancel.abort();
     });
-    const call: UpstreamCall = { dispatcher: this.#agent, signal: cancel.signal };
+    const call: UpstreamCall = { dispatcher: this.#agent, policy: this.#options.policy, signal: cancel.signal };
     const handled =
       route.kind === "blob" && route.method === "GET" ? this.#serveBlob(route, request, response, call) : this.#forward(route, request, response, call);
     handled.catch((err: unknown) => {
@@ -99,6 +102,19 @@ export class RegistryMirror {
     if (!(await mayRead(url, authorization, call))) {
       const status = await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
       this.#count("blob", `upstream_${status}`);
+      return;
+    }
+    // A blob this node cached from another registry is served only to a client that registry accepts too; otherwise the asked registry serves it.
+    const cached = store.get(taskIdOf({ url }));
+    if (cached !== undefined && new URL(cached.meta.url).origin !== route.upstream.origin && !(await mayRead(cached.meta.url, authorization, call))) {
+      await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
+      this.#count("blob", "forwarded");
+      return;
+    }
+    // A range is served from the cache only once the whole blob is stored and matched its digest; until then the registry serves it.
+    if (request.headers.range !== undefined && cached?.meta.finished !== true) {
+      const status = await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
+      this.#count("blob", status < 400 ? "forwarded" : `upstream_${status}`);
       return;
     }
     let opened: OpenTask;
@@ -134,10 +150,7 @@ export class RegistryMirror {
         stallTimeoutMs,
         call,
         log,
-        dropTask: async (taskId) => {
-          await store.delete(taskId);
-          tasks.forget(taskId);
-        },
+        dropTask: (taskId) => store.delete(taskId),
       },
       call.signal,
     );

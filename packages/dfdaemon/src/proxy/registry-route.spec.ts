@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isRegistryHost, routeRequest, upstreamOf, type RouteOptions } from "./registry-route.js";
 
-const options: RouteOptions = { defaultRegistry: "docker.io", allowedRegistries: [], plainHttpRegistries: ["127.0.0.1:5000"] };
+const options: RouteOptions = {
+  defaultRegistry: "docker.io",
+  allowedRegistries: ["docker.io", "ghcr.io", "quay.io", "127.0.0.1:5000", "host:99999"],
+  plainHttpRegistries: ["127.0.0.1:5000"],
+};
 const digest = `sha256:${"a".repeat(64)}`;
 
 describe("routeRequest", () => {
@@ -72,6 +76,9 @@ describe("routeRequest", () => {
   }
 
   it("rejects an ns outside the allowed registries with 403", () => {
+    const none = routeRequest("GET", `/v2/a/blobs/${digest}?ns=docker.io`, { ...options, allowedRegistries: [] });
+    assert.equal(none.kind, "rejected");
+    assert.match(none.kind === "rejected" ? none.message : "", /serves no registries: list them with --proxy-registries/);
     const route = routeRequest("GET", `/v2/a/blobs/${digest}?ns=unknown.example`, { ...options, allowedRegistries: ["docker.io"] });
     assert.equal(route.kind === "rejected" && route.status, 403);
     assert.equal(routeRequest("GET", `/v2/a/blobs/${digest}?ns=docker.io`, { ...options, allowedRegistries: ["docker.io"] }).kind, "blob");

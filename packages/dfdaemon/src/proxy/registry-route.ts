@@ -30,7 +30,7 @@ export interface RouteRejection {
 export interface RouteOptions {
   /** Registry used when a request has no `ns` (e.g. a Docker daemon's mirror); empty means `ns` is required. */
   defaultRegistry: string;
-  /** Registries the proxy may reach; empty allows any. */
+  /** Registries the proxy serves; empty serves none (an open proxy is never the default). */
   allowedRegistries: readonly string[];
   /** Registries reached over plain HTTP instead of HTTPS. */
   plainHttpRegistries: readonly string[];
@@ -78,8 +78,9 @@ export function routeRequest(method: string | undefined, rawUrl: string | undefi
   const registry = query.get("ns") ?? options.defaultRegistry;
   if (registry === "") return reject(400, "UNSUPPORTED", "the request has no ns parameter and no default registry is configured");
   if (!isRegistryHost(registry)) return reject(400, "UNSUPPORTED", "the ns parameter is not a registry host");
-  if (options.allowedRegistries.length > 0 && !options.allowedRegistries.includes(registry))
-    return reject(403, "DENIED", `registry ${registry} is not mirrored by this node`);
+  if (options.allowedRegistries.length === 0)
+    return reject(403, "DENIED", "this node's mirror serves no registries: list them with --proxy-registries (the chart sets it from dfdaemon.containerd.registries)");
+  if (!options.allowedRegistries.includes(registry)) return reject(403, "DENIED", `registry ${registry} is not mirrored by this node`);
   const upstream = upstreamOf(registry, options.plainHttpRegistries);
   query.delete("ns");
   const search = query.size > 0 ? `?${query.toString()}` : "";

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { request, type Dispatcher } from "undici";
 import { DaemonErrorCode, daemonError } from "../errors.js";
+import { checkOriginUrl, checkRedirect, type OriginPolicy } from "../source/origin-policy.js";
 
 /**
  * Talking to the upstream registry: plain forwarding (manifests, tags, HEAD,
@@ -28,7 +29,9 @@ const HEADERS_TIMEOUT_MS = 30_000;
 const BODY_TIMEOUT_MS = 60_000;
 
 export interface UpstreamCall {
+  /** Connections that obey `policy` (createOriginAgent). */
   dispatcher: Dispatcher;
+  policy: OriginPolicy;
   signal: AbortSignal;
 }
 
@@ -98,6 +101,7 @@ export async function* fetchBlobRange(url: string, authorization: string | undef
     await upstream.body.dump();
     if (hop === MAX_REDIRECTS) throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `registry redirected more than ${MAX_REDIRECTS} times`);
     const next = new URL(upstream.headers["location"], current);
+    checkRedirect(new URL(current), next, call.policy);
     if (next.origin !== new URL(current).origin) headers = { range: headers["range"]! };
     current = next.toString();
     upstream = await send("GET", current, headers, call);
@@ -144,6 +148,7 @@ export async function* fetchBlobRange(url: string, authorization: string | undef
 }
 
 async function send(method: "GET" | "HEAD", url: string, headers: Record<string, string>, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
+  checkOriginUrl(new URL(url), call.policy);
   try {
     return await request(url, {
       method,
@@ -155,6 +160,8 @@ async function send(method: "GET" | "HEAD", url: string, headers: Record<string,
     });
   } catch (err) {
     if (call.signal.aborted) throw err;
+    if ((err as { code?: string }).code === "LW_ORIGIN_REFUSED")
+      throw daemonError(DaemonErrorCode.originRefused, "permission_denied", `refusing to reach registry ${new URL(url).host}: ${(err as Error).message}`, err);
     throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `cannot reach registry ${new URL(url).host}: ${(err as Error).message}`, err);
   }
 }

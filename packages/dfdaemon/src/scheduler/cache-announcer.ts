@@ -37,6 +37,8 @@ export async function announceCachedTasks({ pool, store, hostId, endpoint, log }
           download: { url: task.meta.url, digest: task.meta.digest },
           complete: true,
           taskInfo: taskInfoOf(task),
+          // A restarted scheduler has no digests; these are the ones this node verified its pieces against.
+          pieceSha256: task.pieces().map((piece) => Buffer.from(piece.sha256, "hex")),
         },
       });
       try {

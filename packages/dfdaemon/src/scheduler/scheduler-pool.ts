@@ -7,12 +7,15 @@ import {
   resolveSchedulerEndpoints,
   type Logger,
   type SchedulerEntry,
+  type Security,
 } from "@lacewing/common";
 
 export type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
 export type HostInit = MessageInitShape<typeof HostSchema>;
 
 export interface SchedulerPoolOptions {
+  /** This daemon's certificate; schedulers must present a scheduler's. */
+  security: Security;
   /** `--scheduler` entries, HOST:PORT each. */
   entries: string[];
   /** The host facts announced, read at every announcement. */
@@ -82,7 +85,7 @@ export class SchedulerPool {
   client(endpoint: string): SchedulerClient {
     let client = this.#clients.get(endpoint);
     if (client === undefined) {
-      client = createClient(schedulerv1.Scheduler, endpoint);
+      client = createClient(schedulerv1.Scheduler, endpoint, { security: this.#options.security, serverRoles: ["scheduler"] });
       this.#clients.set(endpoint, client);
     }
     return client;

@@ -3,6 +3,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fetchRange } from "./origin-client.js";
+import { createOriginAgent } from "./origin-policy.js";
+
+const policy = { allowLoopback: true };
+const dispatcher = createOriginAgent(policy);
 
 function listen(server: Server): Promise<string> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
@@ -34,8 +38,8 @@ describe("origin client redirects", () => {
 
   it("keeps Authorization on a same-origin redirect and drops it when the redirect leaves the origin", async () => {
     const headers = { authorization: "Bearer t" };
-    assert.equal(Buffer.concat((await fetchRange({ url: `${registryUrl}/same`, headers }, 0, 4)).chunks).toString(), "blob");
-    assert.equal(Buffer.concat((await fetchRange({ url: `${registryUrl}/cross`, headers }, 0, 4)).chunks).toString(), "blob");
+    assert.equal(Buffer.concat((await fetchRange({ url: `${registryUrl}/same`, headers, dispatcher, policy }, 0, 4)).chunks).toString(), "blob");
+    assert.equal(Buffer.concat((await fetchRange({ url: `${registryUrl}/cross`, headers, dispatcher, policy }, 0, 4)).chunks).toString(), "blob");
     assert.deepEqual(seen, [
       { at: "registry /same", authorization: "Bearer t" },
       { at: "registry /v2/x/blobs/y", authorization: "Bearer t" },

@@ -1,11 +1,15 @@
 import { request, type Dispatcher } from "undici";
-import { crc32, isLacewingError } from "@lacewing/common";
+import { createPieceHasher, isLacewingError } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
+import { checkOriginUrl, checkRedirect, type OriginPolicy } from "./origin-policy.js";
 
 export interface OriginRequest {
   url: string;
   headers: Record<string, string>;
   signal?: AbortSignal;
+  /** Connections that obey `policy` (createOriginAgent). */
+  dispatcher: Dispatcher;
+  policy: OriginPolicy;
 }
 
 /** What the first request learned of the origin's content. */
@@ -56,23 +60,23 @@ export async function fetchRange(req: OriginRequest, offset: number, length: num
   return readExactly(response.body, length, `bytes ${offset}-${end}`);
 }
 
-/** Reads a body that must be exactly `length` bytes long. */
-/** A body read in full: the chunks as they arrived (no copy) and their running crc32. */
+/** A body read in full: the chunks as they arrived (no copy) and their SHA-256, hashed as they came. */
 export interface ReadBody {
   chunks: Buffer[];
-  crc32: number;
+  sha256: string;
 }
 
+/** Reads a body that must be exactly `length` bytes long. */
 export async function readExactly(body: AsyncIterable<Buffer>, length: number, what: string): Promise<ReadBody> {
   const chunks: Buffer[] = [];
-  let crc = 0;
+  const hash = createPieceHasher();
   let filled = 0;
   try {
     for await (const chunk of body) {
       if (filled + chunk.byteLength > length)
         throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${length} bytes it announced for ${what}`);
       chunks.push(chunk);
-      crc = crc32(chunk, crc);
+      hash.update(chunk);
       filled += chunk.byteLength;
     }
   } catch (err) {
@@ -81,30 +85,35 @@ export async function readExactly(body: AsyncIterable<Buffer>, length: number, w
   }
   if (filled !== length)
     throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${filled} of the ${length} bytes it announced for ${what}`);
-  return { chunks, crc32: crc };
+  return { chunks, sha256: hash.digest("hex") };
 }
 
 async function send(req: OriginRequest, extra: { range?: string }): Promise<Dispatcher.ResponseData> {
   let url = req.url;
   let headers = req.headers;
+  checkOriginUrl(new URL(url), req.policy);
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
         method: "GET",
         headers: { ...headers, ...(extra.range ? { range: extra.range } : {}) },
+        dispatcher: req.dispatcher,
         signal: req.signal,
         headersTimeout: 30_000,
         bodyTimeout: 30_000,
       });
     } catch (err) {
       if (req.signal?.aborted) throw err;
+      if ((err as { code?: string }).code === "LW_ORIGIN_REFUSED")
+        throw daemonError(DaemonErrorCode.originRefused, "permission_denied", `refusing to fetch from ${new URL(url).host}: ${(err as Error).message}`, err);
       throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `cannot reach origin ${new URL(url).host}: ${(err as Error).message}`, err);
     }
     const location = response.headers["location"];
     if (response.statusCode >= 300 && response.statusCode < 400 && typeof location === "string") {
       await response.body.dump();
       const next = new URL(location, url);
+      checkRedirect(new URL(url), next, req.policy);
       // Credentials stay with the origin that asked for them: a registry redirects blobs to object storage, which rejects them.
       if (next.origin !== new URL(url).origin) headers = withoutCredentials(headers);
       url = next.toString();

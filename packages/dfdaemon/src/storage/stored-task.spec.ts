@@ -3,7 +3,7 @@ import { mkdtemp, open, rm, appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { crc32 } from "@lacewing/common";
+import { pieceDigestOf } from "@lacewing/common";
 import { StoredTask, type TaskMeta } from "./stored-task.js";
 
 function meta(): TaskMeta {
@@ -25,8 +25,8 @@ describe("StoredTask", () => {
     const seen: number[] = [];
     task.on("piece", (p) => seen.push(p.number));
     const bytes = Buffer.from("abcd");
-    await task.writePiece({ number: 1, offset: 4, length: 4, crc32: crc32(bytes) }, bytes);
-    await task.writePiece({ number: 1, offset: 4, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.writePiece({ number: 1, offset: 4, length: 4, sha256: pieceDigestOf(bytes) }, bytes);
+    await task.writePiece({ number: 1, offset: 4, length: 4, sha256: pieceDigestOf(bytes) }, bytes);
     await task.close();
     const loaded = await StoredTask.load(dir);
     assert.deepEqual(seen, [1]);
@@ -40,7 +40,7 @@ describe("StoredTask", () => {
     const dir = await newDir();
     const task = await StoredTask.create(dir, meta());
     const bytes = Buffer.from("wxyz");
-    await task.writePiece({ number: 2, offset: 8, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.writePiece({ number: 2, offset: 8, length: 4, sha256: pieceDigestOf(bytes) }, bytes);
     await task.close();
     // Simulate a crash that left different bytes on disk than the journal promised.
     const data = await open(join(dir, "data"), "r+");
@@ -55,7 +55,7 @@ describe("StoredTask", () => {
     const dir = await newDir();
     const task = await StoredTask.create(dir, meta());
     const bytes = Buffer.from("abcd");
-    await task.writePiece({ number: 0, offset: 0, length: 4, crc32: crc32(bytes) }, bytes);
+    await task.writePiece({ number: 0, offset: 0, length: 4, sha256: pieceDigestOf(bytes) }, bytes);
     await task.close();
     await appendFile(join(dir, "pieces.log"), '{"number":1,"off');
     const loaded = await StoredTask.load(dir);
@@ -79,7 +79,7 @@ describe("StoredTask", () => {
   it("rejects a piece whose byte count does not match its range", async () => {
     const dir = await newDir();
     const task = await StoredTask.create(dir, meta());
-    await assert.rejects(task.writePiece({ number: 0, offset: 0, length: 4, crc32: 0 }, Buffer.from("ab")), /expected 4/);
+    await assert.rejects(task.writePiece({ number: 0, offset: 0, length: 4, sha256: "0".repeat(64) }, Buffer.from("ab")), /expected 4/);
     await task.close();
   });
 });

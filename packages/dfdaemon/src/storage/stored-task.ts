@@ -3,7 +3,7 @@ import { constants, createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { crc32, pieceCountOf } from "@lacewing/common";
+import { createDigester, pieceCountOf, pieceDigestOf, type DigestAlgorithm } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 
 /** What is kept of a task on disk besides its bytes. Never holds request headers. */
@@ -30,7 +30,8 @@ export interface StoredPiece {
   number: number;
   offset: number;
   length: number;
-  crc32: number;
+  /** SHA-256 of the piece's bytes, hex (pieceDigestOf). */
+  sha256: string;
 }
 
 /**
@@ -56,6 +57,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   #metaWrites: Promise<void> = Promise.resolve();
   #completedBytes = 0;
   #closed = false;
+  /** The whole content's digest by algorithm, hashed once per task however many callers ask. */
+  readonly #contentDigests = new Map<DigestAlgorithm, Promise<string>>();
 
   private constructor(dir: string, meta: TaskMeta, reserve: Reserve | undefined) {
     super();
@@ -75,7 +78,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
 
   /**
    * Loads a task from disk. Every journaled piece is re-checked against its
-   * crc32, so a piece torn by a crash is dropped and fetched again.
+   * SHA-256, so a piece torn by a crash (or changed on disk) is dropped and
+   * fetched again. Journal lines of older daemons (no sha256) are dropped too.
    */
   static async load(dir: string, reserve?: Reserve): Promise<StoredTask> {
     const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8")) as TaskMeta;
@@ -97,7 +101,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
       }
       const bytes = Buffer.alloc(piece.length);
       const { bytesRead } = await task.#data!.read(bytes, 0, piece.length, piece.offset);
-      if (bytesRead === piece.length && crc32(bytes) === piece.crc32) task.#addPiece(piece);
+      if (typeof piece.sha256 === "string" && bytesRead === piece.length && pieceDigestOf(bytes) === piece.sha256) task.#addPiece(piece);
     }
     if (meta.finished && task.#pieces.size !== task.totalPieces) {
       task.meta = { ...meta, finished: false };
@@ -251,6 +255,22 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     return createReadStream(this.dataPath, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 });
   }
 
+  /**
+   * The digest of the whole content ("sha256:<hex>"), hashed from the data
+   * file once per algorithm for the life of this task (a task fetched again
+   * is a new StoredTask, so a stale digest never outlives its bytes). Only
+   * meaningful once every piece is stored.
+   */
+  contentDigest(algorithm: DigestAlgorithm): Promise<string> {
+    let pending = this.#contentDigests.get(algorithm);
+    if (pending === undefined) {
+      pending = hashFile(this.dataPath, algorithm);
+      this.#contentDigests.set(algorithm, pending);
+      pending.catch(() => this.#contentDigests.delete(algorithm));
+    }
+    return pending;
+  }
+
   async readPiece(number: number): Promise<Buffer> {
     const piece = this.#pieces.get(number);
     if (!piece) throw daemonError(DaemonErrorCode.pieceNotFound, "not_found", `piece ${number} is not stored`);
@@ -269,6 +289,12 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     this.#data = undefined;
     this.#journal = undefined;
   }
+}
+
+async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<string> {
+  const hash = createDigester(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
+  return `${algorithm}:${hash.digest("hex")}`;
 }
 
 /** Writes every chunk, in order, from `position` on; writev may write less than asked. */

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { crc32, silentLogger } from "@lacewing/common";
+import { pieceDigestOf, silentLogger } from "@lacewing/common";
 import { TaskStore } from "./task-store.js";
 import type { TaskMeta } from "./stored-task.js";
 
@@ -29,7 +29,7 @@ describe("TaskStore", () => {
     const again = await store.create(meta("t"));
     await removal;
     const bytes = Buffer.from("abcd");
-    await again.writePiece({ number: 0, offset: 0, length: 4, crc32: crc32(bytes) }, bytes);
+    await again.writePiece({ number: 0, offset: 0, length: 4, sha256: pieceDigestOf(bytes) }, bytes);
     assert.deepEqual(await again.readPiece(0), bytes);
     assert.deepEqual(await readdir(join(store.root, "t")), ["data", "meta.json", "pieces.log"]);
     await store.close();

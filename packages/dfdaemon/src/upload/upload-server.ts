@@ -1,11 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
-import { closeServer, errorMessage, listenOn, type Logger } from "@lacewing/common";
+import type { TLSSocket } from "node:tls";
+import { MEMBER_ROLES, closeServer, errorMessage, identityOfPeerCertificate, listenOn, type Logger, type TlsMaterial } from "@lacewing/common";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { SuperSeed } from "./super-seed.js";
+import { bearerToken, type UploadGrants } from "./upload-grants.js";
 
 /** Path of one piece on a parent's upload server. */
 export function piecePath(taskId: string, number: number): string {
@@ -24,12 +27,22 @@ export interface UploadServerOptions {
   rateLimit: number;
   /** Send each piece once per this many ms and let children trade it (seed peers); 0 is off. */
   superSeedWindowMs: number;
+  /** Who may read which task: tokens handed out on SyncPieces. */
+  grants: UploadGrants;
+  /**
+   * A connection on which nothing moves for this long is closed: a child that
+   * stops reading gives its upload slot back after this, not never.
+   */
+  idleTimeoutMs: number;
+  /** Serve over TLS, with client certificates of the cluster CA (--upload-tls); plain HTTP when undefined. */
+  tls?: TlsMaterial;
 }
 
 /**
  * Serves verified pieces to other peers over HTTP/1.1 with keep-alive,
- * streamed from disk. A piece is only served once it is journaled; the task
- * is held as a reader while a piece streams, so eviction waits.
+ * streamed from disk, to requests that carry an upload grant for the task
+ * (401 otherwise). A piece is only served once it is journaled; the task is
+ * held as a reader while a piece streams, so eviction waits.
  */
 export class UploadServer {
   readonly #options: UploadServerOptions;
@@ -43,7 +56,21 @@ export class UploadServer {
     this.#options = options;
     this.#limiter = options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined;
     this.#superSeed = options.superSeedWindowMs > 0 ? new SuperSeed(options.superSeedWindowMs) : undefined;
-    this.#server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => this.#handle(request, response));
+    const handle = (request: IncomingMessage, response: ServerResponse): void => this.#handle(request, response);
+    const tls = options.tls;
+    this.#server =
+      tls === undefined
+        ? createServer({ keepAliveTimeout: 30_000 }, handle)
+        : createTlsServer({ keepAliveTimeout: 30_000, ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true }, handle);
+    if (tls !== undefined)
+      this.#server.on("secureConnection", (socket: TLSSocket) => {
+        const identity = identityOfPeerCertificate(socket.getPeerCertificate());
+        if (identity === undefined || !MEMBER_ROLES.includes(identity.role)) socket.destroy();
+      });
+    // Idle or stalled connections (a client that stops reading, a half-sent request) are closed.
+    this.#server.setTimeout(options.idleTimeoutMs);
+    this.#server.headersTimeout = Math.min(10_000, options.idleTimeoutMs);
+    this.#server.requestTimeout = options.idleTimeoutMs;
   }
 
   /** Uploads in flight right now. */
@@ -75,6 +102,11 @@ export class UploadServer {
       return;
     }
     const [, taskId, numberText] = match as unknown as [string, string, string];
+    if (!this.#options.grants.allows(bearerToken(request.headers.authorization), taskId)) {
+      metrics.uploadPieces.inc({ result: "unauthorized" });
+      reply(response, 401, "no upload grant for this task: sync pieces with this peer first");
+      return;
+    }
     // Looked up and held in one synchronous step, so eviction cannot slip in between.
     const task = store.get(taskId);
     const piece = task?.piece(Number(numberText));
@@ -99,11 +131,7 @@ export class UploadServer {
     this.#active++;
     // Not closed (checked above), so acquire succeeds; releasing also counts as an access for the TTL.
     const release = task.acquire();
-    response.writeHead(200, {
-      "content-type": "application/octet-stream",
-      "content-length": piece.length,
-      "x-lacewing-crc32": String(piece.crc32),
-    });
+    response.writeHead(200, { "content-type": "application/octet-stream", "content-length": piece.length });
     const source = task.readStream(piece.offset, piece.length);
     source.on("data", (chunk: Buffer | string) => {
       const bytes = Buffer.byteLength(chunk);

@@ -2,7 +2,7 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { DEFAULTS, LacewingError, field, formatDigest, loadConfig, parseDigest, parseUrl, type ConfigOf } from "@lacewing/common";
+import { DEFAULTS, LacewingError, field, formatDigest, isPieceLength, loadConfig, parseDigest, parseUrl, type ConfigOf } from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -23,7 +23,7 @@ export const configSchema = {
   pieceLength: field.bytes({
     description: "piece size (e.g. 1MiB); 0 lets the content length decide",
     default: 0,
-    check: (v) => (v === 0 || (v >= 64 * 1024 && v <= 64 * 1024 * 1024 && Number.isInteger(v)) ? undefined : "must be 0 or between 64KiB and 64MiB"),
+    check: (v) => (v === 0 || isPieceLength(v) ? undefined : "must be 0 or a power of two from 64KiB to 64MiB"),
   }),
   progress: field.boolean({ description: "show a progress bar when stderr is a terminal", default: true }),
   logLevel: field.enum(LOG_LEVELS, { description: "pino log level on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),

@@ -28,7 +28,7 @@ export const FAKE_CONTENT = Buffer.from("lacewing fake content\n".repeat(100));
  */
 export class FakeDfdaemon {
   readonly received: ReceivedDownload[] = [];
-  readonly #server = new RpcServer();
+  readonly #server = new RpcServer({ security: { mode: "insecure" } });
   #waiters: Array<(call: ReceivedDownload) => void> = [];
 
   constructor() {

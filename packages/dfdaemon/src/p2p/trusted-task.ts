@@ -1,0 +1,49 @@
+import type { schedulerv1, TaskInfo } from "@lacewing/api";
+import { pieceGeometryProblem } from "@lacewing/common";
+
+/**
+ * What the scheduler vouches for about a task's content: its length as the
+ * origin gave it to the first peer that fetched it, and the SHA-256 of each
+ * piece that peer reported. A child takes nothing else from its parents:
+ * it asks a parent only for pieces whose digest it holds, and keeps a piece
+ * only when its bytes match.
+ */
+export class TrustedTask {
+  readonly #digests = new Map<number, string>();
+  #length: { contentLength: number; pieceLength: number } | undefined;
+
+  get length(): { contentLength: number; pieceLength: number } | undefined {
+    return this.#length;
+  }
+
+  /** The piece's digest as hex, if the scheduler gave it. */
+  digest(number: number): string | undefined {
+    return this.#digests.get(number);
+  }
+
+  get digestCount(): number {
+    return this.#digests.size;
+  }
+
+  /** Takes the scheduler's task info; returns true when it told the length for the first time. A geometry no task can have is ignored. */
+  applyInfo(info: TaskInfo | undefined): boolean {
+    if (info === undefined || this.#length !== undefined) return false;
+    const contentLength = Number(info.contentLength);
+    const pieceLength = Number(info.pieceLength);
+    if (contentLength < 0 || pieceGeometryProblem(contentLength, pieceLength) !== undefined) return false;
+    this.#length = { contentLength, pieceLength };
+    return true;
+  }
+
+  /** Takes a task update; returns what it taught. */
+  apply(update: schedulerv1.TaskUpdate): { lengthLearned: boolean; digests: number } {
+    const lengthLearned = this.applyInfo(update.taskInfo);
+    let digests = 0;
+    for (const { number, sha256 } of update.pieceDigests) {
+      if (sha256.length !== 32 || this.#digests.has(number)) continue;
+      this.#digests.set(number, Buffer.from(sha256).toString("hex"));
+      digests++;
+    }
+    return { lengthLearned, digests };
+  }
+}
