@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, MAX_PIECE_LENGTH, parseUrl, taskIdOf } from "@lacewing/common";
+import { LacewingError, MAX_PIECE_LENGTH, MAX_TIMER_MS, parseUrl, taskIdOf } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -26,6 +26,9 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
   const pieceLength = Number(download.pieceLength);
   if (pieceLength !== 0 && (pieceLength < 64 * 1024 || pieceLength > MAX_PIECE_LENGTH))
     throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `piece length ${pieceLength} is outside 64 KiB to ${MAX_PIECE_LENGTH / 1024 / 1024} MiB`);
+  // The deadline becomes AbortSignal.timeout, which fires at once beyond the timer limit.
+  if (download.timeoutMs > BigInt(MAX_TIMER_MS))
+    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `download.timeout_ms ${download.timeoutMs} is above ${MAX_TIMER_MS} (about 24.8 days)`);
   return {
     url: download.url,
     tag: download.tag,

@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from "undici";
-import { crc32, isLacewingError } from "@lacewing/common";
+import { crc32, isLacewingError, redactUrl } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 
 export interface OriginRequest {
@@ -116,7 +116,7 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Disp
       throw daemonError(
         DaemonErrorCode.originStatus,
         retryable ? "unavailable" : statusKind(response.statusCode),
-        `origin returned HTTP ${response.statusCode} for ${redactUrl(url)}`,
+        `origin returned HTTP ${response.statusCode} for ${redactUrl(url, { query: "all" })}`,
         undefined,
         {
           status: response.statusCode,
@@ -151,10 +151,4 @@ function parseContentRange(value: string | string[] | undefined): { start: numbe
   const match = typeof value === "string" ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim()) : null;
   if (!match) return undefined;
   return { start: Number(match[1]), end: Number(match[2]), total: match[3] === "*" ? undefined : Number(match[3]) };
-}
-
-/** A URL safe for logs and messages: no query string (it may carry signatures). */
-export function redactUrl(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.origin}${parsed.pathname}${parsed.search ? "?…" : ""}`;
 }
