@@ -141,7 +141,7 @@ export class JobStore {
 }
 
 /** What the secrets column holds once a job is final. */
-export const PURGED_SECRETS = JSON.stringify({} satisfies JobSecrets);
+const PURGED_SECRETS = JSON.stringify({} satisfies JobSecrets);
 
 function notFound(id: string): LacewingError {
   return new LacewingError("LW_ERR_MANAGER_JOB_NOT_FOUND", "not_found", `job ${id} not found`, { details: { jobId: id } });

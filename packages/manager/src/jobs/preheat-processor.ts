@@ -37,7 +37,7 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
   return async (jobId, signal) => {
     if (!(await store.markRunning(jobId))) return; // finished or cancelled while it waited
     // `job` is the redacted view, like everything stored; `args` are what the job runs with,
-    // credentials included, and go nowhere but into the downloads sent to the schedulers.
+    // credentials included, and go nowhere but to the registry and into the downloads the schedulers trigger.
     const { job, args } = await store.getWithSecrets(jobId);
     const log = logger.child({ jobId });
 
