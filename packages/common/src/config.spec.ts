@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { field, loadConfig } from "./config.js";
 import { isLacewingError } from "./errors.js";
+import { MAX_TIMER_MS } from "./units.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lacewing-config-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -133,6 +134,24 @@ describe("loadConfig", () => {
     const checked = { workers: field.number({ description: "workers", default: 1, check: (n) => (n >= 1 ? undefined : "must be at least 1") }) };
     assertConfigError(() => loadConfig(checked, { flags: { workers: "0" } }), "workers", "must be at least 1", "flag");
     assert.equal(loadConfig(checked, { flags: { workers: "4" } }).workers, 4);
+  });
+
+  it("refuses a duration longer than a Node timer can wait, naming the key", () => {
+    // 60d would make setTimeout fire at once instead of in two months.
+    assertConfigError(() => loadConfig(schema, { flags: { gcInterval: "60d" } }), "gcInterval", "at most 2147483647ms", "flag");
+    assertConfigError(() => loadConfig(schema, { env: { LW_GC_INTERVAL: String(2 ** 31) } }), "gcInterval", "environment LW_GC_INTERVAL");
+    assertConfigError(() => loadConfig(schema, { file: yamlFile("gcInterval: 25d\n") }), "gcInterval", "config file");
+    assert.equal(loadConfig(schema, { flags: { gcInterval: String(MAX_TIMER_MS) } }).gcInterval, MAX_TIMER_MS);
+    assert.equal(loadConfig(schema, { flags: { gcInterval: "24d" } }).gcInterval, 24 * 86_400_000);
+  });
+
+  it("lets a duration field that is no timer opt into a larger maximum", () => {
+    const ages = {
+      ttl: field.duration({ description: "an age compared with timestamps", default: 0, max: Number.POSITIVE_INFINITY }),
+      window: field.duration({ description: "a bounded window", default: 0, max: 60_000 }),
+    };
+    assert.equal(loadConfig(ages, { flags: { ttl: "90d" } }).ttl, 90 * 86_400_000);
+    assertConfigError(() => loadConfig(ages, { flags: { window: "2m" } }), "window", "at most 60000ms");
   });
 
   it("treats an empty YAML file as no settings", () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { LacewingError } from "./errors.js";
-import { parseBytes, parseDuration } from "./units.js";
+import { MAX_TIMER_MS, parseBytes, parseDuration } from "./units.js";
 
 /** One config key: how to read it from any source, and its default. */
 export interface Field<T> {
@@ -77,11 +77,22 @@ export const field = {
       if (raw === "false" || raw === "0" || raw === "no") return false;
       return failure(`expected true or false, got ${JSON.stringify(raw)}`);
     }),
-  /** Milliseconds, from "30s", "5m", "1h" or a number of milliseconds. */
-  duration: (options: FieldOptions<number>) =>
+  /**
+   * Milliseconds, from "30s", "5m", "1h" or a number of milliseconds. At most
+   * `max`, by default MAX_TIMER_MS: a duration usually ends up in a timer,
+   * and a longer timer fires at once. A field that is never a timer (an age
+   * compared with timestamps) may set a larger `max`, saying why.
+   */
+  duration: (options: FieldOptions<number> & { max?: number }) =>
     makeField(options, (raw) => {
       const value = typeof raw === "string" || typeof raw === "number" ? parseDuration(raw) : undefined;
-      return value ?? failure(`expected a duration like 30s, 5m or 1h, got ${JSON.stringify(raw)}`);
+      if (value === undefined) return failure(`expected a duration like 30s, 5m or 1h, got ${JSON.stringify(raw)}`);
+      const max = options.max ?? MAX_TIMER_MS;
+      if (value > max)
+        return failure(
+          `must be at most ${max === MAX_TIMER_MS ? `${MAX_TIMER_MS}ms (about 24.8 days, the longest timer Node.js can set)` : `${max}ms`}, got ${JSON.stringify(raw)}`,
+        );
+      return value;
     }),
   /** Bytes, from "64MiB", "10GB" or a number. */
   bytes: (options: FieldOptions<number>) =>

@@ -28,7 +28,8 @@ export { cliOptionsOf, field, loadConfig, type CliOption, type ConfigOf, type Co
 export { createLogger, silentLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from "./logger.js";
 export { AsyncQueue } from "./async-queue.js";
 export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./backoff.js";
-export { formatBytes, parseBytes, parseDuration } from "./units.js";
+export { MAX_TIMER_MS, formatBytes, parseBytes, parseDuration } from "./units.js";
+export { REDACTED, redactUrl, type RedactUrlOptions } from "./redact-url.js";
 export { DEFAULTS } from "./defaults.js";
 export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
 export { parseSchedulerEntry, resolveSchedulerEndpoints, type LookupAll, type SchedulerEntry } from "./scheduler-endpoints.js";

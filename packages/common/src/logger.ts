@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from "pino";
+import { REDACTED } from "./redact-url.js";
 
 export type { Logger };
 
@@ -40,7 +41,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       name: options.name,
       level: options.level ?? "info",
-      redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" },
+      redact: { paths: [...REDACTED_PATHS], censor: REDACTED },
       base: { pid: process.pid },
     },
     options.destination ?? process.stderr,

@@ -1,3 +1,11 @@
+/**
+ * The longest delay setTimeout (and AbortSignal.timeout) honours: 2^31-1 ms,
+ * about 24.8 days. A longer one does not wait longer, it fires at once (Node
+ * warns with TimeoutOverflowWarning and uses 1 ms), so a deadline of "60d"
+ * would expire immediately.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const BYTE_UNITS: Record<string, number> = {
   "": 1,

@@ -17,6 +17,11 @@ describe("dfdaemon config: cache lifecycle keys", () => {
     assert.deepEqual([config.gcInterval, config.taskTtl, config.diskQuota, config.keepStorage], [30_000, 86_400_000, 50 * 2 ** 30, false]);
   });
 
+  it("takes a task TTL longer than a timer can wait (it is an age, not a timer) but bounds real timers", () => {
+    assert.equal(loadDfdaemonConfig({ flags: { taskTtl: "30d" } }).taskTtl, 30 * 86_400_000);
+    assert.throws(() => loadDfdaemonConfig({ flags: { gcInterval: "30d" } }), /gcInterval must be at most/);
+  });
+
   it("rejects a low watermark that is not below the high one, naming the key", () => {
     assert.throws(
       () => loadDfdaemonConfig({ flags: { highWatermark: "70", lowWatermark: "70" } }),

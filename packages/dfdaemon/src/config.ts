@@ -81,7 +81,8 @@ export const dfdaemonSchema = {
     default: 60_000,
     check: (v) => (v >= 100 ? undefined : "must be at least 100ms"),
   }),
-  taskTtl: field.duration({ description: "A task not read or downloaded for this long is evicted", default: 6 * 3_600_000 }),
+  // An age compared with access times, never a timer: a month-long TTL is fine.
+  taskTtl: field.duration({ description: "A task not read or downloaded for this long is evicted", default: 6 * 3_600_000, max: Number.POSITIVE_INFINITY }),
   diskQuota: field.bytes({ description: "Most bytes the cache may hold; 0 means no quota (the watermarks then apply to the filesystem)", default: 0 }),
   highWatermark: field.number({
     description: "Percent of diskQuota (or, with no quota, of the data directory's filesystem) above which least recently used tasks are evicted",

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { createUnixClient, dfdaemonv1, type DownloadSchema, type MessageInitShape } from "@lacewing/api";
-import { LacewingError, silentLogger, type Logger } from "@lacewing/common";
+import { LacewingError, MAX_TIMER_MS, silentLogger, type Logger } from "@lacewing/common";
 
 /** The `Download` message sent to the daemon, as a plain object. */
 export type DownloadInit = MessageInitShape<typeof DownloadSchema>;
@@ -49,9 +49,13 @@ export interface DownloadOptions {
   onProgress?: (event: DownloadProgressEvent) => void;
 }
 
-/** How long after the daemon's deadline dfget gives up by itself. */
+/**
+ * How long after the daemon's deadline dfget gives up by itself. Never past
+ * the timer limit: a longer setTimeout would fire at once, so at the largest
+ * timeout the two deadlines meet.
+ */
 export function clientDeadlineMs(timeoutMs: number): number {
-  return timeoutMs + Math.min(5_000, 500 + timeoutMs * 0.05);
+  return Math.min(MAX_TIMER_MS, timeoutMs + Math.min(5_000, 500 + timeoutMs * 0.05));
 }
 
 /**

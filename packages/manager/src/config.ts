@@ -1,4 +1,5 @@
 import { DEFAULTS, LacewingError, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { parseAuthority } from "./rest/request-guards.js";
 
 /** Every setting of lacewing-manager: defaults < YAML (--config) < environment < flags. */
 export const managerConfigSchema = {
@@ -15,8 +16,18 @@ export const managerConfigSchema = {
   queuePrefix: field.string({ description: "BullMQ key prefix", default: "lacewing", env: "LACEWING_MANAGER_QUEUE_PREFIX" }),
   scheduler: field.list({ description: "scheduler addresses HOST:PORT,…", default: [], env: "LACEWING_MANAGER_SCHEDULER" }),
   token: field.string({ description: "bearer token every API call must carry", default: "", env: "LACEWING_MANAGER_TOKEN" }),
+  allowedHosts: field.list({
+    description: "without a token: Host names the REST API answers to besides the listen address, localhost, 127.0.0.1 and [::1] (NAME or NAME:PORT)",
+    default: [],
+    env: "LACEWING_MANAGER_ALLOWED_HOSTS",
+    check: (hosts) => {
+      const bad = hosts.find((host) => parseAuthority(host) === undefined);
+      return bad === undefined ? undefined : `entry ${JSON.stringify(bad)} is not NAME or NAME:PORT`;
+    },
+  }),
   jobConcurrency: field.number({ description: "jobs run at once by this process", default: 4, check: positiveInteger }),
   taskConcurrency: field.number({ description: "tasks (layers) of one job triggered at once", default: 4, check: positiveInteger }),
+  // Bounded like every duration: grpc-js silently drops a deadline beyond the timer limit, so a longer one would mean none.
   triggerTimeout: field.duration({ description: "how long one task trigger may take", default: 30 * 60_000 }),
   logLevel: field.enum(["trace", "debug", "info", "warn", "error", "silent"], { description: "log level", default: "info", env: "LACEWING_MANAGER_LOG_LEVEL" }),
 };

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { Logger } from "@lacewing/common";
 import type { JobStore } from "./db/job-store.js";
-import { parseCreateJob, parseListJobs, redactArgs } from "./jobs/job-args.js";
+import { parseCreateJob, parseJobId, parseListJobs, splitSecrets } from "./jobs/job-args.js";
 import type { JobQueue } from "./jobs/job-queue.js";
 import type { Job } from "./jobs/job.js";
 import type { ManagerMetrics } from "./metrics.js";
@@ -47,21 +47,22 @@ export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
   return {
     async createJob(body) {
       const input = parseCreateJob(body);
-      const { args, secrets } = redactArgs(input.args);
+      const { args, secrets } = splitSecrets(input.args);
       const job = await store.create(input.type, args, secrets);
       metrics.jobCreated();
-      // Logged args are the redacted ones: no password, no Authorization value.
+      // Logged args are the redacted ones: no password, no header value, no URL credential.
       logger.info({ jobId: job.id, type: job.type, args: job.args }, "job created");
       await queue.enqueue(job.id);
       return job;
     },
-    getJob: (id) => store.get(id),
+    getJob: async (id) => store.get(parseJobId(id)),
     async listJobs(query) {
       const parsed = parseListJobs(query);
       const { jobs, total } = await store.list(parsed);
       return { jobs, total, page: parsed.page, perPage: parsed.perPage };
     },
-    async cancelJob(id) {
+    async cancelJob(rawId) {
+      const id = parseJobId(rawId);
       const { job, cancelled } = await store.cancel(id);
       if (cancelled) {
         queue.cancel(id);

@@ -47,6 +47,16 @@ describe("lacewing-manager in production mode (Postgres + Redis/BullMQ)", () => 
     }
   };
 
+  /** The secrets column of a job's row, read straight from Postgres. */
+  const rowSecrets = async (jobId: string): Promise<unknown> => {
+    const db = knexPkg.knex({ client: "pg", connection: DATABASE_URL, searchPath: [flags.databaseSchema] });
+    try {
+      return ((await db("jobs").where({ id: jobId }).first("secrets")) as { secrets: unknown }).secrets;
+    } finally {
+      await db.destroy();
+    }
+  };
+
   before(async () => {
     registry = await startFakeRegistry();
     scheduler = new FakeScheduler();
@@ -67,10 +77,14 @@ describe("lacewing-manager in production mode (Postgres + Redis/BullMQ)", () => 
 
   it("runs an image preheat through the BullMQ queue and stores it in Postgres", async () => {
     const m = await start();
-    const created = await m.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: registry.manifestUrl(), scope: "all_seed_peers" } });
+    const created = await m.request("POST", "/api/v1/jobs", {
+      type: "preheat",
+      args: { type: "image", url: registry.manifestUrl(), scope: "all_seed_peers", headers: { "X-Team-Token": "team-token-value" } },
+    });
     assert.equal(created.status, 202);
     const job = await m.waitForJob(created.body["id"] as string, isFinished);
     assert.equal(job.state, "succeeded", job.error);
+    assert.deepEqual(await rowSecrets(job.id), {}, "a final job keeps no credentials");
     assert.deepEqual(
       job.tasks.map((t) => t.digest),
       [registry.amd64Config, ...registry.amd64Layers],
@@ -86,9 +100,18 @@ describe("lacewing-manager in production mode (Postgres + Redis/BullMQ)", () => 
     const first = await start({ taskConcurrency: 1 });
     const heldTrigger = new Promise<void>((resolve) => scheduler.on("trigger", (call: RecordedTrigger) => call.request.download?.digest === held && resolve()));
     const before = scheduler.triggers.length;
-    const created = await first.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: registry.manifestUrl() } });
+    const created = await first.request("POST", "/api/v1/jobs", {
+      type: "preheat",
+      args: { type: "image", url: registry.manifestUrl(), headers: { "X-Team-Token": "team-token-value" } },
+    });
     await heldTrigger;
     await stop(first);
+    // Still running: the next replica needs the credentials.
+    assert.deepEqual(await rowSecrets(created.body["id"] as string), {
+      password: "",
+      headers: { "X-Team-Token": "team-token-value" },
+      urls: [registry.manifestUrl()],
+    });
 
     scheduler.respond = (call) => Promise.resolve(succeeded(call.taskId));
     const second = await start({ taskConcurrency: 1 });
@@ -97,6 +120,8 @@ describe("lacewing-manager in production mode (Postgres + Redis/BullMQ)", () => 
     const digests = scheduler.triggers.slice(before).map((t) => t.request.download?.digest);
     assert.equal(digests.filter((d) => d === registry.amd64Layers[0]).length, 1, "a finished layer is not triggered again");
     assert.equal(digests.filter((d) => d === held).length, 2);
+    assert.ok(scheduler.triggers.slice(before).every((t) => t.request.download?.requestHeaders["X-Team-Token"] === "team-token-value"));
+    assert.deepEqual(await rowSecrets(job.id), {});
     await stop(second);
   });
 
@@ -115,6 +140,7 @@ describe("lacewing-manager in production mode (Postgres + Redis/BullMQ)", () => 
     await firstTrigger;
     const cancelled = await other.request("DELETE", `/api/v1/jobs/${created.body["id"] as string}`);
     assert.equal(cancelled.body["state"], "cancelled");
+    assert.deepEqual(await rowSecrets(created.body["id"] as string), {});
     release?.();
     // The replica running the job notices before its next task and completes the queue entry.
     await queueEntryGone(created.body["id"] as string);

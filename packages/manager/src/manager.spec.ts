@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -8,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { createClient, managerv1, schedulerv1, RpcError, GrpcStatus } from "@lacewing/api";
 import { rendezvousPick, taskIdOf } from "@lacewing/common";
 import { loadManagerConfig } from "./config.js";
+import { openDatabase } from "./db/database.js";
 import { startFakeRegistry, type FakeRegistry } from "./testing/fake-registry.js";
 import { FakeScheduler, failed, succeeded, type RecordedTrigger } from "./testing/fake-scheduler.js";
 import { isFinished, startManager, type ManagerUnderTest } from "./testing/harness.js";
@@ -82,24 +84,63 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     }
   });
 
-  it("never returns or logs the password or Authorization values", async () => {
+  it("never returns or logs a credential: password, any header value, URL userinfo, signed query values; the seed peers still get them", async () => {
+    const signedUrl =
+      "https://robot:url-pass@files.example/a.bin?X-Amz-Signature=amz-sig-value&X-Goog-Signature=goog-sig-value&Signature=plain-sig-value&sig=azure-sig-value&session=own-param-value&v=1";
+    const headers = { Authorization: "Bearer top-secret", "X-Api-Key": "api-key-value", "Private-Token": "gitlab-token-value" };
     const created = await m.request("POST", "/api/v1/jobs", {
       type: "preheat",
-      args: { type: "file", urls: ["http://files.example/a.bin"], password: "p4ss-word", username: "u", headers: { Authorization: "Bearer top-secret" } },
+      args: { type: "file", urls: ["http://files.example/a.bin", signedUrl], password: "p4ss-word", username: "u", headers, filteredQueryParams: ["session"] },
     });
     assert.equal(created.status, 202);
+    const redactedUrl =
+      "https://[redacted]@files.example/a.bin?X-Amz-Signature=[redacted]&X-Goog-Signature=[redacted]&Signature=[redacted]&sig=[redacted]&session=[redacted]&v=1";
+    assert.deepEqual((created.body["args"] as { urls: string[] }).urls, ["http://files.example/a.bin", redactedUrl]);
     const job = await m.waitForJob(created.body["id"] as string, isFinished);
     assert.equal(job.args["password"], "[redacted]");
-    assert.deepEqual(job.args["headers"], { Authorization: "[redacted]" });
-    // The job still ran with the real header.
-    const call = triggers().find((t) => t.request.download?.url === "http://files.example/a.bin");
-    assert.equal(call?.request.download?.requestHeaders["Authorization"], "Bearer top-secret");
+    assert.deepEqual(job.args["headers"], { Authorization: "[redacted]", "X-Api-Key": "[redacted]", "Private-Token": "[redacted]" });
+    assert.deepEqual(job.args["urls"], ["http://files.example/a.bin", redactedUrl]);
+    assert.deepEqual(
+      job.tasks.map((t) => t.url),
+      ["http://files.example/a.bin", redactedUrl],
+    );
+    // The job still ran with the real URL and header values.
+    const call = triggers().find((t) => t.request.download?.url === signedUrl);
+    assert.deepEqual(call?.request.download?.requestHeaders, headers);
+    assert.equal(
+      triggers().find((t) => t.request.download?.url === "http://files.example/a.bin")?.request.download?.requestHeaders["X-Api-Key"],
+      "api-key-value",
+    );
+
     const listed = JSON.stringify((await m.request("GET", "/api/v1/jobs?perPage=100")).body);
+    const got = JSON.stringify((await m.request("GET", `/api/v1/jobs/${job.id}`)).body);
+    const client = createClient(managerv1.Manager, `127.0.0.1:${m.manager.grpcPort}`);
+    let grpcViews: string;
+    try {
+      const metadata = { authorization: "Bearer secret-token" };
+      const views = [await client.getJob({ id: job.id }, { metadata }), await client.listJobs({ perPage: 100 }, { metadata })];
+      grpcViews = JSON.stringify(views, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value));
+    } finally {
+      client.close();
+    }
+    assert.ok(grpcViews.includes(redactedUrl), "the gRPC views show the redacted URL");
     const logs = m.logs();
     assert.match(logs, /job created/);
-    for (const secret of ["p4ss-word", "top-secret", "s3cret-pass", registry.token]) {
-      assert.ok(!listed.includes(secret), `API leaked ${secret}`);
-      assert.ok(!logs.includes(secret), `logs leaked ${secret}`);
+    const secrets = [
+      "p4ss-word",
+      "top-secret",
+      "api-key-value",
+      "gitlab-token-value",
+      "url-pass",
+      "robot:",
+      "sig-value",
+      "own-param-value",
+      "s3cret-pass",
+      registry.token,
+    ];
+    for (const secret of secrets) {
+      for (const [where, text] of Object.entries({ "the job list": listed, "the job": got, "the gRPC views": grpcViews, "the logs": logs }))
+        assert.ok(!text.includes(secret), `${where} leaked ${secret}`);
     }
   });
 
@@ -111,9 +152,10 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     const job = await m.waitForJob(created.body["id"] as string, isFinished);
     assert.equal(job.state, "succeeded", job.error);
     // f1 twice: `sig` is filtered by default and `token` by the job, so both URLs are one task.
+    // Shown with the signature redacted; the scheduler got the URL as given.
     assert.deepEqual(
       job.tasks.map((t) => t.url),
-      [urls[0], urls[1]],
+      ["http://files.example/f1.bin?sig=[redacted]&v=1", urls[1]],
     );
     assert.deepEqual(
       job.tasks.map((t) => t.taskId),
@@ -123,11 +165,13 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     const calls = triggers().filter((t) => t.request.download?.url.startsWith("http://files.example/f"));
     assert.equal(calls.length, 2);
     for (const call of calls) {
+      assert.ok([urls[0], urls[1]].includes(call.request.download?.url ?? ""));
       assert.equal(call.request.scope, schedulerv1.TriggerScope.ALL_PEERS);
       assert.equal(call.request.download?.tag, "v7");
       assert.equal(call.request.download?.application, "trainer");
       assert.deepEqual(call.request.download?.filteredQueryParams, ["token"]);
-      assert.equal(call.taskId, job.tasks.find((t) => t.url === call.request.download?.url)?.taskId, "the scheduler computes the same id");
+      assert.equal(call.taskId, taskIdOf({ url: call.request.download?.url ?? "", ...idArgs }), "the scheduler computes the same id");
+      assert.ok(job.tasks.some((t) => t.taskId === call.taskId));
     }
   });
 
@@ -224,6 +268,8 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
       [{ type: "preheat", args: { type: "image", url: "http://registry/v2/app/manifests/v1", platform: "amd64" } }, "args.platform"],
       [{ type: "preheat", args: { type: "image", urls: ["http://r/v2/a/manifests/1", "http://r/v2/b/manifests/1"] } }, "args.urls"],
       [{ type: "preheat", args: { type: "file", url: "http://x/y", tag: 7 } }, "args.tag"],
+      [{ type: "preheat", args: { type: "image", url: "https://robot:pw@registry/v2/app/manifests/v1" } }, "args.url"],
+      [{ type: "preheat", args: { type: "file", url: "http://robot:pw@[not-a-host/f" } }, "args.url"],
       [{ type: "preheat", args: "file" }, "args"],
       [[], "body"],
     ];
@@ -233,13 +279,98 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
       const error = response.body["error"] as { code: string; field: string; message: string };
       assert.equal(error.field, field, JSON.stringify(body));
       assert.equal(error.code, "LW_ERR_MANAGER_INVALID_ARGUMENT");
+      assert.ok(!error.message.includes("pw@"), "the message does not quote a credential");
     }
-    const notJson = await fetch(`${m.baseUrl}/api/v1/jobs`, { method: "POST", headers: { authorization: "Bearer secret-token" }, body: "{" });
+    const notJson = await fetch(`${m.baseUrl}/api/v1/jobs`, {
+      method: "POST",
+      headers: { authorization: "Bearer secret-token", "content-type": "application/json" },
+      body: "{",
+    });
     assert.equal(notJson.status, 400);
     assert.equal(((await notJson.json()) as { error: { field: string } }).error.field, "body");
     const badPage = await m.request("GET", "/api/v1/jobs?page=0");
     assert.equal((badPage.body["error"] as { field: string }).field, "page");
     assert.equal((await m.request("GET", "/api/v1/jobs/00000000-0000-0000-0000-000000000000")).status, 404);
+  });
+
+  it("answers 400, not 500, for a job id with bad percent-encoding or not in the UUID form", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/api/v1/jobs/%E0%A4%A", "path"],
+      ["DELETE", "/api/v1/jobs/%E0%A4%A", "path"],
+      ["GET", "/api/v1/jobs/not-a-job", "id"],
+      ["DELETE", "/api/v1/jobs/not-a-job", "id"],
+      ["GET", "/api/v1/jobs/00000000-0000-0000-0000-00000000000g", "id"],
+      ["GET", `/api/v1/jobs/${encodeURIComponent("00000000-0000-0000-0000-000000000000' or '1'='1")}`, "id"],
+    ];
+    for (const [method, path, field] of cases) {
+      const response = await m.request(method, path);
+      assert.equal(response.status, 400, `${method} ${path}`);
+      assert.deepEqual(response.body["error"], {
+        code: "LW_ERR_MANAGER_INVALID_ARGUMENT",
+        field,
+        message: field === "path" ? "path: bad percent-encoding" : "id: must be a job id (a UUID)",
+      });
+    }
+    // A request target URL cannot parse is a bad request too, not a crash of the manager.
+    const socket = createConnection(m.manager.restPort, "127.0.0.1");
+    socket.end("GET http://[/api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 400 [\s\S]*"field":"path"/);
+    assert.equal((await m.request("GET", "/healthz")).status, 200, "the manager is still up");
+    // Ids are matched in the form jobs have: an upper-case spelling of a real id finds it.
+    const created = await m.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "file", url: "http://files.example/upper-case-id" } });
+    const id = created.body["id"] as string;
+    assert.equal((await m.request("GET", `/api/v1/jobs/${id.toUpperCase()}`)).body["id"], id);
+    await m.waitForJob(id, isFinished);
+  });
+
+  it("answers 415 to a body that is not declared as JSON (charset and other parameters allowed)", async () => {
+    const body = JSON.stringify({ type: "preheat", args: { type: "file", url: "http://files.example/media-type" } });
+    const auth = { authorization: "Bearer secret-token" };
+    for (const contentType of ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", undefined]) {
+      const headers = contentType === undefined ? auth : { ...auth, "content-type": contentType };
+      for (const method of ["POST", "PUT", "PATCH"]) {
+        const response = await m.raw(method, "/api/v1/jobs", headers, body);
+        assert.equal(response.status, 415, `${method} ${contentType ?? "without a Content-Type"}`);
+        const error = response.body["error"] as { code: string; field: string; message: string };
+        assert.equal(error.code, "LW_ERR_MANAGER_UNSUPPORTED_MEDIA_TYPE");
+        assert.equal(error.field, "body");
+      }
+    }
+    const accepted = await m.raw("POST", "/api/v1/jobs", { ...auth, "content-type": "Application/JSON; charset=utf-8" }, body);
+    assert.equal(accepted.status, 202);
+    await m.waitForJob(accepted.body["id"] as string, isFinished);
+  });
+
+  it("refuses a request whose Origin is another site, in token mode too, and never sends CORS headers", async () => {
+    const host = `127.0.0.1:${m.manager.restPort}`;
+    const before = (await m.request("GET", "/api/v1/jobs")).body["total"];
+    const body = JSON.stringify({ type: "preheat", args: { type: "file", url: "http://files.example/cross-site" } });
+    // What a page on evil.example can send without a preflight: a text/plain POST.
+    const crossSite = await m.raw("POST", "/api/v1/jobs", { host, origin: "https://evil.example", "content-type": "text/plain" }, body);
+    assert.equal(crossSite.status, 403);
+    assert.equal((crossSite.body["error"] as { code: string }).code, "LW_ERR_MANAGER_CROSS_ORIGIN");
+    for (const origin of ["null", "http://127.0.0.1:1", `https://${host}.evil.example`, "file://"]) {
+      assert.equal((await m.raw("GET", "/api/v1/jobs", { host, origin, authorization: "Bearer secret-token" })).status, 403, origin);
+    }
+    const preflight = await m.raw("OPTIONS", "/api/v1/jobs", {
+      host,
+      origin: "https://evil.example",
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "content-type, authorization",
+    });
+    assert.equal(preflight.status, 403);
+    assert.deepEqual(
+      Object.keys(preflight.headers).filter((name) => name.startsWith("access-control-")),
+      [],
+    );
+    assert.equal((await m.raw("GET", "/metrics", { host, origin: "https://evil.example" })).status, 403);
+    assert.equal((await m.request("GET", "/api/v1/jobs")).body["total"], before, "no job was created");
+    // The same origin (as a local tool might send) is fine.
+    const sameOrigin = await m.raw("GET", "/api/v1/jobs", { host, origin: `http://${host}`, authorization: "Bearer secret-token" });
+    assert.equal(sameOrigin.status, 200);
+    assert.ok(Object.keys(sameOrigin.headers).every((name) => !name.startsWith("access-control-")));
   });
 
   it("pages the job list and filters by state", async () => {
@@ -281,11 +412,15 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     const metadata = { authorization: "Bearer secret-token" };
     try {
       const job = await client.createJob(
-        { type: "preheat", args: { type: "file", urls: ["http://files.example/grpc.bin"], password: "pw-grpc" } },
+        {
+          type: "preheat",
+          args: { type: "file", urls: ["http://files.example/grpc.bin"], password: "pw-grpc", headers: { "X-Grpc-Key": "grpc-key-value" } },
+        },
         { metadata },
       );
       assert.equal(job.state, "pending");
       assert.equal(job.args?.password, "[redacted]");
+      assert.deepEqual(job.args?.headers, { "X-Grpc-Key": "[redacted]" });
       await m.waitForJob(job.id, isFinished);
       const got = await client.getJob({ id: job.id }, { metadata });
       assert.equal(got.state, "succeeded");
@@ -294,6 +429,13 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
         client.createJob({ type: "preheat", args: { type: "file" } }, { metadata }),
         (err: unknown) => err instanceof RpcError && err.status === GrpcStatus.INVALID_ARGUMENT && /args\.url/.test(err.message),
       );
+      for (const id of ["not-a-job", "%E0%A4%A", ""]) {
+        for (const call of [() => client.getJob({ id }, { metadata }), () => client.cancelJob({ id }, { metadata })])
+          await assert.rejects(
+            call(),
+            (err: unknown) => err instanceof RpcError && err.status === GrpcStatus.INVALID_ARGUMENT && err.code === "LW_ERR_MANAGER_INVALID_ARGUMENT",
+          );
+      }
       const clusters = await client.listClusters({}, { metadata });
       assert.equal(clusters.clusters[0]?.name, "default");
     } finally {
@@ -321,18 +463,86 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
   });
 });
 
+describe("lacewing-manager without a token (loopback only)", () => {
+  let scheduler: FakeScheduler;
+  let m: ManagerUnderTest;
+
+  before(async () => {
+    scheduler = new FakeScheduler();
+    await scheduler.start();
+    m = await startManager({ scheduler: scheduler.address, token: "", allowedHosts: "manager.internal, pinned.internal:1234" });
+  });
+  after(async () => {
+    await m.close();
+    await scheduler.close();
+  });
+
+  it("answers 421 to a Host that is not one of its names, as a DNS-rebound page sends", async () => {
+    const port = m.manager.restPort;
+    const body = JSON.stringify({ type: "preheat", args: { type: "file", url: "http://files.example/rebound" } });
+    // The page is same-origin with its own (rebound) name, so only the Host gives it away.
+    for (const host of [`evil.example:${port}`, `127.0.0.1.nip.io:${port}`, `pinned.internal:${port}`]) {
+      const rebound = await m.raw("POST", "/api/v1/jobs", { host, origin: `http://${host}`, "content-type": "application/json" }, body);
+      assert.equal(rebound.status, 421, host);
+      assert.equal((rebound.body["error"] as { code: string }).code, "LW_ERR_MANAGER_MISDIRECTED_REQUEST");
+    }
+    for (const host of [`evil.example:${port}`, `localhost:${port + 1}`, "localhost", "", "a@b", `[::2]:${port}`]) {
+      assert.equal((await m.raw("GET", "/api/v1/jobs", { host })).status, 421, JSON.stringify(host));
+    }
+    assert.equal((await m.request("GET", "/api/v1/jobs")).body["total"], 0, "no job was created");
+  });
+
+  it("answers under the listen address, localhost, 127.0.0.1, [::1] and the allowedHosts names", async () => {
+    const port = m.manager.restPort;
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `LOCALHOST:${port}`,
+      `[::1]:${port}`,
+      "manager.internal",
+      "manager.internal:8443",
+      "pinned.internal:1234",
+    ]) {
+      assert.equal((await m.raw("GET", "/api/v1/jobs", { host })).status, 200, host);
+    }
+    const created = await m.raw(
+      "POST",
+      "/api/v1/jobs",
+      { host: `localhost:${port}`, "content-type": "application/json" },
+      JSON.stringify({ type: "preheat", args: { type: "file", url: "http://files.example/local" } }),
+    );
+    assert.equal(created.status, 202);
+  });
+
+  it("keeps the probes and /metrics open to any Host, since Kubernetes and Prometheus address the pod by IP", async () => {
+    for (const path of ["/healthz", "/readyz", "/metrics"])
+      assert.equal((await m.raw("GET", path, { host: `10.1.2.3:${m.manager.restPort}` })).status, 200, path);
+  });
+});
+
 describe("lacewing-manager config", () => {
   it("refuses to listen beyond loopback without a token, naming the key", () => {
     assert.throws(() => loadManagerConfig({ flags: { listen: "0.0.0.0:8080" } }), /token is required when listen/);
     assert.throws(() => loadManagerConfig({ flags: { grpcListen: "10.1.2.3:8081" } }), /token is required when grpcListen/);
     assert.doesNotThrow(() => loadManagerConfig({ flags: { listen: "0.0.0.0:8080", grpcListen: "0.0.0.0:8081", token: "t" } }));
   });
+
+  it("reads allowedHosts as a list and refuses an entry that is not NAME or NAME:PORT", () => {
+    assert.deepEqual(loadManagerConfig({ flags: { allowedHosts: "a.internal, b.internal:8080" } }).allowedHosts, ["a.internal", "b.internal:8080"]);
+    assert.deepEqual(loadManagerConfig({ env: { LACEWING_MANAGER_ALLOWED_HOSTS: "[::1]:9000" } }).allowedHosts, ["[::1]:9000"]);
+    assert.throws(() => loadManagerConfig({ flags: { allowedHosts: "http://a.internal/" } }), /invalid config: allowedHosts entry "http:\/\/a.internal\/"/);
+  });
+
+  it("refuses a trigger timeout beyond the timer limit, naming the key", () => {
+    assert.throws(() => loadManagerConfig({ flags: { triggerTimeout: "60d" } }), /invalid config: triggerTimeout must be at most 2147483647ms/);
+    assert.equal(loadManagerConfig({ flags: { triggerTimeout: "2h" } }).triggerTimeout, 7_200_000);
+  });
 });
 
 describe("lacewing-manager restart in embedded mode", () => {
-  it("resumes a job interrupted mid-trigger from the on-disk database", async () => {
+  it("resumes a job interrupted mid-trigger from the on-disk database, credentials included, and drops them once it is final", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "lw-manager-"));
-    const registry = await startFakeRegistry();
+    const registry = await startFakeRegistry({ username: "alice", password: "resume-pass" });
     const scheduler = new FakeScheduler();
     await scheduler.start();
     const held = registry.amd64Layers[1];
@@ -341,20 +551,36 @@ describe("lacewing-manager restart in embedded mode", () => {
         ? new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }))
         : Promise.resolve(succeeded(call.taskId));
     const flags = { scheduler: scheduler.address, dataDir, taskConcurrency: 1 };
+    const secretsOf = async (id: string): Promise<unknown> => {
+      // The manager is closed: nothing else has the embedded database open.
+      const db = await openDatabase({ url: "", schema: "public", dataDir });
+      try {
+        return ((await db("jobs").where({ id }).first("secrets")) as { secrets: unknown }).secrets;
+      } finally {
+        await db.destroy();
+      }
+    };
     let first: ManagerUnderTest | undefined = await startManager(flags);
     let second: ManagerUnderTest | undefined;
     try {
       const heldTrigger = new Promise<void>((resolve) =>
         scheduler.on("trigger", (call: RecordedTrigger) => call.request.download?.digest === held && resolve()),
       );
-      const created = await first.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "image", url: registry.manifestUrl() } });
+      const created = await first.request("POST", "/api/v1/jobs", {
+        type: "preheat",
+        args: { type: "image", url: registry.manifestUrl(), username: "alice", password: "resume-pass", headers: { "X-Team-Token": "team-token-value" } },
+      });
+      const id = created.body["id"] as string;
       await heldTrigger;
       await first.close();
       first = undefined;
+      // Not final yet: the credentials are still there for the next run.
+      assert.deepEqual(await secretsOf(id), { password: "resume-pass", headers: { "X-Team-Token": "team-token-value" }, urls: [registry.manifestUrl()] });
 
+      const before = scheduler.triggers.length;
       scheduler.respond = (call) => Promise.resolve(succeeded(call.taskId));
       second = await startManager(flags);
-      const job = await second.waitForJob(created.body["id"] as string, isFinished);
+      const job = await second.waitForJob(id, isFinished);
       assert.equal(job.state, "succeeded", job.error);
       assert.deepEqual(
         job.tasks.map((t) => t.state),
@@ -363,6 +589,14 @@ describe("lacewing-manager restart in embedded mode", () => {
       const count = (digest: string | undefined): number => scheduler.triggers.filter((t) => t.request.download?.digest === digest).length;
       assert.equal(count(registry.amd64Layers[0]), 1, "a finished layer is not triggered again");
       assert.equal(count(held), 2);
+      // The resumed run logged in with the stored password and sent the stored header.
+      for (const call of scheduler.triggers.slice(before)) {
+        assert.equal(call.request.download?.requestHeaders["Authorization"], `Bearer ${registry.token}`);
+        assert.equal(call.request.download?.requestHeaders["X-Team-Token"], "team-token-value");
+      }
+      await second.close();
+      second = undefined;
+      assert.deepEqual(await secretsOf(id), {}, "a final job keeps no credentials");
     } finally {
       await first?.close();
       await second?.close();

@@ -104,6 +104,7 @@ export class Manager {
       this.#rest = new RestServer({
         api,
         token: config.token,
+        allowedHosts: config.allowedHosts,
         logger,
         metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
         ready: async () => {

@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
+import { LacewingError, MAX_TIMER_MS, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -27,6 +27,9 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
   const pieceLength = Number(download.pieceLength);
   if (pieceLength !== 0 && !isPieceLength(pieceLength))
     throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `piece length ${pieceLength} is not a power of two from 64 KiB to 64 MiB`);
+  // The deadline becomes AbortSignal.timeout, which fires at once beyond the timer limit.
+  if (download.timeoutMs > BigInt(MAX_TIMER_MS))
+    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `download.timeout_ms ${download.timeoutMs} is above ${MAX_TIMER_MS} (about 24.8 days)`);
   return {
     url: download.url,
     tag: download.tag,

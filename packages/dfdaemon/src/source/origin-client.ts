@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from "undici";
-import { createPieceHasher, isLacewingError } from "@lacewing/common";
+import { createPieceHasher, isLacewingError, redactUrl } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import { checkOriginUrl, checkRedirect, type OriginPolicy } from "./origin-policy.js";
 
@@ -125,7 +125,7 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Disp
       throw daemonError(
         DaemonErrorCode.originStatus,
         retryable ? "unavailable" : statusKind(response.statusCode),
-        `origin returned HTTP ${response.statusCode} for ${redactUrl(url)}`,
+        `origin returned HTTP ${response.statusCode} for ${redactUrl(url, { query: "all" })}`,
         undefined,
         {
           status: response.statusCode,
@@ -160,10 +160,4 @@ function parseContentRange(value: string | string[] | undefined): { start: numbe
   const match = typeof value === "string" ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim()) : null;
   if (!match) return undefined;
   return { start: Number(match[1]), end: Number(match[2]), total: match[3] === "*" ? undefined : Number(match[3]) };
-}
-
-/** A URL safe for logs and messages: no query string (it may carry signatures). */
-export function redactUrl(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.origin}${parsed.pathname}${parsed.search ? "?…" : ""}`;
 }

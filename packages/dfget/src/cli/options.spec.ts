@@ -122,6 +122,21 @@ describe("option validation", () => {
     assert.throws(() => parseCommandLine(["http://x/a", "-O", "a", "--log-level", "loud"]), rejectsWith("LW_ERR_USAGE", /log-level/));
   });
 
+  it("refuses a timeout longer than a timer can wait (it would expire at once), from a flag, the environment or a config file", async () => {
+    await assert.rejects(
+      resolveIn(["http://x/a", "-O", "a", "--timeout", "60d"]),
+      rejectsWith("LW_ERR_USAGE", /^invalid --timeout: must be at most 2147483647ms/),
+    );
+    await assert.rejects(
+      resolveIn(["http://x/a", "-O", "a"], { DFGET_TIMEOUT: "25d" }),
+      rejectsWith("LW_ERR_CONFIG", /timeout must be at most .*DFGET_TIMEOUT/),
+    );
+    const config = join(dir, "long.yaml");
+    await writeFile(config, "timeout: 30d\n");
+    await assert.rejects(resolveIn(["http://x/a", "-O", "a", "--config", config]), rejectsWith("LW_ERR_CONFIG", /timeout must be at most/));
+    assert.equal((await resolveIn(["http://x/a", "-O", "a", "--timeout", "24d"])).timeoutMs, 24 * 86_400_000);
+  });
+
   it("reports usage errors as LW_ERR_USAGE and --help as a clean exit", () => {
     assert.throws(() => parseCommandLine(["http://x/a"]), rejectsWith("LW_ERR_USAGE", /--output/));
     assert.throws(() => parseCommandLine(["-O", "a"]), rejectsWith("LW_ERR_USAGE", /missing required argument/));

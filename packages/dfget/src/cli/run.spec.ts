@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { FAKE_CONTENT, FakeDfdaemon } from "../testing/fake-dfdaemon.js";
+import { ExitCode } from "./exit-codes.js";
 import { runDfget, type DfgetIo } from "./run.js";
 
 /** A stderr that claims to be a terminal, recording what is written. */
@@ -75,5 +76,27 @@ describe("runDfget on a terminal", () => {
     assert.equal(result.code, 0);
     assert.equal(result.stderr, "");
     assert.equal((JSON.parse(result.stdout) as { ok: boolean }).ok, true);
+  });
+});
+
+describe("runDfget with a bad timeout", () => {
+  it("exits with the usage code and one line on stderr for --timeout 60d, without reaching a daemon", async () => {
+    let stderr = "";
+    let stdout = "";
+    const code = await runDfget({
+      argv: ["http://origin.test/ok/f", "-O", join(tmpdir(), "dfget-never-written"), "--socket", join(tmpdir(), "no-daemon-here.sock"), "--timeout", "60d"],
+      env: {},
+      cwd: tmpdir(),
+      stdout: { write: (chunk: string) => (stdout += chunk) },
+      stderr: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          stderr += chunk.toString();
+          done();
+        },
+      }),
+    });
+    assert.equal(code, ExitCode.usage);
+    assert.equal(stdout, "");
+    assert.match(stderr, /^dfget: invalid --timeout: must be at most 2147483647ms \(about 24\.8 days[^\n]*\n$/);
   });
 });

@@ -1,4 +1,4 @@
-import { DEFAULTS, createLogger, silentLogger } from "@lacewing/common";
+import { DEFAULTS, createLogger, redactUrl, silentLogger } from "@lacewing/common";
 import { download, type DownloadResult } from "../download.js";
 import { describeFailure, ExitCode, type Failure } from "./exit-codes.js";
 import { parseCommandLine, resolveRequest, type DfgetRequest } from "./options.js";
@@ -41,7 +41,7 @@ export async function runDfget(io: DfgetIo): Promise<number> {
 async function downloadWithFeedback(request: DfgetRequest, io: DfgetIo): Promise<DownloadResult> {
   const logger = request.logLevel === "silent" ? silentLogger() : createLogger({ name: "dfget", level: request.logLevel, destination: io.stderr });
   // Query strings may hold signed-URL credentials, and headers are never logged.
-  logger.info({ url: withoutQuery(request.download.url), output: request.download.outputPath, socket: request.socket }, "download requested");
+  logger.info({ url: redactUrl(request.download.url, { query: "all" }), output: request.download.outputPath, socket: request.socket }, "download requested");
   const bar: ProgressRenderer | undefined =
     request.progress && !request.json && io.stderr.isTTY === true
       ? createProgressRenderer({ stream: io.stderr, ...(io.now === undefined ? {} : { now: io.now }) })
@@ -67,13 +67,4 @@ async function downloadWithFeedback(request: DfgetRequest, io: DfgetIo): Promise
 function report(failure: Failure, json: boolean, io: DfgetIo): void {
   io.stderr.write(`dfget: ${failure.message}\n`);
   if (json) io.stdout.write(`${JSON.stringify({ ok: false, error: { code: failure.code, message: failure.message } })}\n`);
-}
-
-function withoutQuery(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    return "";
-  }
 }

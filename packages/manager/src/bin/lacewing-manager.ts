@@ -14,6 +14,7 @@ const program = new Command("lacewing-manager")
   .option("--queue-prefix <prefix>", "BullMQ key prefix in Redis (default lacewing)")
   .option("--scheduler <host:port,...>", "scheduler addresses")
   .option("--token <token>", "bearer token API calls must carry")
+  .option("--allowed-hosts <host,...>", "without a token: more Host names the REST API answers to (NAME or NAME:PORT)")
   .option("--log-level <level>", "trace, debug, info, warn, error or silent")
   .option("--config <file>", "YAML config file")
   .showHelpAfterError();

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
-import { LacewingError } from "@lacewing/common";
-import type { ListJobsQuery } from "../jobs/job-args.js";
+import { LacewingError, redactUrl } from "@lacewing/common";
+import { redactArgs, withSecrets, type ListJobsQuery } from "../jobs/job-args.js";
 import { progressOf, type Job, type JobSecrets, type JobState, type JobType, type PreheatArgs, type TaskResult } from "../jobs/job.js";
 
 interface JobRow {
@@ -50,10 +50,10 @@ export class JobStore {
     return toJob(row);
   }
 
-  /** The job with its credentials, for the processor only. */
-  async getWithSecrets(id: string): Promise<{ job: Job; secrets: JobSecrets }> {
+  /** The job as shown, plus the args it runs with (credentials included), for the processor only. */
+  async getWithSecrets(id: string): Promise<{ job: Job; args: PreheatArgs }> {
     const row = await this.#row(id);
-    return { job: toJob(row), secrets: parseJson(row.secrets) };
+    return { job: toJob(row), args: withSecrets(parseJson(row.args), parseJson(row.secrets)) };
   }
 
   async list(query: ListJobsQuery): Promise<{ jobs: Job[]; total: number }> {
@@ -103,23 +103,26 @@ export class JobStore {
       .update({ tasks: JSON.stringify(tasks), updated_at: new Date() });
   }
 
-  /** running → succeeded|failed, unless the job was cancelled meanwhile. Returns whether it moved. */
+  /**
+   * running → succeeded|failed, unless the job was cancelled meanwhile. Returns whether it moved.
+   * A final job never runs again, so its credentials are dropped in the same update.
+   */
   async finish(id: string, state: "succeeded" | "failed", tasks: readonly TaskResult[], error: string): Promise<boolean> {
     const now = new Date();
     const updated = await this.#db("jobs")
       .where({ id })
       .whereIn("state", ["pending", "running"])
-      .update({ state, tasks: JSON.stringify(tasks), error, updated_at: now, finished_at: now });
+      .update({ state, tasks: JSON.stringify(tasks), error, secrets: PURGED_SECRETS, updated_at: now, finished_at: now });
     return updated > 0;
   }
 
-  /** pending|running → cancelled. Returns the job and whether this call cancelled it. */
+  /** pending|running → cancelled, dropping the credentials. Returns the job and whether this call cancelled it. */
   async cancel(id: string): Promise<{ job: Job; cancelled: boolean }> {
     const now = new Date();
     const updated = await this.#db("jobs")
       .where({ id })
       .whereIn("state", ["pending", "running"])
-      .update({ state: "cancelled", updated_at: now, finished_at: now, error: "cancelled by request" });
+      .update({ state: "cancelled", updated_at: now, finished_at: now, error: "cancelled by request", secrets: PURGED_SECRETS });
     return { job: await this.get(id), cancelled: updated > 0 };
   }
 
@@ -137,6 +140,9 @@ export class JobStore {
   }
 }
 
+/** What the secrets column holds once a job is final. */
+const PURGED_SECRETS = JSON.stringify({} satisfies JobSecrets);
+
 function notFound(id: string): LacewingError {
   return new LacewingError("LW_ERR_MANAGER_JOB_NOT_FOUND", "not_found", `job ${id} not found`, { details: { jobId: id } });
 }
@@ -152,13 +158,15 @@ function toDate(value: Date | string | null): Date | null {
   return value instanceof Date ? value : new Date(value);
 }
 
+/** A row as the API shows it. Args and task URLs are redacted again here, which also covers rows stored before a redaction rule existed. */
 function toJob(row: JobRow): Job {
-  const tasks = parseJson(row.tasks);
+  const args = redactArgs(parseJson(row.args));
+  const tasks = parseJson(row.tasks).map((task) => ({ ...task, url: redactUrl(task.url, { filteredQueryParams: args.filteredQueryParams }) }));
   return {
     id: row.id,
     type: row.type as JobType,
     state: row.state as JobState,
-    args: parseJson(row.args),
+    args,
     progress: progressOf(tasks),
     tasks,
     error: row.error,

@@ -47,6 +47,18 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
       },
     },
   ],
+  [
+    // Final jobs used to keep their credentials for good; they are dropped now when a job ends.
+    "0002_purge_final_job_secrets",
+    {
+      async up(db) {
+        await db("jobs").whereIn("state", ["succeeded", "failed", "cancelled"]).update({ secrets: "{}" });
+      },
+      async down() {
+        // Purged credentials cannot come back.
+      },
+    },
+  ],
 ];
 
 /** A knex migration source over MIGRATIONS. */

@@ -1,9 +1,5 @@
-import { LacewingError, parseUrl } from "@lacewing/common";
+import { LacewingError, REDACTED, parseUrl, redactUrl } from "@lacewing/common";
 import { JOB_STATES, JOB_TYPES, PREHEAT_SCOPES, type JobSecrets, type JobState, type JobType, type PreheatArgs, type PreheatScope } from "./job.js";
-
-export const REDACTED = "[redacted]";
-/** Header names whose values are credentials (lower case). */
-const SECRET_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "x-registry-auth"]);
 
 /** A request the caller must fix; `field` names the offending input. */
 export function invalidField(field: string, message: string): LacewingError {
@@ -37,10 +33,14 @@ export function parseCreateJob(body: unknown): CreateJobInput {
     try {
       parseUrl(u);
     } catch (err) {
-      throw invalidField(fieldName, (err as Error).message);
+      // parseUrl's message quotes the URL, and a URL may hold credentials.
+      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) ? (err as Error).message : "not a valid URL");
     }
     if (argsType === "image" && !MANIFEST_PATH.test(new URL(u).pathname))
       throw invalidField(fieldName, "must be a manifest URL like https://registry/v2/<name>/manifests/<tag|digest>");
+    // fetch refuses such a URL with a message that quotes it, credentials and all; the registry flow takes them apart.
+    if (argsType === "image" && (new URL(u).username !== "" || new URL(u).password !== ""))
+      throw invalidField(fieldName, "must not carry credentials: give them as args.username and args.password");
   });
   const platform = optionalString(raw, "platform") || "linux/amd64";
   if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/i.test(platform)) throw invalidField("args.platform", "must look like os/arch or os/arch/variant");
@@ -75,25 +75,45 @@ function rejectUnknown(object: Record<string, unknown>, known: ReadonlySet<strin
 
 export const MANIFEST_PATH = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
 
-/** Splits args into what may be shown and the credentials that may not. */
-export function redactArgs(args: PreheatArgs): { args: PreheatArgs; secrets: JobSecrets } {
-  const headers: Record<string, string> = {};
-  const secretHeaders: Record<string, string> = {};
-  for (const [name, value] of Object.entries(args.headers)) {
-    if (SECRET_HEADERS.has(name.toLowerCase())) {
-      headers[name] = REDACTED;
-      secretHeaders[name] = value;
-    } else headers[name] = value;
-  }
+/**
+ * Splits args into what may be stored and shown and the credentials that may
+ * not. Every header value counts as a credential: which ones are (a
+ * `X-Api-Key`, a `Private-Token`, a signed cookie by another name) is the
+ * origin's business, and the names alone say what the job sends.
+ */
+export function splitSecrets(args: PreheatArgs): { args: PreheatArgs; secrets: JobSecrets } {
+  return { args: redactArgs(args), secrets: { password: args.password, headers: { ...args.headers }, urls: [...args.urls] } };
+}
+
+/**
+ * Args as the API and the logs show them: password and header values read
+ * "[redacted]", URLs lose their userinfo and signed query values. Redacting
+ * redacted args changes nothing, so views redact again and rows stored before
+ * a rule existed are covered too.
+ */
+export function redactArgs(args: PreheatArgs): PreheatArgs {
   return {
-    args: { ...args, headers, password: args.password === "" ? "" : REDACTED },
-    secrets: { password: args.password, headers: secretHeaders },
+    ...args,
+    urls: args.urls.map((url) => redactUrl(url, { filteredQueryParams: args.filteredQueryParams })),
+    headers: Object.fromEntries(Object.keys(args.headers).map((name) => [name, REDACTED])),
+    password: args.password === "" ? "" : REDACTED,
   };
 }
 
-/** The args a job runs with: redacted args plus the stored credentials. */
+/** The args a job runs with: stored args plus the stored credentials. */
 export function withSecrets(args: PreheatArgs, secrets: JobSecrets): PreheatArgs {
-  return { ...args, password: secrets.password, headers: { ...args.headers, ...secrets.headers } };
+  return {
+    ...args,
+    urls: secrets.urls ?? args.urls,
+    password: secrets.password ?? args.password,
+    headers: { ...args.headers, ...secrets.headers },
+  };
+}
+
+/** Job ids are UUIDs (lower case, as randomUUID makes them); anything else is a caller's mistake, not a missing job. */
+export function parseJobId(id: string): string {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw invalidField("id", "must be a job id (a UUID)");
+  return id.toLowerCase();
 }
 
 export interface ListJobsQuery {

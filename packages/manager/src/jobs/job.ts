@@ -24,11 +24,17 @@ export interface PreheatArgs {
   scope: PreheatScope;
 }
 
-/** Credentials kept apart from the args the API shows. */
+/**
+ * Credentials kept apart from the args the API shows, in the `secrets`
+ * column. Every field may be missing: the column is emptied when the job
+ * reaches a final state, and rows written before a field existed lack it.
+ */
 export interface JobSecrets {
-  password: string;
-  /** Original values of the headers redacted in args. */
-  headers: Record<string, string>;
+  password?: string;
+  /** Every header's real value (all header values are treated as credentials). */
+  headers?: Record<string, string>;
+  /** The URLs as given, with their userinfo and signed query parameters. */
+  urls?: string[];
 }
 
 export type TaskState = "pending" | "running" | "succeeded" | "failed";
@@ -56,7 +62,7 @@ export interface Job {
   id: string;
   type: JobType;
   state: JobState;
-  /** Credentials redacted. */
+  /** Credentials redacted: password, header values, URL userinfo and signed query values read "[redacted]". */
   args: PreheatArgs;
   progress: { done: number; total: number };
   tasks: TaskResult[];

@@ -1,10 +1,9 @@
 import type { DownloadSchema, MessageInitShape } from "@lacewing/api";
-import { errorMessage, isLacewingError, retry, taskIdOf, type Logger } from "@lacewing/common";
+import { errorMessage, isLacewingError, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
 import type { JobStore } from "../db/job-store.js";
 import type { ManagerMetrics } from "../metrics.js";
 import { resolveImage } from "../oci/image-resolver.js";
 import type { SchedulerPool } from "../scheduler/scheduler-pool.js";
-import { withSecrets } from "./job-args.js";
 import { ShutdownError, type JobProcessor } from "./job-queue.js";
 import type { PreheatArgs, TaskResult } from "./job.js";
 
@@ -37,9 +36,10 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
   const { store, logger } = options;
   return async (jobId, signal) => {
     if (!(await store.markRunning(jobId))) return; // finished or cancelled while it waited
-    const { job, secrets } = await store.getWithSecrets(jobId);
+    // `job` is the redacted view, like everything stored; `args` are what the job runs with,
+    // credentials included, and go nowhere but to the registry and into the downloads the schedulers trigger.
+    const { job, args } = await store.getWithSecrets(jobId);
     const log = logger.child({ jobId });
-    const args = withSecrets(job.args, secrets);
 
     let planned: PlannedTask[];
     try {
@@ -175,7 +175,16 @@ function plannedTask(
   // The same id a later pull through the mirror or dfget computes; for a blob URL it follows the digest.
   const taskId = taskIdOf({ url, ...idInput });
   return {
-    result: { taskId, url, digest, state: "pending", error: "", scheduler: schedulers.addresses.length > 0 ? schedulers.ownerOf(taskId) : "", hosts: [] },
+    // The result is stored and shown, so it names the URL redacted; the download carries the real one to the seed peers.
+    result: {
+      taskId,
+      url: redactUrl(url, { filteredQueryParams: idInput.filteredQueryParams }),
+      digest,
+      state: "pending",
+      error: "",
+      scheduler: schedulers.addresses.length > 0 ? schedulers.ownerOf(taskId) : "",
+      hosts: [],
+    },
     download: { url, digest, tag: idInput.tag, application: idInput.application, filteredQueryParams: idInput.filteredQueryParams, requestHeaders: headers },
   };
 }

@@ -1,6 +1,6 @@
 import type { Job } from "../jobs/job.js";
 
-/** A job as JSON: dates as ISO strings. Args are already redacted in storage. */
+/** A job as JSON: dates as ISO strings. Args and task URLs come redacted from the store. */
 export function jobJson(job: Job): Record<string, unknown> {
   return {
     id: job.id,

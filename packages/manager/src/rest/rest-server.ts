@@ -3,15 +3,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { LacewingError, errorMessage, type Logger } from "@lacewing/common";
 import type { ManagerApi } from "../manager-api.js";
-import { toHttpError } from "./http-errors.js";
+import { HttpRefusal, toHttpError } from "./http-errors.js";
 import { jobJson } from "./json-views.js";
+import { hostAllowList, isAllowedHost, isSameOrigin, type Authority } from "./request-guards.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 
 export interface RestServerOptions {
   api: ManagerApi;
   /** Empty: no authentication (the manager then listens on loopback only). */
   token: string;
+  /** Without a token: Host names answered besides the listen address and the loopback names (NAME or NAME:PORT). */
+  allowedHosts: readonly string[];
   logger: Logger;
   /** Prometheus text of the manager's metrics. */
   metrics: () => Promise<{ contentType: string; body: string }>;
@@ -25,6 +29,8 @@ export class RestServer {
   readonly #options: RestServerOptions;
   readonly #server: Server;
   readonly #routes: Array<{ method: string; pattern: RegExp; handler: Handler }>;
+  /** Set once bound: the Host check needs the bound port. */
+  #hostAllowList: Authority[] = [];
 
   constructor(options: RestServerOptions) {
     this.#options = options;
@@ -70,7 +76,9 @@ export class RestServer {
         resolve();
       });
     });
-    return (this.#server.address() as AddressInfo).port;
+    const bound = (this.#server.address() as AddressInfo).port;
+    this.#hostAllowList = hostAllowList(host, bound, this.#options.allowedHosts);
+    return bound;
   }
 
   async close(): Promise<void> {
@@ -82,9 +90,15 @@ export class RestServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://manager");
+    let path = "";
     try {
+      const url = requestUrl(req);
+      path = url.pathname;
+      // Every path, in every mode: no CORS header is ever sent either, so a browser page elsewhere gets nothing.
+      refuseCrossOrigin(req);
       // Probes and Prometheus scrape without credentials; they reveal no job data.
+      // They also skip the Host check: Kubernetes probes and scrapes address the
+      // pod by IP (Host: <pod IP>:<port>), which no allow-list can know in advance.
       if (req.method === "GET" && url.pathname === "/healthz") return send(res, 200, { status: "ok" });
       if (req.method === "GET" && url.pathname === "/readyz") {
         const ready = await this.#options.ready();
@@ -95,20 +109,40 @@ export class RestServer {
         res.writeHead(200, { "content-type": contentType }).end(body);
         return;
       }
+      this.#checkHost(req);
       this.#authenticate(req);
+      requireJsonBody(req);
       for (const route of this.#routes) {
         const match = route.pattern.exec(url.pathname);
         if (match === null) continue;
         if (route.method !== req.method) continue;
-        const { status, body } = await route.handler(req, match.slice(1).map(decodeURIComponent), url.searchParams);
+        const { status, body } = await route.handler(req, match.slice(1).map(decodePathParam), url.searchParams);
         return send(res, status, body);
       }
       throw new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no route for ${req.method ?? ""} ${url.pathname}`);
     } catch (err) {
       const { status, body } = toHttpError(err);
-      if (status >= 500) this.#options.logger.error({ err: errorMessage(err), method: req.method, path: url.pathname }, "request failed");
+      if (status >= 500) this.#options.logger.error({ err: errorMessage(err), method: req.method, path }, "request failed");
       send(res, status, body);
     }
+  }
+
+  /**
+   * Without a token the API trusts whoever reaches it, and it listens on
+   * loopback only, but a browser reaches loopback too: a page whose name the
+   * attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with the
+   * manager and could drive it. Its requests carry the attacker's name as
+   * Host, so only the names this manager listens under are answered. With a
+   * token, a page reaching the API under any name still cannot authenticate.
+   */
+  #checkHost(req: IncomingMessage): void {
+    if (this.#options.token !== "") return;
+    if (isAllowedHost(req.headers.host, this.#hostAllowList)) return;
+    throw new LacewingError(
+      HttpRefusal.misdirectedRequest,
+      "permission_denied",
+      `this manager does not answer to Host ${JSON.stringify((req.headers.host ?? "").slice(0, 100))} without a token; list it in allowedHosts (--allowed-hosts)`,
+    );
   }
 
   #authenticate(req: IncomingMessage): void {
@@ -118,6 +152,50 @@ export class RestServer {
     const expected = Buffer.from(this.#options.token);
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
       throw new LacewingError("LW_ERR_MANAGER_UNAUTHENTICATED", "unauthenticated", "missing or wrong bearer token");
+  }
+}
+
+function refuseCrossOrigin(req: IncomingMessage): void {
+  const origin = req.headers.origin;
+  if (origin === undefined || isSameOrigin(origin, req.headers.host)) return;
+  throw new LacewingError(HttpRefusal.crossOrigin, "permission_denied", "cross-origin requests are refused: the API is for scripts, not browsers");
+}
+
+/**
+ * A body must say it is JSON. A browser sends text/plain, form and multipart
+ * bodies cross-site without asking first; application/json makes it ask (a
+ * CORS preflight), and that question is refused above.
+ */
+function requireJsonBody(req: IncomingMessage): void {
+  if (!BODY_METHODS.has(req.method ?? "")) return;
+  const type = req.headers["content-type"] ?? "";
+  if (type.split(";")[0]?.trim().toLowerCase() === "application/json") return;
+  throw new LacewingError(
+    HttpRefusal.unsupportedMediaType,
+    "invalid_argument",
+    `body: Content-Type must be application/json, got ${type === "" ? "none" : JSON.stringify(type.slice(0, 100))}`,
+    { details: { field: "body" } },
+  );
+}
+
+/**
+ * The request target as a URL. Inside the handler's try: an absolute-form
+ * target such as `http://[/` makes URL throw, and an unhandled rejection
+ * would end the process.
+ */
+function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? "/", "http://manager");
+  } catch {
+    throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: not a valid request target", { details: { field: "path" } });
+  }
+}
+
+function decodePathParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: bad percent-encoding", { details: { field: "path" } });
   }
 }
 

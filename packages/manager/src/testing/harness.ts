@@ -1,3 +1,4 @@
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "@lacewing/common";
@@ -8,11 +9,19 @@ export interface ManagerUnderTest {
   manager: Manager;
   baseUrl: string;
   request(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** A request exactly as given (fetch will not send a Host of our choosing); no token unless the headers carry one. */
+  raw(method: string, path: string, headers: Record<string, string>, body?: string): Promise<RawResponse>;
   /** Polls the job until `until` holds (the API has no push channel); fails after `timeoutMs`. */
   waitForJob(id: string, until: (job: JobJson) => boolean, timeoutMs?: number): Promise<JobJson>;
   close(): Promise<void>;
   /** Everything the manager logged so far (info level and up). */
   logs(): string;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Record<string, unknown>;
 }
 
 export interface JobJson {
@@ -40,10 +49,25 @@ export async function startManager(flags: Record<string, unknown>, options: { qu
     const text = await response.text();
     return { status: response.status, body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : { text } };
   };
+  const raw: ManagerUnderTest["raw"] = (method, path, headers, body) =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest({ host: "127.0.0.1", port: manager.restPort, method, path, headers, setHost: !("host" in headers) }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text.startsWith("{") ? (JSON.parse(text) as Record<string, unknown>) : { text } });
+        });
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
   return {
     manager,
     baseUrl,
     request,
+    raw,
     async waitForJob(id, until, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
