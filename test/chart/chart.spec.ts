@@ -456,7 +456,7 @@ function optionsInHelp(help: string): Set<string> {
   return options;
 }
 
-const SUBCOMMANDS: Record<string, Set<string>> = { dfdaemon: new Set(["run", "status", "containerd-config"]) };
+const SUBCOMMANDS: Record<string, Set<string>> = { dfdaemon: new Set(["run", "status", "containerd-config"]), "lacewing-manager": new Set(["run", "certs"]) };
 
 /** The binary and subcommand a container runs, as `--help` arguments. */
 function helpArgs(container: Container): { bin: string; args: string[]; label: string } {
@@ -501,7 +501,7 @@ describe("template arguments", () => {
         checked++;
       }
     }
-    assert.deepEqual([...helps.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager", "lacewing-scheduler"]);
+    assert.deepEqual([...helps.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager run", "lacewing-scheduler"]);
     assert.ok(checked >= 30, `only ${checked} flags checked`);
   });
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { createClient, schedulerv1 } from "@lacewing/api";
+import { schedulerClient } from "../helpers/pki.js";
 import { LacewingError } from "@lacewing/common";
 import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
@@ -14,7 +14,7 @@ import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
 const MiB = 1024 * 1024;
 
 async function finishedPeers(scheduler: string, taskId: string): Promise<number> {
-  const client = createClient(schedulerv1.Scheduler, scheduler);
+  const client = schedulerClient(scheduler);
   try {
     return (await client.statTask({ taskId }, { timeoutMs: 2_000 })).finishedPeerCount;
   } catch (err) {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { createUnixClient, dfdaemonv1 } from "@lacewing/api";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { fetchPieceWith, uploadGrant } from "../helpers/peer.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
 
 const MiB = 1024 * 1024;
@@ -68,7 +69,7 @@ describe("restart after kill -9 in the middle of a download", () => {
 
     const journaled = await journal(taskDir);
     assert.ok(journaled.length < 16, "killed before the end");
-    // A crash that tore a journaled piece: its bytes no longer match the crc32, and a half-written journal line.
+    // A crash that tore a journaled piece: its bytes no longer match its SHA-256, and a half-written journal line.
     const torn = journaled[0]!;
     const data = await open(join(taskDir, "data"), "r+");
     await data.write(Buffer.from([big[torn.offset + 100]! ^ 0xff]), 0, 1, torn.offset + 100);
@@ -86,13 +87,16 @@ describe("restart after kill -9 in the middle of a download", () => {
     } finally {
       client.close();
     }
-    const piece = (n: number): Promise<Response> => fetch(`http://127.0.0.1:${daemon!.ports.upload}/tasks/${taskId}/pieces/${n}`);
+    assert.equal((await fetch(`http://127.0.0.1:${daemon.ports.upload}/tasks/${taskId}/pieces/${kept[0]!.number}`)).status, 401, "no piece without a grant");
+    const grant = await uploadGrant(daemon.ports.peer, taskId);
+    const piece = (n: number): Promise<Response> => fetchPieceWith(daemon!.ports.upload, taskId, n, grant.token);
     assert.equal((await piece(torn.number)).status, 404, "the torn piece is not served to peers");
     const missing = [...Array(16).keys()].find((n) => !journaled.some((p) => p.number === n))!;
     assert.equal((await piece(missing)).status, 404, "a piece in flight at the crash is not served");
     const good = kept[0]!;
     const served = Buffer.from(await (await piece(good.number)).arrayBuffer());
     assert.ok(served.equals(big.subarray(good.offset, good.offset + good.length)), "a verified piece is served intact");
+    grant.close();
 
     origin.bytesPerSecond = 0;
     origin.bytesSent = 0;

@@ -13,6 +13,7 @@ import { taskIdOf } from "@lacewing/common";
 import { dfget, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { dashboardQueries, matches, parseExposition, selectorsIn, type Sample } from "../helpers/dashboard.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { tlsArgs } from "../helpers/pki.js";
 import { BIN, freePorts, startProcess, type RunningProcess } from "../helpers/processes.js";
 
 const MiB = 1024 * 1024;
@@ -62,6 +63,7 @@ async function startManager(scheduler: string): Promise<ManagerProcess> {
     scheduler,
     "--log-level",
     "warn",
+    ...(await tlsArgs("manager")),
   ]);
   for (let i = 0; ; i++) {
     if (manager.child.exitCode !== null) throw new Error(`manager exited: ${manager.output()}`);

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createClient, schedulerv1 } from "@lacewing/api";
+import { schedulerClient } from "../helpers/pki.js";
 import { rendezvousPick, taskIdOf } from "@lacewing/common";
 import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
@@ -169,7 +169,7 @@ describe("several schedulers", () => {
         const owner = rendezvousPick(taskId, endpoints)!;
         owners.add(owner);
         for (const s of schedulers) {
-          const client = createClient(schedulerv1.Scheduler, s.address);
+          const client = schedulerClient(s.address);
           const stat = await client.statTask({ taskId }).catch(() => undefined);
           client.close();
           if (s.address === owner) assert.equal(stat?.peerCount, 3, `${path}: the owner saw the seed and both peers`);

@@ -91,7 +91,8 @@ describe("preheat end to end: lacewing-manager → scheduler → seed peers, the
     ]);
 
     scheduler = await startScheduler();
-    const plainHttp = ["--proxy-plain-http-registries", `${front.host},${privateFront.host}`];
+    const registries = `${front.host},${privateFront.host}`;
+    const plainHttp = ["--proxy-registries", registries, "--proxy-plain-http-registries", registries];
     seeds = await Promise.all(["seed-1", "seed-2"].map((name) => startPeer(root, name, scheduler.address, ["--seed"])));
     [dfgetNode, mirrorNode] = (await Promise.all(["node-dfget", "node-mirror"].map((name) => startPeer(root, name, scheduler.address, plainHttp)))) as [
       Daemon,

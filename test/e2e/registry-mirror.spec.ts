@@ -80,7 +80,8 @@ describe("registry mirror: containerd pulls through dfdaemon with P2P", { skip }
 
     scheduler = await startScheduler();
     // Debug logs, so the check that no token is ever logged has something to read.
-    const plainHttp = ["--proxy-plain-http-registries", `${front.host},${privateFront.host}`, "--log-level", "debug"];
+    const registries = `${front.host},${privateFront.host}`;
+    const plainHttp = ["--proxy-registries", registries, "--proxy-plain-http-registries", registries, "--log-level", "debug"];
     seed = await startPeer(root, "seed", scheduler.address, ["--seed", ...plainHttp]);
     const daemons = await Promise.all(["node-1", "node-2"].map((name) => startPeer(root, name, scheduler.address, plainHttp)));
     await waitForHosts(scheduler.address, 3);

@@ -1,8 +1,8 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient, schedulerv1 } from "@lacewing/api";
-import { BIN, freePorts, runCommand, startDaemon, startProcess, type CommandResult, type RunningProcess } from "./processes.js";
+import { schedulerClient, tlsArgs } from "./pki.js";
+import { BIN, freePorts, runCommand, startDaemon, startProcess, type CommandResult, type DaemonOptions, type RunningProcess } from "./processes.js";
 
 export type Daemon = Awaited<ReturnType<typeof startDaemon>> & { name: string; dir: string };
 
@@ -15,8 +15,17 @@ export interface SchedulerProcess extends RunningProcess {
 export async function startScheduler(extra: string[] = [], ports?: { port: number; metricsPort: number }): Promise<SchedulerProcess> {
   const [port, metricsPort] = ports ? [ports.port, ports.metricsPort] : ((await freePorts(2)) as [number, number]);
   const address = `127.0.0.1:${port}`;
-  const process = startProcess(BIN.scheduler, ["--listen", address, "--metrics-port", String(metricsPort), "--log-level", "warn", ...extra]);
-  const client = createClient(schedulerv1.Scheduler, address);
+  const process = startProcess(BIN.scheduler, [
+    "--listen",
+    address,
+    "--metrics-port",
+    String(metricsPort),
+    "--log-level",
+    "warn",
+    ...(await tlsArgs("scheduler")),
+    ...extra,
+  ]);
+  const client = schedulerClient(address);
   try {
     for (let i = 0; ; i++) {
       if (process.child.exitCode !== null) throw new Error(`scheduler exited: ${process.output()}`);
@@ -36,7 +45,7 @@ export async function startScheduler(extra: string[] = [], ports?: { port: numbe
 
 /** Hosts the scheduler knows right now. */
 export async function knownHosts(address: string): Promise<number> {
-  const client = createClient(schedulerv1.Scheduler, address);
+  const client = schedulerClient(address);
   try {
     return (await client.listHosts({}, { timeoutMs: 2_000 })).hosts.length;
   } finally {
@@ -56,10 +65,10 @@ export async function waitForHosts(address: string, count: number, timeoutMs = 2
 }
 
 /** Starts a named dfdaemon under `root/name` talking to `scheduler`. */
-export async function startPeer(root: string, name: string, scheduler: string, extra: string[] = []): Promise<Daemon> {
+export async function startPeer(root: string, name: string, scheduler: string, extra: string[] = [], options: DaemonOptions = {}): Promise<Daemon> {
   const dir = join(root, name);
   await mkdir(dir, { recursive: true });
-  const daemon = await startDaemon(dir, ["--scheduler", scheduler, "--announce-interval", "2s", ...extra]);
+  const daemon = await startDaemon(dir, ["--scheduler", scheduler, "--announce-interval", "2s", ...extra], options);
   return { ...daemon, name, dir };
 }
 

@@ -1,5 +1,6 @@
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { tlsArgs } from "./pki.js";
 import { BIN, freePorts, startProcess, type RunningProcess } from "./processes.js";
 
 /** A job as `GET /api/v1/jobs/:id` returns it (the fields tests read). */
@@ -39,7 +40,7 @@ export async function startManagerProcess(extra: string[] = [], env: NodeJS.Proc
   const grpcAddress = `127.0.0.1:${grpcPort}`;
   const process = startProcess(
     BIN.manager,
-    ["--listen", `127.0.0.1:${port}`, "--grpc-listen", grpcAddress, "--token", token, "--log-level", "warn", ...extra],
+    ["--listen", `127.0.0.1:${port}`, "--grpc-listen", grpcAddress, "--token", token, "--log-level", "warn", ...(await tlsArgs("manager")), ...extra],
     env,
   );
   for (let i = 0; ; i++) {

@@ -1,9 +1,10 @@
 import { access, rm } from "node:fs/promises";
 import { exec, startBinary, type CommandResult, type RunningProcess } from "./commands.js";
 import { createServer } from "node:net";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { tlsArgs } from "./pki.js";
 
 /** Repository root, from test/dist/helpers. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -47,8 +48,21 @@ export interface DaemonPorts {
   metrics: number;
 }
 
-/** Starts a dfdaemon on free ports and waits until its socket exists. */
-export async function startDaemon(dir: string, extra: string[] = []): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
+export interface DaemonOptions {
+  /** Let it fetch from loopback origins, as every test origin is (default true). */
+  loopbackOrigins?: boolean;
+}
+
+/**
+ * Starts a dfdaemon on free ports, with a certificate of the test's cluster
+ * CA (a seed's with --seed, a peer's otherwise, named after its directory),
+ * and waits until its socket exists.
+ */
+export async function startDaemon(
+  dir: string,
+  extra: string[] = [],
+  options: DaemonOptions = {},
+): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
   const socket = join(dir, "dfdaemon.sock");
   const [peer, upload, proxy, metrics] = (await freePorts(4)) as [number, number, number, number];
   const ports = { peer, upload, proxy, metrics };
@@ -73,6 +87,8 @@ export async function startDaemon(dir: string, extra: string[] = []): Promise<Ru
     "127.0.0.1",
     "--log-level",
     "warn",
+    ...(await tlsArgs(extra.includes("--seed") ? "seed" : "peer", basename(dir).replace(/[^A-Za-z0-9._-]/g, "-"))),
+    ...(options.loopbackOrigins === false ? [] : ["--allow-loopback-origins"]),
     ...extra,
   ]);
   for (let i = 0; i < 200; i++) {

@@ -10,6 +10,7 @@ import { DEFAULTS } from "@lacewing/common";
 import { BIN } from "../helpers/processes.js";
 import { runTool, type ToolResult } from "./command.js";
 import type { Host } from "./netns.js";
+import { tlsDir } from "../helpers/pki.js";
 
 export interface HostProcess {
   host: Host;
@@ -121,7 +122,8 @@ export interface SchedulerProcess extends HostProcess {
 export async function startScheduler(host: Host, logDir: string): Promise<SchedulerProcess> {
   const address = `${host.ip}:${DEFAULTS.scheduler.port}`;
   const metricsUrl = `http://${host.ip}:${DEFAULTS.scheduler.metricsPort}`;
-  const proc = await startInHost(host, "scheduler", process.execPath, [BIN.scheduler, "--listen", address, "--log-level", "warn"], logDir);
+  const args = [BIN.scheduler, "--listen", address, "--log-level", "warn", "--tls-dir", await tlsDir("scheduler", host.name)];
+  const proc = await startInHost(host, "scheduler", process.execPath, args, logDir);
   await waitUntil(proc, "/readyz", async () => (await curlFrom(host, `${metricsUrl}/readyz`)) !== undefined);
   return {
     ...proc,
@@ -156,6 +158,7 @@ export async function startDfdaemon(host: Host, dir: string, options: DfdaemonOp
   const args = [BIN.dfdaemon, "--data-dir", join(dir, "data"), "--socket", socket, "--listen-ip", host.ip, "--advertise-ip", host.ip, "--log-level", "warn"];
   if (options.scheduler !== undefined) args.push("--scheduler", options.scheduler);
   if (options.seed === true) args.push("--seed");
+  args.push("--tls-dir", await tlsDir(options.seed === true ? "seed" : "peer", host.name));
   args.push(...(options.extraArgs ?? []));
   const proc = await startInHost(host, options.seed === true ? "seed-dfdaemon" : "dfdaemon", process.execPath, args, dir);
   await waitUntil(proc, "socket", () =>

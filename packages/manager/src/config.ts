@@ -1,4 +1,4 @@
-import { DEFAULTS, LacewingError, field, loadConfig, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { DEFAULTS, LacewingError, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
 import { parseAuthority } from "./rest/request-guards.js";
 
 /** Every setting of lacewing-manager: defaults < YAML (--config) < environment < flags. */
@@ -30,9 +30,13 @@ export const managerConfigSchema = {
   // Bounded like every duration: grpc-js silently drops a deadline beyond the timer limit, so a longer one would mean none.
   triggerTimeout: field.duration({ description: "how long one task trigger may take", default: 30 * 60_000 }),
   logLevel: field.enum(["trace", "debug", "info", "warn", "error", "silent"], { description: "log level", default: "info", env: "LACEWING_MANAGER_LOG_LEVEL" }),
+  ...securityConfigFields("LACEWING_MANAGER"),
 };
 
 export type ManagerConfig = ConfigOf<typeof managerConfigSchema>;
+
+/** The settings whose flags come from the schema itself (see cliOptionsOf). */
+export const MANAGER_SCHEMA_FLAGS = ["tlsDir", "insecure", "forceInsecure"] as const;
 
 function positiveInteger(value: number): string | undefined {
   return Number.isInteger(value) && value > 0 ? undefined : "must be a positive integer";

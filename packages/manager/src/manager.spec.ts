@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { createClient, managerv1, schedulerv1, RpcError, GrpcStatus } from "@lacewing/api";
+import { schedulerv1, RpcError, GrpcStatus } from "@lacewing/api";
+import { managerClient } from "./testing/pki.js";
 import { rendezvousPick, taskIdOf } from "@lacewing/common";
 import { loadManagerConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
@@ -114,7 +115,7 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
 
     const listed = JSON.stringify((await m.request("GET", "/api/v1/jobs?perPage=100")).body);
     const got = JSON.stringify((await m.request("GET", `/api/v1/jobs/${job.id}`)).body);
-    const client = createClient(managerv1.Manager, `127.0.0.1:${m.manager.grpcPort}`);
+    const client = managerClient(m.manager.grpcPort);
     let grpcViews: string;
     try {
       const metadata = { authorization: "Bearer secret-token" };
@@ -399,16 +400,26 @@ describe("lacewing-manager in embedded mode (PGlite, in-process queue)", () => {
     assert.match(text, /lacewing_manager_jobs\{state="succeeded"\} [1-9]/);
     assert.match(text, /lacewing_manager_jobs_total\{state="cancelled"\} 1/);
 
-    const client = createClient(managerv1.Manager, `127.0.0.1:${m.manager.grpcPort}`);
+    const client = managerClient(m.manager.grpcPort);
     try {
       await assert.rejects(client.listJobs({}), (err: unknown) => err instanceof RpcError && err.status === GrpcStatus.UNAUTHENTICATED);
     } finally {
       client.close();
     }
+    // A cluster member's certificate is not the manager's: the API refuses it even with the token.
+    const member = managerClient(m.manager.grpcPort, "peer");
+    try {
+      await assert.rejects(
+        member.listJobs({}, { metadata: { authorization: "Bearer secret-token" } }),
+        (err: unknown) => err instanceof RpcError && err.status === GrpcStatus.PERMISSION_DENIED,
+      );
+    } finally {
+      member.close();
+    }
   });
 
   it("offers the same operations over gRPC", async () => {
-    const client = createClient(managerv1.Manager, `127.0.0.1:${m.manager.grpcPort}`);
+    const client = managerClient(m.manager.grpcPort);
     const metadata = { authorization: "Bearer secret-token" };
     try {
       const job = await client.createJob(

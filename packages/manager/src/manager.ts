@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import { RpcServer, managerv1 } from "@lacewing/api";
-import { errorMessage, silentLogger, type Logger } from "@lacewing/common";
+import { errorMessage, securityOf, silentLogger, type Logger, type Security } from "@lacewing/common";
 import { checkManagerConfig, splitHostPort, type ManagerConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { JobStore } from "./db/job-store.js";
@@ -20,6 +20,8 @@ export interface ManagerOptions {
   defaultMetrics?: boolean;
   /** BullMQ lock duration; tests shorten it to see stalled-job recovery quickly. */
   queueLockDurationMs?: number;
+  /** TLS material given directly (tests); otherwise it comes from config.tlsDir / config.insecure. */
+  security?: Security;
 }
 
 /**
@@ -30,6 +32,8 @@ export interface ManagerOptions {
  */
 export class Manager {
   readonly config: ManagerConfig;
+  /** The manager's certificate: schedulers take admin calls only from it, and its gRPC API only from its holders. */
+  readonly security: Security;
   readonly #logger: Logger;
   readonly #options: ManagerOptions;
   #db: Knex | undefined;
@@ -47,6 +51,7 @@ export class Manager {
     this.config = config;
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
+    this.security = options.security ?? securityOf(config, { role: "manager", listen: [config.grpcListen], log: this.#logger });
   }
 
   /** Bound ports (useful when the config asked for port 0). */
@@ -77,7 +82,7 @@ export class Manager {
       const store = new JobStore(db);
       const metrics = createManagerMetrics(() => store.countByState(), { defaultMetrics: this.#options.defaultMetrics ?? false });
       this.#metrics = metrics;
-      const schedulers = new SchedulerPool(config.scheduler);
+      const schedulers = new SchedulerPool(config.scheduler, { security: this.security });
       this.#schedulers = schedulers;
       await schedulers.start();
       const queue: JobQueue =
@@ -118,7 +123,7 @@ export class Manager {
       });
       const rest = splitHostPort(config.listen);
       this.#restPort = await this.#rest.listen(rest.host, rest.port);
-      this.#grpc = new RpcServer().add(managerv1.Manager, createManagerService(api, config.token));
+      this.#grpc = new RpcServer({ security: this.security }).add(managerv1.Manager, createManagerService(api, config.token));
       this.#grpcPort = await this.#grpc.listen(config.grpcListen);
       logger.info(
         {

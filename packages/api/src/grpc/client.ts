@@ -26,6 +26,8 @@ export interface RpcClientOptions {
    * signed by the cluster CA, instead of for a host name.
    */
   serverRoles: readonly Role[];
+  /** With TLS: told the subject of each server certificate the channel accepts (on every handshake). */
+  onServerSubject?: (subject: string) => void;
   /** Largest message in bytes, both ways. Default 16 MiB. */
   maxMessageBytes?: number;
   /** Extra grpc-js channel options. */
@@ -124,15 +126,25 @@ export function createClient<S extends DescService>(service: S, address: string,
 }
 
 /** A client of a service on a unix socket (the daemon's local API): guarded by the socket's file permissions, never TLS. */
-export function createUnixClient<S extends DescService>(service: S, socketPath: string, options: Omit<RpcClientOptions, "security" | "serverRoles"> = {}): RpcClient<S> {
+export function createUnixClient<S extends DescService>(
+  service: S,
+  socketPath: string,
+  options: Omit<RpcClientOptions, "security" | "serverRoles"> = {},
+): RpcClient<S> {
   return createClient(service, `unix:${socketPath}`, { ...options, security: { mode: "insecure" }, serverRoles: [] });
 }
 
 function channelCredentials(address: string, options: RpcClientOptions): ChannelCredentials {
-  const { security, serverRoles } = options;
+  const { security, serverRoles, onServerSubject } = options;
   if (security.mode === "insecure" || address.startsWith("unix:")) return credentials.createInsecure();
   const { ca, cert, key } = security.material;
-  return credentials.createSsl(ca, key, cert, { checkServerIdentity: (_host, certificate) => checkServerRole(certificate, serverRoles) });
+  return credentials.createSsl(ca, key, cert, {
+    checkServerIdentity: (_host, certificate) => {
+      const problem = checkServerRole(certificate, serverRoles);
+      if (problem === undefined) onServerSubject?.(identityOfPeerCertificate(certificate)?.subject ?? "");
+      return problem;
+    },
+  });
 }
 
 /** Undefined when the server's certificate names one of `roles`; the reason otherwise. */

@@ -10,6 +10,7 @@ function hostPort(ip: string, port: number): string {
 /** One gRPC client (one HTTP/2 connection) per parent host, shared by all downloads; parents must prove they are cluster members. */
 export class PeerClients {
   readonly #clients = new Map<string, PeerClient>();
+  readonly #subjects = new Map<string, string>();
   readonly #security: Security;
 
   constructor(security: Security) {
@@ -19,10 +20,19 @@ export class PeerClients {
   get(endpoint: string): PeerClient {
     let client = this.#clients.get(endpoint);
     if (client === undefined) {
-      client = createClient(dfdaemonv1.DfdaemonPeer, endpoint, { security: this.#security, serverRoles: MEMBER_ROLES });
+      client = createClient(dfdaemonv1.DfdaemonPeer, endpoint, {
+        security: this.#security,
+        serverRoles: MEMBER_ROLES,
+        onServerSubject: (subject) => this.#subjects.set(endpoint, subject),
+      });
       this.#clients.set(endpoint, client);
     }
     return client;
+  }
+
+  /** The certificate subject the parent at `endpoint` presented; "" when insecure, undefined before the handshake. */
+  subjectOf(endpoint: string): string | undefined {
+    return this.#security.mode === "insecure" ? "" : this.#subjects.get(endpoint);
   }
 
   close(): void {
@@ -33,8 +43,11 @@ export class PeerClients {
 
 export interface ParentEvents {
   info: (parent: ParentPeer, info: TaskInfo) => void;
-  /** The parent says it holds piece `number` (unchecked: the dispatcher judges it). */
-  piece: (parent: ParentPeer, number: number) => void;
+  /**
+   * The parent says it holds piece `number`, with its own digest of it (hex,
+   * if it sent one): unchecked, the dispatcher judges both.
+   */
+  piece: (parent: ParentPeer, number: number, sha256: string | undefined) => void;
   /** The sync stream ended: `err` is undefined when the parent finished normally. */
   end: (parent: ParentPeer, err: unknown) => void;
 }
@@ -93,7 +106,8 @@ export class ParentPeer {
           const { response } = message;
           if (response.case === "grant") this.token = response.value.token;
           else if (response.case === "taskInfo") events.info(this, response.value);
-          else if (response.case === "piece") events.piece(this, response.value.number);
+          else if (response.case === "piece")
+            events.piece(this, response.value.number, response.value.sha256.length === 32 ? Buffer.from(response.value.sha256).toString("hex") : undefined);
           else if (response.case === "finished") {
             this.finished = true;
             events.info(this, response.value);

@@ -207,6 +207,9 @@ class PeerTaskRun {
       }
       if (this.#stream === stream) {
         this.#stream = undefined;
+        // Without the scheduler, new digests come only from the task's digest source: make sure it is a parent.
+        const source = this.#trusted.source;
+        if (source !== undefined) this.#addParents([source.candidate]);
         this.#answered?.resolve();
       }
     })();

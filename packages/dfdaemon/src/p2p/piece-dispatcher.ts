@@ -89,7 +89,7 @@ export class PieceDispatcher {
         { taskId: task.taskId, peerId, hostId, heldPieces: task.pieces().map((p) => p.number) },
         {
           info: (from, info) => this.#onInfo(from, info),
-          piece: (from, number) => this.#onPieceAnnounced(from, number),
+          piece: (from, number, sha256) => this.#onPieceAnnounced(from, number, sha256),
           end: (from, err) => this.#onSyncEnd(from, err),
         },
       );
@@ -144,12 +144,20 @@ export class PieceDispatcher {
     this.#activity();
   }
 
-  #onPieceAnnounced(parent: ParentPeer, number: number): void {
-    const { task } = this.#o;
+  #onPieceAnnounced(parent: ParentPeer, number: number, sha256: string | undefined): void {
+    const { task, trusted } = this.#o;
     const limit = task.lengthKnown ? task.totalPieces : MAX_PIECE_COUNT;
     if (!Number.isInteger(number) || number < 0 || number >= limit) {
       this.#fail(parent, -1, "other", `parent announced piece ${number} of a task with ${limit} pieces`);
       return;
+    }
+    // Only the digest source's own digests count, and only over a connection that proved its identity.
+    const source = trusted.source;
+    if (sha256 !== undefined && source?.candidate.peerId === parent.id && this.#o.clients.subjectOf(parent.endpoint) === source.subject) {
+      if (trusted.learnFromSource(number, sha256) === "conflict") {
+        this.#fail(parent, number, "corrupt", `the digest source's digest of piece ${number} contradicts the scheduler's`);
+        return;
+      }
     }
     parent.pieces.add(number);
     this.#activity();

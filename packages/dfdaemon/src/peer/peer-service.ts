@@ -71,9 +71,13 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
   };
 }
 
-/** A piece as a child hears of it: its place only; the child checks the bytes against the scheduler's digest. */
+/**
+ * A piece as a child hears of it. The digest is this peer's own: a child
+ * takes it only from the peer the scheduler named as the task's digest
+ * source, and checks every piece against a digest either way.
+ */
 function pieceInfoOf(piece: StoredPiece): MessageInitShape<typeof PieceInfoSchema> {
-  return { number: piece.number, offset: BigInt(piece.offset), length: BigInt(piece.length) };
+  return { number: piece.number, offset: BigInt(piece.offset), length: BigInt(piece.length), sha256: Buffer.from(piece.sha256, "hex") };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { managerv1 } from "@lacewing/api";
-import { type CallContext, type MessageInitShape, type ServiceImpl } from "@lacewing/api";
+import { requireRole, type CallContext, type MessageInitShape, type ServiceImpl } from "@lacewing/api";
 import { LacewingError } from "@lacewing/common";
 import type { Job } from "../jobs/job.js";
 import type { ManagerApi } from "../manager-api.js";
@@ -9,6 +9,8 @@ import type { HostView, SchedulerStatus } from "../scheduler/scheduler-pool.js";
 /** The Manager gRPC service over the same operations as the REST API. */
 export function createManagerService(api: ManagerApi, token: string): ServiceImpl<typeof managerv1.Manager> {
   const authenticate = (ctx: CallContext): void => {
+    // Over TLS only holders of the manager's certificate reach the API at all; the token is checked on top.
+    requireRole(ctx, ["manager"], "the manager API");
     if (token === "") return;
     const value = ctx.metadata.get("authorization")[0];
     const header = typeof value === "string" ? value : "";

@@ -14,7 +14,7 @@ const lookup: LookupAll = async (host) => {
 
 describe("manager SchedulerPool", () => {
   it("hashes tasks over every address a headless Service name resolves to, as the daemons do", async () => {
-    const pool = new SchedulerPool(["lacewing-scheduler.lacewing.svc.cluster.local:8002"], { lookup });
+    const pool = new SchedulerPool(["lacewing-scheduler.lacewing.svc.cluster.local:8002"], { lookup, security: { mode: "insecure" } });
     await pool.start();
     try {
       assert.deepEqual(pool.endpoints, ["10.0.0.11:8002", "10.0.0.12:8002"]);
@@ -31,7 +31,7 @@ describe("manager SchedulerPool", () => {
   });
 
   it("reports a name that does not resolve in listHosts and names it when no scheduler is left", async () => {
-    const pool = new SchedulerPool(["missing.example:8002"], { lookup });
+    const pool = new SchedulerPool(["missing.example:8002"], { lookup, security: { mode: "insecure" } });
     await pool.start();
     try {
       const { schedulers } = await pool.listHosts(100);
@@ -43,6 +43,6 @@ describe("manager SchedulerPool", () => {
   });
 
   it("rejects an entry that is not HOST:PORT at construction", () => {
-    assert.throws(() => new SchedulerPool(["scheduler"]), /is not HOST:PORT/);
+    assert.throws(() => new SchedulerPool(["scheduler"], { security: { mode: "insecure" } }), /is not HOST:PORT/);
   });
 });

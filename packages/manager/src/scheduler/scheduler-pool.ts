@@ -7,6 +7,7 @@ import {
   resolveSchedulerEndpoints,
   type LookupAll,
   type SchedulerEntry,
+  type Security,
 } from "@lacewing/common";
 import type { HostResult, PreheatScope } from "../jobs/job.js";
 
@@ -60,16 +61,18 @@ export class SchedulerPool {
   readonly addresses: readonly string[];
   readonly #entries: SchedulerEntry[];
   readonly #lookup: LookupAll | undefined;
+  readonly #security: Security;
   readonly #clients = new Map<string, RpcClient<typeof schedulerv1.Scheduler>>();
   #endpoints: string[] = [];
   #unresolved = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(addresses: readonly string[], options: { lookup?: LookupAll } = {}) {
+  constructor(addresses: readonly string[], options: { security: Security; lookup?: LookupAll }) {
     this.addresses = [...addresses];
     this.#entries = this.addresses.map(parseSchedulerEntry);
     this.#lookup = options.lookup;
+    this.#security = options.security;
   }
 
   /** Resolves the entries now, and again now and then until close(). */
@@ -143,7 +146,7 @@ export class SchedulerPool {
   #client(address: string): RpcClient<typeof schedulerv1.Scheduler> {
     let client = this.#clients.get(address);
     if (client === undefined) {
-      client = createClient(schedulerv1.Scheduler, address);
+      client = createClient(schedulerv1.Scheduler, address, { security: this.#security, serverRoles: ["scheduler"] });
       this.#clients.set(address, client);
     }
     return client;

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { HostType, RpcServer, schedulerv1, type MessageInitShape } from "@lacewing/api";
 import { LacewingError, taskIdOf } from "@lacewing/common";
+import { pki } from "./pki.js";
 
 type TriggerResponse = MessageInitShape<typeof schedulerv1.TriggerDownloadResponseSchema>;
 
@@ -17,7 +18,7 @@ export interface RecordedTrigger {
 export class FakeScheduler extends EventEmitter {
   readonly triggers: RecordedTrigger[] = [];
   respond: (call: RecordedTrigger, signal: AbortSignal) => Promise<TriggerResponse> = (call) => Promise.resolve(succeeded(call.taskId));
-  readonly #server = new RpcServer();
+  readonly #server = new RpcServer({ security: pki.security("scheduler") });
   #address = "";
 
   get address(): string {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "@lacewing/common";
 import { loadManagerConfig } from "../config.js";
 import { Manager } from "../manager.js";
+import { pki } from "./pki.js";
 
 export interface ManagerUnderTest {
   manager: Manager;
@@ -38,7 +39,11 @@ export async function startManager(flags: Record<string, unknown>, options: { qu
   const sink = new PassThrough();
   const logged: Buffer[] = [];
   sink.on("data", (chunk: Buffer) => logged.push(chunk));
-  const manager = new Manager(config, { ...options, logger: createLogger({ name: "lacewing-manager", level: "info", destination: sink }) });
+  const manager = new Manager(config, {
+    ...options,
+    security: pki.security("manager"),
+    logger: createLogger({ name: "lacewing-manager", level: "info", destination: sink }),
+  });
   await manager.start();
   const baseUrl = `http://127.0.0.1:${manager.restPort}`;
   const request: ManagerUnderTest["request"] = async (method, path, body, token = config.token) => {

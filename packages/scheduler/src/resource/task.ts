@@ -16,7 +16,7 @@ export interface SeedTriggerState {
   at: number;
 }
 
-/** What a watcher of a task hears: its length became known, or a piece's digest did. */
+/** What a watcher of a task hears: its length or digest source became known, or a piece's digest did. */
 export type TaskChange = { kind: "info" } | { kind: "digest"; number: number };
 
 /** A task: one piece of content, however many peers download it. */
@@ -40,6 +40,8 @@ export interface Task {
    * reported it; the first report wins. Children verify against these.
    */
   readonly pieceDigests: Map<number, Buffer>;
+  /** The peer whose origin fetch (or cache) the first digests came from; children may verify with its digests directly. */
+  digestSource: string | undefined;
   readonly peers: Map<string, Peer>;
   seedTrigger: SeedTriggerState | undefined;
   /** The one peer told to go back to source when no seed peer could be used. */
@@ -76,6 +78,7 @@ export function newTask(id: string, download: Download, now: number): Task {
     pieceLength: 0,
     totalPieces: 0,
     pieceDigests: new Map(),
+    digestSource: undefined,
     peers: new Map(),
     seedTrigger: undefined,
     backToSourcePeerId: undefined,
@@ -126,11 +129,19 @@ export function recordGeometry(task: Task, contentLength: number, pieceLength: n
   return undefined;
 }
 
-/** Records a piece's digest from an origin fetch: "new", "same", or "conflict" when another digest was recorded first. */
-export function recordPieceDigest(task: Task, number: number, sha256: Buffer): "new" | "same" | "conflict" {
+/**
+ * Records a piece's digest from `peerId`'s origin fetch (or cache): "new",
+ * "same", or "conflict" when another digest was recorded first. The first
+ * peer to report one becomes the task's digest source.
+ */
+export function recordPieceDigest(task: Task, number: number, sha256: Buffer, peerId: string): "new" | "same" | "conflict" {
   const known = task.pieceDigests.get(number);
   if (known !== undefined) return known.equals(sha256) ? "same" : "conflict";
   task.pieceDigests.set(number, Buffer.from(sha256));
+  if (task.digestSource === undefined) {
+    task.digestSource = peerId;
+    notifyWatchers(task, { kind: "info" });
+  }
   notifyWatchers(task, { kind: "digest", number });
   return "new";
 }
@@ -147,6 +158,7 @@ export function taintTask(task: Task, holders: Iterable<Peer>): void {
   task.pieceLength = 0;
   task.totalPieces = 0;
   task.pieceDigests.clear();
+  task.digestSource = undefined;
   task.seedTrigger = undefined;
   task.backToSourcePeerId = undefined;
   for (const peer of holders) task.taintedHosts.add(peer.hostId);

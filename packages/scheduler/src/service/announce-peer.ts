@@ -188,8 +188,7 @@ class PeerSession {
       throw new LacewingError("LW_ERR_HOST_NOT_ANNOUNCED", "failed_precondition", `host ${hostId} has not announced itself; announce the host and retry`, {
         details: { hostId },
       });
-    if (!ownsHost(host, this.#owner))
-      throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `host ${hostId} belongs to another identity`);
+    if (!ownsHost(host, this.#owner)) throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `host ${hostId} belongs to another identity`);
     if (host.peers.size >= this.#deps.maxPeersPerHost && !host.peers.has(peerId))
       throw new LacewingError("LW_ERR_TOO_MANY_PEERS", "resource_exhausted", `host ${hostId} already has ${host.peers.size} peers registered`);
     const task = registry.ensureTask(taskId, download, now);
@@ -253,7 +252,7 @@ class PeerSession {
     });
     if (disagreeing >= 0)
       throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the cached task's piece ${disagreeing} does not match the scheduler's digest`);
-    digests.forEach((digest, number) => recordPieceDigest(task, number, digest));
+    digests.forEach((digest, number) => recordPieceDigest(task, number, digest, peer.id));
     const host = this.#deps.registry.hosts.get(peer.hostId);
     if (host === undefined) throw new LacewingError("LW_ERR_HOST_NOT_ANNOUNCED", "failed_precondition", `host ${peer.hostId} has not announced itself`);
     this.#deps.registry.addPeer(task, host, peer);
@@ -294,7 +293,7 @@ class PeerSession {
         metrics.pieceReports.inc({ result: "rejected" });
         return;
       }
-      const outcome = recordPieceDigest(task, piece.number, checkSha256(piece.sha256, "piece.sha256"));
+      const outcome = recordPieceDigest(task, piece.number, checkSha256(piece.sha256, "piece.sha256"), peer.id);
       if (outcome === "conflict") {
         // Two origin fetches disagree: the origin changed, or this peer lies. Its copy is not handed out.
         metrics.pieceReports.inc({ result: "digest_conflict" });
@@ -378,7 +377,7 @@ class PeerSession {
   #flush(): void {
     const task = this.#task;
     if (task === undefined || this.#controller.signal.aborted) return;
-    const update = taskUpdateOf(task, this.#pendingInfo, this.#pendingDigests);
+    const update = taskUpdateOf(task, this.#deps.registry, this.#pendingInfo, this.#pendingDigests);
     this.#pendingInfo = false;
     this.#pendingDigests.clear();
     if (update !== undefined) this.responses.push({ response: { case: "taskUpdate", value: update } });

@@ -43,14 +43,33 @@ export function responseOf(result: ScheduleResult, task: Task, registry: Resourc
   }
 }
 
-/** A task update with the task's length (when asked and known) and the digests of `numbers` it holds; undefined when empty. */
-export function taskUpdateOf(task: Task, withInfo: boolean, numbers: Iterable<number>): MessageInitShape<typeof schedulerv1.TaskUpdateSchema> | undefined {
+/**
+ * A task update: when asked, the task's length and digest source (if
+ * known), and the digests of `numbers` it holds; undefined when empty.
+ */
+export function taskUpdateOf(
+  task: Task,
+  registry: ResourceRegistry,
+  withInfo: boolean,
+  numbers: Iterable<number>,
+): MessageInitShape<typeof schedulerv1.TaskUpdateSchema> | undefined {
   const pieceDigests: Array<{ number: number; sha256: Uint8Array }> = [];
   for (const number of numbers) {
     const sha256 = task.pieceDigests.get(number);
     if (sha256 !== undefined) pieceDigests.push({ number, sha256 });
   }
   const info = withInfo && lengthKnown(task);
-  if (!info && pieceDigests.length === 0) return undefined;
-  return { ...(info ? { taskInfo: taskInfoOf(task) } : {}), pieceDigests };
+  const source = withInfo && task.digestSource !== undefined ? task.peers.get(task.digestSource) : undefined;
+  const sourceHost = source === undefined ? undefined : registry.hosts.get(source.hostId);
+  if (!info && sourceHost === undefined && pieceDigests.length === 0) return undefined;
+  return {
+    ...(info ? { taskInfo: taskInfoOf(task) } : {}),
+    ...(source !== undefined && sourceHost !== undefined
+      ? {
+          digestSource: { peerId: source.id, host: sourceHost.info, heldPieceCount: source.pieces.size, finished: source.state === "succeeded" },
+          digestSourceSubject: sourceHost.owner?.subject ?? "",
+        }
+      : {}),
+    pieceDigests,
+  };
 }
