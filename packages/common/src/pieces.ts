@@ -46,7 +46,9 @@ export const MAX_CONTENT_LENGTH = MAX_PIECE_COUNT * MAX_PIECE_LENGTH;
 
 /** A power of two between MIN_REQUESTED_PIECE_LENGTH and MAX_PIECE_LENGTH. */
 export function isPieceLength(pieceLength: number): boolean {
-  return Number.isInteger(pieceLength) && pieceLength >= MIN_REQUESTED_PIECE_LENGTH && pieceLength <= MAX_PIECE_LENGTH && (pieceLength & (pieceLength - 1)) === 0;
+  return (
+    Number.isInteger(pieceLength) && pieceLength >= MIN_REQUESTED_PIECE_LENGTH && pieceLength <= MAX_PIECE_LENGTH && (pieceLength & (pieceLength - 1)) === 0
+  );
 }
 
 /**

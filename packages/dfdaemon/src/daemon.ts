@@ -68,9 +68,14 @@ export class Dfdaemon {
     this.#log = log;
     this.security = options.security ?? securityOf(config, { role: config.seed ? "seed" : "peer", listen: [config.listenIp], log });
     if (config.uploadTls && this.security.mode !== "tls")
-      throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", "invalid config: uploadTls needs tlsDir (the upload port's TLS uses the cluster certificates)", {
-        details: { key: "uploadTls" },
-      });
+      throw new LacewingError(
+        "LW_ERR_CONFIG",
+        "invalid_argument",
+        "invalid config: uploadTls needs tlsDir (the upload port's TLS uses the cluster certificates)",
+        {
+          details: { key: "uploadTls" },
+        },
+      );
     const policy: OriginPolicy = { allowLoopback: config.allowLoopbackOrigins };
     this.#peerServer = new RpcServer({ security: this.security });
     this.#agent = createPeerAgent(this.security);

@@ -160,7 +160,7 @@ function readNode(der: Uint8Array, start: number): DerNode {
 
 function children(der: Uint8Array, node: DerNode): DerNode[] {
   const out: DerNode[] = [];
-  for (let at = node.start + node.header; at < node.end; ) {
+  for (let at = node.start + node.header; at < node.end;) {
     const child = readNode(der, at);
     out.push(child);
     at = child.end;

@@ -66,7 +66,7 @@ export const bitString = (bytes: Der): Der => tlv(0x03, Buffer.from([0]), bytes)
 export function namedBits(bits: readonly number[]): Der {
   const highest = Math.max(...bits);
   const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
-  for (const bit of bits) bytes[Math.floor(bit / 8)]! |= 0x80 >> bit % 8;
+  for (const bit of bits) bytes[Math.floor(bit / 8)]! |= 0x80 >> (bit % 8);
   const unused = 7 - (highest % 8);
   return tlv(0x03, Buffer.from([unused]), bytes);
 }

@@ -105,7 +105,10 @@ describe("TLS material", () => {
     try {
       await writeFile(join(dir, "ca.crt"), ca.certPem);
       await writeFile(join(dir, "tls.crt"), peer.certPem);
-      assert.throws(() => loadTlsMaterial(dir, "peer"), (err: Error) => err.message.includes(join(dir, "tls.key")) && /ENOENT/.test(err.message));
+      assert.throws(
+        () => loadTlsMaterial(dir, "peer"),
+        (err: Error) => err.message.includes(join(dir, "tls.key")) && /ENOENT/.test(err.message),
+      );
       await writeFile(join(dir, "tls.key"), peer.keyPem);
       assert.equal(loadTlsMaterial(dir, "peer").dir, dir);
     } finally {

@@ -44,8 +44,7 @@ export interface SecuritySettings {
  * way. Fails with LW_ERR_CONFIG / LW_ERR_TLS naming what is wrong.
  */
 export function securityOf(settings: SecuritySettings, options: { role: Role; listen: readonly string[]; log?: Logger }): Security {
-  if (settings.insecure && settings.tlsDir !== "")
-    throw configError("insecure", "cannot be combined with tlsDir: choose TLS (tlsDir) or --insecure");
+  if (settings.insecure && settings.tlsDir !== "") throw configError("insecure", "cannot be combined with tlsDir: choose TLS (tlsDir) or --insecure");
   if (!settings.insecure) {
     if (settings.tlsDir === "")
       throw configError(

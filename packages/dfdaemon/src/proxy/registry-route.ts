@@ -79,7 +79,11 @@ export function routeRequest(method: string | undefined, rawUrl: string | undefi
   if (registry === "") return reject(400, "UNSUPPORTED", "the request has no ns parameter and no default registry is configured");
   if (!isRegistryHost(registry)) return reject(400, "UNSUPPORTED", "the ns parameter is not a registry host");
   if (options.allowedRegistries.length === 0)
-    return reject(403, "DENIED", "this node's mirror serves no registries: list them with --proxy-registries (the chart sets it from dfdaemon.containerd.registries)");
+    return reject(
+      403,
+      "DENIED",
+      "this node's mirror serves no registries: list them with --proxy-registries (the chart sets it from dfdaemon.containerd.registries)",
+    );
   if (!options.allowedRegistries.includes(registry)) return reject(403, "DENIED", `registry ${registry} is not mirrored by this node`);
   const upstream = upstreamOf(registry, options.plainHttpRegistries);
   query.delete("ns");

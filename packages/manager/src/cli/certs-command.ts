@@ -78,6 +78,10 @@ async function readCa(dir: string, file: string): Promise<string> {
   try {
     return await readFile(join(dir, file), "utf8");
   } catch (err) {
-    throw new LacewingError("LW_ERR_USAGE", "invalid_argument", `cannot read ${join(dir, file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (run certs init first)`);
+    throw new LacewingError(
+      "LW_ERR_USAGE",
+      "invalid_argument",
+      `cannot read ${join(dir, file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (run certs init first)`,
+    );
   }
 }

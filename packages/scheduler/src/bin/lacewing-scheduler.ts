@@ -16,9 +16,7 @@ const program = new Command("lacewing-scheduler")
   .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
   .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz");
 for (const option of cliOptionsOf(schedulerConfigSchema, SCHEDULER_SCHEMA_FLAGS)) program.option(option.flags, option.description);
-program
-  .configureOutput({ outputError: (text, write) => write(text) })
-  .exitOverride();
+program.configureOutput({ outputError: (text, write) => write(text) }).exitOverride();
 
 // grpc-js would print its own copy of errors we already report in one line.
 setLogVerbosity(logVerbosity.NONE);

@@ -56,7 +56,11 @@ function sourceInProgress(deps: SchedulingDeps, task: Task, child: Peer): boolea
   const id = task.backToSourcePeerId;
   if (id === undefined || id === child.id) return false;
   const source = task.peers.get(id);
-  return source !== undefined && (source.state === "pending" || source.state === "back_to_source") && deps.registry.aliveHost(source.hostId, deps.now()) !== undefined;
+  return (
+    source !== undefined &&
+    (source.state === "pending" || source.state === "back_to_source") &&
+    deps.registry.aliveHost(source.hostId, deps.now()) !== undefined
+  );
 }
 
 /** Some other peer on an alive host already fetches the content or holds part of it. */

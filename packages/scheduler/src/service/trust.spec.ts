@@ -40,7 +40,10 @@ function stream(...args: ConstructorParameters<typeof PeerStream>): PeerStream {
   return peer;
 }
 
-const denied = (code = "LW_ERR_PERMISSION_DENIED") => (err: unknown) => err instanceof RpcError && err.code === code;
+const denied =
+  (code = "LW_ERR_PERMISSION_DENIED") =>
+  (err: unknown) =>
+    err instanceof RpcError && err.code === code;
 const invalid = (pattern: RegExp) => (err: unknown) => err instanceof RpcError && err.kind === "invalid_argument" && pattern.test(err.message);
 
 /** A back-to-source peer reports the length (4 pieces) and pieces `from`…`to`-1 with `digest`. */
@@ -56,7 +59,10 @@ describe("who may call the scheduler", () => {
     await assert.rejects(as("manager").announceHost({ host: hostInfo("h1") }), denied());
     await assert.rejects(as("scheduler").announceHost({ host: hostInfo("h1") }), denied());
     const peer = as("peer", "node-1");
-    await assert.rejects(peer.announceHost({ host: hostInfo("fake-seed", { type: HostType.SEED }) }), (err: unknown) => denied()(err) && /only a seed/.test((err as Error).message));
+    await assert.rejects(
+      peer.announceHost({ host: hostInfo("fake-seed", { type: HostType.SEED }) }),
+      (err: unknown) => denied()(err) && /only a seed/.test((err as Error).message),
+    );
     assert.equal((await peer.announceHost({ host: hostInfo("h1") })).newHost, true);
     assert.equal((await as("seed", "seed-0").announceHost({ host: hostInfo("seed-0", { type: HostType.SEED }) })).newHost, true);
   });
@@ -129,7 +135,11 @@ describe("bounds on what clients say", () => {
     const started = Date.now();
     greedy.send({
       case: "register",
-      value: { download: { url: "http://origin.test/huge" }, complete: true, taskInfo: { contentLength: 3_000_000n * 65_536n, pieceLength: 65_536n, totalPieces: 3_000_000 } },
+      value: {
+        download: { url: "http://origin.test/huge" },
+        complete: true,
+        taskInfo: { contentLength: 3_000_000n * 65_536n, pieceLength: 65_536n, totalPieces: 3_000_000 },
+      },
     });
     await assert.rejects(greedy.next(), invalid(/more than 131072 pieces/));
     assert.ok(Date.now() - started < 1_000);

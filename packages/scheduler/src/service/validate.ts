@@ -73,7 +73,8 @@ export function checkDownload(download: Download | undefined, field = "download"
   if (url.protocol !== "http:" && url.protocol !== "https:") throw invalid(`${field}.url`, "must be http or https");
   checkText(`${field}.tag`, download.tag, MAX_SHORT_TEXT);
   checkText(`${field}.application`, download.application, MAX_SHORT_TEXT);
-  if (download.filteredQueryParams.length > MAX_FILTERED_PARAMS) throw invalid(`${field}.filtered_query_params`, `has more than ${MAX_FILTERED_PARAMS} entries`);
+  if (download.filteredQueryParams.length > MAX_FILTERED_PARAMS)
+    throw invalid(`${field}.filtered_query_params`, `has more than ${MAX_FILTERED_PARAMS} entries`);
   for (const param of download.filteredQueryParams) checkText(`${field}.filtered_query_params`, param, MAX_SHORT_TEXT);
   const headers = Object.entries(download.requestHeaders);
   if (headers.length > MAX_HEADERS) throw invalid(`${field}.request_headers`, `has more than ${MAX_HEADERS} entries`);
