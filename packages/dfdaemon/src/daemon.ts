@@ -77,7 +77,7 @@ export class Dfdaemon {
       log,
       onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
     });
-    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler() });
+    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(), outputTempTtlMs: config.outputTempTtl });
     this.#mirror = new RegistryMirror({
       tasks: this.tasks,
       store: this.store,

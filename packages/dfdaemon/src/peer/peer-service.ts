@@ -28,7 +28,7 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
       if (task === undefined || task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not held by this peer`);
       const key = `${request.hostId}/${request.peerId}`;
       children.add(key);
-      const responses = syncStream(task, new Set(request.heldPieces), context.signal);
+      const responses = afterVerifying(task, () => syncStream(task, new Set(request.heldPieces), context.signal));
       return withCleanup(responses, () => children.delete(key));
     },
 
@@ -106,6 +106,13 @@ function syncStream(task: StoredTask, held: Set<number>, signal: AbortSignal): A
   if (task.meta.finished) onFinished();
   else sendInfo();
   return queue;
+}
+
+/** Pieces whose bytes changed on disk since they were verified are dropped first, so they are never announced. */
+async function* afterVerifying<T>(task: StoredTask, source: () => AsyncIterable<T>): AsyncIterable<T> {
+  await task.verifyIfChanged();
+  if (task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`);
+  yield* source();
 }
 
 async function* withCleanup<T>(source: AsyncIterable<T>, cleanup: () => void): AsyncIterable<T> {
