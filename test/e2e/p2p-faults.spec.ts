@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { chmod, copyFile, mkdtemp, open, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -119,10 +119,16 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
   it("a parent that serves corrupt pieces is dropped and the bytes come from elsewhere", async () => {
     // Without super-seeding the seed serves pieces it already sent, so the child does ask it.
     const { scheduler, daemons } = await clusterWithHolders(["good"], ["--super-seed-window", "0"]);
-    // Flip one byte in every piece of the seed's copy: its disk went bad after the pieces were verified.
-    const data = await open(join(daemons[0]!.dir, "data", "tasks", taskIdOf({ url: cluster.origin.url("/blob.bin") }), "data"), "r+");
+    // Flip one byte in every piece of the seed's copy: its disk went bad after the pieces were verified. Written through the
+    // file, the change would move its ctime and the seed would stop serving the pieces itself (output-safety.spec.ts); bit rot
+    // under the filesystem moves nothing, which a corrupted copy renamed over the path the pieces are read from imitates.
+    const dataPath = join(daemons[0]!.dir, "data", "tasks", taskIdOf({ url: cluster.origin.url("/blob.bin") }), "data");
+    await copyFile(dataPath, `${dataPath}.rotten`);
+    await chmod(`${dataPath}.rotten`, 0o644);
+    const data = await open(`${dataPath}.rotten`, "r+");
     for (let offset = 100; offset < blob.byteLength; offset += 4 * MiB) await data.write(Buffer.from([blob[offset]! ^ 0xff]), 0, 1, offset);
     await data.close();
+    await rename(`${dataPath}.rotten`, dataPath);
     const child = await peer("child", scheduler.address);
     await waitForHosts(scheduler.address, 3);
     const result = await dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, "child.out"));

@@ -90,6 +90,10 @@ export const dfdaemonSchema = {
     check: percent,
   }),
   lowWatermark: field.number({ description: "Percent the collector evicts down to once above the high watermark", default: 80, check: percent }),
+  outputTempTtl: field.duration({
+    description: "A temporary file beside an output older than this is a crashed run's leftover, removed when that output is placed again",
+    default: 10 * 60_000,
+  }),
   logLevel: field.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
     description: "Log level",
     default: "info",

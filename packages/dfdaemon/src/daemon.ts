@@ -104,7 +104,7 @@ export class Dfdaemon {
       log,
       onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
     });
-    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(policy) });
+    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(policy), outputTempTtlMs: config.outputTempTtl });
     this.#mirror = new RegistryMirror({
       tasks: this.tasks,
       store: this.store,

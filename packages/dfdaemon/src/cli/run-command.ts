@@ -30,6 +30,7 @@ export function runCommand(): Command {
     .option("--high-watermark <percent>", "percent of the quota (or of the filesystem without one): above it, evict least recently used tasks (default 90)")
     .option("--low-watermark <percent>", "evict down to this percentage (default 80)")
     .option("--keep-storage <bool>", "keep the cache across restarts (default true)")
+    .option("--output-temp-ttl <duration>", "remove an output's temp files left by a crashed run once older than this (default 10m)")
     .option("--announce-interval <duration>", "how often the host announces itself to each scheduler (e.g. 10s)")
     .option("--peer-concurrency <n>", "pieces fetched from parents at once")
     .option("--piece-timeout <duration>", "longest a parent may take for one piece before it is dropped")

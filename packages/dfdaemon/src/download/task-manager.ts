@@ -1,12 +1,11 @@
 import { EventEmitter, setMaxListeners } from "node:events";
-import { copyFile, link, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import { deferred, errorMessage, formatDigest, isAbortError, isLacewingError, parseDigest, type Digest, type Logger } from "@lacewing/common";
 import type { TaskStore } from "../storage/task-store.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { TaskFiller } from "./task-filler.js";
+import { placeOutput } from "./place-output.js";
 import type { DfdaemonMetrics } from "../metrics.js";
 
 export type { DownloadSpec } from "./download-spec.js";
@@ -61,6 +60,8 @@ export interface TaskManagerOptions {
   metrics: DfdaemonMetrics;
   /** Where pieces come from: the origin only, or peers with the origin as fallback. */
   fill: TaskFiller;
+  /** Temp files beside an output older than this are a crashed run's leftovers (config `outputTempTtl`). */
+  outputTempTtlMs: number;
 }
 
 /**
@@ -98,7 +99,7 @@ export class TaskManager {
     }
   }
 
-  async #download(spec: DownloadSpec, hooks: DownloadHooks, evictedBefore = 0): Promise<DownloadResult> {
+  async #download(spec: DownloadSpec, hooks: DownloadHooks, attempt = 0): Promise<DownloadResult> {
     const started = Date.now();
     const taskId = taskIdOfSpec(spec);
     const expected = spec.digest ? parseDigest(spec.digest) : undefined;
@@ -106,6 +107,11 @@ export class TaskManager {
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
 
     const cached = this.#options.store.get(taskId);
+    if (cached?.meta.finished) {
+      // An output hard-linked to it and edited in place changes it too: re-verified before it counts as a cache hit.
+      await cached.verifyIfChanged();
+      if (!cached.meta.finished) this.#options.log.warn({ taskId }, "cached data changed on disk; fetching the changed pieces again");
+    }
     let task: StoredTask;
     let traffic: Traffic;
     if (cached?.meta.finished) {
@@ -129,16 +135,17 @@ export class TaskManager {
     const release = task.acquire();
     if (!release) {
       // Evicted between its run finishing and here (a cache under heavy pressure): fetch it again, a bounded number of times.
-      if (evictedBefore >= 2)
+      if (attempt >= 2)
         throw daemonError(
           DaemonErrorCode.diskFull,
           "resource_exhausted",
           `task ${taskId} was evicted before it could be placed: the cache is too small for it`,
         );
-      return this.#download(spec, hooks, evictedBefore + 1);
+      return this.#download(spec, hooks, attempt + 1);
     }
+    let digest = "";
+    let placed = true;
     try {
-      let digest = "";
       if (expected) {
         // The run checked its own caller's digest; a caller expecting another one (or a cache hit) is checked here.
         const mismatch = await digestMismatch(task, expected);
@@ -148,12 +155,18 @@ export class TaskManager {
         }
         digest = formatDigest(expected);
       }
-      if (spec.outputPath) await placeOutput(task.dataPath, spec.outputPath);
-      await task.touch();
-      return { taskId, contentLength: task.meta.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
+      const staleTempMs = this.#options.outputTempTtlMs;
+      if (spec.outputPath) placed = await task.placeData((dataPath) => placeOutput(dataPath, spec.outputPath, { staleTempMs }));
+      if (placed) await task.touch();
     } finally {
       release();
     }
+    if (!placed) {
+      // Its data changed on disk and lost pieces just before placement: fetch them again, a bounded number of times.
+      if (attempt >= 2) throw daemonError(DaemonErrorCode.storage, "internal", `the cached data of task ${taskId} keeps changing on disk`);
+      return this.#download(spec, hooks, attempt + 1);
+    }
+    return { taskId, contentLength: task.meta.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
   }
 
   /** True while a run fills the task; such a task must not be evicted. */
@@ -254,26 +267,6 @@ async function digestMismatch(task: StoredTask, expected: Digest): Promise<Error
     expected: wanted,
     actual,
   });
-}
-
-/**
- * Puts the finished file at `output` atomically: a hard link (or a copy
- * across filesystems) under a temporary name, then a rename.
- */
-async function placeOutput(dataPath: string, output: string): Promise<void> {
-  const tmp = join(dirname(output), `.${basename(output)}.lacewing-${process.pid}-${Date.now()}`);
-  try {
-    try {
-      await link(dataPath, tmp);
-    } catch {
-      await copyFile(dataPath, tmp);
-    }
-    await rename(tmp, output);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
-    throw daemonError(DaemonErrorCode.output, code === "ENOSPC" ? "resource_exhausted" : "permission_denied", `cannot write output ${output}: ${code}`, err);
-  }
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeoutMs: number): Promise<T> {

@@ -43,7 +43,7 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
       const key = `${request.hostId}/${request.peerId}`;
       children.add(key);
       const grant = deps.grants.issue(task.taskId);
-      const responses = syncStream(task, grant.token, new Set(request.heldPieces), context.signal);
+      const responses = afterVerifying(task, () => syncStream(task, grant.token, new Set(request.heldPieces), context.signal));
       return withCleanup(responses, () => {
         children.delete(key);
         grant.revoke();
@@ -131,6 +131,13 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
   if (task.meta.finished) onFinished();
   else sendInfo();
   return queue;
+}
+
+/** Pieces whose bytes changed on disk since they were verified are dropped first, so they are never announced. */
+async function* afterVerifying<T>(task: StoredTask, source: () => AsyncIterable<T>): AsyncIterable<T> {
+  await task.verifyIfChanged();
+  if (task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`);
+  yield* source();
 }
 
 async function* withCleanup<T>(source: AsyncIterable<T>, cleanup: () => void): AsyncIterable<T> {

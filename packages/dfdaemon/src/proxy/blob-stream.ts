@@ -82,6 +82,8 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
       while (position <= range.end) {
         const number = Math.floor(position / task.meta.pieceLength);
         await waitUntil(request.opened, () => task.hasPiece(number), signal, request.stallTimeoutMs);
+        // One fstat per piece: bytes changed on disk since they were verified are fetched from the registry instead.
+        if (!(await task.checkUnchanged())) throw new Error("the task's data changed on disk");
         const piece = task.piece(number)!;
         const last = Math.min(range.end, piece.offset + piece.length - 1);
         for await (const chunk of task.readStream(position, last - position + 1)) {

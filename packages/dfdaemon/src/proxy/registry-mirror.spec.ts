@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { link, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -13,6 +13,7 @@ import { TaskManager } from "../download/task-manager.js";
 import { createDfdaemonMetrics, type DfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
 import { createOriginAgent } from "../source/origin-policy.js";
+import { editInPlace } from "../testing/edit-in-place.js";
 import { RegistryMirror } from "./registry-mirror.js";
 
 const MiB = 1024 * 1024;
@@ -109,7 +110,7 @@ async function setup(fill?: (origin: TaskFiller) => TaskFiller, stallTimeoutMs =
   const metrics = createDfdaemonMetrics(store);
   const policy = { allowLoopback: true };
   const origin = originFiller({ concurrency: 4, attempts: 2, log, dispatcher: createOriginAgent(policy), policy });
-  const tasks = new TaskManager({ store, log, metrics, fill: fill ? fill(origin) : origin });
+  const tasks = new TaskManager({ store, log, metrics, fill: fill ? fill(origin) : origin, outputTempTtlMs: 600_000 });
   const mirror = new RegistryMirror({
     tasks,
     store,
@@ -268,6 +269,21 @@ describe("RegistryMirror blobs", () => {
     assert.doesNotMatch(f.logs(), /s3cret/, "the token is never logged");
     const taskDirs = await readdir(join(f.dir, "tasks"));
     for (const name of taskDirs) assert.doesNotMatch(await readFile(join(f.dir, "tasks", name, "meta.json"), "utf8"), /s3cret/, "nor stored");
+  });
+
+  it("serves a range of a cached blob whose data was edited on disk through a hard-linked output from the registry, never the edited bytes", async () => {
+    const f = await setup();
+    const bytes = randomBytes(5 * MiB);
+    const digest = addBlob(f, bytes);
+    await (await fetch(blobUrl(f, digest))).arrayBuffer();
+    const task = f.store.get(taskIdOf({ url: `http://${f.ns}/v2/test/img/blobs/${digest}` }))!;
+    const output = join(f.dir, "output");
+    assert.equal(await task.placeData((dataPath) => link(dataPath, output)), true);
+    await editInPlace(output, 10, "EDITED");
+    const res = await fetch(blobUrl(f, digest), { headers: { range: "bytes=0-99" } });
+    assert.equal(res.status, 206);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), bytes.subarray(0, 100));
+    assert.equal(await proxyResult(f, "blob", "fallback"), 1);
   });
 
   it("serves the blob straight from the registry when the P2P path fails before the response starts", async () => {

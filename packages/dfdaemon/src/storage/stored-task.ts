@@ -1,10 +1,11 @@
 import { EventEmitter } from "node:events";
 import { constants, createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
-import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
+import { chmod, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { createDigester, pieceCountOf, pieceDigestOf, type DigestAlgorithm } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
+import { DataGuard, detachDataFile } from "./data-identity.js";
 
 /** What is kept of a task on disk besides its bytes. Never holds request headers. */
 export interface TaskMeta {
@@ -59,6 +60,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   #closed = false;
   /** The whole content's digest by algorithm, hashed once per task however many callers ask. */
   readonly #contentDigests = new Map<DigestAlgorithm, Promise<string>>();
+  /** Notices changes to the finished data file made through hard-linked outputs; see data-identity.ts. */
+  readonly #guard = new DataGuard({ file: () => this.#data, verify: () => this.#reverify() });
 
   private constructor(dir: string, meta: TaskMeta, reserve: Reserve | undefined) {
     super();
@@ -79,12 +82,15 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   /**
    * Loads a task from disk. Every journaled piece is re-checked against its
    * SHA-256, so a piece torn by a crash (or changed on disk) is dropped and
-   * fetched again. Journal lines of older daemons (no sha256) are dropped too.
+   * fetched again (journal lines of older daemons, without sha256, too); a
+   * finished task that lost pieces gets a new data file (see #detach), one
+   * that kept them all is sealed as verified.
    */
   static async load(dir: string, reserve?: Reserve): Promise<StoredTask> {
     const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8")) as TaskMeta;
     const task = new StoredTask(dir, meta, reserve);
     await task.#openFiles();
+    const identity = meta.finished ? await task.#guard.prepare() : undefined;
     let journal = "";
     try {
       journal = await readFile(join(dir, "pieces.log"), "utf8");
@@ -99,20 +105,25 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
       } catch {
         continue; // A torn last line.
       }
-      const bytes = Buffer.alloc(piece.length);
-      const { bytesRead } = await task.#data!.read(bytes, 0, piece.length, piece.offset);
-      if (typeof piece.sha256 === "string" && bytesRead === piece.length && pieceDigestOf(bytes) === piece.sha256) task.#addPiece(piece);
+      if (await task.#intact(piece)) task.#addPiece(piece);
     }
     if (meta.finished && task.#pieces.size !== task.totalPieces) {
+      await task.#detach();
       task.meta = { ...meta, finished: false };
       await task.saveMeta();
-    }
+    } else if (identity) task.#guard.seal(identity);
     return task;
   }
 
   async #openFiles(): Promise<void> {
     // Read-write, created if missing; not "a" mode, which ignores write offsets on Linux.
-    this.#data = await open(join(this.dir, "data"), constants.O_RDWR | constants.O_CREAT);
+    const data = join(this.dir, "data");
+    this.#data = await open(data, constants.O_RDWR | constants.O_CREAT).catch(async (err: unknown) => {
+      // A finished task's file is read-only; its owner (this daemon, unless root) may have to write pieces into it again.
+      if ((err as NodeJS.ErrnoException).code !== "EACCES") throw err;
+      await chmod(data, 0o644);
+      return open(data, constants.O_RDWR);
+    });
     this.#journal = await open(join(this.dir, "pieces.log"), "a");
   }
 
@@ -219,7 +230,71 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   async markFinished(): Promise<void> {
     this.meta = { ...this.meta, finished: true, lastAccessedAt: Date.now() };
     await this.saveMeta();
+    // Nothing links to the file before now, so its bytes are the verified pieces as written.
+    const identity = await this.#guard.prepare();
+    if (identity) this.#guard.seal(identity);
     this.emit("finished");
+  }
+
+  /**
+   * One fstat of the open data file: false when it changed since its pieces
+   * were last known good (a re-verification is then started) or while one
+   * runs. Costs nothing while the task is being filled.
+   */
+  checkUnchanged(): Promise<boolean> {
+    return this.#guard.unchanged();
+  }
+
+  /**
+   * If the data file changed since its pieces were last known good (an
+   * output hard-linked to it was written, removed or linked again), re-reads
+   * every piece against the journal; pieces that fail are dropped and the
+   * task becomes unfinished, so the next request fetches them again. Shared
+   * by concurrent callers.
+   */
+  async verifyIfChanged(): Promise<void> {
+    try {
+      await this.#guard.verifyIfChanged();
+    } catch (err) {
+      if (!this.#closed) throw storageError(err, "cannot re-verify the task's data");
+    }
+  }
+
+  /**
+   * Runs `place` with the data file's path to put an output in place (maybe
+   * a hard link); false, without placing, when the data changed just before
+   * and lost pieces, so the task must be fetched again first.
+   */
+  async placeData(place: (dataPath: string) => Promise<unknown>): Promise<boolean> {
+    await this.verifyIfChanged();
+    return this.meta.finished && !this.#closed && (await this.#guard.placing(() => place(this.dataPath)));
+  }
+
+  async #reverify(): Promise<boolean> {
+    const failed: StoredPiece[] = [];
+    for (const piece of this.pieces()) if (!(await this.#intact(piece))) failed.push(piece);
+    if (failed.length === 0) return true;
+    await this.#detach();
+    for (const piece of failed) {
+      this.#pieces.delete(piece.number);
+      this.#completedBytes -= piece.length;
+    }
+    this.meta = { ...this.meta, finished: false };
+    await this.saveMeta();
+    return false;
+  }
+
+  async #intact(piece: StoredPiece): Promise<boolean> {
+    const bytes = Buffer.alloc(piece.length);
+    const { bytesRead } = await this.#data!.read(bytes, 0, piece.length, piece.offset);
+    return bytesRead === piece.length && pieceIntact(piece, bytes);
+  }
+
+  /** A finished file may be hard-linked from outputs, edited since: pieces fetched again go to a new inode (see detachDataFile). */
+  async #detach(): Promise<void> {
+    const old = this.#data;
+    this.#data = await detachDataFile(this.dataPath);
+    await old?.close();
   }
 
   async touch(): Promise<void> {
@@ -295,6 +370,11 @@ async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<strin
   const hash = createDigester(algorithm);
   for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
   return `${algorithm}:${hash.digest("hex")}`;
+}
+
+/** The one check of a stored piece's bytes against its journal entry, on load and on re-verification. */
+function pieceIntact(piece: StoredPiece, bytes: Buffer): boolean {
+  return typeof piece.sha256 === "string" && pieceDigestOf(bytes) === piece.sha256;
 }
 
 /** Writes every chunk, in order, from `position` on; writev may write less than asked. */

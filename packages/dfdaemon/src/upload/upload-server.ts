@@ -56,7 +56,7 @@ export class UploadServer {
     this.#options = options;
     this.#limiter = options.rateLimit > 0 ? new RateLimiter(options.rateLimit) : undefined;
     this.#superSeed = options.superSeedWindowMs > 0 ? new SuperSeed(options.superSeedWindowMs) : undefined;
-    const handle = (request: IncomingMessage, response: ServerResponse): void => this.#handle(request, response);
+    const handle = (request: IncomingMessage, response: ServerResponse): void => void this.#handle(request, response);
     const tls = options.tls;
     this.#server =
       tls === undefined
@@ -94,7 +94,7 @@ export class UploadServer {
     await closeServer(this.#server);
   }
 
-  #handle(request: IncomingMessage, response: ServerResponse): void {
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const { store, metrics } = this.#options;
     const match = PIECE_PATH.exec((request.url ?? "/").split("?")[0]!);
     if (request.method !== "GET" || !match) {
@@ -107,8 +107,15 @@ export class UploadServer {
       reply(response, 401, "no upload grant for this task: sync pieces with this peer first");
       return;
     }
-    // Looked up and held in one synchronous step, so eviction cannot slip in between.
     const task = store.get(taskId);
+    // One fstat per piece, none while the task is filled: bytes changed on disk since they were verified never reach a child.
+    if (task && !(await task.checkUnchanged())) {
+      metrics.uploadPieces.inc({ result: "verifying" });
+      response.setHeader("retry-after", "1");
+      reply(response, 503, "task data is being verified again");
+      return;
+    }
+    // Checked and held in one synchronous step from here, so eviction cannot slip in between.
     const piece = task?.piece(Number(numberText));
     if (task === undefined || piece === undefined || task.closed) {
       metrics.uploadPieces.inc({ result: "not_found" });
