@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { MIN_PIECE_LENGTH } from "@lacewing/common";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { fetchPieceWith, uploadGrant } from "../helpers/peer.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
 
 const MiB = 1024 * 1024;
@@ -24,8 +25,15 @@ async function snapshot(paths: string[]): Promise<string[]> {
   );
 }
 
-function rawPiece(port: number, taskId: string, number: number): Promise<{ status: number; body: Buffer }> {
-  return fetch(`http://127.0.0.1:${port}/tasks/${taskId}/pieces/${number}`).then(async (r) => ({ status: r.status, body: Buffer.from(await r.arrayBuffer()) }));
+/** A piece from the daemon's upload port, read as a cluster member would (with an upload grant). */
+async function rawPiece(ports: { peer: number; upload: number }, taskId: string, number: number): Promise<{ status: number; body: Buffer }> {
+  const grant = await uploadGrant(ports.peer, taskId);
+  try {
+    const r = await fetchPieceWith(ports.upload, taskId, number, grant.token);
+    return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
+  } finally {
+    grant.close();
+  }
 }
 
 describe("output placement: planted symlinks and edited outputs", () => {
@@ -95,7 +103,7 @@ describe("output placement: planted symlinks and edited outputs", () => {
     const edited = await readFile(first);
     const piece1 = file.subarray(MIN_PIECE_LENGTH, 2 * MIN_PIECE_LENGTH);
 
-    const during = await rawPiece(daemon.ports.upload, taskId, 1);
+    const during = await rawPiece(daemon.ports, taskId, 1);
     assert.ok(during.status !== 200 || during.body.equals(piece1), `a peer got status ${during.status} with the edited bytes`);
 
     origin.bytesSent = 0;
@@ -105,7 +113,7 @@ describe("output placement: planted symlinks and edited outputs", () => {
     assert.equal(sha256(await readFile(second)), sha256(file));
     assert.equal(origin.bytesSent, 1 + MIN_PIECE_LENGTH, "the probe byte and the edited piece, fetched again");
 
-    const after = await rawPiece(daemon.ports.upload, taskId, 1);
+    const after = await rawPiece(daemon.ports, taskId, 1);
     assert.equal(after.status, 200);
     assert.ok(after.body.equals(piece1), "a peer gets the origin's bytes");
     assert.ok((await readFile(first)).equals(edited), "the edited file is left to its owner");

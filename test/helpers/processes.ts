@@ -56,13 +56,25 @@ export interface DaemonOptions {
 /**
  * Starts a dfdaemon on free ports, with a certificate of the test's cluster
  * CA (a seed's with --seed, a peer's otherwise, named after its directory),
- * and waits until its socket exists.
+ * and waits until all its listeners are up (/readyz). Ports are picked free
+ * and then bound by the daemon, so another test can take one in between:
+ * a daemon that exits with EADDRINUSE is started again on fresh ports.
  */
 export async function startDaemon(
   dir: string,
   extra: string[] = [],
   options: DaemonOptions = {},
 ): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startDaemonOnce(dir, extra, options);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE|address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startDaemonOnce(dir: string, extra: string[], options: DaemonOptions): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
   const socket = join(dir, "dfdaemon.sock");
   const [peer, upload, proxy, metrics] = (await freePorts(4)) as [number, number, number, number];
   const ports = { peer, upload, proxy, metrics };
@@ -91,17 +103,26 @@ export async function startDaemon(
     ...(options.loopbackOrigins === false ? [] : ["--allow-loopback-origins"]),
     ...extra,
   ]);
-  for (let i = 0; i < 200; i++) {
+  // A test that moves the metrics port itself is waited for by its socket only.
+  const probe = extra.includes("--metrics-port") ? undefined : `http://127.0.0.1:${metrics}/readyz`;
+  for (let i = 0; i < 300; i++) {
     if (daemon.child.exitCode !== null) throw new Error(`dfdaemon exited: ${daemon.output()}`);
-    try {
-      await access(socket);
-      return { ...daemon, socket, ports };
-    } catch {
-      await sleep(50);
-    }
+    const up = await access(socket).then(
+      () => true,
+      () => false,
+    );
+    const ready =
+      up &&
+      (probe === undefined ||
+        (await fetch(probe).then(
+          (response) => response.status === 200,
+          () => false,
+        )));
+    if (ready) return { ...daemon, socket, ports };
+    await sleep(50);
   }
   await daemon.stop();
-  throw new Error(`dfdaemon did not open its socket: ${daemon.output()}`);
+  throw new Error(`dfdaemon did not become ready: ${daemon.output()}`);
 }
 
 /** Runs one of our Node binaries to completion; never rejects for a non-zero exit. */
