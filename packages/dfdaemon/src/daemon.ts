@@ -21,7 +21,7 @@ import { SchedulerPool, type HostInit } from "./scheduler/scheduler-pool.js";
 import { TaskStore } from "./storage/task-store.js";
 import { CacheCollector } from "./gc/collector.js";
 import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
-import { createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
+import { checkOriginUrl, createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
 import { UploadGrants } from "./upload/upload-grants.js";
 import { UploadServer } from "./upload/upload-server.js";
 
@@ -131,7 +131,20 @@ export class Dfdaemon {
     void this.schedulers.deleteTask(this.hostId, taskId);
   }
 
+  /**
+   * Where pieces come from. A URL this node would not fetch itself is not
+   * fetched through peers either: what a seed allowed to fetch loopback
+   * brought in would otherwise reach a node that refuses it.
+   */
   #filler(policy: OriginPolicy): TaskFiller {
+    const fill = this.#sources(policy);
+    return async (request) => {
+      checkOriginUrl(new URL(request.spec.url), policy);
+      await fill(request);
+    };
+  }
+
+  #sources(policy: OriginPolicy): TaskFiller {
     const { config } = this;
     const origin = originFiller({
       concurrency: config.originConcurrency,
