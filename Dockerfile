@@ -35,7 +35,6 @@ RUN --mount=type=secret,id=ca-certificates,required=false \
   if [ -s /run/secrets/ca-certificates ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; fi \
   && npm install --global --no-fund --no-audit --no-update-notifier "pnpm@${PNPM_VERSION}" \
   && pnpm --version
-ENV PNPM_STORE_DIR=/pnpm-store
 
 # Build with every dependency (TypeScript is a dev dependency).
 FROM pnpm AS build

@@ -190,7 +190,7 @@ if $local_base; then
     # Other keys are older recipes or inputs; a rename is atomic, so a reader never sees half an archive.
     find "$cache" -maxdepth 1 -name 'base-*.oci.tar' -delete
     mv "$work/base.oci.tar" "$archive"
-    log "base image built in $((SECONDS - started)) s: Node $node_version, $(du -h "$archive" | cut -f1) compressed"
+    log "base image built in $((SECONDS - started)) s: Node $node_version, $(du -h "$archive" | cut -f1) archive"
   fi
   base="$registry/lacewing-base/node:24-bookworm-slim"
   skopeo copy --quiet --dest-tls-verify="$tls_verify" "oci-archive:$archive:base" "docker://$base"
@@ -201,10 +201,11 @@ revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
 if [ "$revision" != unknown ] && [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then revision="$revision-dirty"; fi
 created="$(git -C "$ROOT" log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-# A TLS-inspecting proxy's CA (this shell's Node trusts it through
-# NODE_EXTRA_CA_CERTS) reaches npm and pnpm in the build as a secret, not a layer.
+# The CAs this machine trusts (a TLS-inspecting proxy's among them, which
+# Node here may know through NODE_EXTRA_CA_CERTS) reach npm and pnpm in the
+# build as a secret, not a layer; Node adds them to its own bundle.
 secret=()
-ca_file="${LACEWING_BUILD_CA_FILE:-${NODE_EXTRA_CA_CERTS:-}}"
+ca_file="${LACEWING_BUILD_CA_FILE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}"
 [ -n "$ca_file" ] && [ -s "$ca_file" ] && secret=(--secret "id=ca-certificates,src=$ca_file")
 
 log "buildah bud $image (BASE=$base)"

@@ -250,7 +250,8 @@ async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<
     assert.ok(selects(selector, podLabelsOf(workload)), `${where} selects its own pods`);
     const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
     for (const volume of volumes.values())
-      if (volume.configMap) assert.ok(rendered.named("ConfigMap", volume.configMap.name), `${where} mounts ConfigMap ${volume.configMap.name}, which the chart renders`);
+      if (volume.configMap)
+        assert.ok(rendered.named("ConfigMap", volume.configMap.name), `${where} mounts ConfigMap ${volume.configMap.name}, which the chart renders`);
     const claims = new Set(((workload.spec?.["volumeClaimTemplates"] as Array<{ metadata: { name: string } }> | undefined) ?? []).map((c) => c.metadata.name));
 
     for (const container of containersOf(workload)) {
@@ -280,7 +281,10 @@ async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<
       const config = flagValue(container, "--config");
       if (config !== undefined) {
         assert.equal(config, "/etc/lacewing/config.yaml");
-        assert.ok(container.volumeMounts?.some((m) => m.name === "config" && m.mountPath === "/etc/lacewing"), `${what} mounts the --config file`);
+        assert.ok(
+          container.volumeMounts?.some((m) => m.name === "config" && m.mountPath === "/etc/lacewing"),
+          `${what} mounts the --config file`,
+        );
       }
       for (const probe of [container.livenessProbe, container.readinessProbe]) {
         if (probe?.httpGet === undefined) continue;
@@ -295,7 +299,8 @@ async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<
         ["--metrics-port", "metrics"],
       ] as const) {
         const value = flagValue(container, flag);
-        if (value !== undefined && portNamed(container, port) !== undefined) assert.equal(Number(value), portNamed(container, port), `${what}: ${flag} is its ${port} port`);
+        if (value !== undefined && portNamed(container, port) !== undefined)
+          assert.equal(Number(value), portNamed(container, port), `${what}: ${flag} is its ${port} port`);
       }
       for (const [flag, port] of [
         ["--listen", binary === "lacewing-manager" ? "http" : "grpc"],
@@ -321,7 +326,10 @@ async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<
     const services = rendered.all("Service").filter((s) => selects(spec.selector.matchLabels, s.metadata.labels ?? {}));
     assert.equal(services.length, 1, `ServiceMonitor ${monitor.metadata.name} selects one Service`);
     for (const endpoint of spec.endpoints) {
-      assert.ok((services[0]!.spec?.["ports"] as Array<{ name: string }>).some((p) => p.name === endpoint.port), `ServiceMonitor ${monitor.metadata.name} scrapes a port its Service has`);
+      assert.ok(
+        (services[0]!.spec?.["ports"] as Array<{ name: string }>).some((p) => p.name === endpoint.port),
+        `ServiceMonitor ${monitor.metadata.name} scrapes a port its Service has`,
+      );
       assert.equal(endpoint.path, "/metrics");
     }
   }
@@ -348,7 +356,15 @@ const scenarios: Scenario[] = [
     options: {},
     image: defaultImage,
     check: (r) => {
-      for (const [kind, count] of Object.entries({ Deployment: 1, StatefulSet: 2, DaemonSet: 1, Service: 4, PodDisruptionBudget: 3, ServiceMonitor: 0, ServiceAccount: 1 }))
+      for (const [kind, count] of Object.entries({
+        Deployment: 1,
+        StatefulSet: 2,
+        DaemonSet: 1,
+        Service: 4,
+        PodDisruptionBudget: 3,
+        ServiceMonitor: 0,
+        ServiceAccount: 1,
+      }))
         assert.equal(r.all(kind).length, count, kind);
       assert.equal(r.all("ConfigMap").length, 0, "no config files, no dashboard");
       // The schedulers: a headless Service whose one name has an A record per replica, not-ready ones too.
@@ -502,7 +518,10 @@ const scenarios: Scenario[] = [
       assert.ok(podOf(seed).volumes?.find((v) => v.name === "data")?.emptyDir !== undefined, "seed data on an emptyDir without a PVC");
       const pod = podOf(r.one("DaemonSet", "dfdaemon"));
       assert.equal(pod.initContainers, undefined);
-      assert.equal(pod.volumes?.some((v) => v.name === "containerd-certs"), false);
+      assert.equal(
+        pod.volumes?.some((v) => v.name === "containerd-certs"),
+        false,
+      );
       assert.equal(pod.containers[0]!.ports?.find((p) => p.name === "proxy")?.hostPort, undefined);
     },
   },
@@ -599,7 +618,8 @@ function assertUsers(r: Rendered): void {
       assert.equal(container.securityContext?.capabilities?.add, undefined);
     }
   }
-  if (r.has("StatefulSet", "seed-peer")) assert.equal(podOf(r.one("StatefulSet", "seed-peer")).securityContext?.fsGroup, 65532, "the PVC is writable for 65532");
+  if (r.has("StatefulSet", "seed-peer"))
+    assert.equal(podOf(r.one("StatefulSet", "seed-peer")).securityContext?.fsGroup, 65532, "the PVC is writable for 65532");
   if (r.has("DaemonSet", "dfdaemon")) {
     for (const container of containersOf(r.one("DaemonSet", "dfdaemon"))) {
       // Root for the node's directories (hostPath cache and socket, containerd's certs.d), nothing more.
@@ -707,7 +727,11 @@ describe("helm lint and helm template", { skip }, () => {
       ["a misspelt nested key", { dfdaemon: { hostnetwork: true } }, /at '\/dfdaemon': additional properties 'hostnetwork' not allowed/],
       ["an out-of-range port", { dfdaemon: { proxyPort: 70000 } }, /at '\/dfdaemon\/proxyPort': maximum/],
       ["only a database (external mode needs Redis too)", { database: { url: "postgres://db/lacewing" } }, /configure both database and redis/],
-      ["containerd on with no registries", { dfdaemon: { containerd: { registries: [] } } }, /dfdaemon\.containerd\.registries must list at least one registry/],
+      [
+        "containerd on with no registries",
+        { dfdaemon: { containerd: { registries: [] } } },
+        /dfdaemon\.containerd\.registries must list at least one registry/,
+      ],
       ["no scheduler at all", { scheduler: { enabled: false } }, /scheduler\.externalAddresses is required/],
     ] as const) {
       it(`fails helm template on ${name}, naming it`, async () => {

@@ -170,7 +170,16 @@ describe("container image: built from the Dockerfile with buildah, run by contai
    */
   async function writeHostsToml(node: Node, proxyPort: number): Promise<string> {
     const certs = await userDir(join(node.dir, "certs.d"));
-    const args = ["dfdaemon", "containerd-config", "--registry", `http://${front.host}`, "--config-path", "/etc/containerd/certs.d", "--proxy-port", String(proxyPort)];
+    const args = [
+      "dfdaemon",
+      "containerd-config",
+      "--registry",
+      `http://${front.host}`,
+      "--config-path",
+      "/etc/containerd/certs.d",
+      "--proxy-port",
+      String(proxyPort),
+    ];
     const writer = run(nodes.a, `${node.name}-containerd-config`, `${registry.host}/${repository}:${tag}`, args, { [certs]: "/etc/containerd/certs.d" });
     await new Promise<void>((resolve) => writer.child.once("exit", () => resolve()));
     assert.equal(writer.child.exitCode, 0, writer.output());
@@ -232,7 +241,10 @@ describe("container image: built from the Dockerfile with buildah, run by contai
     const head = (await exec("git", ["-C", ROOT, "rev-parse", "HEAD"])).stdout.trim();
     assert.match(config.Labels?.["org.opencontainers.image.revision"] ?? "", new RegExp(`^${head}(-dirty)?$`));
     assert.equal(config.Labels?.["org.opencontainers.image.source"], "https://github.com/lacewing/lacewing");
-    assert.ok(config.Env?.some((e) => /^NODE_VERSION=24\./.test(e)), "Node 24 from the base");
+    assert.ok(
+      config.Env?.some((e) => /^NODE_VERSION=24\./.test(e)),
+      "Node 24 from the base",
+    );
   });
 
   let scheduler: string;
@@ -286,7 +298,9 @@ describe("container image: built from the Dockerfile with buildah, run by contai
     t.diagnostic(`node B pulled through the mirror in ${Date.now() - started} ms`);
 
     const blobs = [image.config, ...image.layers];
-    t.diagnostic(`registry bytes per blob: ${blobs.map((b) => `${b.digest.slice(7, 19)} ${b.size} B: ${front.traffic(b.digest).bytes} B in ${front.traffic(b.digest).gets} GETs`).join("; ")}`);
+    t.diagnostic(
+      `registry bytes per blob: ${blobs.map((b) => `${b.digest.slice(7, 19)} ${b.size} B: ${front.traffic(b.digest).bytes} B in ${front.traffic(b.digest).gets} GETs`).join("; ")}`,
+    );
     for (const blob of blobs) {
       const sent = front.traffic(blob.digest).bytes;
       assert.ok(sent >= blob.size, `${blob.digest} came from the registry`);
@@ -312,16 +326,27 @@ describe("container image: built from the Dockerfile with buildah, run by contai
     await waitForHosts(scheduler, 3);
 
     const sha256 = createHash("sha256").update(file).digest("hex");
-    const dfget = run(nodes.b, "dfget", mirrorReference, ["dfget", origin.url("/file.bin"), "-O", "/out/file.bin", "--digest", `sha256:${sha256}`, "--no-progress", "--json"], {
-      [bDirs.run]: "/run/lacewing",
-      [bDirs.out]: "/out",
-    });
+    const dfget = run(
+      nodes.b,
+      "dfget",
+      mirrorReference,
+      ["dfget", origin.url("/file.bin"), "-O", "/out/file.bin", "--digest", `sha256:${sha256}`, "--no-progress", "--json"],
+      {
+        [bDirs.run]: "/run/lacewing",
+        [bDirs.out]: "/out",
+      },
+    );
     await new Promise<void>((resolve) => dfget.child.once("exit", () => resolve()));
     assert.equal(dfget.child.exitCode, 0, dfget.output());
     const report = JSON.parse(dfget.output().trim().split("\n").at(-1) ?? "{}") as { ok: boolean; traffic: { origin: number; peers: number; cache: number } };
     assert.equal(report.ok, true);
     assert.deepEqual(report.traffic, { origin: 0, peers: file.byteLength, cache: 0 }, "every byte from the seed peer");
-    assert.equal(createHash("sha256").update(await readFile(join(bDirs.out, "file.bin"))).digest("hex"), sha256);
+    assert.equal(
+      createHash("sha256")
+        .update(await readFile(join(bDirs.out, "file.bin")))
+        .digest("hex"),
+      sha256,
+    );
     assert.ok(origin.bytesSent <= file.byteLength + 1, `the origin sent the file once (${origin.bytesSent} bytes)`);
   });
 
@@ -336,7 +361,10 @@ describe("container image: built from the Dockerfile with buildah, run by contai
     t.diagnostic(`node C pulled through node B's mirror in ${Date.now() - started} ms`);
     for (const [digest, bytes] of before) assert.equal(front.traffic(digest).bytes, bytes, `${digest}: no more bytes from the registry`);
     const layers = image.layers.reduce((sum, l) => sum + l.size, 0);
-    assert.ok((await metricValue(bPorts.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "peer" })) - peerBytes >= layers, "node B took the layers from peers");
+    assert.ok(
+      (await metricValue(bPorts.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "peer" })) - peerBytes >= layers,
+      "node B took the layers from peers",
+    );
     assert.equal(await metricValue(bPorts.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "origin" }), originBytes);
   });
 

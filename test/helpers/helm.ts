@@ -83,14 +83,7 @@ function renderArgs(options: RenderOptions): string[] {
 
 /** `helm template` of the chart: the rendered objects, or the failure. */
 export async function helmTemplate(options: RenderOptions = {}): Promise<{ manifests: Manifest[]; result: CommandResult }> {
-  const result = await helm([
-    "template",
-    options.release ?? "lacewing",
-    CHART_DIR,
-    "--namespace",
-    options.namespace ?? "lacewing",
-    ...renderArgs(options),
-  ]);
+  const result = await helm(["template", options.release ?? "lacewing", CHART_DIR, "--namespace", options.namespace ?? "lacewing", ...renderArgs(options)]);
   if (result.code !== 0) return { manifests: [], result };
   const manifests: Manifest[] = [];
   for (const doc of parseAllDocuments(result.stdout)) {
