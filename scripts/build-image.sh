@@ -36,7 +36,7 @@ usage: scripts/build-image.sh [--registry HOST[:PORT]] [--plain-http] [--output 
   --registry HOST[:PORT]  push the image as HOST[:PORT]/<repository path>:<tag> (path from the chart, lacewing/lacewing)
   --plain-http            talk to the registry over plain HTTP without TLS verification (a local test registry)
   --output FILE           also write the image to FILE as an OCI archive
-  --base IMAGE            the Dockerfile's BASE (default node:24-bookworm-slim from Docker Hub)
+  --base IMAGE            the Dockerfile's BASE (default docker.io/library/node:24-bookworm-slim)
   --local-base            build the base here instead (debootstrap + Node 24 from npm); needs --registry
   --name REPOSITORY       full repository name instead of the registry host + the chart's path
   --tag TAG               tag instead of the chart's appVersion
@@ -46,7 +46,8 @@ EOF
 registry=""
 plain_http=false
 output=""
-base="node:24-bookworm-slim"
+# Fully qualified: buildah, unlike docker, may refuse short names.
+base="docker.io/library/node:24-bookworm-slim"
 local_base=false
 name=""
 tag=""
@@ -225,7 +226,7 @@ log "built in $((SECONDS - started)) s"
 
 if [ -n "$output" ]; then
   rm -f "$output"
-  buildah "${storage[@]}" push --quiet "$image" "oci-archive:$output:$tag"
+  buildah "${storage[@]}" push --quiet "$image" "oci-archive:$output:$image"
   log "wrote $output"
 fi
 if $push; then
