@@ -1,50 +1,50 @@
-// Static checks of the Helm chart, standing in for `helm lint` / `helm template`
-// (helm is not installable in CI): the values schema, the YAML shape of every
-// template, the Grafana dashboard's PromQL against the metrics the processes register, and
-// the chart's ports and paths against the processes' DEFAULTS.
-import { describe, it } from "node:test";
+// The Helm chart, checked with real helm (test/helpers/helm.ts): `helm lint
+// --strict` and `helm template` with the default values, both examples and
+// values that reach every else branch; then the rendered objects against the
+// Kubernetes OpenAPI schemas (kubernetes-models), against the binaries they
+// run (every --flag in the command's --help, every LACEWING_* variable in its
+// config schema), against each other (named ports, selectors, ConfigMaps and
+// Secrets), and the values against the processes' defaults. The Grafana
+// dashboard's PromQL is checked against the metrics the processes register.
 import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Ajv } from "ajv";
-import type { ErrorObject } from "ajv";
-import { parse, parseAllDocuments } from "yaml";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { Secret } from "kubernetes-models/v1/Secret";
+import { Service } from "kubernetes-models/v1/Service";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { parse } from "yaml";
 import { DEFAULTS, parseSchedulerEntry } from "@lacewing/common";
 import { dfdaemonSchema, loadDfdaemonConfig } from "@lacewing/dfdaemon";
 import { loadManagerConfig, managerConfigSchema } from "@lacewing/manager";
 import { loadSchedulerConfig, schedulerConfigSchema } from "@lacewing/scheduler";
-import { BIN, runCommand } from "../helpers/processes.js";
 import { TARGET_LABELS, dashboardQueries, groupingLabelsIn, metricNamesIn, registeredMetrics, selectorsIn } from "../helpers/dashboard.js";
+import { CHART_DIR, helmLint, helmTemplate, helmUnavailable, type Manifest, type RenderOptions } from "../helpers/helm.js";
+import { BIN, ROOT, runCommand } from "../helpers/processes.js";
+import { skipUnlessAvailable } from "../helpers/requirements.js";
 
-// Compiled to test/dist/chart/chart.spec.js; the chart lives at the repository root.
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const chartDir = join(repoRoot, "charts/lacewing");
-const templatesDir = join(chartDir, "templates");
-const examplesDir = join(chartDir, "examples");
+const templatesDir = join(CHART_DIR, "templates");
+const examplesDir = join(CHART_DIR, "examples");
+const skip = await skipUnlessAvailable("chart tests with helm", { other: [helmUnavailable()] });
 
 type Values = Record<string, unknown>;
-
-function readYaml(path: string): Values {
-  const value: unknown = parse(readFileSync(path, "utf8"));
-  assert.ok(isMap(value), `${path} is not a YAML mapping`);
-  return value;
-}
 
 function isMap(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Helm's merge of a user values file over the chart defaults: maps merge, everything else replaces, null deletes. */
-function helmMerge(base: Values, override: Values): Values {
-  const out: Values = { ...base };
-  for (const [key, value] of Object.entries(override)) {
-    const current = out[key];
-    if (value === null) delete out[key];
-    else if (isMap(current) && isMap(value)) out[key] = helmMerge(current, value);
-    else out[key] = value;
-  }
-  return out;
+function readYaml(path: string): Values {
+  const value: unknown = parse(readFileSync(path, "utf8"));
+  assert.ok(isMap(value), `${path} is not a YAML mapping`);
+  return value;
 }
 
 function getPath(values: unknown, path: string): unknown {
@@ -56,66 +56,706 @@ function getPath(values: unknown, path: string): unknown {
   return node;
 }
 
-const defaults = readYaml(join(chartDir, "values.yaml"));
-const schema = JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8")) as Record<string, unknown>;
+const defaults = readYaml(join(CHART_DIR, "values.yaml"));
+const chart = readYaml(join(CHART_DIR, "Chart.yaml"));
+const schema = JSON.parse(readFileSync(join(CHART_DIR, "values.schema.json"), "utf8")) as Record<string, unknown>;
 const examples = readdirSync(examplesDir)
   .filter((name) => name.endsWith(".yaml"))
   .sort();
+const appVersion = String(chart["appVersion"]);
+const defaultImage = `${String(getPath(defaults, "image.repository"))}:${appVersion}`;
 
-function compileSchema() {
-  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-  return ajv.compile(schema);
+// ---------------------------------------------------------------------------
+// What is rendered, and what every rendering must satisfy.
+
+interface Scenario {
+  name: string;
+  options: RenderOptions;
+  /** The image every container must run. */
+  image: string;
+  /** Secrets the values name for the chart to read but not create. */
+  userSecrets?: string[];
+  /** Non-default checks of this scenario's objects. */
+  check?: (objects: Rendered) => void | Promise<void>;
 }
 
-function errorsOf(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? ""} ${JSON.stringify(e.params)}`).join("; ");
+interface Port {
+  name?: string;
+  containerPort: number;
+  hostPort?: number;
 }
 
-describe("values.schema.json", () => {
-  const validate = compileSchema();
+interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: { fieldPath: string } } }>;
+  ports?: Port[];
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  securityContext?: {
+    runAsUser?: number;
+    runAsNonRoot?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[]; add?: string[] };
+  };
+}
 
+interface Volume {
+  name: string;
+  hostPath?: { path: string; type?: string };
+  emptyDir?: unknown;
+  configMap?: { name: string };
+}
+
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  hostNetwork?: boolean;
+  dnsPolicy?: string;
+  serviceAccountName?: string;
+  priorityClassName?: string;
+  affinity?: unknown;
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number; fsGroup?: number };
+}
+
+/** The objects of one `helm template`, with lookups by kind and component. */
+class Rendered {
+  constructor(readonly objects: Manifest[]) {}
+
+  all(kind: string): Manifest[] {
+    return this.objects.filter((o) => o.kind === kind);
+  }
+
+  /** The one object of `kind` whose app.kubernetes.io/component label is `component`. */
+  one(kind: string, component: string): Manifest {
+    const found = this.all(kind).filter((o) => o.metadata.labels?.["app.kubernetes.io/component"] === component);
+    assert.equal(found.length, 1, `one ${kind} for ${component} (found ${found.length})`);
+    return found[0]!;
+  }
+
+  has(kind: string, component: string): boolean {
+    return this.all(kind).some((o) => o.metadata.labels?.["app.kubernetes.io/component"] === component);
+  }
+
+  named(kind: string, name: string): Manifest | undefined {
+    return this.objects.find((o) => o.kind === kind && o.metadata.name === name);
+  }
+
+  workloads(): Manifest[] {
+    return this.objects.filter((o) => ["Deployment", "StatefulSet", "DaemonSet"].includes(o.kind));
+  }
+}
+
+function podOf(workload: Manifest): PodSpec {
+  const template = workload.spec?.["template"] as { spec?: PodSpec } | undefined;
+  assert.ok(template?.spec, `${workload.kind} ${workload.metadata.name} has no pod template`);
+  return template.spec;
+}
+
+function podLabelsOf(workload: Manifest): Record<string, string> {
+  return (workload.spec?.["template"] as { metadata?: { labels?: Record<string, string> } }).metadata?.labels ?? {};
+}
+
+function containersOf(workload: Manifest): Container[] {
+  const pod = podOf(workload);
+  return [...(pod.initContainers ?? []), ...pod.containers];
+}
+
+/** The value after `flag` in a container's args. */
+function flagValue(container: Container, flag: string): string | undefined {
+  const args = container.args ?? [];
+  const at = args.indexOf(flag);
+  return at < 0 ? undefined : args[at + 1];
+}
+
+function portNamed(container: Container, name: string): number | undefined {
+  return container.ports?.find((p) => p.name === name)?.containerPort;
+}
+
+function envOf(container: Container, name: string): NonNullable<Container["env"]>[number] | undefined {
+  return container.env?.find((e) => e.name === name);
+}
+
+function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
+}
+
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  "apps/v1/Deployment": Deployment,
+  "apps/v1/StatefulSet": StatefulSet,
+  "apps/v1/DaemonSet": DaemonSet,
+  "v1/Service": Service,
+  "v1/ConfigMap": ConfigMap,
+  "v1/Secret": Secret,
+  "v1/ServiceAccount": ServiceAccount,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
+};
+
+// The binary (args[0]) and, for dfdaemon and the manager, the subcommand whose --help lists a container's flags.
+const BINARIES: Record<string, string> = {
+  dfdaemon: BIN.dfdaemon,
+  "lacewing-scheduler": BIN.scheduler,
+  "lacewing-manager": BIN.manager,
+};
+const SUBCOMMANDS: Record<string, ReadonlySet<string>> = {
+  dfdaemon: new Set(["run", "status", "containerd-config", "gc"]),
+  "lacewing-manager": new Set(["run", "certs"]),
+};
+
+/** Long options listed in a commander --help text. */
+function optionsInHelp(help: string): Set<string> {
+  const options = new Set<string>();
+  for (const match of help.matchAll(/^\s+(?:-[A-Za-z], )?(--[a-z0-9][a-z0-9-]*)/gm)) options.add(match[1] ?? "");
+  return options;
+}
+
+const helpCache = new Map<string, Promise<Set<string>>>();
+function optionsOf(binary: string, subcommand: string | undefined): Promise<Set<string>> {
+  const key = `${binary} ${subcommand ?? ""}`;
+  let options = helpCache.get(key);
+  if (options === undefined) {
+    options = runCommand(BINARIES[binary]!, [...(subcommand === undefined ? [] : [subcommand]), "--help"]).then((result) => {
+      assert.equal(result.code, 0, `${key} --help: ${result.stderr}`);
+      return optionsInHelp(result.stdout);
+    });
+    helpCache.set(key, options);
+  }
+  return options;
+}
+
+const ENV_OF: Record<string, ReadonlySet<string>> = {
+  dfdaemon: new Set(Object.values(dfdaemonSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+  "lacewing-scheduler": new Set(Object.values(schedulerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+  "lacewing-manager": new Set(Object.values(managerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
+};
+
+/** Checks every rendering must pass, whatever the values. Returns how many flags it checked. */
+async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<number> {
+  let flags = 0;
+  for (const object of rendered.objects) {
+    const model = MODELS[`${object.apiVersion}/${object.kind}`];
+    assert.ok(model, `${object.kind} ${object.metadata.name}: no schema for ${object.apiVersion}/${object.kind}`);
+    // Throws with the path of the first violation (types, enums, required fields) of the OpenAPI schema.
+    assert.doesNotThrow(() => new model(object as never).validate(), `${object.kind} ${object.metadata.name} violates its schema`);
+    assert.ok(object.metadata.name.length <= 63, `${object.metadata.name} fits a DNS label`);
+  }
+
+  for (const workload of rendered.workloads()) {
+    const pod = podOf(workload);
+    const where = `${workload.kind} ${workload.metadata.name}`;
+    const selector = (workload.spec?.["selector"] as { matchLabels: Record<string, string> }).matchLabels;
+    assert.ok(selects(selector, podLabelsOf(workload)), `${where} selects its own pods`);
+    const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
+    for (const volume of volumes.values())
+      if (volume.configMap)
+        assert.ok(rendered.named("ConfigMap", volume.configMap.name), `${where} mounts ConfigMap ${volume.configMap.name}, which the chart renders`);
+    const claims = new Set(((workload.spec?.["volumeClaimTemplates"] as Array<{ metadata: { name: string } }> | undefined) ?? []).map((c) => c.metadata.name));
+
+    for (const container of containersOf(workload)) {
+      const what = `${where} container ${container.name}`;
+      assert.equal(container.image, scenario.image, `${what} runs the chart's image`);
+      assert.equal(container.command, undefined, `${what} keeps the image's entrypoint (tini as PID 1)`);
+      const [binary, maybeSub] = container.args ?? [];
+      assert.ok(binary !== undefined && binary in BINARIES, `${what} runs a Lacewing binary first in args, not ${binary}`);
+      const subcommand = SUBCOMMANDS[binary] === undefined ? undefined : maybeSub !== undefined && SUBCOMMANDS[binary].has(maybeSub) ? maybeSub : "run";
+      const options = await optionsOf(binary, subcommand);
+      for (const arg of (container.args ?? []).filter((a) => a.startsWith("--"))) {
+        assert.ok(options.has(arg), `${what} passes ${arg}, which \`${binary} ${subcommand ?? ""}\` does not have (it has ${[...options].join(" ")})`);
+        flags++;
+      }
+      for (const { name, valueFrom } of container.env ?? []) {
+        if (/^(LACEWING|DFDAEMON)_/.test(name)) assert.ok(ENV_OF[binary]?.has(name), `${what} sets ${name}, which ${binary} does not read`);
+        const ref = valueFrom?.secretKeyRef;
+        if (ref !== undefined) {
+          const secret = rendered.named("Secret", ref.name);
+          // A Secret the chart does not render must be one the user named in the values.
+          if (secret) assert.ok(ref.key in (secret.stringData ?? secret.data ?? {}), `${what}: Secret ${ref.name} has key ${ref.key}`);
+          else assert.ok(scenario.userSecrets?.includes(ref.name), `${what} reads Secret ${ref.name}, which is neither rendered nor named in the values`);
+        }
+      }
+      for (const mount of container.volumeMounts ?? [])
+        assert.ok(volumes.has(mount.name) || claims.has(mount.name), `${what} mounts ${mount.name}, which the pod defines`);
+      const config = flagValue(container, "--config");
+      if (config !== undefined) {
+        assert.equal(config, "/etc/lacewing/config.yaml");
+        assert.ok(
+          container.volumeMounts?.some((m) => m.name === "config" && m.mountPath === "/etc/lacewing"),
+          `${what} mounts the --config file`,
+        );
+      }
+      for (const probe of [container.livenessProbe, container.readinessProbe]) {
+        if (probe?.httpGet === undefined) continue;
+        assert.ok(portNamed(container, String(probe.httpGet.port)) !== undefined, `${what} probes a port it declares`);
+        assert.ok(["/healthz", "/readyz"].includes(probe.httpGet.path));
+      }
+      // Flags and declared ports are the same numbers, so Services and probes reach the listeners.
+      for (const [flag, port] of [
+        ["--peer-port", "peer"],
+        ["--upload-port", "upload"],
+        ["--proxy-port", "proxy"],
+        ["--metrics-port", "metrics"],
+      ] as const) {
+        const value = flagValue(container, flag);
+        if (value !== undefined && portNamed(container, port) !== undefined)
+          assert.equal(Number(value), portNamed(container, port), `${what}: ${flag} is its ${port} port`);
+      }
+      for (const [flag, port] of [
+        ["--listen", binary === "lacewing-manager" ? "http" : "grpc"],
+        ["--grpc-listen", "grpc"],
+      ] as const) {
+        const value = flagValue(container, flag);
+        if (value !== undefined) assert.equal(Number(value.split(":").at(-1)), portNamed(container, port), `${what}: ${flag} is its ${port} port`);
+      }
+      assert.equal(container.securityContext?.allowPrivilegeEscalation, false, `${what} cannot gain privileges`);
+    }
+  }
+
+  for (const service of rendered.all("Service")) {
+    const selector = service.spec?.["selector"] as Record<string, string>;
+    const pods = rendered.workloads().filter((w) => selects(selector, podLabelsOf(w)));
+    assert.equal(pods.length, 1, `Service ${service.metadata.name} selects one workload`);
+    const declared = new Set(pods.flatMap((w) => podOf(w).containers.flatMap((c) => (c.ports ?? []).map((p) => p.name))));
+    for (const port of service.spec?.["ports"] as Array<{ name: string; targetPort: string }>)
+      assert.ok(declared.has(port.targetPort), `Service ${service.metadata.name} targets port ${port.targetPort}, which its pods declare`);
+  }
+  for (const monitor of rendered.all("ServiceMonitor")) {
+    const spec = monitor.spec as { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> };
+    const services = rendered.all("Service").filter((s) => selects(spec.selector.matchLabels, s.metadata.labels ?? {}));
+    assert.equal(services.length, 1, `ServiceMonitor ${monitor.metadata.name} selects one Service`);
+    for (const endpoint of spec.endpoints) {
+      assert.ok(
+        (services[0]!.spec?.["ports"] as Array<{ name: string }>).some((p) => p.name === endpoint.port),
+        `ServiceMonitor ${monitor.metadata.name} scrapes a port its Service has`,
+      );
+      assert.equal(endpoint.path, "/metrics");
+    }
+  }
+  for (const pdb of rendered.all("PodDisruptionBudget")) {
+    const selector = (pdb.spec?.["selector"] as { matchLabels: Record<string, string> }).matchLabels;
+    assert.equal(rendered.workloads().filter((w) => selects(selector, podLabelsOf(w))).length, 1, `PDB ${pdb.metadata.name} covers one workload`);
+  }
+  return flags;
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios: defaults, the examples, and values that reach the other branches.
+
+const example = (name: string): string => join(examplesDir, name);
+
+function daemonContainer(rendered: Rendered, component: "dfdaemon" | "seed-peer"): Container {
+  const workload = rendered.one(component === "dfdaemon" ? "DaemonSet" : "StatefulSet", component);
+  return podOf(workload).containers[0]!;
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: "default values",
+    options: {},
+    image: defaultImage,
+    check: (r) => {
+      for (const [kind, count] of Object.entries({
+        Deployment: 1,
+        StatefulSet: 2,
+        DaemonSet: 1,
+        Service: 4,
+        PodDisruptionBudget: 3,
+        ServiceMonitor: 0,
+        ServiceAccount: 1,
+      }))
+        assert.equal(r.all(kind).length, count, kind);
+      assert.equal(r.all("ConfigMap").length, 0, "no config files, no dashboard");
+      // The schedulers: a headless Service whose one name has an A record per replica, not-ready ones too.
+      const schedulers = r.one("Service", "scheduler");
+      assert.equal(schedulers.spec?.["clusterIP"], "None");
+      assert.equal(schedulers.spec?.["publishNotReadyAddresses"], true, "a starting replica keeps its record, so task ownership does not flap");
+      const statefulSet = r.one("StatefulSet", "scheduler");
+      assert.equal(statefulSet.spec?.["serviceName"], schedulers.metadata.name);
+      assert.equal(statefulSet.spec?.["replicas"], 3);
+      const address = "lacewing-scheduler.lacewing.svc.cluster.local:8002";
+      assert.deepEqual(parseSchedulerEntry(address), { host: "lacewing-scheduler.lacewing.svc.cluster.local", port: 8002 });
+      for (const component of ["dfdaemon", "seed-peer"] as const) assert.equal(flagValue(daemonContainer(r, component), "--scheduler"), address, component);
+      const manager = podOf(r.one("Deployment", "manager")).containers[0]!;
+      assert.equal(flagValue(manager, "--scheduler"), address);
+      // Seed peers: dfdaemon --seed on a PVC; node daemons: no --seed.
+      const seed = daemonContainer(r, "seed-peer");
+      const daemon = daemonContainer(r, "dfdaemon");
+      assert.ok(seed.args?.includes("--seed"));
+      assert.ok(!daemon.args?.includes("--seed"));
+      assert.deepEqual(
+        (r.one("StatefulSet", "seed-peer").spec?.["volumeClaimTemplates"] as Array<{ metadata: { name: string } }>).map((c) => c.metadata.name),
+        ["data"],
+      );
+      for (const container of [seed, daemon]) {
+        assert.equal(flagValue(container, "--advertise-ip"), "$(POD_IP)");
+        assert.deepEqual(envOf(container, "POD_IP")?.valueFrom, { fieldRef: { fieldPath: "status.podIP" } }, "POD_IP comes from the downward API");
+        for (const [flag, value] of Object.entries({
+          "--data-dir": DEFAULTS.dfdaemon.dataDir,
+          "--socket": DEFAULTS.dfdaemon.socket,
+          "--peer-port": String(DEFAULTS.dfdaemon.peerPort),
+          "--upload-port": String(DEFAULTS.dfdaemon.uploadPort),
+          "--proxy-port": String(DEFAULTS.dfdaemon.proxyPort),
+          "--metrics-port": String(DEFAULTS.dfdaemon.metricsPort),
+          "--listen-ip": "0.0.0.0",
+          "--log-level": "info",
+        }))
+          assert.equal(flagValue(container, flag), value, `${container.name} ${flag}`);
+      }
+      // The DaemonSet: cache and socket on hostPaths, hosts.toml written by an init container, the proxy on a hostPort.
+      const pod = podOf(r.one("DaemonSet", "dfdaemon"));
+      const hostPaths = Object.fromEntries((pod.volumes ?? []).filter((v) => v.hostPath).map((v) => [v.name, v.hostPath?.path]));
+      assert.deepEqual(hostPaths, { data: "/var/lib/lacewing", socket: "/run/lacewing", "containerd-certs": "/etc/containerd/certs.d" });
+      const init = pod.initContainers?.find((c) => c.name === "containerd-config");
+      assert.ok(init);
+      assert.deepEqual(init.args?.slice(0, 3), ["dfdaemon", "containerd-config", "--registry"]);
+      assert.equal(flagValue(init, "--registry"), "docker.io,ghcr.io,quay.io,registry.k8s.io");
+      assert.equal(flagValue(init, "--config-path"), "/etc/containerd/certs.d");
+      assert.equal(flagValue(init, "--proxy-port"), flagValue(daemon, "--proxy-port"), "hosts.toml points at the port the mirror listens on");
+      assert.ok(init.volumeMounts?.some((m) => m.name === "containerd-certs" && m.mountPath === "/etc/containerd/certs.d"));
+      assert.equal(pod.hostNetwork, false);
+      assert.equal(pod.dnsPolicy, "ClusterFirst");
+      assert.equal(daemon.ports?.find((p) => p.name === "proxy")?.hostPort, DEFAULTS.dfdaemon.proxyPort);
+      // Embedded manager: one replica, recreated (two pods must never share the embedded database), a generated token.
+      const deployment = r.one("Deployment", "manager");
+      assert.equal(deployment.spec?.["replicas"], 1);
+      assert.deepEqual(deployment.spec?.["strategy"], { type: "Recreate" });
+      assert.equal(flagValue(manager, "--database-url"), undefined);
+      assert.equal(manager.securityContext?.readOnlyRootFilesystem, false, "the embedded database writes inside the container");
+      const token = envOf(manager, "LACEWING_MANAGER_TOKEN")?.valueFrom?.secretKeyRef;
+      assert.deepEqual(token, { name: "lacewing-manager", key: "token" });
+      assert.match(r.named("Secret", "lacewing-manager")?.stringData?.["token"] ?? "", /^[A-Za-z0-9]{40}$/);
+      for (const pdb of r.all("PodDisruptionBudget")) assert.equal(pdb.spec?.["maxUnavailable"], 1);
+    },
+  },
+  {
+    name: "examples/small-cluster.yaml",
+    options: { valuesFiles: [example("small-cluster.yaml")] },
+    image: defaultImage,
+    check: async (r) => {
+      const pod = podOf(r.one("DaemonSet", "dfdaemon"));
+      assert.equal(pod.hostNetwork, true);
+      assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet", "on the host network the pod still resolves the schedulers");
+      assert.equal(pod.containers[0]!.ports?.find((p) => p.name === "proxy")?.hostPort, undefined, "no hostPort on the host network");
+      assert.equal(flagValue(pod.initContainers![0]!, "--registry"), "docker.io,ghcr.io,harbor.internal.example.com");
+      assert.equal(r.one("StatefulSet", "scheduler").spec?.["replicas"], 1);
+      assert.equal(r.all("PodDisruptionBudget").length, 0);
+      const monitors = r.all("ServiceMonitor");
+      assert.deepEqual(monitors.map((m) => m.metadata.labels?.["app.kubernetes.io/component"]).sort(), ["dfdaemon", "manager", "scheduler", "seed-peer"]);
+      for (const monitor of monitors) assert.equal(monitor.metadata.labels?.["release"], "kube-prometheus-stack");
+      const dashboard = r.named("ConfigMap", "lacewing-dashboard");
+      assert.ok(dashboard, "the dashboard ships as a ConfigMap");
+      assert.equal(dashboard.metadata.labels?.["grafana_dashboard"], "1");
+      assert.equal(dashboard.data?.["lacewing.json"], (await readFile(join(CHART_DIR, "dashboards/lacewing.json"), "utf8")).trimEnd());
+    },
+  },
+  {
+    name: "examples/external-db.yaml",
+    options: { valuesFiles: [example("external-db.yaml")] },
+    image: "registry.example.internal/lacewing/lacewing:0.1.0",
+    userSecrets: ["lacewing-pg", "lacewing-redis", "lacewing-api"],
+    check: (r) => {
+      const deployment = r.one("Deployment", "manager");
+      assert.equal(deployment.spec?.["replicas"], 3);
+      assert.deepEqual(deployment.spec?.["strategy"], { type: "RollingUpdate" });
+      const manager = podOf(deployment).containers[0]!;
+      assert.equal(flagValue(manager, "--database-url"), "$(DATABASE_URL)");
+      assert.equal(flagValue(manager, "--redis-url"), "$(REDIS_URL)");
+      assert.equal(manager.securityContext?.readOnlyRootFilesystem, true);
+      // The password stays in its Secret; Kubernetes splices it into the URL.
+      assert.deepEqual(envOf(manager, "DATABASE_PASSWORD")?.valueFrom?.secretKeyRef, { name: "lacewing-pg", key: "password" });
+      assert.equal(envOf(manager, "DATABASE_URL")?.value, "postgres://lacewing:$(DATABASE_PASSWORD)@postgres.example.internal:5432/lacewing?sslmode=require");
+      const names = manager.env?.map((e) => e.name) ?? [];
+      assert.ok(names.indexOf("DATABASE_PASSWORD") < names.indexOf("DATABASE_URL"), "a $(VAR) reference needs the variable defined before it");
+      assert.deepEqual(envOf(manager, "REDIS_URL")?.valueFrom?.secretKeyRef, { name: "lacewing-redis", key: "url" });
+      assert.deepEqual(envOf(manager, "LACEWING_MANAGER_TOKEN")?.valueFrom?.secretKeyRef, { name: "lacewing-api", key: "token" });
+      assert.equal(r.all("Secret").length, 0, "every credential comes from the user's Secrets");
+      assert.equal(r.one("PodDisruptionBudget", "manager").spec?.["minAvailable"], 2, "minAvailable wins over maxUnavailable");
+      assert.ok(podOf(r.one("StatefulSet", "scheduler")).affinity);
+      assert.equal(flagValue(daemonContainer(r, "seed-peer"), "--idc"), "eu-west-1");
+      assert.equal(flagValue(daemonContainer(r, "dfdaemon"), "--location"), "eu|west-1|a");
+      assert.equal(podOf(r.one("DaemonSet", "dfdaemon")).priorityClassName, "system-node-critical");
+      const claim = (r.one("StatefulSet", "seed-peer").spec?.["volumeClaimTemplates"] as Array<{ spec: { storageClassName: string } }>)[0];
+      assert.equal(claim?.spec.storageClassName, "fast-ssd");
+    },
+  },
+  {
+    name: "external schedulers; database and Redis URLs in the chart's Secret; no ServiceAccount, PVC, containerd or hostPort",
+    options: {
+      set: {
+        "scheduler.enabled": false,
+        "scheduler.externalAddresses": ["10.0.0.1:8002", "10.0.0.2:8002"],
+        "database.url": "postgres://lacewing:pw@db:5432/lacewing",
+        "redis.url": "redis://:pw@redis:6379/0",
+        "manager.apiToken.value": "a-token-from-the-values",
+        "serviceAccount.create": false,
+        "seedPeer.persistence.enabled": false,
+        "dfdaemon.containerd.enabled": false,
+        "dfdaemon.proxyHostPort": false,
+        "image.tag": "0.2.0-rc.1",
+      },
+    },
+    image: `${String(getPath(defaults, "image.repository"))}:0.2.0-rc.1`,
+    check: (r) => {
+      assert.equal(r.has("StatefulSet", "scheduler"), false);
+      assert.equal(r.has("Service", "scheduler"), false);
+      for (const container of [daemonContainer(r, "dfdaemon"), daemonContainer(r, "seed-peer"), podOf(r.one("Deployment", "manager")).containers[0]!])
+        assert.equal(flagValue(container, "--scheduler"), "10.0.0.1:8002,10.0.0.2:8002");
+      const secret = r.named("Secret", "lacewing-manager");
+      assert.deepEqual(secret?.stringData, {
+        token: "a-token-from-the-values",
+        "database-url": "postgres://lacewing:pw@db:5432/lacewing",
+        "redis-url": "redis://:pw@redis:6379/0",
+      });
+      const manager = podOf(r.one("Deployment", "manager")).containers[0]!;
+      assert.deepEqual(envOf(manager, "DATABASE_URL")?.valueFrom?.secretKeyRef, { name: "lacewing-manager", key: "database-url" });
+      assert.deepEqual(envOf(manager, "REDIS_URL")?.valueFrom?.secretKeyRef, { name: "lacewing-manager", key: "redis-url" });
+      assert.equal(r.all("ServiceAccount").length, 0);
+      for (const workload of r.workloads()) assert.equal(podOf(workload).serviceAccountName, "default");
+      const seed = r.one("StatefulSet", "seed-peer");
+      assert.equal(seed.spec?.["volumeClaimTemplates"], undefined);
+      assert.ok(podOf(seed).volumes?.find((v) => v.name === "data")?.emptyDir !== undefined, "seed data on an emptyDir without a PVC");
+      const pod = podOf(r.one("DaemonSet", "dfdaemon"));
+      assert.equal(pod.initContainers, undefined);
+      assert.equal(
+        pod.volumes?.some((v) => v.name === "containerd-certs"),
+        false,
+      );
+      assert.equal(pod.containers[0]!.ports?.find((p) => p.name === "proxy")?.hostPort, undefined);
+    },
+  },
+  {
+    name: "database and Redis from parts without password Secrets; config files, topology, extra args and env for every component",
+    options: {
+      set: {
+        fullnameOverride: "lw",
+        "database.host": "pg.internal",
+        "redis.host": "redis.internal",
+        "redis.tls": true,
+        "manager.config": { taskConcurrency: 2 },
+        "scheduler.config": { logLevel: "debug" },
+        "seedPeer.config": { gcInterval: "5m" },
+        "dfdaemon.config": { gcInterval: "2m" },
+        "seedPeer.location": "eu|west|a",
+        "dfdaemon.idc": "dc-1",
+        "scheduler.extraArgs": ["--log-level", "warn"],
+        "dfdaemon.extraArgs": ["--task-ttl", "1h"],
+        "dfdaemon.containerd.extraArgs": ["--no-default"],
+        "manager.extraEnv": [{ name: "LACEWING_MANAGER_QUEUE_PREFIX", value: "lw-test" }],
+        "dashboard.enabled": true,
+        "dashboard.namespace": "monitoring",
+      },
+    },
+    image: defaultImage,
+    check: (r) => {
+      const manager = podOf(r.one("Deployment", "manager")).containers[0]!;
+      assert.equal(envOf(manager, "DATABASE_URL")?.value, "postgres://lacewing@pg.internal:5432/lacewing?sslmode=prefer");
+      assert.equal(envOf(manager, "REDIS_URL")?.value, "rediss://redis.internal:6379/0", "redis.tls picks the rediss scheme");
+      assert.equal(envOf(manager, "DATABASE_PASSWORD"), undefined);
+      assert.equal(envOf(manager, "LACEWING_MANAGER_QUEUE_PREFIX")?.value, "lw-test");
+      for (const [component, kind, config] of [
+        ["manager", "Deployment", { taskConcurrency: 2 }],
+        ["scheduler", "StatefulSet", { logLevel: "debug" }],
+        ["seed-peer", "StatefulSet", { gcInterval: "5m" }],
+        ["dfdaemon", "DaemonSet", { gcInterval: "2m" }],
+      ] as const) {
+        const configMap = r.named("ConfigMap", `lw-${component}-config`);
+        assert.deepEqual(parse(configMap?.data?.["config.yaml"] ?? ""), config, `${component} config file`);
+        const workload = r.one(kind, component);
+        const container = podOf(workload).containers[0]!;
+        assert.equal(flagValue(container, "--config"), "/etc/lacewing/config.yaml", component);
+        assert.equal(podOf(workload).volumes?.find((v) => v.name === "config")?.configMap?.name, `lw-${component}-config`);
+        assert.match(workload.metadata.name, /^lw-/, "fullnameOverride names every object");
+      }
+      const scheduler = podOf(r.one("StatefulSet", "scheduler")).containers[0]!;
+      assert.deepEqual(scheduler.args?.slice(-2), ["--log-level", "warn"], "extraArgs come last");
+      assert.equal(flagValue(daemonContainer(r, "seed-peer"), "--location"), "eu|west|a");
+      assert.equal(flagValue(daemonContainer(r, "dfdaemon"), "--idc"), "dc-1");
+      assert.deepEqual(daemonContainer(r, "dfdaemon").args?.slice(-2), ["--task-ttl", "1h"]);
+      assert.equal(podOf(r.one("DaemonSet", "dfdaemon")).initContainers?.[0]?.args?.at(-1), "--no-default");
+      assert.equal(r.named("ConfigMap", "lw-dashboard")?.metadata.namespace, "monitoring");
+    },
+  },
+  {
+    name: "database, Redis and API token from existing Secrets",
+    options: {
+      set: {
+        "database.existingSecret": "pg-url",
+        "redis.existingSecret": "redis-url",
+        "redis.existingSecretKey": "uri",
+        "manager.apiToken.existingSecret": "api",
+        "manager.apiToken.existingSecretKey": "bearer",
+      },
+    },
+    image: defaultImage,
+    userSecrets: ["pg-url", "redis-url", "api"],
+    check: (r) => {
+      const manager = podOf(r.one("Deployment", "manager")).containers[0]!;
+      assert.deepEqual(envOf(manager, "DATABASE_URL")?.valueFrom?.secretKeyRef, { name: "pg-url", key: "url" });
+      assert.deepEqual(envOf(manager, "REDIS_URL")?.valueFrom?.secretKeyRef, { name: "redis-url", key: "uri" });
+      assert.deepEqual(envOf(manager, "LACEWING_MANAGER_TOKEN")?.valueFrom?.secretKeyRef, { name: "api", key: "bearer" });
+      assert.equal(r.all("Secret").length, 0);
+      assert.equal(r.one("Deployment", "manager").spec?.["replicas"], 2);
+    },
+  },
+];
+
+// Which process runs as which user (the Dockerfile's header says why).
+function assertUsers(r: Rendered): void {
+  for (const [kind, component] of [
+    ["Deployment", "manager"],
+    ["StatefulSet", "scheduler"],
+    ["StatefulSet", "seed-peer"],
+  ] as const) {
+    if (!r.has(kind, component)) continue;
+    const pod = podOf(r.one(kind, component));
+    assert.equal(pod.securityContext?.runAsNonRoot, true, `${component} runs as non-root`);
+    assert.equal(pod.securityContext?.runAsUser, 65532, `${component} runs as the image's user`);
+    for (const container of pod.containers) {
+      assert.equal(container.securityContext?.runAsUser, undefined, `${component} does not override the user`);
+      assert.deepEqual(container.securityContext?.capabilities?.drop, ["ALL"]);
+      assert.equal(container.securityContext?.capabilities?.add, undefined);
+    }
+  }
+  if (r.has("StatefulSet", "seed-peer"))
+    assert.equal(podOf(r.one("StatefulSet", "seed-peer")).securityContext?.fsGroup, 65532, "the PVC is writable for 65532");
+  if (r.has("DaemonSet", "dfdaemon")) {
+    for (const container of containersOf(r.one("DaemonSet", "dfdaemon"))) {
+      // Root for the node's directories (hostPath cache and socket, containerd's certs.d), nothing more.
+      assert.equal(container.securityContext?.runAsUser, 0, `${container.name} is root for the hostPaths`);
+      assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
+    }
+    const daemon = podOf(r.one("DaemonSet", "dfdaemon")).containers[0]!;
+    assert.deepEqual(daemon.securityContext?.capabilities, { drop: ["ALL"], add: ["CHOWN", "DAC_OVERRIDE", "FOWNER"] });
+  }
+}
+
+describe("helm lint and helm template", { skip }, () => {
+  const renders = new Map<string, Rendered>();
+  let totalFlags = 0;
+
+  before(async () => {
+    for (const scenario of scenarios) {
+      const { manifests, result } = await helmTemplate(scenario.options);
+      assert.equal(result.code, 0, `helm template (${scenario.name}): ${result.stderr}`);
+      renders.set(scenario.name, new Rendered(manifests));
+    }
+  });
+
+  for (const scenario of scenarios) {
+    describe(scenario.name, () => {
+      it("passes helm lint --strict", async () => {
+        const lint = await helmLint(scenario.options);
+        assert.equal(lint.code, 0, lint.stdout + lint.stderr);
+        assert.match(lint.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      });
+
+      it("renders objects valid against the Kubernetes schemas that run the chart's image with flags the binaries know", async () => {
+        const rendered = renders.get(scenario.name);
+        assert.ok(rendered && rendered.objects.length > 0);
+        totalFlags += await checkInvariants(rendered, scenario);
+      });
+
+      it("runs the scheduler, manager and seed peers as 65532 and only the node dfdaemon as root", () => {
+        assertUsers(renders.get(scenario.name)!);
+      });
+
+      if (scenario.check)
+        it("renders what these values ask for", async () => {
+          await scenario.check!(renders.get(scenario.name)!);
+        });
+    });
+  }
+
+  it("checked a flag of every kind of container", () => {
+    assert.deepEqual([...helpCache.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager run", "lacewing-scheduler "]);
+    assert.ok(totalFlags >= 100, `only ${totalFlags} flags checked`);
+  });
+
+  it("the invariants catch a broken object: a schema violation, a flag the binary lacks, a foreign image", async () => {
+    const base = renders.get("default values")!;
+    const scenario = scenarios[0]!;
+    const broken = (mutate: (daemonSet: Manifest) => void): Rendered => {
+      const objects = structuredClone(base.objects);
+      mutate(objects.find((o) => o.kind === "DaemonSet")!);
+      return new Rendered(objects);
+    };
+    const container = (d: Manifest) => podOf(d).containers[0]!;
+    await assert.rejects(
+      checkInvariants(
+        broken((d) => ((container(d).ports![0] as unknown as { containerPort: string }).containerPort = "peer")),
+        scenario,
+      ),
+      /violates its schema/,
+    );
+    await assert.rejects(
+      checkInvariants(
+        broken((d) => container(d).args!.push("--no-such-flag")),
+        scenario,
+      ),
+      /passes --no-such-flag/,
+    );
+    await assert.rejects(
+      checkInvariants(
+        broken((d) => (container(d).image = "busybox")),
+        scenario,
+      ),
+      /runs the chart's image/,
+    );
+    await assert.rejects(
+      checkInvariants(
+        broken((d) => (container(d).command = ["dfdaemon"])),
+        scenario,
+      ),
+      /keeps the image's entrypoint/,
+    );
+  });
+
+  describe("values the chart refuses", () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "lacewing-chart-"));
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    for (const [name, values, message] of [
+      ["a value of the wrong type", { scheduler: { replicas: "three" } }, /at '\/scheduler\/replicas': got string, want integer/],
+      ["an unknown top-level key", { schedulers: { replicas: 3 } }, /additional properties 'schedulers' not allowed/],
+      ["a misspelt nested key", { dfdaemon: { hostnetwork: true } }, /at '\/dfdaemon': additional properties 'hostnetwork' not allowed/],
+      ["an out-of-range port", { dfdaemon: { proxyPort: 70000 } }, /at '\/dfdaemon\/proxyPort': maximum/],
+      ["only a database (external mode needs Redis too)", { database: { url: "postgres://db/lacewing" } }, /configure both database and redis/],
+      [
+        "containerd on with no registries",
+        { dfdaemon: { containerd: { registries: [] } } },
+        /dfdaemon\.containerd\.registries must list at least one registry/,
+      ],
+      ["no scheduler at all", { scheduler: { enabled: false } }, /scheduler\.externalAddresses is required/],
+    ] as const) {
+      it(`fails helm template on ${name}, naming it`, async () => {
+        const file = join(dir, `${name.replace(/\W+/g, "-")}.yaml`);
+        await writeFile(file, JSON.stringify(values));
+        const { result } = await helmTemplate({ valuesFiles: [file] });
+        assert.notEqual(result.code, 0, "helm template accepted it");
+        assert.match(result.stderr, message);
+      });
+    }
+  });
+});
+
+describe("values.yaml and values.schema.json", () => {
   it("is a draft-07 schema that forbids unknown top-level keys", () => {
     assert.equal(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     assert.equal(schema["additionalProperties"], false);
   });
 
-  it("accepts the chart's values.yaml", () => {
-    assert.ok(validate(defaults), errorsOf(validate.errors));
-  });
-
-  for (const name of examples) {
-    it(`accepts examples/${name} on its own and merged over the defaults`, () => {
-      const example = readYaml(join(examplesDir, name));
-      assert.ok(validate(example), `raw: ${errorsOf(validate.errors)}`);
-      assert.ok(validate(helmMerge(defaults, example)), `merged: ${errorsOf(validate.errors)}`);
-    });
-  }
-
   it("ships the two documented examples", () => {
     assert.deepEqual(examples, ["external-db.yaml", "small-cluster.yaml"]);
-  });
-
-  it("rejects a value of the wrong type and names it", () => {
-    const bad = helmMerge(defaults, { scheduler: { replicas: "three" } });
-    assert.equal(validate(bad), false);
-    assert.ok(
-      validate.errors?.some((e) => e.instancePath === "/scheduler/replicas" && e.keyword === "type"),
-      errorsOf(validate.errors),
-    );
-  });
-
-  it("rejects an unknown top-level key", () => {
-    const bad = helmMerge(defaults, { schedulers: { replicas: 3 } });
-    assert.equal(validate(bad), false);
-    assert.ok(
-      validate.errors?.some((e) => e.keyword === "additionalProperties" && e.params["additionalProperty"] === "schedulers"),
-      errorsOf(validate.errors),
-    );
-  });
-
-  it("rejects a misspelt nested key and an out-of-range port", () => {
-    assert.equal(validate(helmMerge(defaults, { dfdaemon: { hostnetwork: true } })), false);
-    assert.equal(validate(helmMerge(defaults, { dfdaemon: { proxyPort: 70000 } })), false);
   });
 
   it("gives every value in values.yaml a type", () => {
@@ -142,386 +782,17 @@ describe("values.schema.json", () => {
     };
     walk(defaults, schema, "values");
   });
-});
-
-// ---------------------------------------------------------------------------
-// Templates: Go-template actions are removed or replaced so the static YAML
-// around them can be parsed. Pure control lines are dropped; of an if/else only
-// the first branch is kept (both branches together would duplicate keys);
-// `include` of a helper on its own line is expanded, indented as nindent says, so
-// the helpers' YAML is checked in place; other inline actions become a scalar, or
-// nothing when they emit an indented block.
-
-const ACTION = /\{\{(?:(?!\}\})[\s\S])*\}\}/g;
-const OPENERS = new Set(["if", "with", "range", "define", "block"]);
-const INCLUDE_LINE = /^\{\{-?\s*include\s+"([^"]+)"(?:(?!\}\})[\s\S])*?(?:\|\s*nindent\s+(\d+))?\s*-?\}\}$/;
-
-interface Stripped {
-  yaml: string;
-  /** Unclosed or unmatched blocks, as messages. */
-  problems: string[];
-}
-
-function actionWord(action: string): string {
-  const body = action.replace(/^\{\{-?\s*/, "").replace(/\s*-?\}\}$/, "");
-  if (body.startsWith("/*")) return "comment";
-  return body.split(/\s+/)[0] ?? "";
-}
-
-/** Bodies of the `{{ define "name" }}` blocks of a helpers file. */
-function definesOf(helpers: string): Map<string, string> {
-  const defines = new Map<string, string>();
-  let open: { name: string; start: number } | undefined;
-  let depth = 0;
-  for (const match of helpers.matchAll(ACTION)) {
-    const word = actionWord(match[0]);
-    if (word === "define" && depth === 0) {
-      open = { name: /"([^"]+)"/.exec(match[0])?.[1] ?? "", start: match.index + match[0].length };
-      depth = 1;
-    } else if (OPENERS.has(word)) depth += 1;
-    else if (word === "end" && depth > 0 && --depth === 0 && open) {
-      defines.set(open.name, helpers.slice(open.start, match.index));
-      open = undefined;
-    }
-  }
-  return defines;
-}
-
-function toStaticYaml(template: string, defines = new Map<string, string>(), depth = 0): Stripped {
-  const problems: string[] = [];
-  // Multi-line actions are comments or variable set-up, never YAML content.
-  const text = template.replace(ACTION, (action) => (action.includes("\n") ? "" : action));
-  const stack: { skipping: boolean }[] = [];
-  const out: string[] = [];
-  text.split("\n").forEach((line, index) => {
-    const actions = line.match(ACTION) ?? [];
-    const isControl = actions.length > 0 && line.replace(ACTION, "").trim() === "";
-    const skipping = stack.some((frame) => frame.skipping);
-    if (isControl) {
-      const include = actions.length === 1 ? INCLUDE_LINE.exec(line.trim()) : null;
-      const body = include ? defines.get(include[1] ?? "") : undefined;
-      if (include && body !== undefined && !skipping && depth < 8) {
-        const inner = toStaticYaml(body, defines, depth + 1);
-        problems.push(...inner.problems.map((p) => `in ${include[1] ?? ""}: ${p}`));
-        const indent = " ".repeat(include[2] !== undefined ? Number(include[2]) : line.length - line.trimStart().length);
-        for (const innerLine of inner.yaml.split("\n")) if (innerLine.trim() !== "") out.push(indent + innerLine);
-        return;
-      }
-      for (const action of actions) {
-        const word = actionWord(action);
-        if (OPENERS.has(word)) stack.push({ skipping: false });
-        else if (word === "else") {
-          const top = stack.at(-1);
-          if (top === undefined) problems.push(`line ${index + 1}: else outside a block`);
-          else top.skipping = true;
-        } else if (word === "end") {
-          if (stack.pop() === undefined) problems.push(`line ${index + 1}: end without a block`);
-        }
-      }
-      return;
-    }
-    if (skipping) return;
-    out.push(line.replace(ACTION, (action) => (/\bn?indent\b/.test(action) ? "" : "__TPL__")));
-  });
-  if (stack.length > 0) problems.push(`${stack.length} block(s) not closed with {{ end }}`);
-  return { yaml: out.join("\n"), problems };
-}
-
-interface Manifest {
-  apiVersion?: unknown;
-  kind?: unknown;
-  metadata?: { name?: unknown };
-  spec?: Record<string, unknown>;
-  [key: string]: unknown;
-}
-
-const helperSources = definesOf(readFileSync(join(templatesDir, "_helpers.tpl"), "utf8"));
-const helpers = helperSources;
-
-function parseTemplate(template: string): { docs: Manifest[]; errors: string[] } {
-  const { yaml, problems } = toStaticYaml(template, helpers);
-  const errors = [...problems];
-  const docs: Manifest[] = [];
-  for (const doc of parseAllDocuments(yaml)) {
-    errors.push(...doc.errors.map((e) => e.message));
-    const value: unknown = doc.toJS();
-    if (value !== null && value !== undefined) docs.push(value as Manifest);
-  }
-  return { docs, errors };
-}
-
-const templateFiles = readdirSync(templatesDir)
-  .filter((name) => name.endsWith(".yaml"))
-  .sort();
-const rendered = new Map(templateFiles.map((name) => [name, parseTemplate(readFileSync(join(templatesDir, name), "utf8"))]));
-const allDocs = [...rendered.values()].flatMap((r) => r.docs);
-
-/** The first object of a kind in one template file (names are templated, so files identify components). */
-function findDoc(kind: string, file: string): Manifest {
-  const doc = rendered.get(file)?.docs.find((d) => d.kind === kind);
-  assert.ok(doc, `no ${kind} in templates/${file}`);
-  return doc;
-}
-
-interface Container {
-  name: string;
-  command?: string[];
-  args?: string[];
-  env?: { name: string; valueFrom?: unknown }[];
-  ports?: { name: string; hostPort?: unknown }[];
-  volumeMounts?: { name: string; mountPath: string }[];
-}
-
-function podSpec(doc: Manifest): { containers: Container[]; initContainers?: Container[]; volumes?: { name: string; hostPath?: unknown }[] } {
-  const template = doc.spec?.["template"] as { spec: ReturnType<typeof podSpec> } | undefined;
-  assert.ok(template, `${String(doc.kind)} has no pod template`);
-  return template.spec;
-}
-
-describe("template static YAML", () => {
-  it("the stripper keeps YAML structure and catches broken templates", () => {
-    const good = toStaticYaml(
-      [
-        "spec:",
-        "  {{- if .Values.a }}",
-        "  replicas: {{ .Values.a }}",
-        "  {{- else }}",
-        "  replicas: 1",
-        "  {{- end }}",
-        "  labels:",
-        '    {{- include "x" . | nindent 4 }}',
-        '  image: "{{ .Values.image }}:{{ .Values.tag }}"',
-      ].join("\n"),
-    );
-    assert.deepEqual(good.problems, []);
-    assert.deepEqual(parse(good.yaml), { spec: { replicas: "__TPL__", labels: null, image: "__TPL__:__TPL__" } });
-
-    const expanded = toStaticYaml('metadata:\n  labels:\n    {{- include "l" . | nindent 4 }}\n', new Map([["l", "a: {{ .x }}\nb: c\n"]]));
-    assert.deepEqual(parse(expanded.yaml), { metadata: { labels: { a: "__TPL__", b: "c" } } });
-    assert.ok(helpers.has("lacewing.labels") && helpers.has("lacewing.dfdaemon.args"), "helpers were not found");
-
-    const misindented = parseTemplate("spec:\n  a: {{ .x }}\n b: 1\n");
-    assert.ok(misindented.errors.length > 0, "a mis-indented key must fail to parse");
-    const unclosed = parseTemplate("{{- if .x }}\na: 1\n");
-    assert.ok(unclosed.errors.some((e) => e.includes("not closed")));
-  });
-
-  for (const name of templateFiles) {
-    it(`templates/${name} parses to Kubernetes objects`, () => {
-      const result = rendered.get(name);
-      assert.ok(result);
-      assert.deepEqual(result.errors, []);
-      assert.ok(result.docs.length > 0, "no documents");
-      for (const doc of result.docs) {
-        assert.equal(typeof doc.apiVersion, "string", `a document in ${name} has no apiVersion`);
-        assert.equal(typeof doc.kind, "string", `a document in ${name} has no kind`);
-        assert.ok(doc.metadata?.name, `a ${String(doc.kind)} in ${name} has no metadata.name`);
-      }
-    });
-  }
-
-  it("_helpers.tpl and NOTES.txt have balanced blocks", () => {
-    for (const name of ["_helpers.tpl", "NOTES.txt"]) {
-      assert.deepEqual(toStaticYaml(readFileSync(join(templatesDir, name), "utf8")).problems, [], name);
-    }
-  });
-
-  it("defines every workload, Service, PDB, ServiceMonitor and the dashboard ConfigMap", () => {
-    const count = (kind: string) => allDocs.filter((d) => d.kind === kind).length;
-    assert.equal(count("Deployment"), 1);
-    assert.equal(count("StatefulSet"), 2);
-    assert.equal(count("DaemonSet"), 1);
-    assert.equal(count("Service"), 4);
-    assert.ok(count("PodDisruptionBudget") >= 1);
-    assert.ok(count("ServiceMonitor") >= 1);
-    assert.ok(count("ConfigMap") >= 1);
-  });
-
-  it("scheduler and seed peers have headless Services; the StatefulSets use them", () => {
-    for (const file of ["scheduler.yaml", "seed-peer.yaml"]) {
-      const service = findDoc("Service", file);
-      assert.equal(service.spec?.["clusterIP"], "None");
-      assert.ok(findDoc("StatefulSet", file).spec?.["serviceName"]);
-    }
-    assert.ok(findDoc("StatefulSet", "seed-peer.yaml").spec?.["volumeClaimTemplates"], "seed peers keep their data on a PVC");
-  });
-
-  it("seed peers run dfdaemon --seed and the daemons get the scheduler list", () => {
-    const seed = podSpec(findDoc("StatefulSet", "seed-peer.yaml")).containers[0];
-    const daemon = podSpec(findDoc("DaemonSet", "dfdaemon.yaml")).containers[0];
-    assert.deepEqual(seed?.command, ["dfdaemon"]);
-    assert.ok(seed?.args?.includes("--seed"));
-    // Both branches of `if .seed` are in the static view; the flag is chosen by the include's argument.
-    assert.match(readFileSync(join(templatesDir, "seed-peer.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" true\)/);
-    assert.match(readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8"), /"lacewing\.dfdaemon\.args" \(dict [^)]*"seed" false\)/);
-    for (const container of [seed, daemon]) {
-      const args = container?.args;
-      for (const flag of [
-        "--scheduler",
-        "--data-dir",
-        "--advertise-ip",
-        "--listen-ip",
-        "--peer-port",
-        "--upload-port",
-        "--proxy-port",
-        "--metrics-port",
-        "--socket",
-        "--log-level",
-      ]) {
-        assert.ok(args?.includes(flag), `missing ${flag}`);
-      }
-      assert.equal(args?.[args.indexOf("--advertise-ip") + 1], "$(POD_IP)");
-      const podIp = container?.env?.find((e) => e.name === "POD_IP");
-      assert.deepEqual(podIp?.valueFrom, { fieldRef: { fieldPath: "status.podIP" } }, "POD_IP comes from the downward API");
-    }
-  });
-
-  it("the daemons' flags take the ports and paths the Services, probes and volumes use", () => {
-    const source = helperSources.get("lacewing.dfdaemon.args") ?? "";
-    const expected: Record<string, string> = {
-      "--data-dir": "dataDir",
-      "--listen-ip": "listenIp",
-      "--peer-port": "peerPort",
-      "--upload-port": "uploadPort",
-      "--proxy-port": "proxyPort",
-      "--metrics-port": "metricsPort",
-      "--socket": "socket",
-      "--log-level": "logLevel",
-    };
-    for (const [flag, key] of Object.entries(expected)) {
-      assert.match(source, new RegExp(`- ${flag}\\n- \\{\\{ \\.values\\.${key} \\| quote \\}\\}`), `${flag} takes .values.${key}`);
-    }
-    const scheduler = readFileSync(join(templatesDir, "scheduler.yaml"), "utf8");
-    assert.match(scheduler, /- --metrics-port\n\s+- \{\{ \.Values\.scheduler\.metricsPort \| quote \}\}/);
-    assert.match(scheduler, /printf "0\.0\.0\.0:%d" \(int \.Values\.scheduler\.port\)/);
-    const daemonSet = readFileSync(join(templatesDir, "dfdaemon.yaml"), "utf8");
-    assert.match(daemonSet, /- --proxy-port\n\s+- \{\{ \$v\.proxyPort \| quote \}\}/, "hosts.toml points at the proxy port the daemon listens on");
-  });
-
-  it("every replica of the scheduler StatefulSet reaches the daemons and the manager through the headless Service name", () => {
-    const helper = helperSources.get("lacewing.schedulerAddresses") ?? "";
-    // One name, resolved by the daemons and the manager to one A record per replica.
-    assert.match(helper, /\$name := include "lacewing\.scheduler\.fullname"/);
-    assert.match(helper, /printf "%s\.%s\.svc\.%s:%d" \$name \.Release\.Namespace \.Values\.clusterDomain \(int \.Values\.scheduler\.port\)/);
-    assert.doesNotMatch(helper, /range/, "no per-pod list that would have to be re-rendered when replicas change");
-    assert.deepEqual(parseSchedulerEntry("lacewing-scheduler.lacewing.svc.cluster.local:8002"), {
-      host: "lacewing-scheduler.lacewing.svc.cluster.local",
-      port: 8002,
-    });
-    const source = readFileSync(join(templatesDir, "scheduler.yaml"), "utf8");
-    assert.match(source, /name: \{\{ \$name \}\}/);
-    assert.match(source, /\$name := include "lacewing\.scheduler\.fullname"/);
-    const service = findDoc("Service", "scheduler.yaml");
-    assert.equal(service.spec?.["clusterIP"], "None", "headless: the name has one A record per pod");
-    assert.equal(service.spec?.["publishNotReadyAddresses"], true, "a starting replica keeps its record, so task ownership does not flap");
-    assert.equal(findDoc("StatefulSet", "scheduler.yaml").spec?.["replicas"], "__TPL__");
-    assert.ok((getPath(defaults, "scheduler.replicas") as number) > 1, "several replicas by default");
-    for (const file of ["dfdaemon.yaml", "seed-peer.yaml"])
-      assert.match(helperSources.get("lacewing.dfdaemon.args") ?? "", /include "lacewing\.schedulerAddresses"/, file);
-    assert.match(readFileSync(join(templatesDir, "manager.yaml"), "utf8"), /- --scheduler\n\s+- \{\{ include "lacewing\.schedulerAddresses" \. \| quote \}\}/);
-  });
-
-  it("the DaemonSet writes containerd hosts.toml in an init container and keeps cache and socket on hostPaths", () => {
-    const spec = podSpec(findDoc("DaemonSet", "dfdaemon.yaml"));
-    const init = spec.initContainers?.find((c) => c.name === "containerd-config");
-    assert.ok(init);
-    assert.deepEqual(init.args?.slice(0, 2), ["containerd-config", "--registry"]);
-    assert.ok(init.args?.includes("--config-path"));
-    const hostPaths = new Set(spec.volumes?.filter((v) => v.hostPath !== undefined).map((v) => v.name));
-    for (const name of ["data", "socket", "containerd-certs"]) assert.ok(hostPaths.has(name), `${name} is not a hostPath`);
-    assert.ok(init.volumeMounts?.some((m) => m.name === "containerd-certs"));
-  });
 
   it("every .Values reference in the templates exists in values.yaml", () => {
-    const sources = readdirSync(templatesDir).map((name) => readFileSync(join(templatesDir, name), "utf8"));
+    // helm renders a missing value as empty instead of failing, so this is checked from the source.
     const missing = new Set<string>();
-    for (const source of sources) {
-      for (const match of source.matchAll(/\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) {
+    for (const name of readdirSync(templatesDir)) {
+      for (const match of readFileSync(join(templatesDir, name), "utf8").matchAll(/\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) {
         const path = (match[1] ?? "").slice(1);
         if (getPath(defaults, path) === undefined) missing.add(path);
       }
     }
     assert.deepEqual([...missing], []);
-  });
-});
-
-// ---------------------------------------------------------------------------
-// Every --flag a template passes must be an option of the command it runs:
-// the binaries' own --help is the source of truth.
-
-/** Long options listed in a commander --help text. */
-function optionsInHelp(help: string): Set<string> {
-  const options = new Set<string>();
-  for (const match of help.matchAll(/^\s+(?:-[A-Za-z], )?(--[a-z0-9][a-z0-9-]*)/gm)) options.add(match[1] ?? "");
-  return options;
-}
-
-const SUBCOMMANDS: Record<string, Set<string>> = { dfdaemon: new Set(["run", "status", "containerd-config"]), "lacewing-manager": new Set(["run", "certs"]) };
-
-/** The binary and subcommand a container runs, as `--help` arguments. */
-function helpArgs(container: Container): { bin: string; args: string[]; label: string } {
-  const command = container.command?.[0] ?? "";
-  const bin = { dfdaemon: BIN.dfdaemon, "lacewing-scheduler": BIN.scheduler, "lacewing-manager": BIN.manager }[command];
-  assert.ok(bin, `container ${container.name} runs ${command}, which is not a Lacewing binary`);
-  const first = container.args?.[0];
-  const sub = SUBCOMMANDS[command];
-  if (sub === undefined) return { bin, args: ["--help"], label: command };
-  const subcommand = first !== undefined && sub.has(first) ? first : "run";
-  return { bin, args: [subcommand, "--help"], label: `${command} ${subcommand}` };
-}
-
-describe("template arguments", () => {
-  const containers = allDocs.flatMap((doc) => {
-    const template = doc.spec?.["template"] as { spec?: { containers?: Container[]; initContainers?: Container[] } } | undefined;
-    return [...(template?.spec?.initContainers ?? []), ...(template?.spec?.containers ?? [])];
-  });
-
-  it("the option parser reads commander help", () => {
-    assert.deepEqual(
-      [...optionsInHelp("Options:\n  -O, --output <file>  out\n  --no-progress  quiet\n  -h, --help  help\nCommands:\n  run\n")],
-      ["--output", "--no-progress", "--help"],
-    );
-  });
-
-  it("every --flag passed to a Lacewing binary is an option of that command", async () => {
-    const helps = new Map<string, Set<string>>();
-    let checked = 0;
-    for (const container of containers) {
-      const { bin, args, label } = helpArgs(container);
-      let options = helps.get(label);
-      if (options === undefined) {
-        const result = await runCommand(bin, args);
-        assert.equal(result.code, 0, `${label} --help: ${result.stderr}`);
-        options = optionsInHelp(result.stdout);
-        assert.ok(options.size > 2, `${label} --help lists options`);
-        helps.set(label, options);
-      }
-      for (const flag of container.args?.filter((arg) => arg.startsWith("--")) ?? []) {
-        assert.ok(options.has(flag), `${container.name} passes ${flag}, which \`${label}\` does not have (it has ${[...options].join(" ")})`);
-        checked++;
-      }
-    }
-    assert.deepEqual([...helps.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager run", "lacewing-scheduler"]);
-    assert.ok(checked >= 30, `only ${checked} flags checked`);
-  });
-
-  it("every LACEWING_/DFDAEMON_ variable a template sets is one the process's config schema reads", () => {
-    const envOf: Record<string, Set<string>> = {
-      dfdaemon: new Set(Object.values(dfdaemonSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
-      "lacewing-scheduler": new Set(Object.values(schedulerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
-      "lacewing-manager": new Set(Object.values(managerConfigSchema).flatMap((f) => (f.env === undefined ? [] : [f.env]))),
-    };
-    let checked = 0;
-    for (const container of containers) {
-      const known = envOf[container.command?.[0] ?? ""];
-      for (const { name } of container.env ?? []) {
-        if (!/^(LACEWING|DFDAEMON)_/.test(name)) continue;
-        assert.ok(known?.has(name), `${container.name} sets ${name}, which its process does not read`);
-        checked++;
-      }
-    }
-    assert.ok(checked >= 1, "the manager's token variable is checked");
-    assert.equal(managerConfigSchema.token.env, "LACEWING_MANAGER_TOKEN");
   });
 
   it("every log level the chart allows is one each process accepts", () => {
@@ -535,6 +806,19 @@ describe("template arguments", () => {
     }
     for (const component of ["manager", "scheduler", "seedPeer", "dfdaemon"]) assert.ok(levels.includes(String(getPath(defaults, `${component}.logLevel`))));
   });
+
+  it("the default image is the one the Dockerfile labels and scripts/build-image.sh pushes", () => {
+    // build-image.sh reads both values with sed from these exact lines.
+    assert.match(readFileSync(join(CHART_DIR, "values.yaml"), "utf8"), /^image:\n {2}repository: ghcr\.io\/lacewing\/lacewing\n/m);
+    assert.match(readFileSync(join(CHART_DIR, "Chart.yaml"), "utf8"), new RegExp(`^appVersion: "${appVersion.replace(/\./g, "\\.")}"$`, "m"));
+    assert.equal(getPath(defaults, "image.tag"), "", "the tag follows appVersion");
+    const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    assert.match(dockerfile, new RegExp(`^ARG VERSION=${appVersion.replace(/\./g, "\\.")}$`, "m"), "docker build . labels the chart's appVersion");
+    for (const name of ["dfdaemon", "dfget", "scheduler", "manager"]) {
+      const pkg = JSON.parse(readFileSync(join(ROOT, "packages", name, "package.json"), "utf8")) as { version: string };
+      assert.equal(pkg.version, appVersion, `packages/${name} is version ${appVersion}`);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -544,7 +828,7 @@ describe("template arguments", () => {
 const registered = registeredMetrics();
 
 describe("Grafana dashboard", () => {
-  const dashboardText = readFileSync(join(chartDir, "dashboards/lacewing.json"), "utf8");
+  const dashboardText = readFileSync(join(CHART_DIR, "dashboards/lacewing.json"), "utf8");
 
   it("parses as JSON", () => {
     assert.doesNotThrow(() => JSON.parse(dashboardText) as unknown);
@@ -624,14 +908,6 @@ describe("Grafana dashboard", () => {
     assert.match(all, /histogram_quantile\(0\.95,/);
     assert.match(all, /source="origin"/);
   });
-
-  it("is shipped as a ConfigMap with the grafana_dashboard label", () => {
-    const configMap = findDoc("ConfigMap", "dashboard.yaml");
-    assert.ok(isMap(configMap["data"]) && "lacewing.json" in configMap["data"]);
-    const labels = getPath(defaults, "dashboard.labels");
-    assert.deepEqual(labels, { grafana_dashboard: "1" });
-    assert.match(readFileSync(join(templatesDir, "dashboard.yaml"), "utf8"), /\.Files\.Get "dashboards\/lacewing\.json"/);
-  });
 });
 
 // ---------------------------------------------------------------------------
@@ -682,7 +958,7 @@ describe("chart defaults agree with the processes", () => {
   });
 
   it("the repository layout the checks rely on is present", () => {
-    assert.ok(existsSync(join(chartDir, "Chart.yaml")));
-    assert.equal(readYaml(join(chartDir, "Chart.yaml"))["apiVersion"], "v2");
+    assert.ok(existsSync(join(CHART_DIR, "Chart.yaml")));
+    assert.equal(chart["apiVersion"], "v2");
   });
 });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+import { skipUnlessAvailable } from "../helpers/requirements.js";
 
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
@@ -27,7 +28,9 @@ interface DfgetJson {
   error?: { code: string; message: string };
 }
 
-describe("disk full: the data directory on a 32 MiB tmpfs", { skip: process.getuid?.() !== 0 && "needs root (mount)" }, () => {
+const skip = await skipUnlessAvailable("disk-full e2e", { root: true, linux: true, commands: ["mount", "umount"] });
+
+describe("disk full: the data directory on a 32 MiB tmpfs", { skip }, () => {
   let dir: string;
   let dataDir: string;
   let mounted = false;

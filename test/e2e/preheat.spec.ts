@@ -9,8 +9,7 @@ import { Redis } from "ioredis";
 import knexPkg from "knex";
 import { taskIdOf } from "@lacewing/common";
 import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
-import { missingCommands } from "../helpers/commands.js";
-import { listening, startManagerProcess, type ManagerProcess } from "../helpers/manager.js";
+import { startManagerProcess, type ManagerProcess } from "../helpers/manager.js";
 import type { CountingProxy, TokenServer } from "../helpers/registry.js";
 import {
   buildImage,
@@ -22,20 +21,22 @@ import {
   type Registry,
   type TestImage,
 } from "../helpers/registry.js";
+import { skipUnlessAvailable } from "../helpers/requirements.js";
 
 const MiB = 1024 * 1024;
-const missing = await missingCommands("docker-registry", "skopeo", "umoci", "openssl");
-const skip = missing.length > 0 ? `needs ${missing.join(", ")} (installed by .ci/run)` : false;
+const commands = ["docker-registry", "skopeo", "umoci", "openssl"];
+const skip = await skipUnlessAvailable("preheat e2e", { commands });
 const DATABASE_URL = process.env["LACEWING_TEST_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 const REDIS_URL = process.env["LACEWING_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
 const productionSkip =
   skip ||
-  !(
-    (await listening(new URL(DATABASE_URL).port === "" ? 5432 : Number(new URL(DATABASE_URL).port))) &&
-    (await listening(Number(new URL(REDIS_URL).port || 6379)))
-  )
-    ? "needs Postgres and Redis on 127.0.0.1 (started by .ci/run)"
-    : false;
+  (await skipUnlessAvailable("preheat e2e with Postgres and Redis", {
+    commands,
+    services: [
+      { name: "Postgres", host: new URL(DATABASE_URL).hostname, port: Number(new URL(DATABASE_URL).port || 5432) },
+      { name: "Redis", host: new URL(REDIS_URL).hostname, port: Number(new URL(REDIS_URL).port || 6379) },
+    ],
+  }));
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");

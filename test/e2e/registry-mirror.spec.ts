@@ -7,16 +7,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
-import { missingCommands } from "../helpers/commands.js";
 import { startContainerd, type Containerd } from "../helpers/containerd.js";
 import { BIN, runCommand } from "../helpers/processes.js";
+import { skipUnlessAvailable } from "../helpers/requirements.js";
 import type { CountingProxy, TokenServer } from "../helpers/registry.js";
 import { buildImage, imageDescriptors, pushImage, startRegistryPair, type Descriptor, type Registry, type TestImage } from "../helpers/registry.js";
 
 const MiB = 1024 * 1024;
-const needed = ["containerd", "ctr", "docker-registry", "skopeo", "umoci", "openssl"];
-const missing = await missingCommands(...needed);
-const skip = process.getuid?.() !== 0 ? "needs root (containerd)" : missing.length > 0 ? `needs ${missing.join(", ")} (installed by .ci/run)` : false;
+const skip = await skipUnlessAvailable("registry mirror e2e", {
+  root: true,
+  linux: true,
+  commands: ["containerd", "ctr", "docker-registry", "skopeo", "umoci", "openssl"],
+});
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { skipUnlessAvailable } from "../helpers/requirements.js";
 import { Testbed, testbedUnavailable, type ScenarioResult } from "../testbed/testbed.js";
 
 const PEERS = 4;
 const SIZE_MIB = 16;
-const unavailable = await testbedUnavailable();
+const skip = await skipUnlessAvailable("network testbed e2e", { other: [(await testbedUnavailable())?.replace(/^needs /, "")] });
 
 function assertEveryPeerFinished(result: ScenarioResult): void {
   // Testbed.run throws on a failed dfget or a wrong sha256; here every peer host must also appear once.
@@ -16,7 +17,7 @@ function assertEveryPeerFinished(result: ScenarioResult): void {
   }
 }
 
-describe("network testbed: 4 peer hosts in namespaces with capped uplinks", { skip: unavailable ?? false }, () => {
+describe("network testbed: 4 peer hosts in namespaces with capped uplinks", { skip }, () => {
   let testbed: Testbed;
 
   before(async () => {

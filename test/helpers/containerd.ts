@@ -18,6 +18,19 @@ export interface Containerd extends RunningProcess {
   ctr: (args: string[]) => Promise<CommandResult>;
   /** Absolute path of `path` (inside the image) in the newest native snapshot holding it, if any. */
   findInSnapshots: (path: string) => Promise<string | undefined>;
+  /**
+   * `ctr run --rm` of a pulled image on the host network, attached: the
+   * returned process is ctr, which forwards the signals it gets (stop()'s
+   * SIGTERM) to the container's PID 1 and exits with the container's status.
+   * `argv` replaces the image's entrypoint and command both, as ctr does.
+   */
+  run: (image: string, id: string, argv: string[], options?: RunOptions) => RunningProcess;
+}
+
+export interface RunOptions {
+  /** Host directory → path in the container, read-write. */
+  binds?: Record<string, string>;
+  env?: Record<string, string>;
 }
 
 const DISABLED_PLUGINS = [
@@ -71,6 +84,23 @@ export async function startContainerd(dir: string): Promise<Containerd> {
     address,
     root,
     ctr,
+    run: (image, id, argv, options = {}) =>
+      startBinary("ctr", [
+        "--address",
+        address,
+        "--namespace",
+        "lacewing-test",
+        "run",
+        "--rm",
+        "--net-host",
+        "--snapshotter",
+        "native",
+        ...Object.entries(options.binds ?? {}).flatMap(([src, dst]) => ["--mount", `type=bind,src=${src},dst=${dst},options=rbind:rw`]),
+        ...Object.entries(options.env ?? {}).flatMap(([key, value]) => ["--env", `${key}=${value}`]),
+        image,
+        id,
+        ...argv,
+      ]),
     pull: (reference, hostsDir, extra = []) => ctr(["images", "pull", "--hosts-dir", hostsDir, "--snapshotter", "native", ...extra, reference]),
     findInSnapshots: async (path) => {
       const snapshots = join(root, "io.containerd.snapshotter.v1.native", "snapshots");

@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { HostType, RpcServer, dfdaemonv1, schedulerv1, type MessageInitShape, type RpcClient } from "@lacewing/api";
+import type { schedulerv1 } from "@lacewing/api";
+import { HostType, RpcServer, dfdaemonv1, type MessageInitShape, type RpcClient } from "@lacewing/api";
 import { AsyncQueue, type Role } from "@lacewing/common";
 import { pki, schedulerClient } from "./pki.js";
 
