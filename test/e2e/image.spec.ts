@@ -26,6 +26,8 @@ import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { ROOT, freePorts } from "../helpers/processes.js";
 import { CountingProxy, startRegistry, type Registry } from "../helpers/registry.js";
 import { skipUnlessAvailable } from "../helpers/requirements.js";
+import { pki } from "../helpers/pki.js";
+import { TLS_FILES, type Role } from "@lacewing/common";
 
 const MiB = 1024 * 1024;
 const USER = 65532;
@@ -60,6 +62,16 @@ async function userDir(path: string): Promise<string> {
   await mkdir(path, { recursive: true });
   await chown(path, USER, USER);
   return path;
+}
+
+/** Where a container finds its TLS directory (a Kubernetes Secret's mount, in the chart). */
+const TLS_MOUNT = "/etc/lacewing/tls";
+
+/** A TLS directory of the test's CA for `role`, readable by the image's user, bound at TLS_MOUNT. */
+async function tlsBind(dir: string, role: Role, name: string): Promise<Record<string, string>> {
+  await pki.writeTlsDir(dir, role, name);
+  for (const path of [dir, ...Object.values(TLS_FILES).map((file) => join(dir, file))]) await chown(path, USER, USER);
+  return { [dir]: TLS_MOUNT };
 }
 
 /** Waits until `/readyz` on `port` answers 200, failing early if the container exits. */
@@ -150,8 +162,14 @@ describe("container image: built from the Dockerfile with buildah, run by contai
       String(ports.metrics),
       "--announce-interval",
       "2s",
+      "--proxy-registries",
+      front.host,
       "--proxy-plain-http-registries",
       front.host,
+      "--tls-dir",
+      TLS_MOUNT,
+      // The test's origin is on this machine's loopback, as the containers' host network is.
+      "--allow-loopback-origins",
       "--log-level",
       "warn",
       ...extra,
@@ -266,14 +284,22 @@ describe("container image: built from the Dockerfile with buildah, run by contai
     [seedPorts, aPorts] = await Promise.all([daemonPorts(), daemonPorts()]);
     started = Date.now();
     const containers = [
-      run(nodes.a, "scheduler", direct, ["lacewing-scheduler", "--listen", scheduler, "--metrics-port", String(metricsPort), "--log-level", "warn"]),
+      run(
+        nodes.a,
+        "scheduler",
+        direct,
+        ["lacewing-scheduler", "--listen", scheduler, "--metrics-port", String(metricsPort), "--log-level", "warn", "--tls-dir", TLS_MOUNT],
+        await tlsBind(join(nodes.a.dir, "scheduler-tls"), "scheduler", "scheduler-0"),
+      ),
       run(nodes.a, "seed", direct, daemonArgs(scheduler, seedPorts, ["--seed"]), {
         [await userDir(join(nodes.a.dir, "seed", "data"))]: "/var/lib/lacewing",
         [await userDir(join(nodes.a.dir, "seed", "run"))]: "/run/lacewing",
+        ...(await tlsBind(join(nodes.a.dir, "seed-tls"), "seed", "seed-0")),
       }),
       run(nodes.a, "dfdaemon-a", direct, daemonArgs(scheduler, aPorts), {
         [await userDir(join(nodes.a.dir, "dfdaemon", "data"))]: "/var/lib/lacewing",
         [await userDir(join(nodes.a.dir, "dfdaemon", "run"))]: "/run/lacewing",
+        ...(await tlsBind(join(nodes.a.dir, "dfdaemon-tls"), "peer", "node-a")),
       }),
     ];
     await Promise.all([
@@ -319,6 +345,7 @@ describe("container image: built from the Dockerfile with buildah, run by contai
     const daemon = run(nodes.b, "dfdaemon-b", mirrorReference, daemonArgs(scheduler, bPorts), {
       [await userDir(join(nodes.b.dir, "dfdaemon", "data"))]: "/var/lib/lacewing",
       [bDirs.run]: "/run/lacewing",
+      ...(await tlsBind(join(nodes.b.dir, "dfdaemon-tls"), "peer", "node-b")),
       // The daemon writes dfget's output itself, so both see the same directory at the same path (as the chart's hostPaths).
       [bDirs.out]: "/out",
     });

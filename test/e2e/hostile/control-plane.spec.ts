@@ -20,9 +20,12 @@ import { FakeParent, deadProcesses } from "../../helpers/hostile.js";
 import { TestOrigin, randomBytesOf } from "../../helpers/origin.js";
 import { peerClient } from "../../helpers/peer.js";
 import { schedulerClient } from "../../helpers/pki.js";
+import { skipUnlessAvailable } from "../../helpers/requirements.js";
 
 const MiB = 1024 * 1024;
 const METADATA_IP = "169.254.169.254";
+// The metadata address is put on lo for the test, which takes root and ip(8).
+const metadataSkip = await skipUnlessAvailable("metadata-address attack", { root: true, linux: true, commands: ["ip"] });
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 const refusedBy = (code: string) => (err: unknown) => err instanceof RpcError && err.code === code;
 const unreachable = (err: unknown) => err instanceof RpcError && (err.status === 14 || err.status === 4);

@@ -1,3 +1,7 @@
+// Attacks on the output a daemon writes for dfget: a farm of symlinks at
+// every name the temp file could take, an in-place edit of an output that
+// shares its inode with the cache, and leftovers of a crashed run. No file
+// outside the output changes, and no edit reaches the next dfget or a peer.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -7,9 +11,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { MIN_PIECE_LENGTH } from "@lacewing/common";
-import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
-import { fetchPieceWith, uploadGrant } from "../helpers/peer.js";
-import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+import { TestOrigin, randomBytesOf } from "../../helpers/origin.js";
+import { fetchPieceWith, uploadGrant } from "../../helpers/peer.js";
+import { BIN, runCommand, startDaemon } from "../../helpers/processes.js";
 
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
