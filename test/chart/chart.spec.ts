@@ -12,6 +12,8 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Certificate } from "@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate";
+import { Issuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
@@ -22,10 +24,11 @@ import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { parse } from "yaml";
-import { DEFAULTS, parseSchedulerEntry } from "@lacewing/common";
+import { createClient, schedulerv1 } from "@lacewing/api";
+import { DEFAULTS, parseSchedulerEntry, tlsMaterialOf, type Role } from "@lacewing/common";
 import { dfdaemonSchema, loadDfdaemonConfig } from "@lacewing/dfdaemon";
 import { loadManagerConfig, managerConfigSchema } from "@lacewing/manager";
-import { loadSchedulerConfig, schedulerConfigSchema } from "@lacewing/scheduler";
+import { SchedulerServer, loadSchedulerConfig, schedulerConfigSchema } from "@lacewing/scheduler";
 import { TARGET_LABELS, dashboardQueries, groupingLabelsIn, metricNamesIn, registeredMetrics, selectorsIn } from "../helpers/dashboard.js";
 import { CHART_DIR, helmLint, helmTemplate, helmUnavailable, type Manifest, type RenderOptions } from "../helpers/helm.js";
 import { BIN, ROOT, runCommand } from "../helpers/processes.js";
@@ -109,6 +112,7 @@ interface Volume {
   hostPath?: { path: string; type?: string };
   emptyDir?: unknown;
   configMap?: { name: string };
+  secret?: { secretName: string; defaultMode?: number };
 }
 
 interface PodSpec {
@@ -195,6 +199,8 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "v1/ServiceAccount": ServiceAccount,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
+  "cert-manager.io/v1/Certificate": Certificate,
+  "cert-manager.io/v1/Issuer": Issuer,
 };
 
 // The binary (args[0]) and, for dfdaemon and the manager, the subcommand whose --help lists a container's flags.
@@ -252,9 +258,18 @@ async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<
     const selector = (workload.spec?.["selector"] as { matchLabels: Record<string, string> }).matchLabels;
     assert.ok(selects(selector, podLabelsOf(workload)), `${where} selects its own pods`);
     const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
-    for (const volume of volumes.values())
+    for (const volume of volumes.values()) {
       if (volume.configMap)
         assert.ok(rendered.named("ConfigMap", volume.configMap.name), `${where} mounts ConfigMap ${volume.configMap.name}, which the chart renders`);
+      if (volume.secret) {
+        const name = volume.secret.secretName;
+        const issued = rendered.all("Certificate").some((c) => (c.spec as { secretName?: string }).secretName === name);
+        assert.ok(
+          rendered.named("Secret", name) !== undefined || issued || scenario.userSecrets?.includes(name),
+          `${where} mounts Secret ${name}, which is neither rendered, issued by a Certificate, nor named in the values`,
+        );
+      }
+    }
     const claims = new Set(((workload.spec?.["volumeClaimTemplates"] as Array<{ metadata: { name: string } }> | undefined) ?? []).map((c) => c.metadata.name));
 
     for (const container of containersOf(workload)) {
@@ -406,7 +421,7 @@ const scenarios: Scenario[] = [
         }))
           assert.equal(flagValue(container, flag), value, `${container.name} ${flag}`);
       }
-      // The DaemonSet: cache and socket on hostPaths, hosts.toml written by an init container, the proxy on a hostPort.
+      // The DaemonSet: cache and socket on hostPaths, hosts.toml written by an init container, on the host network.
       const pod = podOf(r.one("DaemonSet", "dfdaemon"));
       const hostPaths = Object.fromEntries((pod.volumes ?? []).filter((v) => v.hostPath).map((v) => [v.name, v.hostPath?.path]));
       assert.deepEqual(hostPaths, { data: "/var/lib/lacewing", socket: "/run/lacewing", "containerd-certs": "/etc/containerd/certs.d" });
@@ -417,9 +432,17 @@ const scenarios: Scenario[] = [
       assert.equal(flagValue(init, "--config-path"), "/etc/containerd/certs.d");
       assert.equal(flagValue(init, "--proxy-port"), flagValue(daemon, "--proxy-port"), "hosts.toml points at the port the mirror listens on");
       assert.ok(init.volumeMounts?.some((m) => m.name === "containerd-certs" && m.mountPath === "/etc/containerd/certs.d"));
-      assert.equal(pod.hostNetwork, false);
-      assert.equal(pod.dnsPolicy, "ClusterFirst");
-      assert.equal(daemon.ports?.find((p) => p.name === "proxy")?.hostPort, DEFAULTS.dfdaemon.proxyPort);
+      assert.equal(pod.hostNetwork, true, "the mirror listens on the node's loopback, which only the host network reaches");
+      assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+      assert.equal(
+        daemon.ports?.find((p) => p.name === "proxy"),
+        undefined,
+        "the proxy port is published nowhere",
+      );
+      assert.equal(flagValue(daemon, "--proxy-registries"), "docker.io,ghcr.io,quay.io,registry.k8s.io", "the mirror serves what containerd was pointed at");
+      assert.equal(flagValue(daemon, "--proxy-listen-ip"), undefined, "the mirror keeps its loopback default");
+      assertTlsWiring(r, (role) => `lacewing-tls-${role}`);
+      assertChartPki(r);
       // Embedded manager: one replica, recreated (two pods must never share the embedded database), a generated token.
       const deployment = r.one("Deployment", "manager");
       assert.equal(deployment.spec?.["replicas"], 1);
@@ -440,7 +463,11 @@ const scenarios: Scenario[] = [
       const pod = podOf(r.one("DaemonSet", "dfdaemon"));
       assert.equal(pod.hostNetwork, true);
       assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet", "on the host network the pod still resolves the schedulers");
-      assert.equal(pod.containers[0]!.ports?.find((p) => p.name === "proxy")?.hostPort, undefined, "no hostPort on the host network");
+      assert.equal(
+        pod.containers[0]!.ports?.find((p) => p.name === "proxy"),
+        undefined,
+        "no proxy port is published",
+      );
       assert.equal(flagValue(pod.initContainers![0]!, "--registry"), "docker.io,ghcr.io,harbor.internal.example.com");
       assert.equal(r.one("StatefulSet", "scheduler").spec?.["replicas"], 1);
       assert.equal(r.all("PodDisruptionBudget").length, 0);
@@ -473,7 +500,11 @@ const scenarios: Scenario[] = [
       assert.ok(names.indexOf("DATABASE_PASSWORD") < names.indexOf("DATABASE_URL"), "a $(VAR) reference needs the variable defined before it");
       assert.deepEqual(envOf(manager, "REDIS_URL")?.valueFrom?.secretKeyRef, { name: "lacewing-redis", key: "url" });
       assert.deepEqual(envOf(manager, "LACEWING_MANAGER_TOKEN")?.valueFrom?.secretKeyRef, { name: "lacewing-api", key: "token" });
-      assert.equal(r.all("Secret").length, 0, "every credential comes from the user's Secrets");
+      assert.deepEqual(
+        r.all("Secret").map((secret) => secret.metadata.name),
+        ["lacewing-tls-ca", "lacewing-tls-manager", "lacewing-tls-scheduler", "lacewing-tls-seed", "lacewing-tls-peer"],
+        "every credential comes from the user's Secrets but the cluster's certificates",
+      );
       assert.equal(r.one("PodDisruptionBudget", "manager").spec?.["minAvailable"], 2, "minAvailable wins over maxUnavailable");
       assert.ok(podOf(r.one("StatefulSet", "scheduler")).affinity);
       assert.equal(flagValue(daemonContainer(r, "seed-peer"), "--idc"), "eu-west-1");
@@ -484,7 +515,7 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    name: "external schedulers; database and Redis URLs in the chart's Secret; no ServiceAccount, PVC, containerd or hostPort",
+    name: "external schedulers; database and Redis URLs in the chart's Secret; no ServiceAccount, PVC or containerd, off the host network",
     options: {
       set: {
         "scheduler.enabled": false,
@@ -495,7 +526,7 @@ const scenarios: Scenario[] = [
         "serviceAccount.create": false,
         "seedPeer.persistence.enabled": false,
         "dfdaemon.containerd.enabled": false,
-        "dfdaemon.proxyHostPort": false,
+        "dfdaemon.hostNetwork": false,
         "image.tag": "0.2.0-rc.1",
       },
     },
@@ -525,7 +556,8 @@ const scenarios: Scenario[] = [
         pod.volumes?.some((v) => v.name === "containerd-certs"),
         false,
       );
-      assert.equal(pod.containers[0]!.ports?.find((p) => p.name === "proxy")?.hostPort, undefined);
+      assert.equal(pod.hostNetwork, false);
+      assert.equal(flagValue(pod.containers[0]!, "--proxy-registries"), undefined, "no registries, no mirror: it refuses every request");
     },
   },
   {
@@ -598,11 +630,109 @@ const scenarios: Scenario[] = [
       assert.deepEqual(envOf(manager, "DATABASE_URL")?.valueFrom?.secretKeyRef, { name: "pg-url", key: "url" });
       assert.deepEqual(envOf(manager, "REDIS_URL")?.valueFrom?.secretKeyRef, { name: "redis-url", key: "uri" });
       assert.deepEqual(envOf(manager, "LACEWING_MANAGER_TOKEN")?.valueFrom?.secretKeyRef, { name: "api", key: "bearer" });
-      assert.equal(r.all("Secret").length, 0);
+      assert.equal(r.all("Secret").filter((secret) => !secret.metadata.name.includes("-tls-")).length, 0);
       assert.equal(r.one("Deployment", "manager").spec?.["replicas"], 2);
     },
   },
+  {
+    name: "certificates from cert-manager, with a CA the chart bootstraps",
+    options: { set: { "tls.mode": "cert-manager" } },
+    image: defaultImage,
+    check: (r) => {
+      assert.equal(r.all("Secret").filter((secret) => secret.metadata.name.includes("-tls-")).length, 0, "cert-manager writes the Secrets");
+      const certificates = new Map(r.all("Certificate").map((c) => [c.metadata.name, c.spec as Record<string, unknown>]));
+      assert.equal(certificates.get("lacewing-tls-ca")?.["isCA"], true);
+      for (const role of ROLE_NAMES) {
+        const spec = certificates.get(`lacewing-tls-${role}`);
+        assert.equal(spec?.["commonName"], `lacewing:${role}`, `the ${role} certificate carries its role`);
+        assert.deepEqual(spec?.["usages"], ["digital signature", "server auth", "client auth"]);
+        assert.deepEqual(spec?.["issuerRef"], { name: "lacewing-ca", kind: "Issuer", group: "cert-manager.io" });
+      }
+      assert.deepEqual(
+        r
+          .all("Issuer")
+          .map((i) => i.metadata.name)
+          .sort(),
+        ["lacewing-ca", "lacewing-selfsigned"],
+      );
+      assertTlsWiring(r, (role) => `lacewing-tls-${role}`);
+    },
+  },
+  {
+    name: "certificates from cert-manager, issued by the cluster's own ClusterIssuer",
+    options: {
+      set: {
+        "tls.mode": "cert-manager",
+        "tls.certManager.createIssuer": false,
+        "tls.certManager.issuerRef.name": "corp-ca",
+        "tls.certManager.issuerRef.kind": "ClusterIssuer",
+      },
+    },
+    image: defaultImage,
+    check: (r) => {
+      assert.equal(r.all("Issuer").length, 0);
+      for (const certificate of r.all("Certificate"))
+        assert.deepEqual((certificate.spec as Record<string, unknown>)["issuerRef"], { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+    },
+  },
+  {
+    name: "certificates from Secrets the user made",
+    options: {
+      set: { "tls.mode": "existing", "tls.existingSecrets": { manager: "m-tls", scheduler: "s-tls", seed: "seed-tls", peer: "node-tls" } },
+    },
+    image: defaultImage,
+    userSecrets: ["m-tls", "s-tls", "seed-tls", "node-tls"],
+    check: (r) => {
+      assert.equal(r.all("Secret").filter((secret) => secret.metadata.name.includes("-tls-")).length, 0);
+      const names: Record<Role, string> = { manager: "m-tls", scheduler: "s-tls", seed: "seed-tls", peer: "node-tls" };
+      assertTlsWiring(r, (role) => names[role]);
+    },
+  },
 ];
+
+const ROLE_NAMES: readonly Role[] = ["manager", "scheduler", "seed", "peer"];
+
+/** Every workload runs with --tls-dir on its role's Secret, mounted read-only and readable by its user's group. */
+function assertTlsWiring(r: Rendered, secretOf: (role: Role) => string): void {
+  for (const [kind, component, role] of [
+    ["Deployment", "manager", "manager"],
+    ["StatefulSet", "scheduler", "scheduler"],
+    ["StatefulSet", "seed-peer", "seed"],
+    ["DaemonSet", "dfdaemon", "peer"],
+  ] as const) {
+    if (!r.has(kind, component)) continue;
+    const pod = podOf(r.one(kind, component));
+    const container = pod.containers[0]!;
+    const dir = flagValue(container, "--tls-dir");
+    assert.equal(dir, "/etc/lacewing-tls", `${component} runs with TLS`);
+    assert.ok(
+      container.volumeMounts?.some((m) => m.name === "tls" && m.mountPath === dir && m.readOnly === true),
+      `${component} mounts its certificate`,
+    );
+    const volume = pod.volumes?.find((v) => v.name === "tls");
+    assert.equal(volume?.secret?.secretName, secretOf(role), `${component} mounts the ${role} certificate`);
+    assert.equal(volume?.secret?.defaultMode, 0o440, `${component}: the key is readable by the pod's group only`);
+    assert.ok(!(container.args ?? []).includes("--insecure"), `${component} is never insecure`);
+  }
+}
+
+/**
+ * The chart's own PKI: a CA and one certificate per role whose common name
+ * is lacewing:<role>, each accepted by the processes (the checks a
+ * --tls-dir goes through) and good for a real mutual-TLS call.
+ */
+function assertChartPki(r: Rendered): void {
+  const decode = (secret: Manifest | undefined, key: string): string => Buffer.from(String(secret?.data?.[key] ?? ""), "base64").toString("utf8");
+  const ca = r.named("Secret", "lacewing-tls-ca");
+  assert.equal(ca?.type, "kubernetes.io/tls");
+  for (const role of ROLE_NAMES) {
+    const secret = r.named("Secret", `lacewing-tls-${role}`);
+    assert.equal(secret?.type, "kubernetes.io/tls");
+    assert.equal(decode(secret, "ca.crt"), decode(ca, "tls.crt"), `the ${role} Secret carries the cluster CA`);
+    const material = tlsMaterialOf({ ca: decode(secret, "ca.crt"), cert: decode(secret, "tls.crt"), key: decode(secret, "tls.key") }, role);
+    assert.equal(material.identity.subject, `lacewing:${role}`);
+  }
+}
 
 // Which process runs as which user (the Dockerfile's header says why).
 function assertUsers(r: Rendered): void {
@@ -671,6 +801,26 @@ describe("helm lint and helm template", { skip }, () => {
     });
   }
 
+  it("makes certificates the processes use for real mutual TLS: the manager's lists hosts, a peer's may not", async () => {
+    const rendered = renders.get("default values")!;
+    const decode = (role: string, key: string): string =>
+      Buffer.from(String(rendered.named("Secret", `lacewing-tls-${role}`)?.data?.[key] ?? ""), "base64").toString("utf8");
+    const securityOf = (role: Role) =>
+      ({ mode: "tls", material: tlsMaterialOf({ ca: decode(role, "ca.crt"), cert: decode(role, "tls.crt"), key: decode(role, "tls.key") }, role) }) as const;
+    const scheduler = new SchedulerServer({ config: { listen: "127.0.0.1:0", logLevel: "silent" }, security: securityOf("scheduler") });
+    await scheduler.start();
+    const manager = createClient(schedulerv1.Scheduler, scheduler.address, { security: securityOf("manager"), serverRoles: ["scheduler"] });
+    const peer = createClient(schedulerv1.Scheduler, scheduler.address, { security: securityOf("peer"), serverRoles: ["scheduler"] });
+    try {
+      assert.deepEqual((await manager.listHosts({})).hosts, []);
+      await assert.rejects(peer.listHosts({}), /needs a manager certificate/);
+    } finally {
+      manager.close();
+      peer.close();
+      await scheduler.close();
+    }
+  });
+
   it("checked a flag of every kind of container", () => {
     assert.deepEqual([...helpCache.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager run", "lacewing-scheduler "]);
     assert.ok(totalFlags >= 100, `only ${totalFlags} flags checked`);
@@ -736,6 +886,18 @@ describe("helm lint and helm template", { skip }, () => {
         /dfdaemon\.containerd\.registries must list at least one registry/,
       ],
       ["no scheduler at all", { scheduler: { enabled: false } }, /scheduler\.externalAddresses is required/],
+      [
+        "the containerd mirror off the host network (its proxy would face the pod network)",
+        { dfdaemon: { hostNetwork: false } },
+        /dfdaemon\.containerd\.enabled needs dfdaemon\.hostNetwork: true/,
+      ],
+      ["an unknown TLS mode", { tls: { mode: "none" } }, /at '\/tls\/mode'/],
+      ["cert-manager with no issuer", { tls: { mode: "cert-manager", certManager: { createIssuer: false } } }, /tls\.certManager\.issuerRef\.name is required/],
+      [
+        "existing certificates without a Secret for a role",
+        { tls: { mode: "existing", existingSecrets: { manager: "m" } } },
+        /tls\.existingSecrets\.(scheduler|seed|peer) is required/,
+      ],
     ] as const) {
       it(`fails helm template on ${name}, naming it`, async () => {
         const file = join(dir, `${name.replace(/\W+/g, "-")}.yaml`);

@@ -213,6 +213,24 @@ DaemonSet: call with (dict "root" $ "values" .Values.seedPeer "seed" true).
 - {{ .values.socket | quote }}
 - --log-level
 - {{ .values.logLevel | quote }}
+{{ include "lacewing.tls.args" .root }}
+{{- if and (not .seed) .values.containerd.enabled }}
+{{- /* The mirror serves exactly the registries containerd was pointed at; http:// ones over plain HTTP. */}}
+{{- $registries := list }}
+{{- $plain := list }}
+{{- range .values.containerd.registries }}
+{{- $registries = append $registries (trimPrefix "https://" (trimPrefix "http://" .)) }}
+{{- if hasPrefix "http://" . }}{{ $plain = append $plain (trimPrefix "http://" .) }}{{ end }}
+{{- end }}
+{{- if $registries }}
+- --proxy-registries
+- {{ join "," $registries | quote }}
+{{- end }}
+{{- if $plain }}
+- --proxy-plain-http-registries
+- {{ join "," $plain | quote }}
+{{- end }}
+{{- end }}
 {{- with .values.idc }}
 - --idc
 - {{ . | quote }}
@@ -228,4 +246,49 @@ DaemonSet: call with (dict "root" $ "values" .Values.seedPeer "seed" true).
 {{- with .values.extraArgs }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/*
+TLS. Every process holds a certificate of the cluster CA whose common name
+is lacewing:<role> (manager, scheduler, seed, peer): mutual TLS between all
+of them, and the role decides what a caller may do (docs/ARCHITECTURE.md,
+"Trust model"). Each workload mounts its role's Secret (tls.crt, tls.key,
+ca.crt) at /etc/lacewing-tls and is started with --tls-dir.
+*/}}
+{{- define "lacewing.tls.roles" -}}manager scheduler seed peer{{- end -}}
+
+{{/* The Secret of a role's certificate: call with (dict "root" $ "role" "peer"). */}}
+{{- define "lacewing.tls.secretName" -}}
+{{- if eq .root.Values.tls.mode "existing" -}}
+{{- required (printf "tls.existingSecrets.%s is required with tls.mode existing" .role) (index .root.Values.tls.existingSecrets .role) -}}
+{{- else -}}
+{{- printf "%s-tls-%s" (include "lacewing.fullname" .root) .role -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lacewing.tls.mountPath" -}}/etc/lacewing-tls{{- end -}}
+
+{{- define "lacewing.tls.args" -}}
+- --tls-dir
+- {{ include "lacewing.tls.mountPath" . | quote }}
+{{- end -}}
+
+{{- define "lacewing.tls.volumeMount" -}}
+- name: tls
+  mountPath: {{ include "lacewing.tls.mountPath" . }}
+  readOnly: true
+{{- end -}}
+
+{{/* Group-readable (the pods' fsGroup): processes that run as 65532 read their key. */}}
+{{- define "lacewing.tls.volume" -}}
+- name: tls
+  secret:
+    secretName: {{ include "lacewing.tls.secretName" . }}
+    defaultMode: 288 {{- /* 0440 */}}
+{{- end -}}
+
+{{/* A restart when the certificates change: the processes read them at start. */}}
+{{- define "lacewing.tls.checksum" -}}
+{{- $secret := lookup "v1" "Secret" .root.Release.Namespace (include "lacewing.tls.secretName" .) -}}
+{{- if $secret -}}{{ $secret.data | toYaml | sha256sum | trunc 16 }}{{- else -}}new{{- end -}}
 {{- end -}}

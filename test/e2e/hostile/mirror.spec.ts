@@ -60,7 +60,11 @@ class BlobRegistry {
     const start = range === null ? 0 : Number(range[1]);
     const end = range === null || range[2] === "" ? blob.byteLength - 1 : Math.min(Number(range[2]), blob.byteLength - 1);
     const body = blob.subarray(start, end + 1);
-    const headers = { "content-length": body.byteLength, "docker-content-digest": match![2]!, ...(range === null ? {} : { "content-range": `bytes ${start}-${end}/${blob.byteLength}` }) };
+    const headers = {
+      "content-length": body.byteLength,
+      "docker-content-digest": match![2]!,
+      ...(range === null ? {} : { "content-range": `bytes ${start}-${end}/${blob.byteLength}` }),
+    };
     res.writeHead(range === null ? 200 : 206, headers);
     if (req.method === "HEAD") return void res.end();
     if (req.headers.authorization !== undefined) this.sentToAuthorized += body.byteLength;
