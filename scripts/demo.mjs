@@ -2,6 +2,8 @@
 // a scheduler, a seed peer and three node dfdaemons. All three nodes dfget
 // the file at once: the seed fetches it from the origin once, the nodes feed
 // each other. Then a node downloads it again from its cache.
+// Every process runs with TLS: a cluster CA made for the demo issues each its
+// certificate (`lacewing-manager certs` does the same from the shell).
 // Everything lives under .demo/ and stops when the demo ends.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -10,6 +12,7 @@ import { createServer } from "node:http";
 import { createServer as createTcpServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { LocalPki } from "../packages/common/dist/index.js";
 
 const root = resolve(".demo");
 rmSync(root, { recursive: true, force: true });
@@ -51,6 +54,9 @@ process.once("SIGINT", () => {
   process.exit(130);
 });
 
+const pki = new LocalPki();
+const tlsDir = (role, name) => pki.writeTlsDir(join(root, "tls", name), role, name);
+
 const schedulerPort = await new Promise((r) => {
   const probe = createTcpServer().listen(0, "127.0.0.1", () => {
     const { port } = probe.address();
@@ -58,7 +64,9 @@ const schedulerPort = await new Promise((r) => {
   });
 });
 const scheduler = `127.0.0.1:${schedulerPort}`;
-start("packages/scheduler/bin/lacewing-scheduler.js", ["--listen", scheduler, "--metrics-port", "0", "--log-level", "warn"]);
+start("packages/scheduler/bin/lacewing-scheduler.js", [
+  ...["--listen", scheduler, "--metrics-port", "0", "--log-level", "warn", "--tls-dir", await tlsDir("scheduler", "scheduler")],
+]);
 
 const nodes = ["seed", "node-1", "node-2", "node-3"].map((name) => ({ name, socket: join(root, name, "dfdaemon.sock") }));
 for (const node of nodes) {
@@ -67,6 +75,9 @@ for (const node of nodes) {
     ...(node.name === "seed" ? ["--seed"] : []),
     ...["--scheduler", scheduler, "--data-dir", join(root, node.name, "data"), "--socket", node.socket, "--advertise-ip", "127.0.0.1"],
     ...["--listen-ip", "127.0.0.1", "--peer-port", "0", "--upload-port", "0", "--proxy-port", "0", "--metrics-port", "0", "--log-level", "warn"],
+    ...["--tls-dir", await tlsDir(node.name === "seed" ? "seed" : "peer", node.name)],
+    // The demo's origin is on this machine's loopback, which real nodes never fetch from.
+    "--allow-loopback-origins",
   ]);
 }
 for (const node of nodes) for (let i = 0; i < 100 && !existsSync(node.socket); i++) await sleep(100);
@@ -105,7 +116,7 @@ function report(run) {
 }
 
 console.log(`origin    ${url} (256 MiB, ${expected.slice(0, 19)}…)`);
-console.log(`scheduler ${scheduler}; seed peer + 3 nodes under ${root}\n`);
+console.log(`scheduler ${scheduler}; seed peer + 3 nodes under ${root}, all over mutual TLS (certificates in ${join(root, "tls")})\n`);
 console.log("three nodes download the file at once:");
 const before = originBytes;
 for (const run of await Promise.all(nodes.slice(1).map((node) => dfget(node, "first.bin")))) report(run);
