@@ -168,6 +168,23 @@ for (const r of results) {
       .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
       .join(", ");
     console.log(`${r.scenario}: CPU ${(r.cpu.busy * 100).toFixed(0)} % busy of ${r.cpu.cores} cores during the downloads; CPU s by process: ${top}`);
+    // Per GiB, so runs of different sizes and rates compare: a peer's daemon per GiB it received, the seed's per GiB it sent.
+    const blobGiB = Number(values.size) / 1024;
+    const peers = Object.entries(r.cpu.secondsByProcess)
+      .filter(([name]) => /^peer\d+\/dfdaemon$/.test(name))
+      .map(([, seconds]) => seconds / blobGiB);
+    if (peers.length > 0) {
+      const mean = peers.reduce((a, b) => a + b, 0) / peers.length;
+      const seedSeconds = r.cpu.secondsByProcess["seed/seed-dfdaemon"];
+      const seedSent = r.uploadBytesByHost?.["seed"];
+      const seed =
+        seedSeconds !== undefined && seedSent !== undefined && seedSent > 0
+          ? `; seed ${(seedSeconds / (seedSent / 1024 ** 3)).toFixed(1)} CPU-s per GiB sent`
+          : "";
+      console.log(
+        `${r.scenario}: peer daemons ${mean.toFixed(1)} CPU-s per GiB received (${Math.min(...peers).toFixed(1)}–${Math.max(...peers).toFixed(1)})${seed}`,
+      );
+    }
   }
   if (r.timeline !== undefined) {
     const names = Object.keys(r.timeline[0]?.hosts ?? {});

@@ -8,15 +8,18 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { BIN, startDaemon } from "../helpers/processes.js";
+import { procCpuSeconds } from "../testbed/cluster.js";
 
-const { values } = parseArgs({ options: { "size-mib": { type: "string", default: "1024" }, runs: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: { "size-mib": { type: "string", default: "1024" }, runs: { type: "string", default: "3" }, "daemon-args": { type: "string", default: "" } },
+});
 const size = Number(values["size-mib"]) * 1024 * 1024;
 const runs = Number(values.runs);
 
 const dir = await mkdtemp(join(tmpdir(), "lacewing-bench-"));
 const origin = new TestOrigin({ "/blob": randomBytesOf(size, 3) });
 await origin.start();
-const daemon = await startDaemon(dir);
+const daemon = await startDaemon(dir, values["daemon-args"] === "" ? [] : values["daemon-args"].split(" "));
 
 /** Runs a command to completion without blocking the event loop (the origin lives in this process). */
 async function timed(command: string, args: string[]): Promise<number> {
@@ -29,11 +32,12 @@ async function timed(command: string, args: string[]): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-const rows: Array<{ run: number; curl: number; dfget: number }> = [];
+const rows: Array<{ run: number; curl: number; dfget: number; daemonCpu: number }> = [];
 try {
   for (let run = 1; run <= runs; run++) {
     const curl = await timed("curl", ["-sf", "-o", join(dir, "curl.out"), origin.url("/blob")]);
     // Each dfget run uses a fresh tag, so it is a cold download from the origin, not a cache hit.
+    const cpuBefore = await procCpuSeconds(daemon.child.pid);
     const dfget = await timed(process.execPath, [
       BIN.dfget,
       origin.url("/blob"),
@@ -45,7 +49,7 @@ try {
       "--tag",
       `bench-${run}-${Date.now()}`,
     ]);
-    rows.push({ run, curl, dfget });
+    rows.push({ run, curl, dfget, daemonCpu: (await procCpuSeconds(daemon.child.pid)) - cpuBefore });
     await rm(join(dir, "curl.out"), { force: true });
     await rm(join(dir, "dfget.out"), { force: true });
   }
@@ -57,15 +61,16 @@ try {
 
 const mib = size / 1048576;
 console.log(`size ${mib} MiB, ${runs} runs, origin on loopback`);
-console.log("run  curl s  curl MiB/s  dfget s  dfget MiB/s  dfget/curl throughput");
+console.log("run  curl s  curl MiB/s  dfget s  dfget MiB/s  dfget/curl throughput  daemon CPU-s/GiB");
 for (const r of rows) {
   console.log(
-    `${String(r.run).padEnd(4)} ${r.curl.toFixed(2).padStart(6)}  ${(mib / r.curl).toFixed(0).padStart(10)}  ${r.dfget.toFixed(2).padStart(7)}  ${(mib / r.dfget).toFixed(0).padStart(11)}  ${(r.curl / r.dfget).toFixed(2).padStart(8)}`,
+    `${String(r.run).padEnd(4)} ${r.curl.toFixed(2).padStart(6)}  ${(mib / r.curl).toFixed(0).padStart(10)}  ${r.dfget.toFixed(2).padStart(7)}  ${(mib / r.dfget).toFixed(0).padStart(11)}  ${(r.curl / r.dfget).toFixed(2).padStart(8)}  ${((r.daemonCpu * 1024) / mib).toFixed(2).padStart(16)}`,
   );
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const curlMedian = median(rows.map((r) => r.curl));
 const dfgetMedian = median(rows.map((r) => r.dfget));
 console.log(
-  `median: curl ${(mib / curlMedian).toFixed(0)} MiB/s, dfget ${(mib / dfgetMedian).toFixed(0)} MiB/s, ratio dfget/curl ${(curlMedian / dfgetMedian).toFixed(2)}`,
+  `median: curl ${(mib / curlMedian).toFixed(0)} MiB/s, dfget ${(mib / dfgetMedian).toFixed(0)} MiB/s, ratio dfget/curl ${(curlMedian / dfgetMedian).toFixed(2)}, ` +
+    `daemon ${((median(rows.map((r) => r.daemonCpu)) * 1024) / mib).toFixed(2)} CPU-s per GiB`,
 );

@@ -21,6 +21,10 @@ describe("single node: dfget → dfdaemon → origin", () => {
   const small = randomBytesOf(10 * MiB + 123, 9);
   const files: Record<string, Buffer> = { "/big.bin": big, "/small.bin": small };
   for (const name of ["retry", "reset", "norange", "liar", "digest", "timeout"]) files[`/${name}.bin`] = small;
+  // OCI blob URLs: one whose bytes are its digest's, one whose bytes are not (a lying registry).
+  const blobOf = (bytes: Buffer): string => `/v2/team/app/blobs/sha256:${sha256(bytes)}`;
+  files[blobOf(small)] = small;
+  files[blobOf(big)] = small;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "lacewing-e2e-"));
@@ -56,6 +60,19 @@ describe("single node: dfget → dfdaemon → origin", () => {
     assert.equal(result.ok, true);
     assert.equal(result.traffic.cache, big.byteLength);
     assert.equal(origin.bytesSent, 0);
+  });
+
+  it("verifies an OCI blob URL against the digest it names, even without --digest", async () => {
+    const good = await dfget(origin.url(blobOf(small)), join(dir, "blob-good.bin"));
+    assert.equal(good.code, 0, good.stderr);
+    const out = join(dir, "blob-lie.bin");
+    const lie = await dfget(origin.url(blobOf(big)), out);
+    assert.equal(lie.code, 5, lie.stderr);
+    assert.match(lie.stderr, /digest mismatch: expected sha256:/);
+    await assert.rejects(stat(out));
+    const contradicted = await dfget(origin.url(blobOf(small)), join(dir, "blob-other.bin"), "--digest", `sha256:${"1".repeat(64)}`);
+    assert.notEqual(contradicted.code, 0);
+    assert.match(contradicted.stderr, /contradicts the blob digest/);
   });
 
   it("verifies a correct --digest and rejects a wrong one without leaving an output file", async () => {

@@ -31,7 +31,8 @@ export interface HostProcess {
 /** Clock ticks per second in /proc: USER_HZ, 100 on every Linux architecture Node runs on. */
 const USER_HZ = 100;
 
-async function procCpuSeconds(pid: number | undefined): Promise<number> {
+/** User + system CPU seconds process `pid` has used so far; 0 when it is gone. */
+export async function procCpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0;
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
   // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.

@@ -46,6 +46,7 @@ describe("hostile: parents that lie and clients that never read", () => {
     "/numbers.bin": randomBytesOf(16 * PIECE, 42),
     "/big.bin": randomBytesOf(32 * MiB, 43),
     "/other.bin": randomBytesOf(PIECE, 44),
+    "/poisoned.bin": randomBytesOf(8 * PIECE, 45),
   };
 
   before(async () => {
@@ -178,5 +179,39 @@ describe("hostile: parents that lie and clients that never read", () => {
     assert.ok((await metricValue(first.ports.metrics, "lacewing_dfdaemon_upload_pieces_total", { result: "aborted" })) >= 2, "the stalled uploads were cut");
     grant.close();
     for (const request of stalled) request.destroy();
+  });
+
+  it("a task a compromised node poisoned (its own digests, its own bytes) fails its content digest, is tainted, and the next attempt gets the origin's bytes", async () => {
+    const path = "/poisoned.bin";
+    const bytes = files[path];
+    const taskId = taskIdOf({ url: origin.url(path) });
+    const forged = randomBytesOf(bytes.byteLength, 46);
+    // The first to announce the task, with digests of its own forged bytes: consistent, so every piece check passes.
+    const poisoner = await FakeParent.start("poisoner", scheduler.address, {
+      sync: () => [
+        { response: { case: "taskInfo", value: { taskId, contentLength: BigInt(bytes.byteLength), pieceLength: BigInt(PIECE), totalPieces: 8 } } },
+        ...Array.from({ length: 8 }, (_, number) => ({
+          response: { case: "piece" as const, value: { number, offset: BigInt(number * PIECE), length: BigInt(PIECE) } },
+        })),
+      ],
+      serve: (_taskId, number) => forged.subarray(number * PIECE, (number + 1) * PIECE),
+    });
+    fakes.push(poisoner);
+    assert.equal((await poisoner.registerComplete(taskId, { contentLength: bytes.byteLength, pieceLength: PIECE }, digestsOf(forged)))?.case, "taskComplete");
+
+    const child = await victim("victim-5");
+    const digest = `sha256:${sha256(bytes)}`;
+    const first = await dfget(child, origin.url(path), join(root, "victim-5.out"), "--digest", digest);
+    assert.equal(first.code, 5, `the content digest catches it: ${first.stderr}`);
+    assert.match(first.stderr, /digest mismatch/);
+    const served = poisoner.uploadRequests;
+    assert.ok(served > 0);
+
+    const before = origin.bytesSent;
+    const again = await dfget(child, origin.url(path), join(root, "victim-5.out"), "--digest", digest);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(sha256(await readFile(join(root, "victim-5.out"))), sha256(bytes));
+    assert.equal(poisoner.uploadRequests, served, "the tainted copy is not handed out again");
+    assert.ok(origin.bytesSent - before >= bytes.byteLength, "the next attempt went to the origin");
   });
 });

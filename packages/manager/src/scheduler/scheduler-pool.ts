@@ -124,8 +124,14 @@ export class SchedulerPool {
     const answers = await Promise.all(
       this.#endpoints.map(async (address) => {
         try {
-          const response = await this.#client(address).listHosts({}, { timeoutMs });
-          const hosts = response.hosts.map((status) => toHostView(status, address));
+          // Schedulers answer in pages; a cluster of thousands of nodes takes several.
+          const hosts: HostView[] = [];
+          let pageToken = "";
+          do {
+            const response = await this.#client(address).listHosts({ pageSize: 1000, pageToken }, { timeoutMs });
+            hosts.push(...response.hosts.map((status) => toHostView(status, address)));
+            pageToken = response.nextPageToken;
+          } while (pageToken !== "");
           return { hosts, status: { address, reachable: true, error: "", hostCount: hosts.length } };
         } catch (err) {
           return { hosts: [], status: { address, reachable: false, error: errorMessage(err), hostCount: 0 } };

@@ -54,22 +54,27 @@ export class FakeScheduler extends EventEmitter {
         this.emit("trigger", call);
         return this.respond(call, ctx.signal);
       },
-      listHosts: () =>
-        Promise.resolve({
+      // One host per page, as a scheduler with thousands of hosts answers: the manager has to follow the pages.
+      listHosts: (request) => {
+        const hosts = [
+          {
+            host: { id: "seed-1", hostname: "seed-1", ip: "10.0.0.1", type: HostType.SEED, port: 4000, downloadPort: 4001 },
+            lastAnnouncedAtMs: BigInt(Date.now()),
+            peerCount: 2,
+          },
+          {
+            host: { id: "node-1", hostname: "node-1", ip: "10.0.0.2", type: HostType.NORMAL, port: 4000, downloadPort: 4001 },
+            lastAnnouncedAtMs: BigInt(Date.now()),
+            peerCount: 1,
+          },
+        ];
+        const at = request.pageToken === "" ? 0 : Number(request.pageToken);
+        return Promise.resolve({
           schedulerAddress: this.#address,
-          hosts: [
-            {
-              host: { id: "seed-1", hostname: "seed-1", ip: "10.0.0.1", type: HostType.SEED, port: 4000, downloadPort: 4001 },
-              lastAnnouncedAtMs: BigInt(Date.now()),
-              peerCount: 2,
-            },
-            {
-              host: { id: "node-1", hostname: "node-1", ip: "10.0.0.2", type: HostType.NORMAL, port: 4000, downloadPort: 4001 },
-              lastAnnouncedAtMs: BigInt(Date.now()),
-              peerCount: 1,
-            },
-          ],
-        }),
+          hosts: hosts.slice(at, at + 1),
+          nextPageToken: at + 1 < hosts.length ? String(at + 1) : "",
+        });
+      },
     });
     const port = await this.#server.listen("127.0.0.1:0");
     this.#address = `127.0.0.1:${port}`;
