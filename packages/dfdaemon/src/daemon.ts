@@ -237,6 +237,9 @@ export class Dfdaemon {
       uploadRateLimit: BigInt(config.uploadRateLimit),
       announceIntervalSeconds: Math.max(1, Math.ceil(config.announceInterval / 1000)),
       downloadTls: config.uploadTls,
+      // For the manager's console; the store keeps these in memory, so the sum is cheap at announce intervals.
+      cacheBytes: BigInt(this.store.all().reduce((sum, task) => sum + task.completedBytes, 0)),
+      cacheQuotaBytes: BigInt(config.diskQuota),
     };
   }
 

@@ -3,6 +3,7 @@ import { LacewingError, createLogger, errorMessage, securityOf, type Logger, typ
 import { loadSchedulerConfig, type SchedulerConfig } from "./config.js";
 import { createSchedulerMetrics, type SchedulerMetrics } from "./metrics/metrics.js";
 import { MetricsServer } from "@lacewing/common";
+import { FlowRecorder } from "./flow/flow-recorder.js";
 import { isHostAlive } from "./resource/host.js";
 import { ResourceRegistry } from "./resource/resource-registry.js";
 import { SeedTrigger } from "./seed/seed-trigger.js";
@@ -44,6 +45,8 @@ const STALE_TASK_MS = 60 * 60_000;
 export class SchedulerServer {
   readonly config: SchedulerConfig;
   readonly registry = new ResourceRegistry();
+  /** The recent flow of each task's pieces, for the manager's console. */
+  readonly flow = new FlowRecorder();
   readonly metrics: SchedulerMetrics;
   readonly #logger: Logger;
   readonly security: Security;
@@ -81,6 +84,7 @@ export class SchedulerServer {
       metrics: this.metrics,
       seedTrigger,
       maxPeersPerHost: this.config.maxPeersPerHost,
+      flow: this.flow,
       maxHostsPerOwner: this.config.maxHostsPerOwner,
       address: () => this.address,
       async triggerSeed(host, _task, download) {
@@ -130,6 +134,7 @@ export class SchedulerServer {
         forgetHost(this.#deps, host.id);
       }
       this.registry.forgetStaleTasks(now, STALE_TASK_MS);
+      this.flow.forgetIdle(now);
     } catch (err) {
       this.#logger.error({ err: errorMessage(err) }, "garbage collection failed");
     }

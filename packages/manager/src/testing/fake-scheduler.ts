@@ -18,6 +18,10 @@ export interface RecordedTrigger {
 export class FakeScheduler extends EventEmitter {
   readonly triggers: RecordedTrigger[] = [];
   respond: (call: RecordedTrigger, signal: AbortSignal) => Promise<TriggerResponse> = (call) => Promise.resolve(succeeded(call.taskId));
+  /** What ListTasks answers (one page). */
+  tasks: MessageInitShape<typeof schedulerv1.ListTasksResponseSchema> = { tasks: [] };
+  /** What GetTaskFlow answers, by task id; NOT_FOUND for others. */
+  readonly flows = new Map<string, MessageInitShape<typeof schedulerv1.GetTaskFlowResponseSchema>>();
   readonly #server = new RpcServer({ security: pki.security("scheduler") });
   #address = "";
 
@@ -39,6 +43,12 @@ export class FakeScheduler extends EventEmitter {
       deletePeer: () => Promise.resolve(unimplemented()),
       deleteTask: () => Promise.resolve(unimplemented()),
       deleteHost: () => Promise.resolve(unimplemented()),
+      listTasks: () => Promise.resolve(this.tasks),
+      getTaskFlow: (request) => {
+        const flow = this.flows.get(request.taskId);
+        if (flow === undefined) throw new LacewingError("LW_ERR_TASK_NOT_FOUND", "not_found", "no flow for this task");
+        return Promise.resolve(flow);
+      },
       triggerDownload: (request, ctx) => {
         const download = request.download;
         const call = {

@@ -3,6 +3,7 @@ import { AsyncQueue, LacewingError, errorMessage, taskIdOf, type Logger } from "
 import { ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import { newPeer, type Peer } from "../resource/peer.js";
 import { notifyTaskChanged, recordGeometry, recordPieceDigest, taintTask, type Task, type TaskChange } from "../resource/task.js";
+import type { FlowRecorder } from "../flow/flow-recorder.js";
 import type { SchedulerMetrics } from "../metrics/metrics.js";
 import { recordPieceCost } from "../scheduling/outlier.js";
 import { chooseParents, noteSourceLost, schedulePeer, type SchedulingDeps } from "../scheduling/scheduling.js";
@@ -13,6 +14,8 @@ export interface AnnouncePeerDeps extends SchedulingDeps {
   readonly metrics: SchedulerMetrics;
   /** Most peers (downloads and cached tasks) one host may have registered at once. */
   readonly maxPeersPerHost: number;
+  /** Where accepted piece reports go for the operators' flow view. */
+  readonly flow: FlowRecorder;
 }
 
 type Request = schedulerv1.AnnouncePeerRequest;
@@ -313,6 +316,7 @@ class PeerSession {
       if (peer.parentsGiven.has(piece.parentId)) recordPieceCost(task, piece.parentId, bytes, piece.costMs);
     }
     peer.pieces.add(piece.number);
+    this.#deps.flow.pieceLanded(task, peer, piece.parentId, piece.number, bytes, this.#deps.now());
     metrics.pieceReports.inc({ result: "finished" });
     notifyTaskChanged(task);
   }

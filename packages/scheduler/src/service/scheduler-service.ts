@@ -5,6 +5,7 @@ import type { SeedTrigger } from "../seed/seed-trigger.js";
 import { noteSourceLost } from "../scheduling/scheduling.js";
 import { announcePeerStream, type AnnouncePeerDeps } from "./announce-peer.js";
 import { taskInfoOf } from "./responses.js";
+import { listTasksPage, taskFlowOf, taskStateOf } from "./task-views.js";
 import { checkDownload, checkHost, checkId, checkTaskId } from "./validate.js";
 
 export interface SchedulerServiceDeps extends AnnouncePeerDeps {
@@ -15,7 +16,7 @@ export interface SchedulerServiceDeps extends AnnouncePeerDeps {
   readonly maxHostsPerOwner: number;
 }
 
-const { TaskState, TriggerScope } = schedulerv1;
+const { TriggerScope } = schedulerv1;
 const LIST_HOSTS_PAGE = { default: 500, max: 1000 } as const;
 
 /**
@@ -64,16 +65,7 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       if (task === undefined) throw new LacewingError("LW_ERR_TASK_NOT_FOUND", "not_found", `task ${request.taskId} is not known to this scheduler`);
       const peers = [...task.peers.values()];
       const finished = peers.filter((peer) => peer.state === "succeeded").length;
-      const running = peers.some((peer) => peer.state === "running" || peer.state === "back_to_source");
-      const state =
-        finished > 0
-          ? TaskState.SUCCEEDED
-          : running
-            ? TaskState.RUNNING
-            : peers.length > 0 && peers.every((peer) => peer.state === "failed")
-              ? TaskState.FAILED
-              : TaskState.PENDING;
-      return { info: taskInfoOf(task), state, peerCount: peers.length, finishedPeerCount: finished };
+      return { info: taskInfoOf(task), state: taskStateOf(task), peerCount: peers.length, finishedPeerCount: finished };
     },
 
     async deletePeer(request, context) {
@@ -155,11 +147,26 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       return {
         hosts: page.map((id) => {
           const host = registry.hosts.get(id)!;
-          return { host: host.info, lastAnnouncedAtMs: BigInt(host.lastAnnouncedAt), peerCount: host.peers.size };
+          return {
+            host: host.info,
+            lastAnnouncedAtMs: BigInt(host.lastAnnouncedAt),
+            peerCount: host.peers.size,
+            uploadBytesPerSecond: BigInt(Math.round(host.uploadRate)),
+          };
         }),
         schedulerAddress: deps.address(),
         nextPageToken: ids.length > pageSize ? Buffer.from(page[page.length - 1]!, "utf8").toString("base64url") : "",
       };
+    },
+
+    async listTasks(request, context) {
+      requireRole(context, ["manager"], "ListTasks");
+      return listTasksPage(registry, deps.flow, request);
+    },
+
+    async getTaskFlow(request, context) {
+      requireRole(context, ["manager"], "GetTaskFlow");
+      return taskFlowOf(deps.flow, request);
     },
   };
 }

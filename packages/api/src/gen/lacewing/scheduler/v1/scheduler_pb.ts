@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/scheduler/v1/scheduler.proto.
  */
 export const file_lacewing_scheduler_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("CiVsYWNld2luZy9zY2hlZHVsZXIvdjEvc2NoZWR1bGVyLnByb3RvEhVsYWNld2luZy5zY2hlZHVsZXIudjEiPQoTQW5ub3VuY2VIb3N0UmVxdWVzdBImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QiKAoUQW5ub3VuY2VIb3N0UmVzcG9uc2USEAoIbmV3X2hvc3QYASABKAgi9QQKE0Fubm91bmNlUGVlclJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB3BlZXJfaWQYAyABKAkSPgoIcmVnaXN0ZXIYCiABKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuUmVnaXN0ZXJQZWVyUmVxdWVzdEgAEjsKCXRhc2tfaW5mbxgLIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrSW5mb1JlcXVlc3RIABJFCg5waWVjZV9maW5pc2hlZBgMIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZpbmlzaGVkUmVxdWVzdEgAEkEKDHBpZWNlX2ZhaWxlZBgNIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZhaWxlZFJlcXVlc3RIABI+CgpyZXNjaGVkdWxlGA4gASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlJlc2NoZWR1bGVSZXF1ZXN0SAASQwoNcGVlcl9maW5pc2hlZBgPIAEoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyRmluaXNoZWRSZXF1ZXN0SAASPwoLcGVlcl9mYWlsZWQYECABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlckZhaWxlZFJlcXVlc3RIABJTChZiYWNrX3RvX3NvdXJjZV9zdGFydGVkGBEgASgLMjEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0SABCCQoHcmVxdWVzdCKzAQoTUmVnaXN0ZXJQZWVyUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBITCgtoZWxkX3BpZWNlcxgCIAMoDRIQCghjb21wbGV0ZRgDIAEoCBIvCgl0YXNrX2luZm8YBCABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SFAoMcGllY2Vfc2hhMjU2GAUgAygMIj0KD1Rhc2tJbmZvUmVxdWVzdBIqCgRpbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIkQKFFBpZWNlRmluaXNoZWRSZXF1ZXN0EiwKBXBpZWNlGAEgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mbyKHAQoSUGllY2VGYWlsZWRSZXF1ZXN0Eg4KBm51bWJlchgBIAEoDRIRCglwYXJlbnRfaWQYAiABKAkSOQoGcmVhc29uGAMgASgOMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBpZWNlRmFpbHVyZVJlYXNvbhITCgtkZXNjcmlwdGlvbhgEIAEoCSJuChFSZXNjaGVkdWxlUmVxdWVzdBIZChFmYWlsZWRfcGFyZW50X2lkcxgBIAMoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdyZWZyZXNoGAMgASgIEhgKEGtub3duX3BhcmVudF9pZHMYBCADKAkieAoTUGVlckZpbmlzaGVkUmVxdWVzdBIWCg5jb250ZW50X2xlbmd0aBgBIAEoAxIUCgx0b3RhbF9waWVjZXMYAiABKA0SGQoRYnl0ZXNfZnJvbV9vcmlnaW4YAyABKAQSGAoQYnl0ZXNfZnJvbV9wZWVycxgEIAEoBCJxChFQZWVyRmFpbGVkUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIXCg9kaWdlc3RfbWlzbWF0Y2gYAiABKAgSFwoPZXhwZWN0ZWRfZGlnZXN0GAMgASgJEhUKDWFjdHVhbF9kaWdlc3QYBCABKAkiMQoaQmFja1RvU291cmNlU3RhcnRlZFJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAki9AIKFEFubm91bmNlUGVlclJlc3BvbnNlEkAKC25vcm1hbF90YXNrGAEgASgLMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLk5vcm1hbFRhc2tSZXNwb25zZUgAEk4KE25lZWRfYmFja190b19zb3VyY2UYAiABKAsyLy5sYWNld2luZy5zY2hlZHVsZXIudjEuTmVlZEJhY2tUb1NvdXJjZVJlc3BvbnNlSAASRAoNdGFza19jb21wbGV0ZRgDIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrQ29tcGxldGVSZXNwb25zZUgAEj4KCmVtcHR5X3Rhc2sYBCABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRW1wdHlUYXNrUmVzcG9uc2VIABI4Cgt0YXNrX3VwZGF0ZRgFIAEoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrVXBkYXRlSABCCgoIcmVzcG9uc2Ui0wEKClRhc2tVcGRhdGUSLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvEjYKDXBpZWNlX2RpZ2VzdHMYAiADKAsyHy5sYWNld2luZy5jb21tb24udjEuUGllY2VEaWdlc3QSPQoNZGlnZXN0X3NvdXJjZRgDIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5DYW5kaWRhdGVQYXJlbnQSHQoVZGlnZXN0X3NvdXJjZV9zdWJqZWN0GAQgASgJInYKD0NhbmRpZGF0ZVBhcmVudBIPCgdwZWVyX2lkGAEgASgJEiYKBGhvc3QYAiABKAsyGC5sYWNld2luZy5jb21tb24udjEuSG9zdBIYChBoZWxkX3BpZWNlX2NvdW50GAMgASgNEhAKCGZpbmlzaGVkGAQgASgIIogBChJOb3JtYWxUYXNrUmVzcG9uc2USQQoRY2FuZGlkYXRlX3BhcmVudHMYASADKAsyJi5sYWNld2luZy5zY2hlZHVsZXIudjEuQ2FuZGlkYXRlUGFyZW50Ei8KCXRhc2tfaW5mbxgCIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbyIvChhOZWVkQmFja1RvU291cmNlUmVzcG9uc2USEwoLZGVzY3JpcHRpb24YASABKAkiRwoUVGFza0NvbXBsZXRlUmVzcG9uc2USLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIhMKEUVtcHR5VGFza1Jlc3BvbnNlIiIKD1N0YXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIqABChBTdGF0VGFza1Jlc3BvbnNlEioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SLwoFc3RhdGUYAiABKA4yIC5sYWNld2luZy5zY2hlZHVsZXIudjEuVGFza1N0YXRlEhIKCnBlZXJfY291bnQYAyABKA0SGwoTZmluaXNoZWRfcGVlcl9jb3VudBgEIAEoDSI1ChFEZWxldGVQZWVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkiFAoSRGVsZXRlUGVlclJlc3BvbnNlIjUKEURlbGV0ZVRhc2tSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UiJAoRRGVsZXRlSG9zdFJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCSIUChJEZWxldGVIb3N0UmVzcG9uc2UiigEKFlRyaWdnZXJEb3dubG9hZFJlcXVlc3QSLgoIZG93bmxvYWQYASABKAsyHC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQSMgoFc2NvcGUYAiABKA4yIy5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlclNjb3BlEgwKBHdhaXQYAyABKAgiagoTVHJpZ2dlcmVkSG9zdFJlc3VsdBIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEg8KB3N1Y2Nlc3MYBCABKAgSEwoLZGVzY3JpcHRpb24YBSABKAkiZwoXVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRI7CgdyZXN1bHRzGAIgAygLMioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJlZEhvc3RSZXN1bHQiOQoQTGlzdEhvc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJmCgpIb3N0U3RhdHVzEiYKBGhvc3QYASABKAsyGC5sYWNld2luZy5jb21tb24udjEuSG9zdBIcChRsYXN0X2Fubm91bmNlZF9hdF9tcxgCIAEoAxISCgpwZWVyX2NvdW50GAMgASgNInkKEUxpc3RIb3N0c1Jlc3BvbnNlEjAKBWhvc3RzGAEgAygLMiEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkhvc3RTdGF0dXMSGQoRc2NoZWR1bGVyX2FkZHJlc3MYAiABKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJKuQBChJQaWVjZUZhaWx1cmVSZWFzb24SJAogUElFQ0VfRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxQSUVDRV9GQUlMVVJFX1JFQVNPTl9DT05ORUNUEAESIAocUElFQ0VfRkFJTFVSRV9SRUFTT05fVElNRU9VVBACEiAKHFBJRUNFX0ZBSUxVUkVfUkVBU09OX0NPUlJVUFQQAxIiCh5QSUVDRV9GQUlMVVJFX1JFQVNPTl9OT1RfRk9VTkQQBBIeChpQSUVDRV9GQUlMVVJFX1JFQVNPTl9PVEhFUhAFKogBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhYKElRBU0tfU1RBVEVfUlVOTklORxACEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBCqQAQoMVHJpZ2dlclNjb3BlEh0KGVRSSUdHRVJfU0NPUEVfVU5TUEVDSUZJRUQQABIiCh5UUklHR0VSX1NDT1BFX1NJTkdMRV9TRUVEX1BFRVIQARIgChxUUklHR0VSX1NDT1BFX0FMTF9TRUVEX1BFRVJTEAISGwoXVFJJR0dFUl9TQ09QRV9BTExfUEVFUlMQAzK5BgoJU2NoZWR1bGVyEmcKDEFubm91bmNlSG9zdBIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZUhvc3RSZXF1ZXN0GisubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkFubm91bmNlSG9zdFJlc3BvbnNlEmsKDEFubm91bmNlUGVlchIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZVBlZXJSZXF1ZXN0GisubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkFubm91bmNlUGVlclJlc3BvbnNlKAEwARJbCghTdGF0VGFzaxImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5TdGF0VGFza1JlcXVlc3QaJy5sYWNld2luZy5zY2hlZHVsZXIudjEuU3RhdFRhc2tSZXNwb25zZRJhCgpEZWxldGVQZWVyEigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZVBlZXJSZXF1ZXN0GikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZVBlZXJSZXNwb25zZRJhCgpEZWxldGVUYXNrEigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZVRhc2tSZXF1ZXN0GikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZVRhc2tSZXNwb25zZRJhCgpEZWxldGVIb3N0EigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZUhvc3RSZXF1ZXN0GikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZUhvc3RSZXNwb25zZRJwCg9UcmlnZ2VyRG93bmxvYWQSLS5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlckRvd25sb2FkUmVxdWVzdBouLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UcmlnZ2VyRG93bmxvYWRSZXNwb25zZRJeCglMaXN0SG9zdHMSJy5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdEhvc3RzUmVxdWVzdBooLmxhY2V3aW5nLnNjaGVkdWxlci52MS5MaXN0SG9zdHNSZXNwb25zZWIGcHJvdG8z", [file_lacewing_common_v1_common]);
+  fileDesc("CiVsYWNld2luZy9zY2hlZHVsZXIvdjEvc2NoZWR1bGVyLnByb3RvEhVsYWNld2luZy5zY2hlZHVsZXIudjEiPQoTQW5ub3VuY2VIb3N0UmVxdWVzdBImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QiKAoUQW5ub3VuY2VIb3N0UmVzcG9uc2USEAoIbmV3X2hvc3QYASABKAgi9QQKE0Fubm91bmNlUGVlclJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB3BlZXJfaWQYAyABKAkSPgoIcmVnaXN0ZXIYCiABKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuUmVnaXN0ZXJQZWVyUmVxdWVzdEgAEjsKCXRhc2tfaW5mbxgLIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrSW5mb1JlcXVlc3RIABJFCg5waWVjZV9maW5pc2hlZBgMIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZpbmlzaGVkUmVxdWVzdEgAEkEKDHBpZWNlX2ZhaWxlZBgNIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZhaWxlZFJlcXVlc3RIABI+CgpyZXNjaGVkdWxlGA4gASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlJlc2NoZWR1bGVSZXF1ZXN0SAASQwoNcGVlcl9maW5pc2hlZBgPIAEoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyRmluaXNoZWRSZXF1ZXN0SAASPwoLcGVlcl9mYWlsZWQYECABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlckZhaWxlZFJlcXVlc3RIABJTChZiYWNrX3RvX3NvdXJjZV9zdGFydGVkGBEgASgLMjEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0SABCCQoHcmVxdWVzdCKzAQoTUmVnaXN0ZXJQZWVyUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBITCgtoZWxkX3BpZWNlcxgCIAMoDRIQCghjb21wbGV0ZRgDIAEoCBIvCgl0YXNrX2luZm8YBCABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SFAoMcGllY2Vfc2hhMjU2GAUgAygMIj0KD1Rhc2tJbmZvUmVxdWVzdBIqCgRpbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIkQKFFBpZWNlRmluaXNoZWRSZXF1ZXN0EiwKBXBpZWNlGAEgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mbyKHAQoSUGllY2VGYWlsZWRSZXF1ZXN0Eg4KBm51bWJlchgBIAEoDRIRCglwYXJlbnRfaWQYAiABKAkSOQoGcmVhc29uGAMgASgOMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBpZWNlRmFpbHVyZVJlYXNvbhITCgtkZXNjcmlwdGlvbhgEIAEoCSJuChFSZXNjaGVkdWxlUmVxdWVzdBIZChFmYWlsZWRfcGFyZW50X2lkcxgBIAMoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdyZWZyZXNoGAMgASgIEhgKEGtub3duX3BhcmVudF9pZHMYBCADKAkieAoTUGVlckZpbmlzaGVkUmVxdWVzdBIWCg5jb250ZW50X2xlbmd0aBgBIAEoAxIUCgx0b3RhbF9waWVjZXMYAiABKA0SGQoRYnl0ZXNfZnJvbV9vcmlnaW4YAyABKAQSGAoQYnl0ZXNfZnJvbV9wZWVycxgEIAEoBCJxChFQZWVyRmFpbGVkUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIXCg9kaWdlc3RfbWlzbWF0Y2gYAiABKAgSFwoPZXhwZWN0ZWRfZGlnZXN0GAMgASgJEhUKDWFjdHVhbF9kaWdlc3QYBCABKAkiMQoaQmFja1RvU291cmNlU3RhcnRlZFJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAki9AIKFEFubm91bmNlUGVlclJlc3BvbnNlEkAKC25vcm1hbF90YXNrGAEgASgLMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLk5vcm1hbFRhc2tSZXNwb25zZUgAEk4KE25lZWRfYmFja190b19zb3VyY2UYAiABKAsyLy5sYWNld2luZy5zY2hlZHVsZXIudjEuTmVlZEJhY2tUb1NvdXJjZVJlc3BvbnNlSAASRAoNdGFza19jb21wbGV0ZRgDIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrQ29tcGxldGVSZXNwb25zZUgAEj4KCmVtcHR5X3Rhc2sYBCABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRW1wdHlUYXNrUmVzcG9uc2VIABI4Cgt0YXNrX3VwZGF0ZRgFIAEoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrVXBkYXRlSABCCgoIcmVzcG9uc2Ui0wEKClRhc2tVcGRhdGUSLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvEjYKDXBpZWNlX2RpZ2VzdHMYAiADKAsyHy5sYWNld2luZy5jb21tb24udjEuUGllY2VEaWdlc3QSPQoNZGlnZXN0X3NvdXJjZRgDIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5DYW5kaWRhdGVQYXJlbnQSHQoVZGlnZXN0X3NvdXJjZV9zdWJqZWN0GAQgASgJInYKD0NhbmRpZGF0ZVBhcmVudBIPCgdwZWVyX2lkGAEgASgJEiYKBGhvc3QYAiABKAsyGC5sYWNld2luZy5jb21tb24udjEuSG9zdBIYChBoZWxkX3BpZWNlX2NvdW50GAMgASgNEhAKCGZpbmlzaGVkGAQgASgIIogBChJOb3JtYWxUYXNrUmVzcG9uc2USQQoRY2FuZGlkYXRlX3BhcmVudHMYASADKAsyJi5sYWNld2luZy5zY2hlZHVsZXIudjEuQ2FuZGlkYXRlUGFyZW50Ei8KCXRhc2tfaW5mbxgCIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbyIvChhOZWVkQmFja1RvU291cmNlUmVzcG9uc2USEwoLZGVzY3JpcHRpb24YASABKAkiRwoUVGFza0NvbXBsZXRlUmVzcG9uc2USLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIhMKEUVtcHR5VGFza1Jlc3BvbnNlIiIKD1N0YXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIqABChBTdGF0VGFza1Jlc3BvbnNlEioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SLwoFc3RhdGUYAiABKA4yIC5sYWNld2luZy5zY2hlZHVsZXIudjEuVGFza1N0YXRlEhIKCnBlZXJfY291bnQYAyABKA0SGwoTZmluaXNoZWRfcGVlcl9jb3VudBgEIAEoDSI1ChFEZWxldGVQZWVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkiFAoSRGVsZXRlUGVlclJlc3BvbnNlIjUKEURlbGV0ZVRhc2tSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UiJAoRRGVsZXRlSG9zdFJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCSIUChJEZWxldGVIb3N0UmVzcG9uc2UiigEKFlRyaWdnZXJEb3dubG9hZFJlcXVlc3QSLgoIZG93bmxvYWQYASABKAsyHC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQSMgoFc2NvcGUYAiABKA4yIy5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlclNjb3BlEgwKBHdhaXQYAyABKAgiagoTVHJpZ2dlcmVkSG9zdFJlc3VsdBIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEg8KB3N1Y2Nlc3MYBCABKAgSEwoLZGVzY3JpcHRpb24YBSABKAkiZwoXVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRI7CgdyZXN1bHRzGAIgAygLMioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJlZEhvc3RSZXN1bHQiOQoQTGlzdEhvc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSKHAQoKSG9zdFN0YXR1cxImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QSHAoUbGFzdF9hbm5vdW5jZWRfYXRfbXMYAiABKAMSEgoKcGVlcl9jb3VudBgDIAEoDRIfChd1cGxvYWRfYnl0ZXNfcGVyX3NlY29uZBgEIAEoBCJ5ChFMaXN0SG9zdHNSZXNwb25zZRIwCgVob3N0cxgBIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Ib3N0U3RhdHVzEhkKEXNjaGVkdWxlcl9hZGRyZXNzGAIgASgJEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSI5ChBMaXN0VGFza3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIj4KClBlZXJTb3VyY2USEQoJcGFyZW50X2lkGAEgASgJEg0KBWJ5dGVzGAIgASgEEg4KBnBpZWNlcxgDIAEoDSLaAQoKUGVlclN0YXR1cxIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSLwoFc3RhdGUYAyABKA4yIC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlclN0YXRlEhcKD2ZpbmlzaGVkX3BpZWNlcxgEIAEoDRIVCg1jcmVhdGVkX2F0X21zGAUgASgDEhUKDXVwZGF0ZWRfYXRfbXMYBiABKAMSMgoHc291cmNlcxgHIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyU291cmNlIuEBCgpUYXNrU3RhdHVzEioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SCwoDdXJsGAIgASgJEgsKA3RhZxgDIAEoCRITCgthcHBsaWNhdGlvbhgEIAEoCRIvCgVzdGF0ZRgFIAEoDjIgLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrU3RhdGUSFQoNY3JlYXRlZF9hdF9tcxgGIAEoAxIwCgVwZWVycxgHIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyU3RhdHVzIl4KEUxpc3RUYXNrc1Jlc3BvbnNlEjAKBXRhc2tzGAEgAygLMiEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRhc2tTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjgKEkdldFRhc2tGbG93UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCIsCghGbG93UGVlchIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkiawoIRmxvd0VkZ2USDgoGcGFyZW50GAEgASgFEg0KBWNoaWxkGAIgASgFEg0KBWJ5dGVzGAMgASgEEg4KBnBpZWNlcxgEIAEoDRIQCghmaXJzdF9tcxgFIAEoDRIPCgdsYXN0X21zGAYgASgNItICChNHZXRUYXNrRmxvd1Jlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSFQoNc3RhcnRlZF9hdF9tcxgCIAEoAxIuCgVwZWVycxgDIAMoCzIfLmxhY2V3aW5nLnNjaGVkdWxlci52MS5GbG93UGVlchIuCgVlZGdlcxgEIAMoCzIfLmxhY2V3aW5nLnNjaGVkdWxlci52MS5GbG93RWRnZRIVCg1sYW5kaW5nX2NoaWxkGAUgAygFEhYKDmxhbmRpbmdfcGFyZW50GAYgAygFEhUKDWxhbmRpbmdfcGllY2UYByADKA0SEgoKbGFuZGluZ19tcxgIIAMoDRIRCglmaXJzdF9zZXEYCSABKAQSGAoQZHJvcHBlZF9sYW5kaW5ncxgKIAEoBBIVCg1kcm9wcGVkX3BlZXJzGAsgASgNEhUKDWRyb3BwZWRfZWRnZXMYDCABKA0q5AEKElBpZWNlRmFpbHVyZVJlYXNvbhIkCiBQSUVDRV9GQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFBJRUNFX0ZBSUxVUkVfUkVBU09OX0NPTk5FQ1QQARIgChxQSUVDRV9GQUlMVVJFX1JFQVNPTl9USU1FT1VUEAISIAocUElFQ0VfRkFJTFVSRV9SRUFTT05fQ09SUlVQVBADEiIKHlBJRUNFX0ZBSUxVUkVfUkVBU09OX05PVF9GT1VORBAEEh4KGlBJRUNFX0ZBSUxVUkVfUkVBU09OX09USEVSEAUqiAEKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESFgoSVEFTS19TVEFURV9SVU5OSU5HEAISGAoUVEFTS19TVEFURV9TVUNDRUVERUQQAxIVChFUQVNLX1NUQVRFX0ZBSUxFRBAEKpABCgxUcmlnZ2VyU2NvcGUSHQoZVFJJR0dFUl9TQ09QRV9VTlNQRUNJRklFRBAAEiIKHlRSSUdHRVJfU0NPUEVfU0lOR0xFX1NFRURfUEVFUhABEiAKHFRSSUdHRVJfU0NPUEVfQUxMX1NFRURfUEVFUlMQAhIbChdUUklHR0VSX1NDT1BFX0FMTF9QRUVSUxADKqcBCglQZWVyU3RhdGUSGgoWUEVFUl9TVEFURV9VTlNQRUNJRklFRBAAEhYKElBFRVJfU1RBVEVfUEVORElORxABEhYKElBFRVJfU1RBVEVfUlVOTklORxACEh0KGVBFRVJfU1RBVEVfQkFDS19UT19TT1VSQ0UQAxIYChRQRUVSX1NUQVRFX1NVQ0NFRURFRBAEEhUKEVBFRVJfU1RBVEVfRkFJTEVEEAUy/wcKCVNjaGVkdWxlchJnCgxBbm5vdW5jZUhvc3QSKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VIb3N0UmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZUhvc3RSZXNwb25zZRJrCgxBbm5vdW5jZVBlZXISKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VQZWVyUmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZVBlZXJSZXNwb25zZSgBMAESWwoIU3RhdFRhc2sSJi5sYWNld2luZy5zY2hlZHVsZXIudjEuU3RhdFRhc2tSZXF1ZXN0GicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlN0YXRUYXNrUmVzcG9uc2USYQoKRGVsZXRlUGVlchIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVzcG9uc2USYQoKRGVsZXRlVGFzaxIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVzcG9uc2USYQoKRGVsZXRlSG9zdBIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVzcG9uc2UScAoPVHJpZ2dlckRvd25sb2FkEi0ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJEb3dubG9hZFJlcXVlc3QaLi5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USXgoJTGlzdEhvc3RzEicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RIb3N0c1JlcXVlc3QaKC5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdEhvc3RzUmVzcG9uc2USXgoJTGlzdFRhc2tzEicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RUYXNrc1JlcXVlc3QaKC5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdFRhc2tzUmVzcG9uc2USZAoLR2V0VGFza0Zsb3cSKS5sYWNld2luZy5zY2hlZHVsZXIudjEuR2V0VGFza0Zsb3dSZXF1ZXN0GioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkdldFRhc2tGbG93UmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
 
 /**
  * @generated from message lacewing.scheduler.v1.AnnounceHostRequest
@@ -865,6 +865,13 @@ export type HostStatus = Message<"lacewing.scheduler.v1.HostStatus"> & {
    * @generated from field: uint32 peer_count = 3;
    */
   peerCount: number;
+
+  /**
+   * Upload bytes per second between the host's last two announcements.
+   *
+   * @generated from field: uint64 upload_bytes_per_second = 4;
+   */
+  uploadBytesPerSecond: bigint;
 };
 
 /**
@@ -904,6 +911,366 @@ export type ListHostsResponse = Message<"lacewing.scheduler.v1.ListHostsResponse
  */
 export const ListHostsResponseSchema: GenMessage<ListHostsResponse> = /*@__PURE__*/
   messageDesc(file_lacewing_scheduler_v1_scheduler, 31);
+
+/**
+ * @generated from message lacewing.scheduler.v1.ListTasksRequest
+ */
+export type ListTasksRequest = Message<"lacewing.scheduler.v1.ListTasksRequest"> & {
+  /**
+   * At most 1000; 0 means 500.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous page's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.ListTasksRequest.
+ * Use `create(ListTasksRequestSchema)` to create a new message.
+ */
+export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 32);
+
+/**
+ * Bytes a peer received from one source, as its piece reports said.
+ *
+ * @generated from message lacewing.scheduler.v1.PeerSource
+ */
+export type PeerSource = Message<"lacewing.scheduler.v1.PeerSource"> & {
+  /**
+   * A parent peer id; empty for the origin.
+   *
+   * @generated from field: string parent_id = 1;
+   */
+  parentId: string;
+
+  /**
+   * @generated from field: uint64 bytes = 2;
+   */
+  bytes: bigint;
+
+  /**
+   * @generated from field: uint32 pieces = 3;
+   */
+  pieces: number;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.PeerSource.
+ * Use `create(PeerSourceSchema)` to create a new message.
+ */
+export const PeerSourceSchema: GenMessage<PeerSource> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 33);
+
+/**
+ * @generated from message lacewing.scheduler.v1.PeerStatus
+ */
+export type PeerStatus = Message<"lacewing.scheduler.v1.PeerStatus"> & {
+  /**
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * @generated from field: string host_id = 2;
+   */
+  hostId: string;
+
+  /**
+   * @generated from field: lacewing.scheduler.v1.PeerState state = 3;
+   */
+  state: PeerState;
+
+  /**
+   * @generated from field: uint32 finished_pieces = 4;
+   */
+  finishedPieces: number;
+
+  /**
+   * @generated from field: int64 created_at_ms = 5;
+   */
+  createdAtMs: bigint;
+
+  /**
+   * @generated from field: int64 updated_at_ms = 6;
+   */
+  updatedAtMs: bigint;
+
+  /**
+   * From the task's flow record (recent, bounded): where the peer's bytes came from.
+   *
+   * @generated from field: repeated lacewing.scheduler.v1.PeerSource sources = 7;
+   */
+  sources: PeerSource[];
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.PeerStatus.
+ * Use `create(PeerStatusSchema)` to create a new message.
+ */
+export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 34);
+
+/**
+ * @generated from message lacewing.scheduler.v1.TaskStatus
+ */
+export type TaskStatus = Message<"lacewing.scheduler.v1.TaskStatus"> & {
+  /**
+   * @generated from field: lacewing.common.v1.TaskInfo info = 1;
+   */
+  info?: TaskInfo | undefined;
+
+  /**
+   * The URL of the first registration, with credentials and signed query values redacted.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * @generated from field: string tag = 3;
+   */
+  tag: string;
+
+  /**
+   * @generated from field: string application = 4;
+   */
+  application: string;
+
+  /**
+   * @generated from field: lacewing.scheduler.v1.TaskState state = 5;
+   */
+  state: TaskState;
+
+  /**
+   * @generated from field: int64 created_at_ms = 6;
+   */
+  createdAtMs: bigint;
+
+  /**
+   * @generated from field: repeated lacewing.scheduler.v1.PeerStatus peers = 7;
+   */
+  peers: PeerStatus[];
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.TaskStatus.
+ * Use `create(TaskStatusSchema)` to create a new message.
+ */
+export const TaskStatusSchema: GenMessage<TaskStatus> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 35);
+
+/**
+ * @generated from message lacewing.scheduler.v1.ListTasksResponse
+ */
+export type ListTasksResponse = Message<"lacewing.scheduler.v1.ListTasksResponse"> & {
+  /**
+   * @generated from field: repeated lacewing.scheduler.v1.TaskStatus tasks = 1;
+   */
+  tasks: TaskStatus[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.ListTasksResponse.
+ * Use `create(ListTasksResponseSchema)` to create a new message.
+ */
+export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 36);
+
+/**
+ * @generated from message lacewing.scheduler.v1.GetTaskFlowRequest
+ */
+export type GetTaskFlowRequest = Message<"lacewing.scheduler.v1.GetTaskFlowRequest"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Landings with a sequence number below this were seen already; 0 for all that are kept.
+   *
+   * @generated from field: uint64 after_seq = 2;
+   */
+  afterSeq: bigint;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.GetTaskFlowRequest.
+ * Use `create(GetTaskFlowRequestSchema)` to create a new message.
+ */
+export const GetTaskFlowRequestSchema: GenMessage<GetTaskFlowRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 37);
+
+/**
+ * One peer in a flow. Landings and edges name peers by their index here.
+ *
+ * @generated from message lacewing.scheduler.v1.FlowPeer
+ */
+export type FlowPeer = Message<"lacewing.scheduler.v1.FlowPeer"> & {
+  /**
+   * @generated from field: string peer_id = 1;
+   */
+  peerId: string;
+
+  /**
+   * @generated from field: string host_id = 2;
+   */
+  hostId: string;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.FlowPeer.
+ * Use `create(FlowPeerSchema)` to create a new message.
+ */
+export const FlowPeerSchema: GenMessage<FlowPeer> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 38);
+
+/**
+ * Bytes that went from one parent to one child.
+ *
+ * @generated from message lacewing.scheduler.v1.FlowEdge
+ */
+export type FlowEdge = Message<"lacewing.scheduler.v1.FlowEdge"> & {
+  /**
+   * Index into peers of the parent; -1 for the origin.
+   *
+   * @generated from field: int32 parent = 1;
+   */
+  parent: number;
+
+  /**
+   * @generated from field: int32 child = 2;
+   */
+  child: number;
+
+  /**
+   * @generated from field: uint64 bytes = 3;
+   */
+  bytes: bigint;
+
+  /**
+   * @generated from field: uint32 pieces = 4;
+   */
+  pieces: number;
+
+  /**
+   * Milliseconds since the flow started.
+   *
+   * @generated from field: uint32 first_ms = 5;
+   */
+  firstMs: number;
+
+  /**
+   * @generated from field: uint32 last_ms = 6;
+   */
+  lastMs: number;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.FlowEdge.
+ * Use `create(FlowEdgeSchema)` to create a new message.
+ */
+export const FlowEdgeSchema: GenMessage<FlowEdge> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 39);
+
+/**
+ * @generated from message lacewing.scheduler.v1.GetTaskFlowResponse
+ */
+export type GetTaskFlowResponse = Message<"lacewing.scheduler.v1.GetTaskFlowResponse"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * When the first piece of the flow landed, milliseconds since the epoch; 0 when none has.
+   *
+   * @generated from field: int64 started_at_ms = 2;
+   */
+  startedAtMs: bigint;
+
+  /**
+   * @generated from field: repeated lacewing.scheduler.v1.FlowPeer peers = 3;
+   */
+  peers: FlowPeer[];
+
+  /**
+   * @generated from field: repeated lacewing.scheduler.v1.FlowEdge edges = 4;
+   */
+  edges: FlowEdge[];
+
+  /**
+   * Piece landings, oldest first, as parallel arrays: the child's index, the
+   * parent's index (-1 for the origin), the piece number and the time in
+   * milliseconds since the flow started.
+   *
+   * @generated from field: repeated int32 landing_child = 5;
+   */
+  landingChild: number[];
+
+  /**
+   * @generated from field: repeated int32 landing_parent = 6;
+   */
+  landingParent: number[];
+
+  /**
+   * @generated from field: repeated uint32 landing_piece = 7;
+   */
+  landingPiece: number[];
+
+  /**
+   * @generated from field: repeated uint32 landing_ms = 8;
+   */
+  landingMs: number[];
+
+  /**
+   * The sequence number of the first landing returned; the next call passes
+   * first_seq + the number returned as after_seq.
+   *
+   * @generated from field: uint64 first_seq = 9;
+   */
+  firstSeq: bigint;
+
+  /**
+   * Landings older than the kept window (or than after_seq) that are not returned.
+   *
+   * @generated from field: uint64 dropped_landings = 10;
+   */
+  droppedLandings: bigint;
+
+  /**
+   * Peers or edges beyond the record's caps, counted but not itemised.
+   *
+   * @generated from field: uint32 dropped_peers = 11;
+   */
+  droppedPeers: number;
+
+  /**
+   * @generated from field: uint32 dropped_edges = 12;
+   */
+  droppedEdges: number;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.GetTaskFlowResponse.
+ * Use `create(GetTaskFlowResponseSchema)` to create a new message.
+ */
+export const GetTaskFlowResponseSchema: GenMessage<GetTaskFlowResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 40);
 
 /**
  * @generated from enum lacewing.scheduler.v1.PieceFailureReason
@@ -1014,6 +1381,47 @@ export const TriggerScopeSchema: GenEnum<TriggerScope> = /*@__PURE__*/
   enumDesc(file_lacewing_scheduler_v1_scheduler, 2);
 
 /**
+ * @generated from enum lacewing.scheduler.v1.PeerState
+ */
+export enum PeerState {
+  /**
+   * @generated from enum value: PEER_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: PEER_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * @generated from enum value: PEER_STATE_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * @generated from enum value: PEER_STATE_BACK_TO_SOURCE = 3;
+   */
+  BACK_TO_SOURCE = 3,
+
+  /**
+   * @generated from enum value: PEER_STATE_SUCCEEDED = 4;
+   */
+  SUCCEEDED = 4,
+
+  /**
+   * @generated from enum value: PEER_STATE_FAILED = 5;
+   */
+  FAILED = 5,
+}
+
+/**
+ * Describes the enum lacewing.scheduler.v1.PeerState.
+ */
+export const PeerStateSchema: GenEnum<PeerState> = /*@__PURE__*/
+  enumDesc(file_lacewing_scheduler_v1_scheduler, 3);
+
+/**
  * Scheduler tracks hosts, tasks, peers and their pieces, and tells each
  * downloading peer where to get its pieces from.
  *
@@ -1093,6 +1501,27 @@ export const Scheduler: GenService<{
     methodKind: "unary";
     input: typeof ListHostsRequestSchema;
     output: typeof ListHostsResponseSchema;
+  },
+  /**
+   * Tasks the scheduler knows, with each peer's progress and sources; for the manager.
+   *
+   * @generated from rpc lacewing.scheduler.v1.Scheduler.ListTasks
+   */
+  listTasks: {
+    methodKind: "unary";
+    input: typeof ListTasksRequestSchema;
+    output: typeof ListTasksResponseSchema;
+  },
+  /**
+   * The recent flow of one task's pieces: bytes per parent -> child edge and
+   * when each piece landed on each peer; for the manager.
+   *
+   * @generated from rpc lacewing.scheduler.v1.Scheduler.GetTaskFlow
+   */
+  getTaskFlow: {
+    methodKind: "unary";
+    input: typeof GetTaskFlowRequestSchema;
+    output: typeof GetTaskFlowResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_lacewing_scheduler_v1_scheduler, 0);

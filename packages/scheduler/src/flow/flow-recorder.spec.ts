@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { newPeer, type Peer } from "../resource/peer.js";
+import { newTask, type Task } from "../resource/task.js";
+import { DEFAULT_FLOW_LIMITS, FlowRecorder } from "./flow-recorder.js";
+import { ORIGIN } from "./task-flow.js";
+
+const download = { url: "http://origin.test/f", tag: "", application: "", filteredQueryParams: [], requestHeaders: {} } as unknown as Parameters<
+  typeof newTask
+>[1];
+
+function taskWithPeers(id: string, count: number): { task: Task; peers: Peer[] } {
+  const task = newTask(id.padStart(64, "0"), download, 0);
+  const peers = Array.from({ length: count }, (_, i) => {
+    const peer = newPeer({ id: `peer-${i}-${"x".repeat(40)}`, taskId: task.id, hostId: `host-${i}-${"y".repeat(30)}`, triggered: false, heldPieces: [], now: 0 });
+    task.peers.set(peer.id, peer);
+    return peer;
+  });
+  return { task, peers };
+}
+
+describe("flow recorder", () => {
+  it("records bytes per parent → child edge, the origin included, and each landing in order", () => {
+    const flow = new FlowRecorder();
+    const { task, peers } = taskWithPeers("1", 3);
+    const [seed, a, b] = peers as [Peer, Peer, Peer];
+    flow.pieceLanded(task, seed, "", 0, 100, 1_000);
+    flow.pieceLanded(task, seed, "", 1, 100, 1_010);
+    flow.pieceLanded(task, a, seed.id, 0, 100, 1_020);
+    flow.pieceLanded(task, b, a.id, 0, 100, 1_030);
+    flow.pieceLanded(task, b, seed.id, 1, 100, 1_040);
+    const record = flow.flowOf(task.id)!;
+    assert.deepEqual(record.peerIds, [seed.id, a.id, b.id]);
+    assert.deepEqual(record.hostIds, [seed.hostId, a.hostId, b.hostId]);
+    assert.deepEqual(
+      record.edges().map((e) => [e.parent, e.child, e.bytes, e.pieces, e.firstMs, e.lastMs]),
+      [
+        [ORIGIN, 0, 200, 2, 0, 10],
+        [0, 1, 100, 1, 20, 20],
+        [1, 2, 100, 1, 30, 30],
+        [0, 2, 100, 1, 40, 40],
+      ],
+    );
+    const landings = record.landings(0);
+    assert.deepEqual([...landings.child], [0, 0, 1, 2, 2]);
+    assert.deepEqual([...landings.parent], [ORIGIN, ORIGIN, 0, 1, 0]);
+    assert.deepEqual([...landings.piece], [0, 1, 0, 0, 1]);
+    assert.deepEqual([...landings.ms], [0, 10, 20, 30, 40]);
+    // Incremental reads return only what is new.
+    assert.deepEqual([...record.landings(4).piece], [1]);
+    assert.equal(record.landings(4).firstSeq, 4);
+    assert.equal(record.landings(5).child.length, 0);
+    assert.deepEqual(flow.sourcesOf(task.id, b.id), [
+      { parentId: a.id, bytes: 100, pieces: 1 },
+      { parentId: seed.id, bytes: 100, pieces: 1 },
+    ]);
+    assert.deepEqual(flow.sourcesOf(task.id, seed.id), [{ parentId: "", bytes: 200, pieces: 2 }]);
+  });
+
+  it("keeps only the most recent landings, and says how many a reader missed", () => {
+    const flow = new FlowRecorder({ landingsPerTask: 32 });
+    const { task, peers } = taskWithPeers("2", 1);
+    for (let n = 0; n < 100; n++) flow.pieceLanded(task, peers[0]!, "", n, 1, n);
+    const landings = flow.flowOf(task.id)!.landings(10);
+    assert.equal(landings.firstSeq, 68);
+    assert.equal(landings.dropped, 58);
+    assert.deepEqual([...landings.piece], Array.from({ length: 32 }, (_, i) => 68 + i));
+    assert.equal(flow.flowOf(task.id)!.edges()[0]?.pieces, 100, "edges count every landing, kept or not");
+  });
+
+  it("caps peers, edges and tasks, counting what it did not itemise, and drops the least recently fed task first", () => {
+    const flow = new FlowRecorder({ tasks: 2, peersPerTask: 4, edgesPerTask: 3 });
+    const { task, peers } = taskWithPeers("3", 6);
+    for (const [i, peer] of peers.entries()) flow.pieceLanded(task, peer, i === 0 ? "" : peers[i - 1]!.id, 0, 10, i);
+    const record = flow.flowOf(task.id)!;
+    assert.equal(record.peerIds.length, 4);
+    assert.ok(record.droppedPeers > 0);
+    assert.equal(record.edgeCount, 3);
+    assert.equal(record.droppedEdges, 1);
+    const second = taskWithPeers("4", 1);
+    const third = taskWithPeers("5", 1);
+    flow.pieceLanded(second.task, second.peers[0]!, "", 0, 1, 10);
+    flow.pieceLanded(task, peers[0]!, "", 1, 1, 11); // task 3 is fed again: task 4 is now the oldest
+    flow.pieceLanded(third.task, third.peers[0]!, "", 0, 1, 12);
+    assert.equal(flow.size, 2);
+    assert.ok(flow.flowOf(task.id) !== undefined);
+    assert.equal(flow.flowOf(second.task.id), undefined);
+  });
+
+  it("forgets flows idle for longer than idleMs", () => {
+    const flow = new FlowRecorder({ idleMs: 1_000 });
+    const a = taskWithPeers("6", 1);
+    const b = taskWithPeers("7", 1);
+    flow.pieceLanded(a.task, a.peers[0]!, "", 0, 1, 0);
+    flow.pieceLanded(b.task, b.peers[0]!, "", 0, 1, 900);
+    assert.equal(flow.forgetIdle(1_500), 1);
+    assert.equal(flow.flowOf(a.task.id), undefined);
+    assert.ok(flow.flowOf(b.task.id) !== undefined);
+  });
+
+  it("stays within its measured bounds: bytes per landing, per edge, per peer and per task at every cap", (t) => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const heap = (): number => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    };
+    const limits = DEFAULT_FLOW_LIMITS;
+    const peerCount = limits.peersPerTask;
+    // Tasks and peers exist in the registry anyway; only what the recorder adds is measured.
+    const fixtures = Array.from({ length: 8 }, (_, i) => taskWithPeers(`f${i}`, peerCount));
+    const flow = new FlowRecorder();
+    const base = heap();
+    for (const { task, peers } of fixtures) {
+      // Every peer from the origin and from a few parents, until every cap is reached.
+      let n = 0;
+      for (let round = 0; n < limits.landingsPerTask + 1000; round++)
+        for (const [i, peer] of peers.entries()) {
+          const parent = round === 0 ? "" : peers[(i + round) % peers.length]!.id;
+          flow.pieceLanded(task, peer, parent, n % 4096, 1 << 20, n++);
+        }
+    }
+    const perTask = (heap() - base) / fixtures.length;
+    const record = flow.flowOf(fixtures[0]!.task.id)!;
+    assert.equal(record.peerIds.length, limits.peersPerTask);
+    assert.equal(record.edgeCount, limits.edgesPerTask);
+    assert.ok(record.landed > limits.landingsPerTask);
+
+    // A small flow: one task, 3 peers, 400 pieces each.
+    const small = taskWithPeers("small", 3);
+    const smallFlow = new FlowRecorder();
+    const before = heap();
+    for (let n = 0; n < 400; n++) for (const [i, peer] of small.peers.entries()) smallFlow.pieceLanded(small.task, peer, i === 0 ? "" : small.peers[0]!.id, n, 1, n);
+    const smallBytes = heap() - before;
+    t.diagnostic(
+      `flow at every cap (${limits.peersPerTask} peers, ${limits.edgesPerTask} edges, ${limits.landingsPerTask} landings): ${Math.round(perTask / 1024)} KiB; ` +
+        `${limits.tasks} such flows: ${Math.round((perTask * limits.tasks) / 1024 / 1024)} MiB; 3 peers × 400 pieces: ${Math.round(smallBytes / 1024)} KiB`,
+    );
+    // The bounds docs/ARCHITECTURE.md states.
+    assert.ok(perTask < 384 * 1024, `a full flow holds ${perTask} B`);
+    assert.ok(smallBytes < 64 * 1024, `a small flow holds ${smallBytes} B`);
+  });
+});
