@@ -1,18 +1,15 @@
 import type { Knex } from "knex";
-import type { Logger } from "@lacewing/common";
+import { LacewingError, type Logger } from "@lacewing/common";
+import { flowViewOf, taskMatches, taskViewOf, type HostIndex } from "./cluster/task-views.js";
 import type { JobStore } from "./db/job-store.js";
-import { parseCreateJob, parseJobId, parseListJobs, splitSecrets } from "./jobs/job-args.js";
+import { createJobInputOf, normalJobId, splitSecrets } from "./jobs/job-args.js";
 import type { JobQueue } from "./jobs/job-queue.js";
-import type { Job } from "./jobs/job.js";
+import type { Job, JobState, JobType } from "./jobs/job.js";
 import type { ManagerMetrics } from "./metrics.js";
-import type { HostView, SchedulerPool, SchedulerStatus } from "./scheduler/scheduler-pool.js";
+import { DEFAULT_PER_PAGE, type ClusterView, type CreateJobBody, type HostView, type TaskFlowView, type TaskView } from "./schema/api-schemas.js";
+import type { SchedulerPool, SchedulerStatus } from "./scheduler/scheduler-pool.js";
 
-export interface Cluster {
-  id: number;
-  name: string;
-  description: string;
-  schedulerAddresses: string[];
-}
+export type Cluster = ClusterView;
 
 export interface JobPage {
   jobs: Job[];
@@ -21,16 +18,33 @@ export interface JobPage {
   total: number;
 }
 
-/** The manager's operations, shared by the REST and gRPC fronts. */
+export interface TaskPage {
+  tasks: TaskView[];
+  page: number;
+  perPage: number;
+  total: number;
+  unreachable: SchedulerStatus[];
+}
+
+/**
+ * The manager's operations, shared by the REST and gRPC fronts. Inputs are
+ * already checked against the API's schemas (src/schema/) by the front that
+ * received them.
+ */
 export interface ManagerApi {
-  createJob(body: unknown): Promise<Job>;
+  createJob(body: CreateJobBody): Promise<Job>;
   getJob(id: string): Promise<Job>;
-  listJobs(query: { state?: string; type?: string; page?: string | number; perPage?: string | number }): Promise<JobPage>;
+  listJobs(query: { state?: JobState | undefined; type?: JobType | undefined; page?: number | undefined; perPage?: number | undefined }): Promise<JobPage>;
   cancelJob(id: string): Promise<Job>;
   listClusters(): Promise<Cluster[]>;
   listSchedulers(): Promise<SchedulerStatus[]>;
   /** Hosts of every reachable scheduler; `seedOnly` keeps seed peers. */
   listHosts(seedOnly: boolean): Promise<{ hosts: HostView[]; unreachable: SchedulerStatus[] }>;
+  /** Tasks of every reachable scheduler, newest first, filtered by a search text and state. */
+  listTasks(query: { q?: string | undefined; state?: TaskView["state"] | undefined; page?: number | undefined; perPage?: number | undefined }): Promise<TaskPage>;
+  getTask(id: string): Promise<TaskView>;
+  /** The task's recent flow: edges and the piece landings after `afterSeq`. */
+  getTaskFlow(id: string, afterSeq: number): Promise<TaskFlowView>;
 }
 
 export interface ManagerApiDeps {
@@ -44,9 +58,17 @@ export interface ManagerApiDeps {
 
 export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
   const { store, queue, schedulers, metrics, logger } = deps;
+  const hostIndex = async (): Promise<HostIndex> => new Map((await schedulers.listHosts()).hosts.map((host) => [host.id, host]));
+  const allTasks = async (taskId?: string): Promise<{ tasks: TaskView[]; unreachable: SchedulerStatus[] }> => {
+    const [{ answers, schedulers: statuses }, hosts] = await Promise.all([schedulers.listTasks(taskId === undefined ? {} : { taskId }), hostIndex()]);
+    const tasks = answers.flatMap((answer) => answer.tasks.map((task) => taskViewOf(task, answer.scheduler, hosts)));
+    tasks.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
+    return { tasks, unreachable: statuses.filter((s) => !s.reachable) };
+  };
+  const taskNotFound = (id: string): LacewingError => new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no scheduler knows task ${id}`);
   return {
     async createJob(body) {
-      const input = parseCreateJob(body);
+      const input = createJobInputOf(body);
       const { args, secrets } = splitSecrets(input.args);
       const job = await store.create(input.type, args, secrets);
       metrics.jobCreated();
@@ -55,14 +77,14 @@ export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
       await queue.enqueue(job.id);
       return job;
     },
-    getJob: async (id) => store.get(parseJobId(id)),
+    getJob: async (id) => store.get(normalJobId(id)),
     async listJobs(query) {
-      const parsed = parseListJobs(query);
-      const { jobs, total } = await store.list(parsed);
-      return { jobs, total, page: parsed.page, perPage: parsed.perPage };
+      const filter = { state: query.state, type: query.type, page: query.page ?? 1, perPage: query.perPage ?? DEFAULT_PER_PAGE };
+      const { jobs, total } = await store.list(filter);
+      return { jobs, total, page: filter.page, perPage: filter.perPage };
     },
     async cancelJob(rawId) {
-      const id = parseJobId(rawId);
+      const id = normalJobId(rawId);
       const { job, cancelled } = await store.cancel(id);
       if (cancelled) {
         queue.cancel(id);
@@ -82,6 +104,24 @@ export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
     async listHosts(seedOnly) {
       const { hosts, schedulers: statuses } = await schedulers.listHosts();
       return { hosts: seedOnly ? hosts.filter((h) => h.type === "seed") : hosts, unreachable: statuses.filter((s) => !s.reachable) };
+    },
+    async listTasks(query) {
+      const page = query.page ?? 1;
+      const perPage = query.perPage ?? DEFAULT_PER_PAGE;
+      const { tasks, unreachable } = await allTasks();
+      const matching = tasks.filter((task) => taskMatches(task, query.q ?? "") && (query.state === undefined || task.state === query.state));
+      return { tasks: matching.slice((page - 1) * perPage, page * perPage), page, perPage, total: matching.length, unreachable };
+    },
+    async getTask(id) {
+      const task = (await allTasks(id)).tasks.find((t) => t.id === id);
+      if (task === undefined) throw taskNotFound(id);
+      return task;
+    },
+    async getTaskFlow(id, afterSeq) {
+      const found = await schedulers.taskFlow(id, afterSeq);
+      if (found === undefined) throw new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no scheduler holds a recent flow of task ${id}`);
+      const [hosts, { tasks }] = await Promise.all([hostIndex(), allTasks(id)]);
+      return flowViewOf(found.flow, found.scheduler, tasks.find((t) => t.id === id) ?? null, hosts);
     },
   };
 }

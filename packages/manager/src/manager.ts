@@ -13,6 +13,7 @@ import { createManagerApi, type ManagerApi } from "./manager-api.js";
 import { createManagerMetrics, type ManagerMetrics } from "./metrics.js";
 import { RestServer } from "./rest/rest-server.js";
 import { SchedulerPool } from "./scheduler/scheduler-pool.js";
+import { consoleDirs } from "./rest/console-assets.js";
 
 export interface ManagerOptions {
   logger?: Logger;
@@ -111,6 +112,7 @@ export class Manager {
         token: config.token,
         allowedHosts: config.allowedHosts,
         logger,
+        consoleDirs: consoleDirs(),
         metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
         ready: async () => {
           try {

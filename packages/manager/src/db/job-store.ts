@@ -1,8 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { LacewingError, redactUrl } from "@lacewing/common";
-import { redactArgs, withSecrets, type ListJobsQuery } from "../jobs/job-args.js";
+import { redactArgs, withSecrets } from "../jobs/job-args.js";
 import { progressOf, type Job, type JobSecrets, type JobState, type JobType, type PreheatArgs, type TaskResult } from "../jobs/job.js";
+
+/** Which page of which jobs to list (checked by the API's schema). */
+export interface JobFilter {
+  state?: JobState | undefined;
+  type?: JobType | undefined;
+  page: number;
+  perPage: number;
+}
 
 interface JobRow {
   id: string;
@@ -56,7 +64,7 @@ export class JobStore {
     return { job: toJob(row), args: withSecrets(parseJson(row.args), parseJson(row.secrets)) };
   }
 
-  async list(query: ListJobsQuery): Promise<{ jobs: Job[]; total: number }> {
+  async list(query: JobFilter): Promise<{ jobs: Job[]; total: number }> {
     const filtered = (): Knex.QueryBuilder => {
       const q = this.#db("jobs");
       if (query.state !== undefined) void q.where("state", query.state);

@@ -4,6 +4,8 @@ import { requireRole, type CallContext, type MessageInitShape, type ServiceImpl 
 import { LacewingError } from "@lacewing/common";
 import type { Job } from "../jobs/job.js";
 import type { ManagerApi } from "../manager-api.js";
+import { CreateJobBody, JobIdParams, ListJobsQuery } from "../schema/api-schemas.js";
+import { validateInput } from "../schema/validate.js";
 import type { HostView, SchedulerStatus } from "../scheduler/scheduler-pool.js";
 
 /** The Manager gRPC service over the same operations as the REST API. */
@@ -23,12 +25,13 @@ export function createManagerService(api: ManagerApi, token: string): ServiceImp
     async createJob(request, ctx) {
       authenticate(ctx);
       const args = request.args;
-      const body = {
+      // proto3 cannot tell an unset field from an empty one: both mean "not given", as an absent JSON key does.
+      const body = withoutUnset({
         type: request.type,
         args:
           args === undefined
             ? undefined
-            : {
+            : withoutUnset({
                 type: args.type,
                 url: args.url,
                 urls: args.urls,
@@ -40,22 +43,23 @@ export function createManagerService(api: ManagerApi, token: string): ServiceImp
                 password: args.password,
                 platform: args.platform,
                 scope: args.scope,
-              },
-      };
-      return jobMessage(await api.createJob(body));
+              }),
+      });
+      return jobMessage(await api.createJob(validateInput(CreateJobBody, body)));
     },
     async getJob(request, ctx) {
       authenticate(ctx);
-      return jobMessage(await api.getJob(request.id));
+      return jobMessage(await api.getJob(validateInput(JobIdParams, { id: request.id }, "params").id));
     },
     async listJobs(request, ctx) {
       authenticate(ctx);
-      const page = await api.listJobs({ state: request.state, type: request.type, page: request.page, perPage: request.perPage });
+      const query = validateInput(ListJobsQuery, withoutUnset({ state: request.state, type: request.type, page: request.page, perPage: request.perPage }), "querystring");
+      const page = await api.listJobs(query);
       return { jobs: page.jobs.map(jobMessage), page: page.page, perPage: page.perPage, total: page.total };
     },
     async cancelJob(request, ctx) {
       authenticate(ctx);
-      return jobMessage(await api.cancelJob(request.id));
+      return jobMessage(await api.cancelJob(validateInput(JobIdParams, { id: request.id }, "params").id));
     },
     async listClusters(_request, ctx) {
       authenticate(ctx);
@@ -74,6 +78,20 @@ export function createManagerService(api: ManagerApi, token: string): ServiceImp
       return hostsMessage(await api.listHosts(false));
     },
   };
+}
+
+/** Drops proto3's defaults ("", 0, [], {}), which mean "not set". */
+function withoutUnset(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(fields).filter(
+      ([, value]) =>
+        value !== undefined &&
+        value !== "" &&
+        value !== 0 &&
+        !(Array.isArray(value) && value.length === 0) &&
+        !(typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0),
+    ),
+  );
 }
 
 function ms(date: Date | null): bigint {
@@ -104,7 +122,20 @@ function schedulerMessage(status: SchedulerStatus): MessageInitShape<typeof mana
 
 function hostsMessage(result: { hosts: HostView[]; unreachable: SchedulerStatus[] }): MessageInitShape<typeof managerv1.ListHostsResponseSchema> {
   return {
-    hosts: result.hosts.map(({ lastAnnouncedAt, ...host }) => ({ ...host, lastAnnouncedAtMs: ms(lastAnnouncedAt) })),
+    hosts: result.hosts.map((host) => ({
+      id: host.id,
+      hostname: host.hostname,
+      ip: host.ip,
+      port: host.port,
+      downloadPort: host.downloadPort,
+      type: host.type,
+      idc: host.idc,
+      location: host.location,
+      cluster: host.cluster,
+      peerCount: host.peerCount,
+      scheduler: host.scheduler,
+      lastAnnouncedAtMs: BigInt(host.lastAnnouncedAt === null ? 0 : Date.parse(host.lastAnnouncedAt)),
+    })),
     unreachable: result.unreachable.map(schedulerMessage),
   };
 }

@@ -1,28 +1,16 @@
 /** The shapes of a job as it is stored and as the API returns it. */
 
-export const JOB_STATES = ["pending", "running", "succeeded", "failed", "cancelled"] as const;
+import type { Static } from "typebox";
+import { JOB_STATES, JOB_TYPES, PREHEAT_SCOPES, type HostResult as HostResultSchema, type PreheatArgs as PreheatArgsSchema, type TaskResult as TaskResultSchema } from "../schema/api-schemas.js";
+
+export { JOB_STATES, JOB_TYPES, PREHEAT_SCOPES };
 export type JobState = (typeof JOB_STATES)[number];
 export const TERMINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
-
-export const JOB_TYPES = ["preheat"] as const;
 export type JobType = (typeof JOB_TYPES)[number];
-
-export const PREHEAT_SCOPES = ["single_seed_peer", "all_seed_peers", "all_peers"] as const;
 export type PreheatScope = (typeof PREHEAT_SCOPES)[number];
 
-export interface PreheatArgs {
-  type: "image" | "file";
-  /** Image: the manifest URL. File: one URL per task. */
-  urls: string[];
-  tag: string;
-  application: string;
-  filteredQueryParams: string[];
-  headers: Record<string, string>;
-  username: string;
-  password: string;
-  platform: string;
-  scope: PreheatScope;
-}
+/** A job's args as stored (credentials split off, see job-args.ts) and shown. */
+export type PreheatArgs = Static<typeof PreheatArgsSchema>;
 
 /**
  * Credentials kept apart from the args the API shows, in the `secrets`
@@ -37,26 +25,9 @@ export interface JobSecrets {
   urls?: string[];
 }
 
-export type TaskState = "pending" | "running" | "succeeded" | "failed";
-
-export interface HostResult {
-  hostId: string;
-  hostname: string;
-  ip: string;
-  success: boolean;
-  description: string;
-}
-
-export interface TaskResult {
-  taskId: string;
-  url: string;
-  digest: string;
-  state: TaskState;
-  error: string;
-  /** The scheduler that owns the task. */
-  scheduler: string;
-  hosts: HostResult[];
-}
+export type HostResult = Static<typeof HostResultSchema>;
+export type TaskResult = Static<typeof TaskResultSchema>;
+export type TaskState = TaskResult["state"];
 
 export interface Job {
   id: string;

@@ -1,14 +1,23 @@
 import { timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import fastifyStatic from "@fastify/static";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { LacewingError, errorMessage, type Logger } from "@lacewing/common";
 import type { ManagerApi } from "../manager-api.js";
+import { validateInput, type InputPart } from "../schema/validate.js";
 import { HttpRefusal, toHttpError } from "./http-errors.js";
-import { jobJson } from "./json-views.js";
+import { registerApiRoutes } from "./api-routes.js";
 import { hostAllowList, isAllowedHost, isSameOrigin, type Authority } from "./request-guards.js";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+/** Paths that answer without the token and any Host: probes and the scrape reveal no job data. */
+const PROBES = new Set(["/healthz", "/readyz", "/metrics"]);
+/** Under /api/ every path needs the token, except the API's own description. */
+const PUBLIC_API = /^\/api\/v1\/(openapi\.json|docs(\/.*)?)$/;
 
 export interface RestServerOptions {
   api: ManagerApi;
@@ -20,111 +29,143 @@ export interface RestServerOptions {
   /** Prometheus text of the manager's metrics. */
   metrics: () => Promise<{ contentType: string; body: string }>;
   ready: () => Promise<boolean>;
+  /** Directories of the web console's files, served at `/`; none: no console. */
+  consoleDirs?: readonly string[];
 }
 
-type Handler = (request: IncomingMessage, params: string[], query: URLSearchParams) => Promise<{ status: number; body: unknown }>;
-
-/** The REST API plus /metrics, /healthz and /readyz on one port. */
+/**
+ * The REST API (fastify, every route with its JSON schemas, see
+ * api-routes.ts), its OpenAPI document and reference page, the web console,
+ * and /metrics, /healthz and /readyz, on one port.
+ */
 export class RestServer {
   readonly #options: RestServerOptions;
-  readonly #server: Server;
-  readonly #routes: Array<{ method: string; pattern: RegExp; handler: Handler }>;
+  readonly #app: FastifyInstance;
   /** Set once bound: the Host check needs the bound port. */
   #hostAllowList: Authority[] = [];
+  #ready: Promise<void> | undefined;
 
   constructor(options: RestServerOptions) {
     this.#options = options;
-    const { api } = options;
-    this.#routes = [
-      { method: "POST", pattern: /^\/api\/v1\/jobs$/, handler: async (req) => ({ status: 202, body: jobJson(await api.createJob(await readJson(req))) }) },
-      {
-        method: "GET",
-        pattern: /^\/api\/v1\/jobs$/,
-        handler: async (_req, _params, query) => {
-          const page = await api.listJobs({
-            ...optional("state", query.get("state")),
-            ...optional("type", query.get("type")),
-            ...optional("page", query.get("page")),
-            ...optional("perPage", query.get("perPage") ?? query.get("per_page")),
-          });
-          return { status: 200, body: { jobs: page.jobs.map(jobJson), page: page.page, perPage: page.perPage, total: page.total } };
-        },
+    this.#app = Fastify({
+      bodyLimit: MAX_BODY_BYTES,
+      keepAliveTimeout: 5_000,
+      // Job ids are short; a long one is a bad id (400 naming it), not a 414.
+      routerOptions: { maxParamLength: 1_000 },
+      // A bad percent-encoding never reaches a route: answer it in the API's shape.
+      frameworkErrors: (err, _request, reply) => {
+        const refusal =
+          err.code === "FST_ERR_BAD_URL"
+            ? new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: bad percent-encoding", { details: { field: "path" } })
+            : err;
+        this.#sendError(reply, refusal, undefined);
       },
-      { method: "GET", pattern: /^\/api\/v1\/jobs\/([^/]+)$/, handler: async (_req, [id]) => ({ status: 200, body: jobJson(await api.getJob(id ?? "")) }) },
-      {
-        method: "DELETE",
-        pattern: /^\/api\/v1\/jobs\/([^/]+)$/,
-        handler: async (_req, [id]) => ({ status: 200, body: jobJson(await api.cancelJob(id ?? "")) }),
-      },
-      { method: "GET", pattern: /^\/api\/v1\/clusters$/, handler: async () => ({ status: 200, body: { clusters: await api.listClusters() } }) },
-      { method: "GET", pattern: /^\/api\/v1\/schedulers$/, handler: async () => ({ status: 200, body: { schedulers: await api.listSchedulers() } }) },
-      { method: "GET", pattern: /^\/api\/v1\/hosts$/, handler: async () => ({ status: 200, body: await api.listHosts(false) }) },
-      { method: "GET", pattern: /^\/api\/v1\/seed-peers$/, handler: async () => ({ status: 200, body: await api.listHosts(true) }) },
-    ];
-    this.#server = createServer((req, res) => {
-      void this.#handle(req, res);
+    }).withTypeProvider<TypeBoxTypeProvider>();
+    const app = this.#app;
+    // One validator for every route's schemas, the same the gRPC front uses, so both answer with the field at fault.
+    app.setValidatorCompiler(({ schema, httpPart }) => {
+      const part: InputPart = httpPart === "body" ? "body" : httpPart === "params" ? "params" : "querystring";
+      return (data: unknown) => {
+        try {
+          return { value: validateInput(schema as Parameters<typeof validateInput>[0], data, part) };
+        } catch (err) {
+          return { error: err as Error };
+        }
+      };
     });
-    this.#server.keepAliveTimeout = 5_000;
+    app.setErrorHandler((err, request, reply) => this.#sendError(reply, fromFastifyError(err), request));
+    app.setNotFoundHandler((request, reply) =>
+      this.#sendError(reply, new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no route for ${request.method} ${request.url.split("?")[0] ?? ""}`), request),
+    );
+    app.addHook("onRequest", async (request) => this.#guard(request));
+    app.addHook("onSend", async (request, reply) => {
+      // The console must not be framed by another site (clickjacking its buttons); no response is sniffed into another type.
+      void reply.header("x-content-type-options", "nosniff").header("x-frame-options", "DENY").header("referrer-policy", "no-referrer");
+      if (request.url === "/" || request.url.startsWith("/index.html"))
+        void reply.header(
+          "content-security-policy",
+          "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        );
+    });
+
+    app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
+    app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
+      const ready = await options.ready();
+      return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
+    });
+    app.get("/metrics", { schema: { hide: true } }, async (_request, reply) => {
+      const { contentType, body } = await options.metrics();
+      return reply.type(contentType).send(body);
+    });
+    this.#ready = this.#register(options);
+  }
+
+  async #register(options: RestServerOptions): Promise<void> {
+    const app = this.#app;
+    await app.register(fastifySwagger, {
+      openapi: {
+        openapi: "3.1.0",
+        info: {
+          title: "lacewing-manager",
+          version: "1",
+          description:
+            "Preheat jobs, and the clusters, schedulers, hosts and tasks the schedulers know. Send `Authorization: Bearer <token>` when the manager has a token; bodies are `application/json`.",
+        },
+        components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+        security: [{ bearer: [] }],
+      },
+    });
+    await app.register(
+      async (api) => {
+        registerApiRoutes(api.withTypeProvider<TypeBoxTypeProvider>(), options.api);
+        api.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+      },
+      { prefix: "/api/v1" },
+    );
+    await app.register(fastifySwaggerUi, { routePrefix: "/api/v1/docs", uiConfig: { url: "/api/v1/openapi.json" }, staticCSP: true });
+    if (options.consoleDirs !== undefined && options.consoleDirs.length > 0)
+      await app.register(fastifyStatic, { root: [...options.consoleDirs], prefix: "/", index: "index.html", wildcard: true, cacheControl: false });
+    await app.ready();
+  }
+
+  /** The OpenAPI document, as served at /api/v1/openapi.json. */
+  async openapi(): Promise<unknown> {
+    await this.#ready;
+    return this.#app.swagger();
   }
 
   /** Binds host:port and returns the port. */
   async listen(host: string, port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off("error", reject);
-        resolve();
-      });
-    });
-    const bound = (this.#server.address() as AddressInfo).port;
+    await this.#ready;
+    await this.#app.listen({ host, port });
+    const bound = (this.#app.server.address() as AddressInfo).port;
     this.#hostAllowList = hostAllowList(host, bound, this.#options.allowedHosts);
     return bound;
   }
 
   async close(): Promise<void> {
-    if (!this.#server.listening) return;
-    await new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    await this.#ready?.catch(() => undefined);
+    if (!this.#app.server.listening) return;
+    this.#app.server.closeAllConnections();
+    await this.#app.close();
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let path = "";
-    try {
-      const url = requestUrl(req);
-      path = url.pathname;
-      // Every path, in every mode: no CORS header is ever sent either, so a browser page elsewhere gets nothing.
-      refuseCrossOrigin(req);
-      // Probes and Prometheus scrape without credentials; they reveal no job data.
-      // They also skip the Host check: Kubernetes probes and scrapes address the
-      // pod by IP (Host: <pod IP>:<port>), which no allow-list can know in advance.
-      if (req.method === "GET" && url.pathname === "/healthz") return send(res, 200, { status: "ok" });
-      if (req.method === "GET" && url.pathname === "/readyz") {
-        const ready = await this.#options.ready();
-        return send(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
-      }
-      if (req.method === "GET" && url.pathname === "/metrics") {
-        const { contentType, body } = await this.#options.metrics();
-        res.writeHead(200, { "content-type": contentType }).end(body);
-        return;
-      }
-      this.#checkHost(req);
-      this.#authenticate(req);
-      requireJsonBody(req);
-      for (const route of this.#routes) {
-        const match = route.pattern.exec(url.pathname);
-        if (match === null) continue;
-        if (route.method !== req.method) continue;
-        const { status, body } = await route.handler(req, match.slice(1).map(decodePathParam), url.searchParams);
-        return send(res, status, body);
-      }
-      throw new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no route for ${req.method ?? ""} ${url.pathname}`);
-    } catch (err) {
-      const { status, body } = toHttpError(err);
-      if (status >= 500) this.#options.logger.error({ err: errorMessage(err), method: req.method, path }, "request failed");
-      send(res, status, body);
-    }
+  /**
+   * The browser guards, before routing, parsing or validation, on every path
+   * (unknown ones included): a foreign Origin, then (probes excepted) the
+   * Host without a token, the token under /api/, and the body's media type.
+   */
+  async #guard(request: FastifyRequest): Promise<void> {
+    const url = requestUrl(request.raw.url);
+    // Every path, in every mode: no CORS header is ever sent either, so a browser page elsewhere gets nothing.
+    refuseCrossOrigin(request);
+    // Probes and Prometheus scrape without credentials; they reveal no job data.
+    // They also skip the Host check: Kubernetes probes and scrapes address the
+    // pod by IP (Host: <pod IP>:<port>), which no allow-list can know in advance.
+    if (request.method === "GET" && PROBES.has(url.pathname)) return;
+    this.#checkHost(request);
+    if (url.pathname.startsWith("/api/") && !PUBLIC_API.test(url.pathname)) this.#authenticate(request);
+    requireJsonBody(request);
   }
 
   /**
@@ -135,29 +176,56 @@ export class RestServer {
    * Host, so only the names this manager listens under are answered. With a
    * token, a page reaching the API under any name still cannot authenticate.
    */
-  #checkHost(req: IncomingMessage): void {
+  #checkHost(request: FastifyRequest): void {
     if (this.#options.token !== "") return;
-    if (isAllowedHost(req.headers.host, this.#hostAllowList)) return;
+    const host = request.headers.host;
+    if (isAllowedHost(host, this.#hostAllowList)) return;
     throw new LacewingError(
       HttpRefusal.misdirectedRequest,
       "permission_denied",
-      `this manager does not answer to Host ${JSON.stringify((req.headers.host ?? "").slice(0, 100))} without a token; list it in allowedHosts (--allowed-hosts)`,
+      `this manager does not answer to Host ${JSON.stringify((host ?? "").slice(0, 100))} without a token; list it in allowedHosts (--allowed-hosts)`,
     );
   }
 
-  #authenticate(req: IncomingMessage): void {
+  #authenticate(request: FastifyRequest): void {
     if (this.#options.token === "") return;
-    const header = req.headers.authorization ?? "";
+    const header = request.headers.authorization ?? "";
     const presented = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
     const expected = Buffer.from(this.#options.token);
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
       throw new LacewingError("LW_ERR_MANAGER_UNAUTHENTICATED", "unauthenticated", "missing or wrong bearer token");
   }
+
+  #sendError(reply: FastifyReply, err: unknown, request: FastifyRequest | undefined): void {
+    const { status, body } = toHttpError(err);
+    if (status >= 500) this.#options.logger.error({ err: errorMessage(err), method: request?.method, path: request?.url.split("?")[0] }, "request failed");
+    void reply.code(status).type("application/json; charset=utf-8").send(body);
+  }
 }
 
-function refuseCrossOrigin(req: IncomingMessage): void {
-  const origin = req.headers.origin;
-  if (origin === undefined || isSameOrigin(origin, req.headers.host)) return;
+/** Fastify's own refusals (body parsing, size) in the API's terms; anything else passes as it is. */
+function fromFastifyError(err: unknown): unknown {
+  if (err instanceof LacewingError) return err;
+  const code = (err as { code?: unknown }).code;
+  const invalidBody = (message: string): LacewingError =>
+    new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `body: ${message}`, { details: { field: "body" } });
+  switch (code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return invalidBody("not valid JSON");
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return invalidBody("larger than 1 MiB");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new LacewingError(HttpRefusal.unsupportedMediaType, "invalid_argument", "body: Content-Type must be application/json", { details: { field: "body" } });
+  }
+  // The JSON parser throws a SyntaxError marked 400.
+  if (err instanceof SyntaxError || (err as { statusCode?: unknown }).statusCode === 400) return invalidBody("not valid JSON");
+  return err;
+}
+
+function refuseCrossOrigin(request: FastifyRequest): void {
+  const origin = request.headers.origin;
+  if (origin === undefined || isSameOrigin(origin, request.headers.host)) return;
   throw new LacewingError(HttpRefusal.crossOrigin, "permission_denied", "cross-origin requests are refused: the API is for scripts, not browsers");
 }
 
@@ -166,9 +234,9 @@ function refuseCrossOrigin(req: IncomingMessage): void {
  * bodies cross-site without asking first; application/json makes it ask (a
  * CORS preflight), and that question is refused above.
  */
-function requireJsonBody(req: IncomingMessage): void {
-  if (!BODY_METHODS.has(req.method ?? "")) return;
-  const type = req.headers["content-type"] ?? "";
+function requireJsonBody(request: FastifyRequest): void {
+  if (!BODY_METHODS.has(request.method)) return;
+  const type = request.headers["content-type"] ?? "";
   if (type.split(";")[0]?.trim().toLowerCase() === "application/json") return;
   throw new LacewingError(
     HttpRefusal.unsupportedMediaType,
@@ -179,47 +247,13 @@ function requireJsonBody(req: IncomingMessage): void {
 }
 
 /**
- * The request target as a URL. Inside the handler's try: an absolute-form
- * target such as `http://[/` makes URL throw, and an unhandled rejection
- * would end the process.
+ * The request target as a URL. An absolute-form target such as `http://[/`
+ * makes URL throw; it is a bad request, not a crash.
  */
-function requestUrl(req: IncomingMessage): URL {
+function requestUrl(target: string | undefined): URL {
   try {
-    return new URL(req.url ?? "/", "http://manager");
+    return new URL(target ?? "/", "http://manager");
   } catch {
     throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: not a valid request target", { details: { field: "path" } });
-  }
-}
-
-function decodePathParam(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: bad percent-encoding", { details: { field: "path" } });
-  }
-}
-
-function optional<K extends string>(key: K, value: string | null): Partial<Record<K, string>> {
-  return value === null ? {} : ({ [key]: value } as Record<K, string>);
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) }).end(text);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES)
-      throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "body: larger than 1 MiB", { details: { field: "body" } });
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
-  } catch {
-    throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "body: not valid JSON", { details: { field: "body" } });
   }
 }

@@ -1,4 +1,4 @@
-import { HostType, createClient, schedulerv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
+import { GrpcStatus, HostType, RpcError, createClient, schedulerv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
 import {
   LacewingError,
   errorMessage,
@@ -10,29 +10,18 @@ import {
   type Security,
 } from "@lacewing/common";
 import type { HostResult, PreheatScope } from "../jobs/job.js";
+import type { HostView, SchedulerStatusView as SchedulerStatus } from "../schema/api-schemas.js";
 
-export interface HostView {
-  id: string;
-  hostname: string;
-  ip: string;
-  port: number;
-  downloadPort: number;
-  type: "normal" | "seed";
-  idc: string;
-  location: string;
-  cluster: string;
-  peerCount: number;
-  lastAnnouncedAt: Date | null;
-  /** The scheduler that reported the host. */
+/** A page of a scheduler's tasks, with the scheduler that answered. */
+export interface SchedulerTasks {
   scheduler: string;
+  tasks: schedulerv1.TaskStatus[];
 }
 
-export interface SchedulerStatus {
-  address: string;
-  reachable: boolean;
-  error: string;
-  hostCount: number;
-}
+/** Most tasks read from one scheduler for a listing: enough for any console page, bounded for the manager's memory. */
+const MAX_TASKS_PER_SCHEDULER = 10_000;
+
+export type { HostView, SchedulerStatusView as SchedulerStatus } from "../schema/api-schemas.js";
 
 export interface TriggerResult {
   taskId: string;
@@ -142,6 +131,53 @@ export class SchedulerPool {
     return { hosts: answers.flatMap((a) => a.hosts), schedulers: [...answers.map((a) => a.status), ...unresolved] };
   }
 
+  /** Every scheduler's tasks (up to MAX_TASKS_PER_SCHEDULER each); an unreachable scheduler is reported, not fatal. */
+  async listTasks(options: { taskId?: string; timeoutMs?: number } = {}): Promise<{ answers: SchedulerTasks[]; schedulers: SchedulerStatus[] }> {
+    const answers = await Promise.all(
+      this.#endpoints.map(async (address) => {
+        try {
+          const tasks: schedulerv1.TaskStatus[] = [];
+          let pageToken = "";
+          do {
+            const response = await this.#client(address).listTasks(
+              { pageSize: 1000, pageToken, taskId: options.taskId ?? "" },
+              { timeoutMs: options.timeoutMs ?? 5_000 },
+            );
+            tasks.push(...response.tasks);
+            pageToken = response.nextPageToken;
+          } while (pageToken !== "" && tasks.length < MAX_TASKS_PER_SCHEDULER);
+          return { answer: { scheduler: address, tasks }, status: { address, reachable: true, error: "", hostCount: 0 } };
+        } catch (err) {
+          return { answer: undefined, status: { address, reachable: false, error: errorMessage(err), hostCount: 0 } };
+        }
+      }),
+    );
+    return {
+      answers: answers.flatMap((a) => (a.answer === undefined ? [] : [a.answer])),
+      schedulers: answers.map((a) => a.status),
+    };
+  }
+
+  /**
+   * The task's flow from the scheduler that holds one: its owner first (where
+   * every daemon reports it), then the others, since an owner that changed
+   * with the replica list leaves the record behind.
+   */
+  async taskFlow(taskId: string, afterSeq: number, timeoutMs = 5_000): Promise<{ scheduler: string; flow: schedulerv1.GetTaskFlowResponse } | undefined> {
+    const owner = rendezvousPick(taskId, this.#endpoints);
+    const order = owner === undefined ? [...this.#endpoints] : [owner, ...this.#endpoints.filter((e) => e !== owner)];
+    for (const address of order) {
+      try {
+        const flow = await this.#client(address).getTaskFlow({ taskId, afterSeq: BigInt(afterSeq) }, { timeoutMs });
+        return { scheduler: address, flow };
+      } catch (err) {
+        if (err instanceof RpcError && err.status === GrpcStatus.NOT_FOUND) continue;
+        throw new LacewingError("LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE", "unavailable", `scheduler ${address} did not answer: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    return undefined;
+  }
+
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
@@ -162,6 +198,7 @@ export class SchedulerPool {
 function toHostView(status: schedulerv1.HostStatus, scheduler: string): HostView {
   const host = status.host;
   const lastMs = Number(status.lastAnnouncedAtMs);
+  const intervalSeconds = host?.announceIntervalSeconds ?? 0;
   return {
     id: host?.id ?? "",
     hostname: host?.hostname ?? "",
@@ -173,7 +210,16 @@ function toHostView(status: schedulerv1.HostStatus, scheduler: string): HostView
     location: host?.location ?? "",
     cluster: host?.cluster ?? "",
     peerCount: status.peerCount,
-    lastAnnouncedAt: lastMs > 0 ? new Date(lastMs) : null,
+    uploadCount: host?.concurrentUploadCount ?? 0,
+    uploadLimit: host?.concurrentUploadLimit ?? 0,
+    uploadBytes: Number(host?.uploadBytes ?? 0n),
+    uploadBytesPerSecond: Number(status.uploadBytesPerSecond),
+    cacheBytes: Number(host?.cacheBytes ?? 0n),
+    cacheQuotaBytes: Number(host?.cacheQuotaBytes ?? 0n),
+    announceIntervalSeconds: intervalSeconds,
+    lastAnnouncedAt: lastMs > 0 ? new Date(lastMs).toISOString() : null,
+    // The scheduler's own rule (twice the interval; 30 s when a host says none); a scheduler drops such hosts at its next GC.
+    alive: lastMs > 0 && Date.now() - lastMs <= 2 * (intervalSeconds || 30) * 1000,
     scheduler,
   };
 }
