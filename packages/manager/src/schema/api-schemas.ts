@@ -311,4 +311,7 @@ export type TaskPeerView = Static<typeof TaskPeer>;
 export type TaskFlowView = Static<typeof TaskFlow>;
 export type ClusterView = Static<typeof Cluster>;
 export type ErrorBodyView = Static<typeof ErrorBody>;
+export type JobPageView = Static<typeof JobPage>;
+export type HostListView = Static<typeof HostList>;
+export type TaskListView = Static<typeof TaskList>;
 export type { TSchema };
