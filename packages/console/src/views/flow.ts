@@ -95,7 +95,8 @@ function renderHeader(element: HTMLElement, task: TaskView | null): void {
 function nameOf(flow: TaskFlowView, index: number): string {
   if (index === ORIGIN) return "origin";
   const peer = flow.peers[index];
-  return peer === undefined ? `peer ${index}` : peer.hostname || shortId(peer.hostId || peer.peerId);
+  // The host id (hostname plus a hash) tells apart several daemons on one machine, which share the hostname.
+  return peer === undefined ? `peer ${index}` : peer.hostId || peer.hostname || shortId(peer.peerId);
 }
 
 function roleOf(flow: TaskFlowView, index: number): string {
@@ -113,13 +114,14 @@ function edgePath(layout: FlowLayout, parent: number, child: number, backwards: 
   const from = layout.nodes.find((n) => n.index === parent);
   const to = layout.nodes.find((n) => n.index === child);
   if (from === undefined || to === undefined) return "";
+  // Edges end at the node's edge, not its centre, so the arrowhead shows.
   if (backwards) {
     // Between peers of one column (or back): an arc to the side, so it does not hide under the forward edges.
     const bend = 50 + Math.abs(to.y - from.y) / 3;
-    return `M ${from.x} ${from.y} C ${from.x + bend} ${from.y}, ${to.x + bend} ${to.y}, ${to.x} ${to.y}`;
+    return `M ${from.x + 16} ${from.y} C ${from.x + bend} ${from.y}, ${to.x + bend} ${to.y}, ${to.x + 18} ${to.y}`;
   }
   const mid = (from.x + to.x) / 2;
-  return `M ${from.x} ${from.y} C ${mid} ${from.y}, ${mid} ${to.y}, ${to.x} ${to.y}`;
+  return `M ${from.x + 16} ${from.y} C ${mid} ${from.y}, ${mid} ${to.y}, ${to.x - 20} ${to.y}`;
 }
 
 function renderGraph(element: HTMLElement, flow: TaskFlowView): void {
@@ -138,7 +140,7 @@ function renderGraph(element: HTMLElement, flow: TaskFlowView): void {
       "aria-labelledby": "graph-title graph-desc",
     },
     s("desc", { id: "graph-desc" }, `${flow.edges.length} edges between the origin and ${flow.peers.length} peers; the table below lists them.`),
-    s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 4, markerHeight: 4, orient: "auto-start-reverse" }, s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow" }))),
+    s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto" }, s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow" }))),
     ...layout.edges.map((edge) => {
       const d = edgePath(layout, edge.parent, edge.child, edge.backwards);
       const from = layout.nodes.find((n) => n.index === edge.parent);
@@ -262,13 +264,22 @@ function renderTables(element: HTMLElement, flow: TaskFlowView): void {
                   h(
                     "tr",
                     {},
-                    h("th", { scope: "row" }, peer.hostname || shortId(peer.hostId)),
+                    h("th", { scope: "row" }, peer.hostId || peer.hostname),
                     h("td", {}, peer.hostType),
                     h("td", {}, badge(peer.state)),
                     h("td", {}, meter(peer.progress, "pieces held"), ` ${peer.finishedPieces}/${task.totalPieces}`),
                     h("td", { class: "num" }, formatBytes(peer.bytesFromOrigin)),
                     h("td", { class: "num" }, formatBytes(peer.bytesFromPeers)),
-                    h("td", {}, peer.sources.map((source) => `${source.parentId === "" ? "origin" : source.hostname || shortId(source.parentId)} ${formatBytes(source.bytes)}`).join(", ")),
+                    h(
+                      "td",
+                      {},
+                      peer.sources
+                        .map((source) => {
+                          const index = source.parentId === "" ? ORIGIN : flow.peers.findIndex((p) => p.peerId === source.parentId);
+                          return `${index === -1 && source.parentId !== "" ? source.hostname || shortId(source.parentId) : nameOf(flow, index)} ${formatBytes(source.bytes)}`;
+                        })
+                        .join(", "),
+                    ),
                   ),
                 ),
               ),
