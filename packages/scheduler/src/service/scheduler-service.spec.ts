@@ -359,6 +359,52 @@ describe("AnnouncePeer", () => {
     assert.equal(scheduler.registry.tasks.get(TASK_1)?.peers.get("child")?.reschedules, 0);
   });
 
+  it("records the flow of accepted piece reports: origin → source → child, for ListTasks and GetTaskFlow; rejected reports are not in it", async () => {
+    const { client, admin, scheduler } = await setup();
+    for (const id of ["h1", "h2"]) await announce(client, id);
+    const source = stream(client, "h1", "source");
+    source.register();
+    assert.equal((await source.next()).response.case, "needBackToSource");
+    fetchFromOrigin(source, 2);
+    const child = stream(client, "h2", "child");
+    child.register();
+    assert.deepEqual(parentIdsOf(await child.next()), ["source"]);
+    // The source's reports travel on their own stream: the digests must be in before the child's report is checked against them.
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.pieceDigests.size === 2);
+    child.send({ case: "pieceFinished", value: { piece: { number: 1, length: BigInt(PIECE_LENGTH), parentId: "source", sha256: pieceSha256(1) } } });
+    // A piece whose digest the scheduler does not hold is rejected, and so kept out of the flow.
+    child.send({ case: "pieceFinished", value: { piece: { number: 3, length: BigInt(PIECE_LENGTH), parentId: "source", sha256: pieceSha256(3) } } });
+    await until(() => scheduler.registry.tasks.get(TASK_1)?.peers.get("child")?.pieces.size === 1 && scheduler.flow.flowOf(TASK_1)?.landed === 3);
+    const flow = await admin.getTaskFlow({ taskId: TASK_1 });
+    assert.deepEqual(
+      flow.peers.map((p) => [p.peerId, p.hostId]),
+      [
+        ["source", "h1"],
+        ["child", "h2"],
+      ],
+    );
+    assert.deepEqual(
+      flow.edges.map((e) => [e.parent, e.child, Number(e.bytes), e.pieces]),
+      [
+        [-1, 0, 2 * PIECE_LENGTH, 2],
+        [0, 1, PIECE_LENGTH, 1],
+      ],
+    );
+    assert.deepEqual(flow.landingPiece, [0, 1, 1]);
+    assert.deepEqual((await admin.getTaskFlow({ taskId: TASK_1, afterSeq: 2n })).landingChild, [1]);
+    const { tasks } = await admin.listTasks({});
+    assert.equal(tasks.length, 1);
+    assert.equal(tasks[0]?.state, schedulerv1.TaskState.RUNNING);
+    const childStatus = tasks[0]?.peers.find((p) => p.peerId === "child");
+    assert.equal(childStatus?.finishedPieces, 1);
+    assert.deepEqual(
+      childStatus?.sources.map((s) => [s.parentId, Number(s.bytes)]),
+      [["source", PIECE_LENGTH]],
+    );
+    assert.equal((await admin.listTasks({ taskId: "0".repeat(64) })).tasks.length, 0);
+    await assert.rejects(admin.getTaskFlow({ taskId: "0".repeat(64) }), (err: unknown) => err instanceof RpcError && err.code === "LW_ERR_TASK_NOT_FOUND");
+  });
+
   it("answers empty_task once the task is known to have zero bytes", async () => {
     const { client, scheduler } = await setup();
     await announce(client, "h1");

@@ -85,10 +85,12 @@ describe("who may call the scheduler", () => {
     assert.ok(!scheduler.registry.hosts.has("h1"), "the manager may delete any host");
   });
 
-  it("takes admin calls (list, trigger) only from the manager", async () => {
+  it("takes admin calls (list hosts and tasks, flows, trigger) only from the manager", async () => {
     const { client, admin } = await setup();
     await announce(client, "h1");
     await assert.rejects(client.listHosts({}), denied());
+    await assert.rejects(client.listTasks({}), denied());
+    await assert.rejects(client.getTaskFlow({ taskId: TASK_1 }), denied());
     await assert.rejects(client.triggerDownload({ download: { url: URL_1 }, scope: schedulerv1.TriggerScope.ALL_PEERS }), denied());
     assert.equal((await admin.listHosts({})).hosts.length, 1);
   });
