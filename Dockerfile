@@ -47,20 +47,23 @@ COPY packages/dfdaemon/package.json packages/dfdaemon/
 COPY packages/dfget/package.json packages/dfget/
 COPY packages/manager/package.json packages/manager/
 COPY packages/scheduler/package.json packages/scheduler/
+COPY packages/console/package.json packages/console/
 RUN --mount=type=cache,id=lacewing-pnpm-store,target=/pnpm-store,sharing=locked \
   --mount=type=secret,id=ca-certificates,required=false \
   if [ -s /run/secrets/ca-certificates ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; fi \
   && pnpm install --frozen-lockfile --store-dir /pnpm-store --filter "lacewing..." --reporter append-only
 COPY tsconfig.base.json ./
 COPY packages packages
-RUN pnpm exec tsc -b packages/dfdaemon packages/dfget packages/scheduler packages/manager \
+RUN pnpm exec tsc -b packages/dfdaemon packages/dfget packages/scheduler packages/manager packages/console \
   # Only what runs: no tests, declarations or build info in the image.
   && find packages/*/dist \( -name '*.spec.*' -o -name '*.d.ts' -o -name '*.d.ts.map' \) -delete \
   && mkdir /out \
   && for p in api common dfdaemon dfget manager scheduler; do \
        mkdir -p "/out/packages/$p" && cp -a "packages/$p/dist" "/out/packages/$p/"; \
        if [ -d "packages/$p/bin" ]; then cp -a "packages/$p/bin" "/out/packages/$p/"; fi; \
-     done
+     done \
+  # The web console the manager serves at /: its page and styles, and its compiled scripts.
+  && mkdir -p /out/packages/console && cp -a packages/console/public packages/console/dist /out/packages/console/
 
 # Production dependencies only, from the same lockfile and the same store.
 FROM pnpm AS deps

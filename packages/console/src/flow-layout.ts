@@ -43,7 +43,7 @@ export interface FlowLayout {
 
 export const ORIGIN = -1;
 const COLUMN_GAP = 220;
-const ROW_GAP = 64;
+const ROW_GAP = 96;
 const MARGIN = 60;
 const MIN_WIDTH = 1.5;
 const MAX_WIDTH = 14;

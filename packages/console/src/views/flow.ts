@@ -117,7 +117,7 @@ function edgePath(layout: FlowLayout, parent: number, child: number, backwards: 
   // Edges end at the node's edge, not its centre, so the arrowhead shows.
   if (backwards) {
     // Between peers of one column (or back): an arc to the side, so it does not hide under the forward edges.
-    const bend = 50 + Math.abs(to.y - from.y) / 3;
+    const bend = 60 + Math.abs(to.y - from.y) / 2;
     return `M ${from.x + 16} ${from.y} C ${from.x + bend} ${from.y}, ${to.x + bend} ${to.y}, ${to.x + 18} ${to.y}`;
   }
   const mid = (from.x + to.x) / 2;
@@ -145,7 +145,8 @@ function renderGraph(element: HTMLElement, flow: TaskFlowView): void {
       const d = edgePath(layout, edge.parent, edge.child, edge.backwards);
       const from = layout.nodes.find((n) => n.index === edge.parent);
       const to = layout.nodes.find((n) => n.index === edge.child);
-      const labelX = from !== undefined && to !== undefined ? (edge.backwards ? Math.max(from.x, to.x) + 40 : (from.x + to.x) / 2) : 0;
+      // A backward arc peaks about 3/4 of its bend to the right of its ends.
+      const labelX = from !== undefined && to !== undefined ? (edge.backwards ? Math.max(from.x, to.x) + 0.75 * (60 + Math.abs(to.y - from.y) / 2) : (from.x + to.x) / 2) : 0;
       const labelY = from !== undefined && to !== undefined ? (from.y + to.y) / 2 - 6 : 0;
       return s(
         "g",
