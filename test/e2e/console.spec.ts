@@ -165,7 +165,11 @@ describe("web console in chromium against a real cluster", { skip }, () => {
       { timeout: 20_000 },
     );
     const edges = await page.locator("g.edge").evaluateAll((nodes) =>
-      nodes.map((n) => ({ parent: Number(n.getAttribute("data-parent")), child: Number(n.getAttribute("data-child")), bytes: Number(n.getAttribute("data-bytes")) })),
+      nodes.map((n) => ({
+        parent: Number(n.getAttribute("data-parent")),
+        child: Number(n.getAttribute("data-child")),
+        bytes: Number(n.getAttribute("data-bytes")),
+      })),
     );
     assert.ok(
       edges.some((e) => e.parent === -1),

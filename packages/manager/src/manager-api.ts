@@ -41,7 +41,12 @@ export interface ManagerApi {
   /** Hosts of every reachable scheduler; `seedOnly` keeps seed peers. */
   listHosts(seedOnly: boolean): Promise<{ hosts: HostView[]; unreachable: SchedulerStatus[] }>;
   /** Tasks of every reachable scheduler, newest first, filtered by a search text and state. */
-  listTasks(query: { q?: string | undefined; state?: TaskView["state"] | undefined; page?: number | undefined; perPage?: number | undefined }): Promise<TaskPage>;
+  listTasks(query: {
+    q?: string | undefined;
+    state?: TaskView["state"] | undefined;
+    page?: number | undefined;
+    perPage?: number | undefined;
+  }): Promise<TaskPage>;
   getTask(id: string): Promise<TaskView>;
   /** The task's recent flow: edges and the piece landings after `afterSeq`. */
   getTaskFlow(id: string, afterSeq: number): Promise<TaskFlowView>;

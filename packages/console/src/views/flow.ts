@@ -25,7 +25,16 @@ export async function renderFlow(ctx: ViewContext, taskId: string): Promise<void
   const graph = h("section", { "aria-labelledby": "graph-title" });
   const tables = h("section", {});
   const timeline = h("section", { "aria-labelledby": "timeline-title" });
-  fill(ctx.main, h("p", {}, h("a", { href: "#/tasks" }, "← All tasks")), h("h1", {}, "Flow of task ", h("code", {}, shortId(taskId))), header, live, graph, timeline, tables);
+  fill(
+    ctx.main,
+    h("p", {}, h("a", { href: "#/tasks" }, "← All tasks")),
+    h("h1", {}, "Flow of task ", h("code", {}, shortId(taskId))),
+    header,
+    live,
+    graph,
+    timeline,
+    tables,
+  );
   let nextSeq = 0;
   const landings: Landing[] = [];
   await poll(
@@ -140,13 +149,26 @@ function renderGraph(element: HTMLElement, flow: TaskFlowView): void {
       "aria-labelledby": "graph-title graph-desc",
     },
     s("desc", { id: "graph-desc" }, `${flow.edges.length} edges between the origin and ${flow.peers.length} peers; the table below lists them.`),
-    s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto" }, s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow" }))),
+    s(
+      "defs",
+      {},
+      s(
+        "marker",
+        { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto" },
+        s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow" }),
+      ),
+    ),
     ...layout.edges.map((edge) => {
       const d = edgePath(layout, edge.parent, edge.child, edge.backwards);
       const from = layout.nodes.find((n) => n.index === edge.parent);
       const to = layout.nodes.find((n) => n.index === edge.child);
       // A backward arc peaks about 3/4 of its bend to the right of its ends.
-      const labelX = from !== undefined && to !== undefined ? (edge.backwards ? Math.max(from.x, to.x) + 0.75 * (60 + Math.abs(to.y - from.y) / 2) : (from.x + to.x) / 2) : 0;
+      const labelX =
+        from !== undefined && to !== undefined
+          ? edge.backwards
+            ? Math.max(from.x, to.x) + 0.75 * (60 + Math.abs(to.y - from.y) / 2)
+            : (from.x + to.x) / 2
+          : 0;
       const labelY = from !== undefined && to !== undefined ? (from.y + to.y) / 2 - 6 : 0;
       return s(
         "g",
@@ -195,7 +217,14 @@ function renderTimeline(element: HTMLElement, flow: TaskFlowView, landings: Land
   });
   const svg = s(
     "svg",
-    { viewBox: `0 0 ${TIMELINE_WIDTH} ${height}`, width: TIMELINE_WIDTH, height, class: "timeline", role: "img", "aria-labelledby": "timeline-title timeline-desc" },
+    {
+      viewBox: `0 0 ${TIMELINE_WIDTH} ${height}`,
+      width: TIMELINE_WIDTH,
+      height,
+      class: "timeline",
+      role: "img",
+      "aria-labelledby": "timeline-title timeline-desc",
+    },
     s("desc", { id: "timeline-desc" }, `${landings.length} piece landings over ${formatMs(last)} on ${rows} peers.`),
     ...flow.peers.map((_peer, i) =>
       s(
@@ -257,7 +286,11 @@ function renderTables(element: HTMLElement, flow: TaskFlowView): void {
             h(
               "table",
               { class: "peers" },
-              h("thead", {}, h("tr", {}, ...["Host", "Role", "State", "Progress", "From origin", "From peers", "Sources"].map((title) => h("th", { scope: "col" }, title)))),
+              h(
+                "thead",
+                {},
+                h("tr", {}, ...["Host", "Role", "State", "Progress", "From origin", "From peers", "Sources"].map((title) => h("th", { scope: "col" }, title))),
+              ),
               h(
                 "tbody",
                 {},

@@ -5,7 +5,14 @@ import type { ViewContext } from "../main.js";
 /** The log-in form: the manager's API token, checked with one call before it is kept. */
 export async function renderLogin(ctx: ViewContext): Promise<void> {
   const status = h("p", { id: "login-status", role: "status", "aria-live": "polite" });
-  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "current-password", required: true, "aria-describedby": "token-help" });
+  const input = h("input", {
+    id: "token",
+    name: "token",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+    "aria-describedby": "token-help",
+  });
   const form = h(
     "form",
     { class: "card login", "aria-labelledby": "login-title" },

@@ -34,7 +34,13 @@ export async function renderOverview(ctx: ViewContext): Promise<void> {
 }
 
 function tile(label: string, value: string, detail: string): HTMLElement {
-  return h("div", { class: "tile" }, h("span", { class: "tile-value" }, value), h("span", { class: "tile-label" }, label), h("span", { class: "tile-detail" }, detail));
+  return h(
+    "div",
+    { class: "tile" },
+    h("span", { class: "tile-value" }, value),
+    h("span", { class: "tile-label" }, label),
+    h("span", { class: "tile-detail" }, detail),
+  );
 }
 
 function renderSummary(element: HTMLElement, schedulers: SchedulerStatusView[], hosts: HostView[]): void {
@@ -60,12 +66,30 @@ function renderSchedulers(element: HTMLElement, schedulers: SchedulerStatusView[
       h(
         "table",
         {},
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Address"), h("th", { scope: "col" }, "Health"), h("th", { scope: "col" }, "Hosts"), h("th", { scope: "col" }, "Error"))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, "Address"),
+            h("th", { scope: "col" }, "Health"),
+            h("th", { scope: "col" }, "Hosts"),
+            h("th", { scope: "col" }, "Error"),
+          ),
+        ),
         h(
           "tbody",
           {},
           ...schedulers.map((s) =>
-            h("tr", {}, h("td", {}, h("code", {}, s.address)), h("td", {}, badge(s.reachable ? "reachable" : "unreachable")), h("td", {}, s.hostCount), h("td", {}, s.error)),
+            h(
+              "tr",
+              {},
+              h("td", {}, h("code", {}, s.address)),
+              h("td", {}, badge(s.reachable ? "reachable" : "unreachable")),
+              h("td", {}, s.hostCount),
+              h("td", {}, s.error),
+            ),
           ),
         ),
       ),
@@ -117,7 +141,11 @@ function renderZones(element: HTMLElement, hosts: HostView[]): void {
                       "td",
                       {},
                       host.cacheQuotaBytes > 0
-                        ? [meter(host.cacheBytes / host.cacheQuotaBytes, "cache used"), h("br"), `${formatBytes(host.cacheBytes)} of ${formatBytes(host.cacheQuotaBytes)}`]
+                        ? [
+                            meter(host.cacheBytes / host.cacheQuotaBytes, "cache used"),
+                            h("br"),
+                            `${formatBytes(host.cacheBytes)} of ${formatBytes(host.cacheQuotaBytes)}`,
+                          ]
                         : formatBytes(host.cacheBytes),
                     ),
                     h(

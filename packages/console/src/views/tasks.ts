@@ -12,7 +12,11 @@ export async function renderTasks(ctx: ViewContext): Promise<void> {
   const q = ctx.query.get("q") ?? "";
   const state = ctx.query.get("state") ?? "";
   const search = h("input", { id: "task-search", name: "q", type: "search", value: q, placeholder: "URL, digest or task id", autocomplete: "off" });
-  const select = h("select", { id: "task-state", name: "state" }, ...STATES.map((value) => h("option", { value, selected: value === state }, value === "" ? "any state" : value)));
+  const select = h(
+    "select",
+    { id: "task-state", name: "state" },
+    ...STATES.map((value) => h("option", { value, selected: value === state }, value === "" ? "any state" : value)),
+  );
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Search tasks" },
@@ -63,7 +67,11 @@ function renderTable(element: HTMLElement, page: TaskListView): void {
   }
   fill(
     element,
-    h("p", { class: "muted" }, `${page.total} task${page.total === 1 ? "" : "s"}${page.total > page.tasks.length ? `, the newest ${page.tasks.length} shown` : ""}`),
+    h(
+      "p",
+      { class: "muted" },
+      `${page.total} task${page.total === 1 ? "" : "s"}${page.total > page.tasks.length ? `, the newest ${page.tasks.length} shown` : ""}`,
+    ),
     h(
       "div",
       { class: "table-wrap" },
@@ -82,13 +90,7 @@ function renderTable(element: HTMLElement, page: TaskListView): void {
               h("td", { class: "url" }, task.url, task.digest === "" ? null : [h("br"), h("small", { class: "muted" }, task.digest)]),
               h("td", {}, task.contentLength < 0 ? "unknown" : formatBytes(task.contentLength)),
               h("td", {}, badge(task.state)),
-              h(
-                "td",
-                {},
-                `${task.peers.length}`,
-                h("br"),
-                h("small", { class: "muted" }, `${task.peers.filter((p) => p.state === "succeeded").length} done`),
-              ),
+              h("td", {}, `${task.peers.length}`, h("br"), h("small", { class: "muted" }, `${task.peers.filter((p) => p.state === "succeeded").length} done`)),
               h("td", {}, meter(progressOf(task), "average progress")),
               h("td", {}, ago(task.createdAt)),
             ),

@@ -114,4 +114,3 @@ export function flowViewOf(flow: schedulerv1.GetTaskFlowResponse, scheduler: str
     droppedEdges: flow.droppedEdges,
   };
 }
-

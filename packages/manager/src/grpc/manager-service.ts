@@ -53,7 +53,11 @@ export function createManagerService(api: ManagerApi, token: string): ServiceImp
     },
     async listJobs(request, ctx) {
       authenticate(ctx);
-      const query = validateInput(ListJobsQuery, withoutUnset({ state: request.state, type: request.type, page: request.page, perPage: request.perPage }), "querystring");
+      const query = validateInput(
+        ListJobsQuery,
+        withoutUnset({ state: request.state, type: request.type, page: request.page, perPage: request.perPage }),
+        "querystring",
+      );
       const page = await api.listJobs(query);
       return { jobs: page.jobs.map(jobMessage), page: page.page, perPage: page.perPage, total: page.total };
     },

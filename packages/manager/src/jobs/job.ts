@@ -1,7 +1,14 @@
 /** The shapes of a job as it is stored and as the API returns it. */
 
 import type { Static } from "typebox";
-import { JOB_STATES, JOB_TYPES, PREHEAT_SCOPES, type HostResult as HostResultSchema, type PreheatArgs as PreheatArgsSchema, type TaskResult as TaskResultSchema } from "../schema/api-schemas.js";
+import {
+  JOB_STATES,
+  JOB_TYPES,
+  PREHEAT_SCOPES,
+  type HostResult as HostResultSchema,
+  type PreheatArgs as PreheatArgsSchema,
+  type TaskResult as TaskResultSchema,
+} from "../schema/api-schemas.js";
 
 export { JOB_STATES, JOB_TYPES, PREHEAT_SCOPES };
 export type JobState = (typeof JOB_STATES)[number];

@@ -74,7 +74,14 @@ export function registerApiRoutes(app: Api, api: ManagerApi): void {
   );
   app.get(
     "/jobs/:id",
-    { schema: { tags: ["jobs"], summary: "A job: state, progress and per-task, per-host results", params: JobIdParams, response: responses({ 200: JobSchema }, 400, 404) } },
+    {
+      schema: {
+        tags: ["jobs"],
+        summary: "A job: state, progress and per-task, per-host results",
+        params: JobIdParams,
+        response: responses({ 200: JobSchema }, 400, 404),
+      },
+    },
     async (request) => jobJson(await api.getJob(request.params.id)),
   );
   app.delete(
@@ -106,15 +113,11 @@ export function registerApiRoutes(app: Api, api: ManagerApi): void {
     },
     async () => ({ schedulers: await api.listSchedulers() }),
   );
-  app.get(
-    "/hosts",
-    { schema: { tags: ["cluster"], summary: "Every host the schedulers know", response: responses({ 200: HostList }) } },
-    async () => api.listHosts(false),
+  app.get("/hosts", { schema: { tags: ["cluster"], summary: "Every host the schedulers know", response: responses({ 200: HostList }) } }, async () =>
+    api.listHosts(false),
   );
-  app.get(
-    "/seed-peers",
-    { schema: { tags: ["cluster"], summary: "The seed peers the schedulers know", response: responses({ 200: HostList }) } },
-    async () => api.listHosts(true),
+  app.get("/seed-peers", { schema: { tags: ["cluster"], summary: "The seed peers the schedulers know", response: responses({ 200: HostList }) } }, async () =>
+    api.listHosts(true),
   );
   app.get(
     "/tasks",
@@ -131,7 +134,14 @@ export function registerApiRoutes(app: Api, api: ManagerApi): void {
   );
   app.get(
     "/tasks/:id",
-    { schema: { tags: ["tasks"], summary: "A task with its peers, their progress and sources", params: TaskIdParams, response: responses({ 200: Task }, 400, 404) } },
+    {
+      schema: {
+        tags: ["tasks"],
+        summary: "A task with its peers, their progress and sources",
+        params: TaskIdParams,
+        response: responses({ 200: Task }, 400, 404),
+      },
+    },
     async (request) => api.getTask(request.params.id),
   );
   app.get(

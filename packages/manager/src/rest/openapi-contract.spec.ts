@@ -156,7 +156,8 @@ describe("the OpenAPI document", () => {
     assert.equal((await check(m, "DELETE", "/api/v1/jobs/not-a-job")).status, 400);
     assert.equal((await check(m, "DELETE", "/api/v1/jobs/00000000-0000-0000-0000-000000000000")).status, 404);
 
-    for (const path of ["/api/v1/clusters", "/api/v1/schedulers", "/api/v1/hosts", "/api/v1/seed-peers"]) assert.equal((await check(m, "GET", path)).status, 200, path);
+    for (const path of ["/api/v1/clusters", "/api/v1/schedulers", "/api/v1/hosts", "/api/v1/seed-peers"])
+      assert.equal((await check(m, "GET", path)).status, 200, path);
 
     const tasks = await check(m, "GET", "/api/v1/tasks?q=contract");
     assert.equal(tasks.status, 200);

@@ -75,7 +75,11 @@ export class RestServer {
     });
     app.setErrorHandler((err, request, reply) => this.#sendError(reply, fromFastifyError(err), request));
     app.setNotFoundHandler((request, reply) =>
-      this.#sendError(reply, new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no route for ${request.method} ${request.url.split("?")[0] ?? ""}`), request),
+      this.#sendError(
+        reply,
+        new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no route for ${request.method} ${request.url.split("?")[0] ?? ""}`),
+        request,
+      ),
     );
     app.addHook("onRequest", async (request) => this.#guard(request));
     app.addHook("onSend", async (request, reply) => {
@@ -216,7 +220,9 @@ function fromFastifyError(err: unknown): unknown {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return invalidBody("larger than 1 MiB");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new LacewingError(HttpRefusal.unsupportedMediaType, "invalid_argument", "body: Content-Type must be application/json", { details: { field: "body" } });
+      return new LacewingError(HttpRefusal.unsupportedMediaType, "invalid_argument", "body: Content-Type must be application/json", {
+        details: { field: "body" },
+      });
   }
   // The JSON parser throws a SyntaxError marked 400.
   if (err instanceof SyntaxError || (err as { statusCode?: unknown }).statusCode === 400) return invalidBody("not valid JSON");

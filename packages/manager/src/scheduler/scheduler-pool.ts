@@ -172,7 +172,9 @@ export class SchedulerPool {
         return { scheduler: address, flow };
       } catch (err) {
         if (err instanceof RpcError && err.status === GrpcStatus.NOT_FOUND) continue;
-        throw new LacewingError("LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE", "unavailable", `scheduler ${address} did not answer: ${errorMessage(err)}`, { cause: err });
+        throw new LacewingError("LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE", "unavailable", `scheduler ${address} did not answer: ${errorMessage(err)}`, {
+          cause: err,
+        });
       }
     }
     return undefined;

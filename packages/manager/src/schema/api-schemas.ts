@@ -243,7 +243,9 @@ export const ListTasksQuery = Type.Object({
   q: Type.Optional(Type.String({ maxLength: 2048, description: "a substring of the URL, the digest or the task id" })),
   state: Type.Optional(Type.Enum(TASK_STATES)),
   page: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: "a positive integer" })),
-  perPage: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PER_PAGE, default: DEFAULT_PER_PAGE, description: `a positive integer, at most ${MAX_PER_PAGE}` })),
+  perPage: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: MAX_PER_PAGE, default: DEFAULT_PER_PAGE, description: `a positive integer, at most ${MAX_PER_PAGE}` }),
+  ),
 });
 
 export const TaskIdParams = Type.Object({

@@ -14,7 +14,14 @@ const download = { url: "http://origin.test/f", tag: "", application: "", filter
 function taskWithPeers(id: string, count: number): { task: Task; peers: Peer[] } {
   const task = newTask(id.padStart(64, "0"), download, 0);
   const peers = Array.from({ length: count }, (_, i) => {
-    const peer = newPeer({ id: `peer-${i}-${"x".repeat(40)}`, taskId: task.id, hostId: `host-${i}-${"y".repeat(30)}`, triggered: false, heldPieces: [], now: 0 });
+    const peer = newPeer({
+      id: `peer-${i}-${"x".repeat(40)}`,
+      taskId: task.id,
+      hostId: `host-${i}-${"y".repeat(30)}`,
+      triggered: false,
+      heldPieces: [],
+      now: 0,
+    });
     task.peers.set(peer.id, peer);
     return peer;
   });
@@ -66,7 +73,10 @@ describe("flow recorder", () => {
     const landings = flow.flowOf(task.id)!.landings(10);
     assert.equal(landings.firstSeq, 68);
     assert.equal(landings.dropped, 58);
-    assert.deepEqual([...landings.piece], Array.from({ length: 32 }, (_, i) => 68 + i));
+    assert.deepEqual(
+      [...landings.piece],
+      Array.from({ length: 32 }, (_, i) => 68 + i),
+    );
     assert.equal(flow.flowOf(task.id)!.edges()[0]?.pieces, 100, "edges count every landing, kept or not");
   });
 
@@ -133,7 +143,8 @@ describe("flow recorder", () => {
     const small = taskWithPeers("small", 3);
     const smallFlow = new FlowRecorder();
     const before = heap();
-    for (let n = 0; n < 400; n++) for (const [i, peer] of small.peers.entries()) smallFlow.pieceLanded(small.task, peer, i === 0 ? "" : small.peers[0]!.id, n, 1, n);
+    for (let n = 0; n < 400; n++)
+      for (const [i, peer] of small.peers.entries()) smallFlow.pieceLanded(small.task, peer, i === 0 ? "" : small.peers[0]!.id, n, 1, n);
     const smallBytes = heap() - before;
     t.diagnostic(
       `flow at every cap (${limits.peersPerTask} peers, ${limits.edgesPerTask} edges, ${limits.landingsPerTask} landings): ${Math.round(perTask / 1024)} KiB; ` +

@@ -36,7 +36,8 @@ export function listTasksPage(
   const pageSize = Math.min(PAGE.max, request.pageSize || PAGE.default);
   const after = request.pageToken === "" ? "" : Buffer.from(request.pageToken, "base64url").toString("utf8");
   if (request.taskId !== "") checkTaskId(request.taskId);
-  const ids = request.taskId !== "" ? (registry.tasks.has(request.taskId) ? [request.taskId] : []) : [...registry.tasks.keys()].filter((id) => id > after).sort();
+  const ids =
+    request.taskId !== "" ? (registry.tasks.has(request.taskId) ? [request.taskId] : []) : [...registry.tasks.keys()].filter((id) => id > after).sort();
   const page = ids.slice(0, pageSize);
   return {
     tasks: page.map((id) => {
