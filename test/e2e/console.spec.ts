@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import { taskIdOf } from "@lacewing/common";
 import { openBrowser, CHROMIUM, type Browser } from "../helpers/browser.js";
 import { dfget, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
@@ -53,6 +53,13 @@ describe("web console in chromium against a real cluster", { skip }, () => {
     );
     await waitForHosts(scheduler.address, 4);
     [manager, browser] = await Promise.all([managerStarting, browserStarting]);
+  });
+
+  afterEach((t) => {
+    // What the browser saw goes with a failure: a page that never rendered says why only there.
+    const test = t as unknown as { passed: boolean; diagnostic(message: string): void };
+    const problems = browser?.problems.splice(0) ?? [];
+    if (!test.passed) for (const problem of problems) test.diagnostic(problem);
   });
 
   after(async () => {
@@ -144,7 +151,9 @@ describe("web console in chromium against a real cluster", { skip }, () => {
       // Edges appear while the download runs.
       await page.locator("g.edge").first().waitFor({ timeout: 30_000 });
       const liveEdges = await page.locator("g.edge").count();
+      const liveBytes = (await page.locator("g.edge text.edge-label").first().textContent()) ?? "";
       const seenLive = finished < peers.length;
+      assert.match(liveBytes, /^[\d.]+ (B|KiB|MiB)$/, "an edge says its bytes");
       await page.locator("#flow-live", { hasText: "Live" }).waitFor({ timeout: 5_000 });
       await browser.screenshot("flow-live");
       assert.ok(seenLive, "the flow view showed edges before every download finished");

@@ -27,6 +27,8 @@ export const ARTIFACTS = join(ROOT, "test", "artifacts", "console");
 export interface Browser {
   context: BrowserContext;
   page: Page;
+  /** What the pages logged as errors and warnings, and uncaught exceptions: printed when a test fails. */
+  readonly problems: string[];
   /** Saves a screenshot as ARTIFACTS/<name>.png and returns its path. */
   screenshot(name: string, page?: Page): Promise<string>;
   close(): Promise<void>;
@@ -44,9 +46,16 @@ export async function openBrowser(options: { width?: number; height?: number; co
     reducedMotion: "reduce",
   });
   const page = context.pages()[0] ?? (await context.newPage());
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+  });
+  page.on("requestfailed", (request) => problems.push(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText ?? ""}`));
   return {
     context,
     page,
+    problems,
     async screenshot(name, target = page) {
       const path = join(ARTIFACTS, `${name}.png`);
       await target.screenshot({ path, fullPage: true });

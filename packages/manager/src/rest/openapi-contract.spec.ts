@@ -76,7 +76,7 @@ function templateOf(doc: Document, path: string): string | undefined {
   return Object.keys(doc.paths).find((template) => new RegExp(`^${template.replace(/\{[^}]+\}/g, "[^/]+")}$`).test(path));
 }
 
-describe("the OpenAPI document", () => {
+describe("the REST port: the OpenAPI document, every route against it, and the console page", () => {
   let scheduler: FakeScheduler;
   let m: ManagerUnderTest;
   let open: ManagerUnderTest;
@@ -133,6 +133,17 @@ describe("the OpenAPI document", () => {
     const page = await fetch(`${m.baseUrl}/api/v1/docs/`);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /swagger/i);
+  });
+
+  it("serves the console's page without the token, unframeable and with its own scripts only, while the API still needs the token", async () => {
+    const page = await m.raw("GET", "/", {});
+    assert.equal(page.status, 200);
+    assert.match(String(page.headers["content-type"]), /^text\/html/);
+    assert.match(String(page.headers["content-security-policy"]), /default-src 'self'.*frame-ancestors 'none'/);
+    assert.equal(page.headers["x-frame-options"], "DENY");
+    assert.equal((await m.raw("GET", "/main.js", {})).status, 200);
+    assert.equal((await m.raw("GET", "/api/v1/hosts", {})).status, 401);
+    assert.equal((await m.raw("GET", "/", { origin: "https://evil.example" })).status, 403);
   });
 
   it("describes every answer of every route: each status a route gave here matches the route's response schema", async () => {
