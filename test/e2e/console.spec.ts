@@ -197,6 +197,36 @@ describe("web console in chromium against a real cluster", { skip }, () => {
     if (process.env["LACEWING_UPDATE_SCREENSHOT"] === "1") await copyFile(shot, join(ROOT, "docs", "console-flow.png"));
   });
 
+  it("cancels a running preheat job from its page", async () => {
+    const { page } = browser;
+    // An origin that never answers keeps the seed's download, and so the job, running until it is cancelled.
+    const stalled = new TestOrigin({ "/stuck.bin": randomBytesOf(MiB, 93) });
+    stalled.faults = { stall: true };
+    await stalled.start();
+    try {
+      await page.goto(`${manager.url}/#/jobs`);
+      await page.getByLabel("file — each URL is one task").check();
+      await page.getByLabel("URL (args.url)").fill(stalled.url("/stuck.bin"));
+      await page.getByRole("button", { name: "Create job" }).click();
+      await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+      await page.locator("#job-state[data-state='running']").waitFor({ timeout: 20_000 });
+      await page.getByRole("button", { name: /^Cancel job / }).click();
+      await page.locator("#job-state[data-state='cancelled']").waitFor({ timeout: 10_000 });
+      assert.equal((await manager.waitForJob(page.url().split("/").pop()!)).state, "cancelled");
+      await browser.screenshot("preheat-cancelled");
+    } finally {
+      await stalled.close();
+    }
+  });
+
+  it("serves the API reference page, generated from the routes' schemas", async () => {
+    const { page } = browser;
+    await page.goto(`${manager.url}/api/v1/docs/`);
+    await page.getByText("/api/v1/tasks/{id}/flow").first().waitFor();
+    await page.getByText("lacewing-manager").first().waitFor();
+    await browser.screenshot("api-reference");
+  });
+
   it("works in a narrow window in dark mode: no sideways scrolling of the page, and the same words", async () => {
     // The same tab: the token lives in its sessionStorage.
     const narrow = browser.page;

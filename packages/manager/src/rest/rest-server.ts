@@ -126,7 +126,7 @@ export class RestServer {
       },
       { prefix: "/api/v1" },
     );
-    await app.register(fastifySwaggerUi, { routePrefix: "/api/v1/docs", uiConfig: { url: "/api/v1/openapi.json" }, staticCSP: true });
+    await app.register(fastifySwaggerUi, { routePrefix: "/api/v1/docs", staticCSP: true });
     if (options.consoleDirs !== undefined && options.consoleDirs.length > 0)
       await app.register(fastifyStatic, { root: [...options.consoleDirs], prefix: "/", index: "index.html", wildcard: true, cacheControl: false });
     await app.ready();
