@@ -64,8 +64,8 @@ export interface ManagerApiDeps {
 export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
   const { store, queue, schedulers, metrics, logger } = deps;
   const hostIndex = async (): Promise<HostIndex> => new Map((await schedulers.listHosts()).hosts.map((host) => [host.id, host]));
-  const allTasks = async (taskId?: string): Promise<{ tasks: TaskView[]; unreachable: SchedulerStatus[] }> => {
-    const [{ answers, schedulers: statuses }, hosts] = await Promise.all([schedulers.listTasks(taskId === undefined ? {} : { taskId }), hostIndex()]);
+  const allTasks = async (taskId?: string, known?: HostIndex): Promise<{ tasks: TaskView[]; unreachable: SchedulerStatus[] }> => {
+    const [{ answers, schedulers: statuses }, hosts] = await Promise.all([schedulers.listTasks(taskId === undefined ? {} : { taskId }), known ?? hostIndex()]);
     const tasks = answers.flatMap((answer) => answer.tasks.map((task) => taskViewOf(task, answer.scheduler, hosts)));
     tasks.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
     return { tasks, unreachable: statuses.filter((s) => !s.reachable) };
@@ -125,7 +125,8 @@ export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
     async getTaskFlow(id, afterSeq) {
       const found = await schedulers.taskFlow(id, afterSeq);
       if (found === undefined) throw new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no scheduler holds a recent flow of task ${id}`);
-      const [hosts, { tasks }] = await Promise.all([hostIndex(), allTasks(id)]);
+      const hosts = await hostIndex();
+      const { tasks } = await allTasks(id, hosts);
       return flowViewOf(found.flow, found.scheduler, tasks.find((t) => t.id === id) ?? null, hosts);
     },
   };

@@ -52,13 +52,14 @@ export class RestServer {
       keepAliveTimeout: 5_000,
       // Job ids are short; a long one is a bad id (400 naming it), not a 414.
       routerOptions: { maxParamLength: 1_000 },
-      // A bad percent-encoding never reaches a route: answer it in the API's shape.
+      // A target the router cannot take (bad percent-encoding, an overlong parameter) never reaches a route: answer it in the API's shape.
       frameworkErrors: (err, _request, reply) => {
-        const refusal =
-          err.code === "FST_ERR_BAD_URL"
-            ? new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: bad percent-encoding", { details: { field: "path" } })
-            : err;
-        this.#sendError(reply, refusal, undefined);
+        const problem = err.code === "FST_ERR_BAD_URL" ? "bad percent-encoding" : "not a valid request target";
+        this.#sendError(
+          reply,
+          new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `path: ${problem}`, { details: { field: "path" } }),
+          undefined,
+        );
       },
     }).withTypeProvider<TypeBoxTypeProvider>();
     const app = this.#app;
@@ -85,7 +86,8 @@ export class RestServer {
     app.addHook("onSend", async (request, reply) => {
       // The console must not be framed by another site (clickjacking its buttons); no response is sniffed into another type.
       void reply.header("x-content-type-options", "nosniff").header("x-frame-options", "DENY").header("referrer-policy", "no-referrer");
-      if (request.url === "/" || request.url.startsWith("/index.html"))
+      const path = request.url.split("?")[0];
+      if (path === "/" || path === "/index.html")
         void reply.header(
           "content-security-policy",
           "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -207,26 +209,17 @@ export class RestServer {
   }
 }
 
-/** Fastify's own refusals (body parsing, size) in the API's terms; anything else passes as it is. */
+/** Fastify's own refusals of a body (parsing, size, media type) in the API's terms; anything else passes as it is. */
 function fromFastifyError(err: unknown): unknown {
   if (err instanceof LacewingError) return err;
   const code = (err as { code?: unknown }).code;
-  const invalidBody = (message: string): LacewingError =>
-    new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `body: ${message}`, { details: { field: "body" } });
-  switch (code) {
-    case "FST_ERR_CTP_INVALID_JSON_BODY":
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return invalidBody("not valid JSON");
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return invalidBody("larger than 1 MiB");
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new LacewingError(HttpRefusal.unsupportedMediaType, "invalid_argument", "body: Content-Type must be application/json", {
-        details: { field: "body" },
-      });
-  }
-  // The JSON parser throws a SyntaxError marked 400.
-  if (err instanceof SyntaxError || (err as { statusCode?: unknown }).statusCode === 400) return invalidBody("not valid JSON");
-  return err;
+  if (typeof code !== "string" || !code.startsWith("FST_ERR_CTP_")) return err;
+  if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE")
+    return new LacewingError(HttpRefusal.unsupportedMediaType, "invalid_argument", "body: Content-Type must be application/json", {
+      details: { field: "body" },
+    });
+  const problem = code === "FST_ERR_CTP_BODY_TOO_LARGE" ? "larger than 1 MiB" : code.includes("JSON") ? "not valid JSON" : "unreadable";
+  return new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `body: ${problem}`, { details: { field: "body" } });
 }
 
 function refuseCrossOrigin(request: FastifyRequest): void {
