@@ -62,8 +62,8 @@ export async function renderFlow(ctx: ViewContext, taskId: string): Promise<void
         live,
         running ? "● Live: " : "Updated: ",
         `${flow.edges.length} edge${flow.edges.length === 1 ? "" : "s"}, ${formatBytes(flow.edges.reduce((sum, e) => sum + e.bytes, 0))} moved, ${nextSeq} piece landings`,
-        flow.droppedLandings + flow.droppedPeers + flow.droppedEdges > 0
-          ? ` (older landings or peers beyond the scheduler's caps are not shown: ${flow.droppedLandings} landings, ${flow.droppedPeers} peers, ${flow.droppedEdges} edges)`
+        flow.droppedLandings + flow.droppedPeerLandings + flow.droppedEdgeLandings > 0
+          ? ` (beyond the scheduler's caps and not shown: ${flow.droppedLandings} older landings, ${flow.droppedPeerLandings} landings of unlisted peers, ${flow.droppedEdgeLandings} on unlisted edges)`
           : "",
       );
       renderGraph(graph, flow);

@@ -110,7 +110,7 @@ export function flowViewOf(flow: schedulerv1.GetTaskFlowResponse, scheduler: str
     landings,
     nextSeq: Number(flow.firstSeq) + count,
     droppedLandings: Number(flow.droppedLandings),
-    droppedPeers: flow.droppedPeers,
-    droppedEdges: flow.droppedEdges,
+    droppedPeerLandings: Number(flow.droppedPeerLandings),
+    droppedEdgeLandings: Number(flow.droppedEdgeLandings),
   };
 }

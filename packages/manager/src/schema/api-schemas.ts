@@ -294,8 +294,8 @@ export const TaskFlow = Type.Object(
     ),
     nextSeq: Type.Integer({ minimum: 0, description: "pass as afterSeq to get only newer landings" }),
     droppedLandings: Type.Integer({ minimum: 0, description: "landings after afterSeq no longer kept" }),
-    droppedPeers: Type.Integer({ minimum: 0 }),
-    droppedEdges: Type.Integer({ minimum: 0 }),
+    droppedPeerLandings: Type.Integer({ minimum: 0, description: "landings of peers beyond the record's peer cap, not itemised" }),
+    droppedEdgeLandings: Type.Integer({ minimum: 0, description: "landings on edges beyond the record's edge cap, not itemised" }),
   },
   { title: "TaskFlow" },
 );

@@ -86,9 +86,9 @@ describe("flow recorder", () => {
     for (const [i, peer] of peers.entries()) flow.pieceLanded(task, peer, i === 0 ? "" : peers[i - 1]!.id, 0, 10, i);
     const record = flow.flowOf(task.id)!;
     assert.equal(record.peerIds.length, 4);
-    assert.ok(record.droppedPeers > 0);
+    assert.ok(record.droppedPeerLandings > 0);
     assert.equal(record.edgeCount, 3);
-    assert.equal(record.droppedEdges, 1);
+    assert.equal(record.droppedEdgeLandings, 1);
     const second = taskWithPeers("4", 1);
     const third = taskWithPeers("5", 1);
     flow.pieceLanded(second.task, second.peers[0]!, "", 0, 1, 10);

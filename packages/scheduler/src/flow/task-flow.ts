@@ -8,9 +8,9 @@
  */
 
 export interface FlowLimits {
-  /** Peers itemised per task; later ones are counted in droppedPeers. */
+  /** Peers itemised per task; the landings of later ones are counted in droppedPeerLandings. */
   readonly peersPerTask: number;
-  /** (parent, child) edges itemised per task; later ones are counted in droppedEdges. */
+  /** (parent, child) edges itemised per task; landings on later ones are counted in droppedEdgeLandings. */
   readonly edgesPerTask: number;
   /** Piece landings kept per task, the most recent ones (a ring). */
   readonly landingsPerTask: number;
@@ -49,8 +49,8 @@ export class TaskFlow {
   lastAt: number;
   readonly peerIds: string[] = [];
   readonly hostIds: string[] = [];
-  droppedPeers = 0;
-  droppedEdges = 0;
+  droppedPeerLandings = 0;
+  droppedEdgeLandings = 0;
   readonly #limits: FlowLimits;
   readonly #peerIndex = new Map<string, number>();
   /** (parent + 1) * peersPerTask + child → edge slot. */
@@ -90,7 +90,7 @@ export class TaskFlow {
     const known = this.#peerIndex.get(peerId);
     if (known !== undefined) return known;
     if (this.peerIds.length >= this.#limits.peersPerTask) {
-      this.droppedPeers++;
+      this.droppedPeerLandings++;
       return undefined;
     }
     const index = this.peerIds.length;
@@ -170,7 +170,7 @@ export class TaskFlow {
     let slot = this.#edgeSlot.get(key);
     if (slot === undefined) {
       if (this.#edgeCount >= this.#limits.edgesPerTask) {
-        this.droppedEdges++;
+        this.droppedEdgeLandings++;
         return;
       }
       if (this.#edgeCount === this.#edgeParent.length) this.#growEdges();

@@ -82,7 +82,7 @@ export function taskFlowOf(flow: FlowRecorder, request: schedulerv1.GetTaskFlowR
     landingMs: [...landings.ms],
     firstSeq: BigInt(landings.firstSeq),
     droppedLandings: BigInt(landings.dropped),
-    droppedPeers: record.droppedPeers,
-    droppedEdges: record.droppedEdges,
+    droppedPeerLandings: BigInt(record.droppedPeerLandings),
+    droppedEdgeLandings: BigInt(record.droppedEdgeLandings),
   };
 }
