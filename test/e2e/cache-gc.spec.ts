@@ -3,13 +3,13 @@ import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { schedulerClient } from "../helpers/pki.js";
 import { LacewingError } from "@lacewing/common";
 import { dfget, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 
@@ -150,9 +150,8 @@ describe("node cache collection across processes", () => {
     assert.equal(await finishedPeers(scheduler.address, taskId), 1, "the scheduler knows the holder has the task");
     const evicted = await gc(holder, "--task", taskId);
     assert.equal(evicted.code, 0, evicted.stderr);
-    // The report is sent as the task leaves the store; wait for the scheduler to have it, without a fixed sleep.
-    for (let i = 0; i < 100 && (await finishedPeers(scheduler.address, taskId)) > 0; i++) await sleep(50);
-    assert.equal(await finishedPeers(scheduler.address, taskId), 0, "the scheduler no longer counts the holder");
+    // The report is sent as the task leaves the store; the scheduler has it a moment later.
+    await waitUntil("the scheduler no longer counts the holder", async () => (await finishedPeers(scheduler.address, taskId)) === 0, { timeoutMs: 5_000 });
 
     origin.bytesSent = 0;
     const result = await dfget(later, origin.url("/shared.bin"), join(root, "shared-later.out"));

@@ -3,12 +3,12 @@ import { createHash } from "node:crypto";
 import { appendFile, mkdtemp, open, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { createUnixClient, dfdaemonv1 } from "@lacewing/api";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { fetchPieceWith, uploadGrant } from "../helpers/peer.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
@@ -53,15 +53,17 @@ describe("restart after kill -9 in the middle of a download", () => {
     const first = runCommand(BIN.dfget, [origin.url("/big.bin"), "-O", join(dir, "first.bin"), "--socket", daemon.socket, "--no-progress"]);
     const tasksDir = join(dir, "data", "tasks");
     let taskDir = "";
-    for (let i = 0; i < 600; i++) {
-      const [name] = await readdir(tasksDir).catch(() => []);
-      if (name !== undefined && (await journal(join(tasksDir, name))).length >= 4) {
+    // Polled often: the kill must land after a few pieces and well before the last.
+    await waitUntil(
+      "some pieces were journaled",
+      async () => {
+        const [name] = await readdir(tasksDir).catch(() => []);
+        if (name === undefined || (await journal(join(tasksDir, name))).length < 4) return false;
         taskDir = join(tasksDir, name);
-        break;
-      }
-      await sleep(20);
-    }
-    assert.notEqual(taskDir, "", "some pieces were journaled");
+        return true;
+      },
+      { timeoutMs: 12_000, intervalMs: 20 },
+    );
     await daemon.stop("SIGKILL");
     const killed = await first;
     assert.notEqual(killed.code, 0, "the first dfget lost its daemon");

@@ -23,7 +23,7 @@ import { metricValue, waitForHosts } from "../helpers/cluster.js";
 import { exec, type RunningProcess } from "../helpers/commands.js";
 import { startContainerd, type Containerd } from "../helpers/containerd.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
-import { ROOT, freePorts } from "../helpers/processes.js";
+import { ROOT, daemonPortsOf, logsFrom, portOf, type DaemonPorts, type StartLine } from "../helpers/processes.js";
 import { CountingProxy, startRegistry, type Registry } from "../helpers/registry.js";
 import { skipUnlessAvailable } from "../helpers/requirements.js";
 import { pki } from "../helpers/pki.js";
@@ -74,22 +74,10 @@ async function tlsBind(dir: string, role: Role, name: string): Promise<Record<st
   return { [dir]: TLS_MOUNT };
 }
 
-/** Waits until `/readyz` on `port` answers 200, failing early if the container exits. */
-async function waitReady(container: RunningProcess, port: number, what: string): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (container.child.exitCode !== null) throw new Error(`${what} exited ${container.child.exitCode}: ${container.output()}`);
-    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      async (res) => {
-        await res.arrayBuffer();
-        return res.status;
-      },
-      () => 0,
-    );
-    if (status === 200) return;
-    if (Date.now() > deadline) throw new Error(`${what} not ready on ${port}: ${container.output()}`);
-    await sleep(200);
-  }
+/** The fields of the line a Lacewing process in `container` logs once all its listeners are up (it starts on port 0; this says where). */
+async function startLine(container: RunningProcess, message: string): Promise<StartLine> {
+  const [line] = await container.waitForLines(new RegExp(`^\\{.*"msg":"${message}"`), { timeoutMs: 90_000 });
+  return JSON.parse(line!) as StartLine;
 }
 
 /** Sends SIGTERM (ctr hands it to the container's PID 1) and waits up to `ms` for the exit. */
@@ -105,13 +93,6 @@ interface Node {
   name: string;
   containerd: Containerd;
   dir: string;
-}
-
-interface DaemonPorts {
-  peer: number;
-  upload: number;
-  proxy: number;
-  metrics: number;
 }
 
 describe("container image: built from the Dockerfile with buildah, run by containerd, pulled through its own mirror", { skip }, () => {
@@ -133,33 +114,36 @@ describe("container image: built from the Dockerfile with buildah, run by contai
   /** Runs `args` in a container of `reference` on `node` the way Kubernetes runs a pod's args: after the image's entrypoint. */
   function run(node: Node, name: string, reference: string, args: string[], binds: Record<string, string> = {}): RunningProcess {
     const id = `${name}-${suffix}`;
-    const container = node.containerd.run(reference, id, [...(image.image.config.Entrypoint ?? []), ...args], { binds });
+    // Our processes log at info for their start lines; output() keeps warn and above, as the helpers' do.
+    const container = node.containerd.run(reference, id, [...(image.image.config.Entrypoint ?? []), ...args], { binds, keep: logsFrom("warn") });
     running.set(id, { node, container });
     container.child.once("exit", () => running.delete(id));
     return container;
   }
 
-  function daemonArgs(scheduler: string, ports: DaemonPorts, extra: string[] = []): string[] {
+  /**
+   * Each daemon's data directory in its container. The chart's is
+   * /var/lib/lacewing on every node, and nodes have hostnames of their own;
+   * here the containers share this machine's hostname and start on port 0,
+   * so the host id (hostname, advertised IP, configured peer port, data
+   * directory) must differ by the directory.
+   */
+  const dataDir = (name: string): string => `/var/lib/lacewing/${name}`;
+
+  function daemonArgs(name: string, scheduler: string, extra: string[] = []): string[] {
     return [
       "dfdaemon",
       "--scheduler",
       scheduler,
       "--data-dir",
-      "/var/lib/lacewing",
+      dataDir(name),
       "--socket",
       "/run/lacewing/dfdaemon.sock",
       "--advertise-ip",
       "127.0.0.1",
       "--listen-ip",
       "127.0.0.1",
-      "--peer-port",
-      String(ports.peer),
-      "--upload-port",
-      String(ports.upload),
-      "--proxy-port",
-      String(ports.proxy),
-      "--metrics-port",
-      String(ports.metrics),
+      ...["--peer-port", "0", "--upload-port", "0", "--proxy-port", "0", "--metrics-port", "0"],
       "--announce-interval",
       "2s",
       "--proxy-registries",
@@ -171,14 +155,9 @@ describe("container image: built from the Dockerfile with buildah, run by contai
       // The test's origin is on this machine's loopback, as the containers' host network is.
       "--allow-loopback-origins",
       "--log-level",
-      "warn",
+      "info",
       ...extra,
     ];
-  }
-
-  async function daemonPorts(): Promise<DaemonPorts> {
-    const [peer, upload, proxy, metrics] = (await freePorts(4)) as [number, number, number, number];
-    return { peer, upload, proxy, metrics };
   }
 
   /**
@@ -266,7 +245,6 @@ describe("container image: built from the Dockerfile with buildah, run by contai
   });
 
   let scheduler: string;
-  let seedPorts: DaemonPorts;
   let aPorts: DaemonPorts;
   let bPorts: DaemonPorts;
   let bDirs: { run: string; out: string };
@@ -274,41 +252,35 @@ describe("container image: built from the Dockerfile with buildah, run by contai
 
   it("runs a scheduler, a seed peer and a dfdaemon from the image on node A, as the image's user", async (t) => {
     const direct = `${registry.host}/${repository}:${tag}`;
-    let started = Date.now();
+    let startedAt = Date.now();
     const pulled = await nodes.a.containerd.pull(direct, await userDir(join(nodes.a.dir, "no-mirror")), ["--plain-http"]);
     assert.equal(pulled.code, 0, pulled.stderr);
-    t.diagnostic(`node A pulled the image from the registry in ${Date.now() - started} ms`);
+    t.diagnostic(`node A pulled the image from the registry in ${Date.now() - startedAt} ms`);
 
-    const [port, metricsPort] = (await freePorts(2)) as [number, number];
-    scheduler = `127.0.0.1:${port}`;
-    [seedPorts, aPorts] = await Promise.all([daemonPorts(), daemonPorts()]);
-    started = Date.now();
-    const containers = [
-      run(
-        nodes.a,
-        "scheduler",
-        direct,
-        ["lacewing-scheduler", "--listen", scheduler, "--metrics-port", String(metricsPort), "--log-level", "warn", "--tls-dir", TLS_MOUNT],
-        await tlsBind(join(nodes.a.dir, "scheduler-tls"), "scheduler", "scheduler-0"),
-      ),
-      run(nodes.a, "seed", direct, daemonArgs(scheduler, seedPorts, ["--seed"]), {
-        [await userDir(join(nodes.a.dir, "seed", "data"))]: "/var/lib/lacewing",
-        [await userDir(join(nodes.a.dir, "seed", "run"))]: "/run/lacewing",
-        ...(await tlsBind(join(nodes.a.dir, "seed-tls"), "seed", "seed-0")),
-      }),
-      run(nodes.a, "dfdaemon-a", direct, daemonArgs(scheduler, aPorts), {
-        [await userDir(join(nodes.a.dir, "dfdaemon", "data"))]: "/var/lib/lacewing",
-        [await userDir(join(nodes.a.dir, "dfdaemon", "run"))]: "/run/lacewing",
-        ...(await tlsBind(join(nodes.a.dir, "dfdaemon-tls"), "peer", "node-a")),
-      }),
-    ];
-    await Promise.all([
-      waitReady(containers[0]!, metricsPort, "scheduler"),
-      waitReady(containers[1]!, seedPorts.metrics, "seed peer"),
-      waitReady(containers[2]!, aPorts.metrics, "dfdaemon A"),
-    ]);
+    startedAt = Date.now();
+    // The daemons need the scheduler's address, which it says once it has bound port 0.
+    const schedulerContainer = run(
+      nodes.a,
+      "scheduler",
+      direct,
+      ["lacewing-scheduler", "--listen", "127.0.0.1:0", "--metrics-port", "0", "--log-level", "info", "--tls-dir", TLS_MOUNT],
+      await tlsBind(join(nodes.a.dir, "scheduler-tls"), "scheduler", "scheduler-0"),
+    );
+    scheduler = `127.0.0.1:${portOf(await startLine(schedulerContainer, "scheduler started"), "address")}`;
+    const seed = run(nodes.a, "seed", direct, daemonArgs("seed", scheduler, ["--seed"]), {
+      [await userDir(join(nodes.a.dir, "seed", "data"))]: dataDir("seed"),
+      [await userDir(join(nodes.a.dir, "seed", "run"))]: "/run/lacewing",
+      ...(await tlsBind(join(nodes.a.dir, "seed-tls"), "seed", "seed-0")),
+    });
+    const daemonA = run(nodes.a, "dfdaemon-a", direct, daemonArgs("dfdaemon-a", scheduler), {
+      [await userDir(join(nodes.a.dir, "dfdaemon", "data"))]: dataDir("dfdaemon-a"),
+      [await userDir(join(nodes.a.dir, "dfdaemon", "run"))]: "/run/lacewing",
+      ...(await tlsBind(join(nodes.a.dir, "dfdaemon-tls"), "peer", "node-a")),
+    });
+    const [, aStarted] = await Promise.all([startLine(seed, "dfdaemon started"), startLine(daemonA, "dfdaemon started")]);
+    aPorts = daemonPortsOf(aStarted);
     await waitForHosts(scheduler, 2);
-    t.diagnostic(`three containers ready ${Date.now() - started} ms after start`);
+    t.diagnostic(`three containers ready ${Date.now() - startedAt} ms after start`);
     // The pieces the seed peer stores belong to the image's user: it never ran as root.
     const owner = await exec("stat", ["-c", "%u", join(nodes.a.dir, "seed", "data", "tasks")]);
     assert.equal(owner.stdout.trim(), String(USER));
@@ -340,16 +312,15 @@ describe("container image: built from the Dockerfile with buildah, run by contai
   });
 
   it("node B's dfdaemon, run from the image it pulled through Lacewing, serves a dfget container: verified, from the seed peer", async () => {
-    bPorts = await daemonPorts();
     bDirs = { run: await userDir(join(nodes.b.dir, "dfdaemon", "run")), out: await userDir(join(nodes.b.dir, "out")) };
-    const daemon = run(nodes.b, "dfdaemon-b", mirrorReference, daemonArgs(scheduler, bPorts), {
-      [await userDir(join(nodes.b.dir, "dfdaemon", "data"))]: "/var/lib/lacewing",
+    const daemon = run(nodes.b, "dfdaemon-b", mirrorReference, daemonArgs("dfdaemon-b", scheduler), {
+      [await userDir(join(nodes.b.dir, "dfdaemon", "data"))]: dataDir("dfdaemon-b"),
       [bDirs.run]: "/run/lacewing",
       ...(await tlsBind(join(nodes.b.dir, "dfdaemon-tls"), "peer", "node-b")),
       // The daemon writes dfget's output itself, so both see the same directory at the same path (as the chart's hostPaths).
       [bDirs.out]: "/out",
     });
-    await waitReady(daemon, bPorts.metrics, "dfdaemon B");
+    bPorts = daemonPortsOf(await startLine(daemon, "dfdaemon started"));
     await waitForHosts(scheduler, 3);
 
     const sha256 = createHash("sha256").update(file).digest("hex");

@@ -2,7 +2,9 @@
 // the counters of different processes describe the same bytes, so they must
 // agree — what peers downloaded from peers is what peers uploaded, what the
 // seed fetched from the origin is what the origin sent, and the scheduler's
-// view of the traffic is the daemons'.
+// view of the traffic is the daemons'. Each case downloads its own file and
+// compares counters with what they were when it began, so it passes alone
+// (--test-name-pattern) as well as after the others.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,14 +14,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { taskIdOf } from "@lacewing/common";
 import { dfget, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { dashboardQueries, matches, parseExposition, selectorsIn, type Sample } from "../helpers/dashboard.js";
+import { startManagerProcess, type ManagerProcess } from "../helpers/manager.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
-import { tlsArgs } from "../helpers/pki.js";
-import { BIN, freePorts, startProcess, type RunningProcess } from "../helpers/processes.js";
+import { portOf } from "../helpers/processes.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const BLOB = 32 * MiB + 777;
 const PIECES = Math.ceil(BLOB / MiB);
 const PREHEAT = 6 * MiB + 5;
+const LOGGED = 2 * MiB + 3;
 
 async function scrape(port: number): Promise<Sample[]> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -48,35 +52,6 @@ interface Snapshot {
   originBytes: number;
 }
 
-interface ManagerProcess extends RunningProcess {
-  port: number;
-}
-
-async function startManager(scheduler: string): Promise<ManagerProcess> {
-  const [port, grpcPort] = (await freePorts(2)) as [number, number];
-  const manager = startProcess(BIN.manager, [
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--grpc-listen",
-    `127.0.0.1:${grpcPort}`,
-    "--scheduler",
-    scheduler,
-    "--log-level",
-    "warn",
-    ...(await tlsArgs("manager")),
-  ]);
-  for (let i = 0; ; i++) {
-    if (manager.child.exitCode !== null) throw new Error(`manager exited: ${manager.output()}`);
-    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) return { ...manager, port };
-    if (i > 300) throw new Error(`manager not ready: ${manager.output()}`);
-    await sleep(100);
-  }
-}
-
 describe("metrics: every process scraped during and after a P2P download", () => {
   let root: string;
   let origin: TestOrigin;
@@ -84,18 +59,20 @@ describe("metrics: every process scraped during and after a P2P download", () =>
   let seed: Daemon;
   let peers: Daemon[];
   let manager: ManagerProcess;
+  let managerPort: number;
   const daemons = (): Daemon[] => [seed, ...peers];
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "lacewing-metrics-"));
-    origin = new TestOrigin({ "/blob.bin": randomBytesOf(BLOB, 71), "/preheat.bin": randomBytesOf(PREHEAT, 72) });
+    origin = new TestOrigin({ "/blob.bin": randomBytesOf(BLOB, 71), "/preheat.bin": randomBytesOf(PREHEAT, 72), "/logged.bin": randomBytesOf(LOGGED, 73) });
     await origin.start();
     scheduler = await startScheduler();
-    const managerStarting = startManager(scheduler.address);
+    const managerStarting = startManagerProcess(["--scheduler", scheduler.address]);
     // A slow seed stretches the download over a few seconds, so scrapes land mid-flight.
     seed = await startPeer(root, "seed", scheduler.address, ["--seed", "--upload-rate-limit", "8MiB"]);
     peers = await Promise.all(["a", "b", "c"].map((name) => startPeer(root, name, scheduler.address, name === "a" ? ["--log-level", "debug"] : [])));
     manager = await managerStarting;
+    managerPort = portOf(manager.started, "rest");
     await waitForHosts(scheduler.address, 4);
   });
 
@@ -111,7 +88,7 @@ describe("metrics: every process scraped during and after a P2P download", () =>
     const schedulerSamples = await scrape(scheduler.metricsPort);
     const daemonSamples = new Map(await Promise.all(daemons().map(async (d) => [d.name, await scrape(d.ports.metrics)] as const)));
     const originBytes = origin.bytesSent;
-    return { scheduler: schedulerSamples, daemons: daemonSamples, manager: await scrape(manager.port), originBytes };
+    return { scheduler: schedulerSamples, daemons: daemonSamples, manager: await scrape(managerPort), originBytes };
   }
 
   const peerDownloads = (s: Snapshot): number =>
@@ -121,7 +98,7 @@ describe("metrics: every process scraped during and after a P2P download", () =>
     sumOf([...s.daemons.values()].map((d) => value(d, name, labels)));
 
   it("every process answers /healthz and /readyz with 200", async () => {
-    const ports = { scheduler: scheduler.metricsPort, manager: manager.port, ...Object.fromEntries(daemons().map((d) => [d.name, d.ports.metrics])) };
+    const ports = { scheduler: scheduler.metricsPort, manager: managerPort, ...Object.fromEntries(daemons().map((d) => [d.name, d.ports.metrics])) };
     for (const [name, port] of Object.entries(ports)) {
       for (const path of ["/healthz", "/readyz"]) assert.equal((await fetch(`http://127.0.0.1:${port}${path}`)).status, 200, `${name} ${path}`);
       const samples = await scrape(port);
@@ -138,13 +115,16 @@ describe("metrics: every process scraped during and after a P2P download", () =>
 
   it("counters only grow and never run ahead of their source mid-flight; afterwards the bytes agree across processes", async (t) => {
     const url = origin.url("/blob.bin");
+    // What the processes had counted before this download: the figures below are what it added.
+    const start = await snapshot();
     const running = Promise.all(peers.map((p) => dfget(p, url, join(root, `${p.name}.out`), "--piece-length", "1MiB")));
     let done = false;
     void running.finally(() => (done = true));
 
-    const snapshots: Snapshot[] = [await snapshot()];
+    const snapshots: Snapshot[] = [start];
     let midFlight = 0;
     while (!done) {
+      // The scrape interval: this loop samples the counters while the download runs, it waits for nothing.
       await sleep(100);
       const previous = snapshots.at(-1)!;
       const current = await snapshot();
@@ -169,7 +149,7 @@ describe("metrics: every process scraped during and after a P2P download", () =>
       // The origin counts a byte when it sends it (the seed's 1-byte probe first), the seed when it stored it.
       const seedOrigin = value(current.daemons.get("seed")!, "lacewing_dfdaemon_download_bytes_total", { source: "origin" });
       assert.ok(seedOrigin <= Math.max(0, current.originBytes - 1), `seed stored ${seedOrigin} origin bytes, origin sent ${current.originBytes}`);
-      const got = peerDownloads(current);
+      const got = peerDownloads(current) - peerDownloads(start);
       if (got > 0 && got < 3 * BLOB) midFlight++;
     }
     const results = await running;
@@ -177,60 +157,77 @@ describe("metrics: every process scraped during and after a P2P download", () =>
     assert.ok(midFlight > 0, `no scrape landed while the download ran (${snapshots.length} snapshots)`);
     t.diagnostic(`${snapshots.length} scrapes of all 6 processes while the download ran, ${midFlight} of them mid-flight`);
 
+    // How much `of` grew from the start to `s`, and the series it reads (a scheduler's, one daemon's, all daemons' summed).
+    const grew = (s: Snapshot, of: (s: Snapshot) => number): number => of(s) - of(start);
+    const atScheduler =
+      (name: string, labels: Record<string, string> = {}) =>
+      (s: Snapshot): number =>
+        value(s.scheduler, name, labels);
+    const atDaemon =
+      (daemon: string, name: string, labels: Record<string, string> = {}) =>
+      (s: Snapshot): number =>
+        value(s.daemons.get(daemon)!, name, labels);
+    const overDaemons =
+      (name: string, labels: Record<string, string> = {}) =>
+      (s: Snapshot): number =>
+        daemonSum(s, name, labels);
+    const originOf = (s: Snapshot): number => s.originBytes;
+
     // The last piece reports reach the scheduler asynchronously.
     let last = await snapshot();
-    for (let i = 0; i < 50; i++) {
-      const reported = sumOf(["peer", "back_to_source"].map((type) => value(last.scheduler, "lacewing_scheduler_traffic_bytes_total", { type })));
-      if (reported >= 4 * BLOB && value(last.scheduler, "lacewing_scheduler_peers", { state: "succeeded" }) === 4) break;
-      await sleep(100);
-      last = await snapshot();
-    }
-
-    const seedSamples = last.daemons.get("seed")!;
-    // Peers ↔ peers: every byte downloaded from a parent was uploaded by one.
-    assert.equal(peerDownloads(last), 3 * BLOB);
-    assert.equal(uploads(last), peerDownloads(last));
-    assert.equal(daemonSum(last, "lacewing_dfdaemon_download_bytes_total", { source: "origin" }), BLOB, "only the seed went to the origin");
-    // Origin: its own count, less the seed's 1-byte probe.
-    assert.equal(value(seedSamples, "lacewing_dfdaemon_download_bytes_total", { source: "origin" }), last.originBytes - 1);
-    // Scheduler: the same split of the traffic.
-    assert.equal(value(last.scheduler, "lacewing_scheduler_traffic_bytes_total", { type: "peer" }), peerDownloads(last));
-    assert.equal(
-      value(last.scheduler, "lacewing_scheduler_traffic_bytes_total", { type: "back_to_source" }),
-      daemonSum(last, "lacewing_dfdaemon_download_bytes_total", { source: "origin" }),
+    const traffic = (s: Snapshot): number =>
+      sumOf(["peer", "back_to_source"].map((type) => value(s.scheduler, "lacewing_scheduler_traffic_bytes_total", { type })));
+    await waitUntil(
+      "the scheduler has every piece report and four succeeded peers",
+      async () => {
+        last = await snapshot();
+        return grew(last, traffic) >= 4 * BLOB && grew(last, atScheduler("lacewing_scheduler_peers", { state: "succeeded" })) === 4;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
     );
-    assert.equal(value(last.scheduler, "lacewing_scheduler_piece_reports_total", { result: "finished" }), 4 * PIECES);
+
+    // Peers ↔ peers: every byte downloaded from a parent was uploaded by one.
+    assert.equal(grew(last, peerDownloads), 3 * BLOB);
+    assert.equal(grew(last, uploads), grew(last, peerDownloads));
+    const fromOrigin = overDaemons("lacewing_dfdaemon_download_bytes_total", { source: "origin" });
+    assert.equal(grew(last, fromOrigin), BLOB, "only the seed went to the origin");
+    // Origin: its own count, less the seed's 1-byte probe.
+    assert.equal(grew(last, atDaemon("seed", "lacewing_dfdaemon_download_bytes_total", { source: "origin" })), grew(last, originOf) - 1);
+    // Scheduler: the same split of the traffic.
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_traffic_bytes_total", { type: "peer" })), grew(last, peerDownloads));
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_traffic_bytes_total", { type: "back_to_source" })), grew(last, fromOrigin));
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_piece_reports_total", { result: "finished" })), 4 * PIECES);
     // Back-to-source: one decision (the seed), one daemon that acted on it.
-    assert.equal(value(last.scheduler, "lacewing_scheduler_back_to_source_total"), 1);
-    assert.equal(value(last.scheduler, "lacewing_scheduler_back_to_source_total", { reason: "seed" }), 1);
-    assert.equal(daemonSum(last, "lacewing_dfdaemon_back_to_source_total"), 1);
-    assert.equal(value(seedSamples, "lacewing_dfdaemon_back_to_source_total", { reason: "scheduler" }), 1);
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_back_to_source_total")), 1);
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_back_to_source_total", { reason: "seed" })), 1);
+    assert.equal(grew(last, overDaemons("lacewing_dfdaemon_back_to_source_total")), 1);
+    assert.equal(grew(last, atDaemon("seed", "lacewing_dfdaemon_back_to_source_total", { reason: "scheduler" })), 1);
     // Registered peers and hosts.
-    assert.equal(value(last.scheduler, "lacewing_scheduler_peer_registrations_total", { kind: "download" }), 4);
-    assert.equal(value(last.scheduler, "lacewing_scheduler_peers", { state: "succeeded" }), 4);
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_peer_registrations_total", { kind: "download" })), 4);
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_peers", { state: "succeeded" })), 4);
     assert.equal(value(last.scheduler, "lacewing_scheduler_hosts", { type: "seed" }), 1);
     assert.equal(value(last.scheduler, "lacewing_scheduler_hosts", { type: "normal" }), 3);
-    assert.equal(value(last.scheduler, "lacewing_scheduler_tasks"), 1);
-    assert.ok(value(last.scheduler, "lacewing_scheduler_schedule_duration_seconds_count") >= 4);
-    // Each daemon: one finished task, its bytes in the cache, one successful download, every piece timed.
+    assert.equal(grew(last, atScheduler("lacewing_scheduler_tasks")), 1);
+    assert.ok(grew(last, atScheduler("lacewing_scheduler_schedule_duration_seconds_count")) >= 4);
+    // Each daemon: one more finished task, its bytes in the cache, one successful download, every piece timed.
     for (const daemon of daemons()) {
-      const samples = last.daemons.get(daemon.name)!;
-      assert.equal(value(samples, "lacewing_dfdaemon_tasks", { state: "finished" }), 1, daemon.name);
-      assert.equal(value(samples, "lacewing_dfdaemon_cache_bytes"), BLOB, daemon.name);
-      assert.equal(value(samples, "lacewing_dfdaemon_downloads_total", { result: "succeeded" }), 1, daemon.name);
+      const of = (name: string, labels: Record<string, string> = {}): number => grew(last, atDaemon(daemon.name, name, labels));
+      assert.equal(of("lacewing_dfdaemon_tasks", { state: "finished" }), 1, daemon.name);
+      assert.equal(of("lacewing_dfdaemon_cache_bytes"), BLOB, daemon.name);
+      assert.equal(of("lacewing_dfdaemon_downloads_total", { result: "succeeded" }), 1, daemon.name);
       const source = daemon === seed ? "origin" : "peer";
-      assert.equal(value(samples, "lacewing_dfdaemon_piece_duration_seconds_count", { source }), PIECES, `${daemon.name} timed every piece`);
-      assert.equal(value(samples, "lacewing_dfdaemon_piece_failures_total"), 0, daemon.name);
+      assert.equal(of("lacewing_dfdaemon_piece_duration_seconds_count", { source }), PIECES, `${daemon.name} timed every piece`);
+      assert.equal(of("lacewing_dfdaemon_piece_failures_total"), 0, daemon.name);
     }
     // What dfget reported is what the daemon counted.
     for (const [i, peer] of peers.entries()) {
       const report = JSON.parse(results[i]!.stdout) as { traffic: { peers: number; origin: number } };
-      assert.equal(report.traffic.peers, value(last.daemons.get(peer.name)!, "lacewing_dfdaemon_download_bytes_total", { source: "peer" }), peer.name);
+      assert.equal(report.traffic.peers, grew(last, atDaemon(peer.name, "lacewing_dfdaemon_download_bytes_total", { source: "peer" })), peer.name);
     }
 
     t.diagnostic(
-      `origin sent ${last.originBytes} B; seed from origin ${value(seedSamples, "lacewing_dfdaemon_download_bytes_total", { source: "origin" })} B; ` +
-        `peers from peers ${peerDownloads(last)} B; uploaded ${uploads(last)} B (seed ${value(seedSamples, "lacewing_dfdaemon_upload_bytes_total")} B)`,
+      `origin sent ${grew(last, originOf)} B; seed from origin ${grew(last, atDaemon("seed", "lacewing_dfdaemon_download_bytes_total", { source: "origin" }))} B; ` +
+        `peers from peers ${grew(last, peerDownloads)} B; uploaded ${grew(last, uploads)} B (seed ${grew(last, atDaemon("seed", "lacewing_dfdaemon_upload_bytes_total"))} B)`,
     );
 
     // The dashboard's label filters select series that real processes export.
@@ -244,15 +241,19 @@ describe("metrics: every process scraped during and after a P2P download", () =>
     }
   });
 
-  it("the daemon's download logs carry taskId and peerId as fields, not in the message", () => {
-    const lines = peers[0]!
+  it("the daemon's download logs carry taskId and peerId as fields, not in the message", async () => {
+    const [a] = peers;
+    // Its own file, so a P2P download of it is logged at debug whatever ran before.
+    const result = await dfget(a!, origin.url("/logged.bin"), join(root, "logged.out"));
+    assert.equal(result.code, 0, result.stderr);
+    const lines = a!
       .output()
       .split("\n")
       .filter((line) => line.startsWith("{"))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    const taskId = taskIdOf({ url: origin.url("/blob.bin") });
+    const taskId = taskIdOf({ url: origin.url("/logged.bin") });
     const about = lines.filter((line) => line["taskId"] === taskId);
-    assert.ok(about.length > 0, `debug logs mention the task: ${peers[0]!.output().slice(0, 3000)}`);
+    assert.ok(about.length > 0, `debug logs mention the task: ${a!.output().slice(0, 3000)}`);
     const parents = about.filter((line) => line["msg"] === "parents");
     assert.ok(parents.length > 0, "the parents a download used are logged");
     for (const line of parents) assert.match(String(line["peerId"]), /\S+/, "peerId field");
@@ -260,30 +261,25 @@ describe("metrics: every process scraped during and after a P2P download", () =>
   });
 
   it("a preheat through the manager shows in its job metrics and in the seed's and the origin's byte counts", async () => {
+    const managerBefore = await scrape(managerPort);
     const seedBefore = value(await scrape(seed.ports.metrics), "lacewing_dfdaemon_download_bytes_total", { source: "origin" });
+    const seedDecisions = async (): Promise<number> =>
+      value(await scrape(scheduler.metricsPort), "lacewing_scheduler_back_to_source_total", { reason: "seed" });
+    const decisionsBefore = await seedDecisions();
     const originBefore = origin.bytesSent;
-    const api = `http://127.0.0.1:${manager.port}/api/v1/jobs`;
-    const created = await fetch(api, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ type: "preheat", args: { type: "file", url: origin.url("/preheat.bin") } }),
-    });
-    assert.equal(created.status, 202, await created.clone().text());
-    const { id } = (await created.json()) as { id: string };
-    let state = "";
-    for (let i = 0; i < 200 && !["succeeded", "failed", "cancelled"].includes(state); i++) {
-      if (i > 0) await sleep(100);
-      state = ((await (await fetch(`${api}/${id}`)).json()) as { state: string }).state;
-    }
-    assert.equal(state, "succeeded");
+    const created = await manager.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "file", url: origin.url("/preheat.bin") } });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const job = await manager.waitForJob(created.body["id"] as string, 20_000);
+    assert.equal(job.state, "succeeded", job.error);
 
-    const samples = await scrape(manager.port);
-    assert.equal(value(samples, "lacewing_manager_jobs", { state: "succeeded" }), 1);
-    assert.equal(value(samples, "lacewing_manager_jobs"), 1);
-    assert.equal(value(samples, "lacewing_manager_jobs_total", { state: "pending" }), 1, "created");
-    assert.equal(value(samples, "lacewing_manager_jobs_total", { state: "succeeded" }), 1, "finished");
+    const samples = await scrape(managerPort);
+    const grew = (name: string, labels: Record<string, string> = {}): number => value(samples, name, labels) - value(managerBefore, name, labels);
+    assert.equal(grew("lacewing_manager_jobs", { state: "succeeded" }), 1);
+    assert.equal(grew("lacewing_manager_jobs"), 1);
+    assert.equal(grew("lacewing_manager_jobs_total", { state: "pending" }), 1, "created");
+    assert.equal(grew("lacewing_manager_jobs_total", { state: "succeeded" }), 1, "finished");
     assert.equal(value(await scrape(seed.ports.metrics), "lacewing_dfdaemon_download_bytes_total", { source: "origin" }) - seedBefore, PREHEAT);
     assert.equal(origin.bytesSent - originBefore, PREHEAT + 1, "the preheated file plus the probe byte");
-    assert.equal(value(await scrape(scheduler.metricsPort), "lacewing_scheduler_back_to_source_total", { reason: "seed" }), 2);
+    assert.equal((await seedDecisions()) - decisionsBefore, 1, "one seed download decided by the scheduler");
   });
 });

@@ -3,12 +3,12 @@ import { createHash } from "node:crypto";
 import { chmod, copyFile, mkdtemp, open, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { taskIdOf } from "@lacewing/common";
 import { dfget as dfgetWith, metricValue, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
-import { BIN, freePorts, runCommand } from "../helpers/processes.js";
+import { BIN, freePorts, logsFrom, runCommand } from "../helpers/processes.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
@@ -50,14 +50,6 @@ async function peer(name: string, scheduler: string, extra: string[] = []): Prom
   return daemon;
 }
 
-async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(50);
-  }
-}
-
 const peerBytes = (d: Daemon): Promise<number> => metricValue(d.ports.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "peer" });
 const uploaded = (d: Daemon): Promise<number> => metricValue(d.ports.metrics, "lacewing_dfdaemon_upload_bytes_total");
 
@@ -87,7 +79,7 @@ describe("P2P pipelining", () => {
     const children = [await peer("a", scheduler.address), await peer("b", scheduler.address)];
     await waitForHosts(scheduler.address, 3);
     const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
-    await until("both children hold pieces from peers", async () => (await peerBytes(children[0]!)) > 0 && (await peerBytes(children[1]!)) > 0);
+    await waitUntil("both children hold pieces from peers", async () => (await peerBytes(children[0]!)) > 0 && (await peerBytes(children[1]!)) > 0);
     const seedHas = await metricValue(seed.ports.metrics, "lacewing_dfdaemon_download_bytes_total", { source: "origin" });
     assert.ok(seedHas < blob.byteLength / 2, `the seed had only ${seedHas} of ${blob.byteLength} bytes when its children got their first pieces`);
     const results = await Promise.all(downloads);
@@ -107,7 +99,7 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
     const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
     // Kill a child while it is serving pieces to the others and has not finished.
     let victim: Daemon | undefined;
-    await until("a child uploads to the others", async () => {
+    await waitUntil("a child uploads to the others", async () => {
       for (const child of children) if ((await uploaded(child)) > 0 && (await peerBytes(child)) < blob.byteLength) victim = child;
       return victim !== undefined;
     });
@@ -144,7 +136,7 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
     const seed = daemons[0]!;
     const before = await uploaded(seed);
     const download = dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, "child.out"));
-    await until("the seed uploads to the child", async () => (await uploaded(seed)) > before);
+    await waitUntil("the seed uploads to the child", async () => (await uploaded(seed)) > before);
     seed.child.kill("SIGSTOP");
     try {
       await assertHoldsBlob(child, await download);
@@ -164,7 +156,7 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
     await waitForHosts(scheduler.address, 3);
     cluster.origin.bytesSent = 0;
     const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
-    await until("the children receive pieces", async () => (await peerBytes(children[0]!)) > 0 && (await peerBytes(children[1]!)) > 0);
+    await waitUntil("the children receive pieces", async () => (await peerBytes(children[0]!)) > 0 && (await peerBytes(children[1]!)) > 0);
     await scheduler.stop("SIGKILL");
     const results = await Promise.all(downloads);
     for (const [i, child] of children.entries()) await assertHoldsBlob(child, results[i]!);
@@ -172,25 +164,34 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
   });
 
   it("a dfdaemon started before its scheduler works once the scheduler is up, without error spam", async () => {
-    const [port, metricsPort] = (await freePorts(2)) as [number, number];
+    // The address the scheduler will have must be known before it runs: the one port picked ahead (freePorts).
+    const [port] = (await freePorts(1)) as [number];
     const address = `127.0.0.1:${port}`;
-    const early = await peer("early", address);
+    // At debug it logs each retry, which is what the test waits for instead of a fixed time.
+    const early = await peer("early", address, ["--log-level", "debug"]);
     const seed = await peer("seed", address, ["--seed"]);
     // No scheduler yet: the download goes straight to the origin.
     const alone = await dfget(early, cluster.origin.url("/blob.bin"), join(cluster.root, "early.out"));
     await assertHoldsBlob(early, alone);
     await rm(join(cluster.root, "early.out"));
-    await sleep(3_000);
+    // Two more retries, each of which could have logged a warning of its own.
+    const retry = /"msg":"scheduler still unreachable"/;
+    const retried = early
+      .output()
+      .split("\n")
+      .filter((line) => retry.test(line)).length;
+    await early.waitForLines(retry, { count: retried + 2, timeoutMs: 30_000 });
     const down = await runCommand(BIN.dfdaemon, ["status", "--socket", early.socket]);
     assert.equal(down.code, 2, "status exits 2 when no scheduler is reachable");
     assert.match(down.stdout, new RegExp(`${address}\\s+UNREACHABLE`));
     const warnings = early
       .output()
       .split("\n")
+      .filter(logsFrom("warn"))
       .filter((line) => line.includes("scheduler unreachable"));
     assert.equal(warnings.length, 1, `one warning while the scheduler is down, not one per retry:\n${early.output()}`);
 
-    cluster.scheduler = await startScheduler([], { port, metricsPort });
+    cluster.scheduler = await startScheduler([], { port });
     await waitForHosts(address, 2);
     const up = await runCommand(BIN.dfdaemon, ["status", "--socket", early.socket, "--json"]);
     assert.equal(up.code, 0, up.stderr);
@@ -206,6 +207,7 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
   });
 
   it("with back-to-source disabled and no scheduler, a download fails with a clear error and the daemon keeps working", async () => {
+    // An address where nothing listens.
     const [port] = (await freePorts(1)) as [number];
     const lonely = await peer("lonely", `127.0.0.1:${port}`);
     const result = await dfgetWith(lonely, cluster.origin.url("/blob.bin"), join(cluster.root, "lonely.out"), "--disable-back-to-source");

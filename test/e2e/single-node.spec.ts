@@ -20,7 +20,8 @@ describe("single node: dfget → dfdaemon → origin", () => {
   const big = randomBytesOf(200 * MiB, 7);
   const small = randomBytesOf(10 * MiB + 123, 9);
   const files: Record<string, Buffer> = { "/big.bin": big, "/small.bin": small };
-  for (const name of ["retry", "reset", "norange", "liar", "digest", "timeout"]) files[`/${name}.bin`] = small;
+  // One URL per case, so none finds another's task in the cache: each passes alone (--test-name-pattern) as in order.
+  for (const name of ["cached", "retry", "reset", "norange", "liar", "digest", "timeout"]) files[`/${name}.bin`] = small;
   // OCI blob URLs: one whose bytes are its digest's, one whose bytes are not (a lying registry).
   const blobOf = (bytes: Buffer): string => `/v2/team/app/blobs/sha256:${sha256(bytes)}`;
   files[blobOf(small)] = small;
@@ -52,13 +53,17 @@ describe("single node: dfget → dfdaemon → origin", () => {
   });
 
   it("a second download of a cached task is served from the cache with --json reporting it", async () => {
+    const first = await dfget(origin.url("/cached.bin"), join(dir, "cached.bin"));
+    assert.equal(first.code, 0, first.stderr);
     origin.bytesSent = 0;
-    const out = join(dir, "big-again.bin");
-    const r = await dfget(origin.url("/big.bin"), out, "--json");
+    const out = join(dir, "cached-again.bin");
+    const r = await dfget(origin.url("/cached.bin"), out, "--json");
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout) as { ok: boolean; traffic: { cache: number; origin: number } };
     assert.equal(result.ok, true);
-    assert.equal(result.traffic.cache, big.byteLength);
+    assert.equal(result.traffic.cache, small.byteLength);
+    assert.equal(result.traffic.origin, 0);
+    assert.equal(sha256(await readFile(out)), sha256(small));
     assert.equal(origin.bytesSent, 0);
   });
 

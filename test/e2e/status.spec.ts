@@ -22,6 +22,7 @@ describe("dfdaemon status", () => {
     origin = new TestOrigin({ "/file.bin": randomBytesOf(SIZE, 81) });
     await origin.start();
     scheduler = await startScheduler();
+    // An address where nothing listens: a port that was free a moment ago.
     deadScheduler = `127.0.0.1:${(await freePorts(1))[0]!}`;
     daemon = await startPeer(root, "node", `${scheduler.address},${deadScheduler}`);
     await waitForHosts(scheduler.address, 1);

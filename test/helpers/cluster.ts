@@ -2,45 +2,28 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { schedulerClient, tlsArgs } from "./pki.js";
-import { BIN, freePorts, runCommand, startDaemon, startProcess, type CommandResult, type DaemonOptions, type RunningProcess } from "./processes.js";
+import { BIN, portOf, runCommand, startDaemon, startProcess, type CommandResult, type DaemonOptions, type LacewingProcess } from "./processes.js";
 
 export type Daemon = Awaited<ReturnType<typeof startDaemon>> & { name: string; dir: string };
 
-export interface SchedulerProcess extends RunningProcess {
+export interface SchedulerProcess extends LacewingProcess {
   address: string;
   metricsPort: number;
 }
 
-/** Starts lacewing-scheduler on free loopback ports. */
-export async function startScheduler(extra: string[] = [], ports?: { port: number; metricsPort: number }): Promise<SchedulerProcess> {
-  const [port, metricsPort] = ports ? [ports.port, ports.metricsPort] : ((await freePorts(2)) as [number, number]);
-  const address = `127.0.0.1:${port}`;
-  const process = startProcess(BIN.scheduler, [
-    "--listen",
-    address,
-    "--metrics-port",
-    String(metricsPort),
-    "--log-level",
-    "warn",
-    ...(await tlsArgs("scheduler")),
-    ...extra,
-  ]);
-  const client = schedulerClient(address);
-  try {
-    for (let i = 0; ; i++) {
-      if (process.child.exitCode !== null) throw new Error(`scheduler exited: ${process.output()}`);
-      try {
-        await client.listHosts({}, { timeoutMs: 500 });
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(100);
-      }
-    }
-  } finally {
-    client.close();
-  }
-  return { ...process, address, metricsPort };
+export interface SchedulerOptions {
+  /** Listen on this port rather than on any: a test that restarts a scheduler on the address its daemons already use. */
+  port?: number;
+}
+
+/** Starts lacewing-scheduler on loopback, on port 0 unless told otherwise, and resolves once it listens. */
+export async function startScheduler(extra: string[] = [], options: SchedulerOptions = {}): Promise<SchedulerProcess> {
+  const scheduler = await startProcess(
+    BIN.scheduler,
+    ["--listen", `127.0.0.1:${options.port ?? 0}`, "--metrics-port", "0", ...(await tlsArgs("scheduler")), ...extra],
+    "scheduler started",
+  );
+  return { ...scheduler, address: `127.0.0.1:${portOf(scheduler.started, "address")}`, metricsPort: portOf(scheduler.started, "metricsPort") };
 }
 
 /** Hosts the scheduler knows right now. */

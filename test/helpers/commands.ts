@@ -10,8 +10,23 @@ export interface CommandResult {
 
 export interface RunningProcess {
   child: ChildProcess;
+  /** stdout and stderr as they arrived, less the lines the starter's `keep` left out. */
   output: () => string;
+  /**
+   * Resolves with the first `count` (default 1) lines of stdout or stderr
+   * that match `pattern`, counting lines already seen and those `keep`
+   * leaves out of output(); rejects when the process exits first or after
+   * `timeoutMs` (default 60 s).
+   */
+  waitForLines: (pattern: RegExp, options?: { count?: number; timeoutMs?: number }) => Promise<string[]>;
   stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Which complete lines output() shows (all by default): a process may log more than a failure message should carry. */
+  keep?: (line: string) => boolean;
 }
 
 /**
@@ -39,17 +54,73 @@ export async function execOk(command: string, args: string[], options: { env?: N
   return result.stdout;
 }
 
-/** Starts a long-running binary, collecting its output. */
-export function startBinary(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): RunningProcess {
+/** Starts a long-running binary, collecting its output line by line. */
+export function startBinary(command: string, args: string[], options: StartOptions = {}): RunningProcess {
   const child = spawn(command, args, { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
-  child.once("error", (err) => (output += `spawn failed: ${err.message}\n`));
+  const keep = options.keep ?? (() => true);
+  const lines: string[] = [];
+  const waiters = new Set<{ pattern: RegExp; count: number; found: string[]; settle: (err?: Error) => void }>();
+  const partial = { stdout: "", stderr: "" };
+  const seen = (line: string): void => {
+    lines.push(line);
+    for (const waiter of waiters) {
+      if (!waiter.pattern.test(line)) continue;
+      waiter.found.push(line);
+      if (waiter.found.length >= waiter.count) waiter.settle();
+    }
+  };
+  const collect = (stream: "stdout" | "stderr") => (data: string) => {
+    const parts = (partial[stream] + data).split("\n");
+    partial[stream] = parts.pop() ?? "";
+    parts.forEach(seen);
+  };
+  const output = (): string => {
+    const shown = lines.filter(keep);
+    const tails = [partial.stdout, partial.stderr].filter((tail) => tail !== "");
+    return [...shown.map((line) => `${line}\n`), ...tails].join("");
+  };
+  // Decoded as a stream, so a character split across two chunks stays whole.
+  child.stdout?.setEncoding("utf8").on("data", collect("stdout"));
+  child.stderr?.setEncoding("utf8").on("data", collect("stderr"));
+  child.once("error", (err) => seen(`spawn failed: ${err.message}`));
+  const exitedBefore = (pattern: RegExp): Error =>
+    new Error(`${command} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${output()}`);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // "close", not "exit": by then every line the process wrote has been read.
+  let closed = false;
+  child.once("close", () => {
+    closed = true;
+    for (const stream of ["stdout", "stderr"] as const) if (partial[stream] !== "") seen(partial[stream]);
+    partial.stdout = partial.stderr = "";
+    for (const waiter of waiters) waiter.settle(exitedBefore(waiter.pattern));
+  });
   return {
     child,
-    output: () => output,
+    output,
+    waitForLines: (pattern, { count = 1, timeoutMs = 60_000 } = {}) =>
+      new Promise((resolve, reject) => {
+        // A global pattern's lastIndex would carry over from one line to the next.
+        const matcher = new RegExp(pattern.source, pattern.flags.replace("g", ""));
+        const found = lines.filter((line) => matcher.test(line));
+        if (found.length >= count) return resolve(found.slice(0, count));
+        if (closed) return reject(exitedBefore(pattern));
+        const waiter = {
+          pattern: matcher,
+          count,
+          found,
+          settle: (err?: Error) => {
+            clearTimeout(timer);
+            waiters.delete(waiter);
+            if (err === undefined) resolve(found.slice(0, count));
+            else reject(err);
+          },
+        };
+        const timer = setTimeout(
+          () => waiter.settle(new Error(`${command}: no ${count} lines matching ${pattern} within ${timeoutMs} ms:\n${output()}`)),
+          timeoutMs,
+        );
+        waiters.add(waiter);
+      }),
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;

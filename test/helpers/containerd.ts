@@ -31,6 +31,8 @@ export interface RunOptions {
   /** Host directory → path in the container, read-write. */
   binds?: Record<string, string>;
   env?: Record<string, string>;
+  /** Which lines of the container's output output() shows (all by default). */
+  keep?: (line: string) => boolean;
 }
 
 const DISABLED_PLUGINS = [
@@ -85,22 +87,26 @@ export async function startContainerd(dir: string): Promise<Containerd> {
     root,
     ctr,
     run: (image, id, argv, options = {}) =>
-      startBinary("ctr", [
-        "--address",
-        address,
-        "--namespace",
-        "lacewing-test",
-        "run",
-        "--rm",
-        "--net-host",
-        "--snapshotter",
-        "native",
-        ...Object.entries(options.binds ?? {}).flatMap(([src, dst]) => ["--mount", `type=bind,src=${src},dst=${dst},options=rbind:rw`]),
-        ...Object.entries(options.env ?? {}).flatMap(([key, value]) => ["--env", `${key}=${value}`]),
-        image,
-        id,
-        ...argv,
-      ]),
+      startBinary(
+        "ctr",
+        [
+          "--address",
+          address,
+          "--namespace",
+          "lacewing-test",
+          "run",
+          "--rm",
+          "--net-host",
+          "--snapshotter",
+          "native",
+          ...Object.entries(options.binds ?? {}).flatMap(([src, dst]) => ["--mount", `type=bind,src=${src},dst=${dst},options=rbind:rw`]),
+          ...Object.entries(options.env ?? {}).flatMap(([key, value]) => ["--env", `${key}=${value}`]),
+          image,
+          id,
+          ...argv,
+        ],
+        options.keep === undefined ? {} : { keep: options.keep },
+      ),
     pull: (reference, hostsDir, extra = []) => ctr(["images", "pull", "--hosts-dir", hostsDir, "--snapshotter", "native", ...extra, reference]),
     findInSnapshots: async (path) => {
       const snapshots = join(root, "io.containerd.snapshotter.v1.native", "snapshots");

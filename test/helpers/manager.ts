@@ -1,7 +1,7 @@
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tlsArgs } from "./pki.js";
-import { BIN, freePorts, startProcess, type RunningProcess } from "./processes.js";
+import { BIN, portOf, startProcess, type LacewingProcess } from "./processes.js";
 
 /** A job as `GET /api/v1/jobs/:id` returns it (the fields tests read). */
 export interface JobJson {
@@ -21,7 +21,7 @@ export interface JobJson {
   }>;
 }
 
-export interface ManagerProcess extends RunningProcess {
+export interface ManagerProcess extends LacewingProcess {
   /** http://127.0.0.1:PORT of the REST API. */
   url: string;
   grpcAddress: string;
@@ -32,30 +32,17 @@ export interface ManagerProcess extends RunningProcess {
   waitForJob(id: string, timeoutMs?: number): Promise<JobJson>;
 }
 
-/** Starts `lacewing-manager` on free loopback ports and waits for /readyz. */
+/** Starts `lacewing-manager` on loopback port 0 (REST and gRPC) and resolves once both listen. */
 export async function startManagerProcess(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ManagerProcess> {
-  const [port, grpcPort] = (await freePorts(2)) as [number, number];
   const token = "e2e-manager-token";
-  const url = `http://127.0.0.1:${port}`;
-  const grpcAddress = `127.0.0.1:${grpcPort}`;
-  const process = startProcess(
+  const process = await startProcess(
     BIN.manager,
-    ["--listen", `127.0.0.1:${port}`, "--grpc-listen", grpcAddress, "--token", token, "--log-level", "warn", ...(await tlsArgs("manager")), ...extra],
+    ["--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--token", token, ...(await tlsArgs("manager")), ...extra],
+    "manager started",
     env,
   );
-  for (let i = 0; ; i++) {
-    if (process.child.exitCode !== null) throw new Error(`lacewing-manager exited: ${process.output()}`);
-    const ready = await fetch(`${url}/readyz`).then(
-      (res) => res.status === 200,
-      () => false,
-    );
-    if (ready) break;
-    if (i > 300) {
-      await process.stop();
-      throw new Error(`lacewing-manager did not become ready: ${process.output()}`);
-    }
-    await sleep(100);
-  }
+  const url = `http://127.0.0.1:${portOf(process.started, "rest")}`;
+  const grpcAddress = `127.0.0.1:${portOf(process.started, "grpc")}`;
   const request: ManagerProcess["request"] = async (method, path, body) => {
     const headers: Record<string, string> = { authorization: `Bearer ${token}` };
     if (body !== undefined) headers["content-type"] = "application/json";

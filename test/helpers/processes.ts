@@ -1,9 +1,7 @@
-import { access, rm } from "node:fs/promises";
 import { exec, startBinary, type CommandResult, type RunningProcess } from "./commands.js";
 import { createServer } from "node:net";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import { tlsArgs } from "./pki.js";
 
 /** Repository root, from test/dist/helpers. */
@@ -18,12 +16,75 @@ export const BIN = {
 
 export type { CommandResult, RunningProcess } from "./commands.js";
 
-/** Starts one of our Node binaries (BIN.*) with this Node, collecting its output. */
-export function startProcess(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
-  return startBinary(process.execPath, [bin, ...args], { env });
+/** pino's levels, as its JSON lines number them. */
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
+/** The last value of `flag` in `args` (a later flag overrides an earlier one). */
+function lastFlag(args: readonly string[], flag: string): string | undefined {
+  const at = args.lastIndexOf(flag);
+  return at >= 0 ? args[at + 1] : undefined;
 }
 
-/** Ports free on 127.0.0.1 right now (the kernel picks them; a race with other binders is unlikely). */
+/** A `keep` for startBinary: pino JSON lines at `level` and above, and every line that is not one. */
+export function logsFrom(level: string): (line: string) => boolean {
+  const least = LEVELS[level] ?? LEVELS["warn"]!;
+  return (line) => {
+    const match = /^\{"level":(\d+)/.exec(line);
+    return match === null || Number(match[1]) >= least;
+  };
+}
+
+/** The fields of a start line ("dfdaemon started", …), as JSON. */
+export type StartLine = Record<string, unknown>;
+
+export interface LacewingProcess extends RunningProcess {
+  /** The line it logged once every listener was up: the ports it actually bound. */
+  started: StartLine;
+}
+
+/**
+ * Starts one of our Node binaries (BIN.*) and resolves, once it has logged
+ * `message` (the line each logs when all its listeners are up), with that
+ * line's fields. The helpers start every process on port 0 and take the
+ * ports from this line, so no test running alongside can take a port
+ * between its being picked and bound.
+ *
+ * The line is logged at info, so the process runs at info unless the test
+ * asks for a lower level with its own --log-level. output() still shows only
+ * warn and above unless the test asked for a level, so failure messages are
+ * what they were when the helpers ran everything at warn; the info lines in
+ * between are a handful per download (host joined, task finished), never
+ * one per piece.
+ */
+export async function startProcess(bin: string, args: string[], message: string, env: NodeJS.ProcessEnv = {}): Promise<LacewingProcess> {
+  const asked = lastFlag(args, "--log-level");
+  if (asked !== undefined && !(LEVELS[asked]! <= LEVELS["info"]!))
+    throw new Error(`${basename(bin)} --log-level ${asked}: the helpers read its start line, which is logged at info`);
+  const child = startBinary(process.execPath, [bin, "--log-level", "info", ...args], { env, keep: logsFrom(asked ?? "warn") });
+  try {
+    const [line] = await child.waitForLines(new RegExp(`^\\{.*"msg":${JSON.stringify(message)}`));
+    return { ...child, started: JSON.parse(line!) as StartLine };
+  } catch (err) {
+    await child.stop("SIGKILL");
+    throw err;
+  }
+}
+
+/** A port its start line reports under `field`, as a number or at the end of a `host:port`. */
+export function portOf(started: StartLine, field: string): number {
+  const value = started[field];
+  const port = typeof value === "string" ? Number(value.slice(value.lastIndexOf(":") + 1)) : value;
+  if (typeof port !== "number" || !Number.isInteger(port) || port <= 0 || port > 65_535)
+    throw new Error(`the start line has no port in ${field}: ${JSON.stringify(started)}`);
+  return port;
+}
+
+/**
+ * Ports free on 127.0.0.1 right now, for the few tests that must know a port
+ * before its process exists (daemons started before their scheduler, an
+ * address where nothing listens). Another test may bind one before the
+ * process does; everything else starts on port 0 (startProcess).
+ */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
@@ -48,81 +109,45 @@ export interface DaemonPorts {
   metrics: number;
 }
 
+/** The ports a dfdaemon's "dfdaemon started" line reports. */
+export function daemonPortsOf(started: StartLine): DaemonPorts {
+  return {
+    peer: portOf(started, "peerPort"),
+    upload: portOf(started, "uploadPort"),
+    proxy: portOf(started, "proxyPort"),
+    metrics: portOf(started, "metricsPort"),
+  };
+}
+
 export interface DaemonOptions {
   /** Let it fetch from loopback origins, as every test origin is (default true). */
   loopbackOrigins?: boolean;
 }
 
 /**
- * Starts a dfdaemon on free ports, with a certificate of the test's cluster
- * CA (a seed's with --seed, a peer's otherwise, named after its directory),
- * and waits until all its listeners are up (/readyz). Ports are picked free
- * and then bound by the daemon, so another test can take one in between:
- * a daemon that exits with EADDRINUSE is started again on fresh ports.
+ * Starts a dfdaemon on port 0 throughout, with a certificate of the test's
+ * cluster CA (a seed's with --seed, a peer's otherwise, named after its
+ * directory), and resolves once all its listeners are up with the ports it
+ * bound.
  */
 export async function startDaemon(
   dir: string,
   extra: string[] = [],
   options: DaemonOptions = {},
-): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await startDaemonOnce(dir, extra, options);
-    } catch (err) {
-      if (attempt >= 3 || !/EADDRINUSE|address already in use/.test(String(err))) throw err;
-    }
-  }
-}
-
-async function startDaemonOnce(dir: string, extra: string[], options: DaemonOptions): Promise<RunningProcess & { socket: string; ports: DaemonPorts }> {
-  const socket = join(dir, "dfdaemon.sock");
-  const [peer, upload, proxy, metrics] = (await freePorts(4)) as [number, number, number, number];
-  const ports = { peer, upload, proxy, metrics };
-  // A socket left by a daemon killed with SIGKILL would look like this one being up already.
-  await rm(socket, { force: true });
-  const daemon = startProcess(BIN.dfdaemon, [
-    "--peer-port",
-    String(peer),
-    "--upload-port",
-    String(upload),
-    "--proxy-port",
-    String(proxy),
-    "--metrics-port",
-    String(metrics),
-    "--listen-ip",
-    "127.0.0.1",
-    "--data-dir",
-    join(dir, "data"),
-    "--socket",
-    socket,
-    "--advertise-ip",
-    "127.0.0.1",
-    "--log-level",
-    "warn",
-    ...(await tlsArgs(extra.includes("--seed") ? "seed" : "peer", basename(dir).replace(/[^A-Za-z0-9._-]/g, "-"))),
-    ...(options.loopbackOrigins === false ? [] : ["--allow-loopback-origins"]),
-    ...extra,
-  ]);
-  // A test that moves the metrics port itself is waited for by its socket only.
-  const probe = extra.includes("--metrics-port") ? undefined : `http://127.0.0.1:${metrics}/readyz`;
-  for (let i = 0; i < 300; i++) {
-    if (daemon.child.exitCode !== null) throw new Error(`dfdaemon exited: ${daemon.output()}`);
-    const up = await access(socket).then(
-      () => true,
-      () => false,
-    );
-    const ready =
-      up &&
-      (probe === undefined ||
-        (await fetch(probe).then(
-          (response) => response.status === 200,
-          () => false,
-        )));
-    if (ready) return { ...daemon, socket, ports };
-    await sleep(50);
-  }
-  await daemon.stop();
-  throw new Error(`dfdaemon did not become ready: ${daemon.output()}`);
+): Promise<LacewingProcess & { socket: string; ports: DaemonPorts }> {
+  const daemon = await startProcess(
+    BIN.dfdaemon,
+    [
+      ...["--peer-port", "0", "--upload-port", "0", "--proxy-port", "0", "--metrics-port", "0"],
+      ...["--listen-ip", "127.0.0.1", "--advertise-ip", "127.0.0.1"],
+      ...["--data-dir", join(dir, "data"), "--socket", join(dir, "dfdaemon.sock")],
+      ...(await tlsArgs(extra.includes("--seed") ? "seed" : "peer", basename(dir).replace(/[^A-Za-z0-9._-]/g, "-"))),
+      ...(options.loopbackOrigins === false ? [] : ["--allow-loopback-origins"]),
+      ...extra,
+    ],
+    "dfdaemon started",
+  );
+  return { ...daemon, socket: String(daemon.started["socket"]), ports: daemonPortsOf(daemon.started) };
 }
 
 /** Runs one of our Node binaries to completion; never rejects for a non-zero exit. */

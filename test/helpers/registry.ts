@@ -4,9 +4,8 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { execOk, startBinary } from "./commands.js";
-import { freePorts, type RunningProcess } from "./processes.js";
+import type { RunningProcess } from "./processes.js";
 
 /**
  * Real-registry fixtures: the CNCF Distribution registry (Debian's
@@ -21,15 +20,19 @@ export interface Registry extends RunningProcess {
   url: string;
 }
 
-/** Starts docker-registry on a free loopback port, storing under `dir`; with `auth`, every request needs a token from it. */
+/**
+ * Starts docker-registry on loopback port 0, storing under `dir`; with
+ * `auth`, every request needs a token from it. It says the address it bound
+ * in an info line ("listening on"), so it logs at info, as JSON; output()
+ * leaves its info lines (one per request) out.
+ */
 export async function startRegistry(dir: string, auth?: TokenServer): Promise<Registry> {
   await mkdir(join(dir, "storage"), { recursive: true });
-  const [port] = (await freePorts(1)) as [number];
-  const host = `127.0.0.1:${port}`;
   const lines = [
     "version: 0.1",
     "log:",
-    "  level: warn",
+    "  level: info",
+    "  formatter: json",
     "  accesslog:",
     "    disabled: true",
     "storage:",
@@ -38,7 +41,7 @@ export async function startRegistry(dir: string, auth?: TokenServer): Promise<Re
     "  delete:",
     "    enabled: true",
     "http:",
-    `  addr: ${host}`,
+    "  addr: 127.0.0.1:0",
     `  secret: ${randomBytes(16).toString("hex")}`,
   ];
   if (auth)
@@ -52,23 +55,17 @@ export async function startRegistry(dir: string, auth?: TokenServer): Promise<Re
     );
   const config = join(dir, "config.yml");
   await writeFile(config, `${lines.join("\n")}\n`);
-  const registry = startBinary("docker-registry", ["serve", config]);
-  const url = `http://${host}`;
-  for (let i = 0; ; i++) {
-    if (registry.child.exitCode !== null) throw new Error(`docker-registry exited: ${registry.output()}`);
-    try {
-      const res = await fetch(`${url}/v2/`);
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (i > 100) {
-      await registry.stop();
-      throw new Error(`docker-registry did not start: ${registry.output()}`);
-    }
-    await sleep(100);
+  const registry = startBinary("docker-registry", ["serve", config], { keep: (line) => !/^\{.*"level":"(info|debug)"/.test(line) });
+  let host: string;
+  try {
+    // Logged once the listener is bound; connections wait in its backlog until it serves them.
+    const [listening] = await registry.waitForLines(/"msg":"listening on 127\.0\.0\.1:\d+"/);
+    host = /listening on (127\.0\.0\.1:\d+)/.exec(listening!)![1]!;
+  } catch (err) {
+    await registry.stop();
+    throw err;
   }
+  const url = `http://${host}`;
   return { ...registry, host, url };
 }
 

@@ -204,8 +204,18 @@ export class Dfdaemon {
     await this.schedulers.start();
     this.collector.start();
     this.#started = true;
+    // Every bound port, so whatever started the daemon on port 0 learns them here (the e2e helpers do).
     this.#log.info(
-      { hostId: this.hostId, socket: config.socket, dataDir: config.dataDir, peerPort: this.#peerPort, uploadPort: this.#upload.port, seed: config.seed },
+      {
+        hostId: this.hostId,
+        socket: config.socket,
+        dataDir: config.dataDir,
+        peerPort: this.#peerPort,
+        uploadPort: this.#upload.port,
+        proxyPort: this.proxyPort,
+        metricsPort: this.metricsPort,
+        seed: config.seed,
+      },
       "dfdaemon started",
     );
   }

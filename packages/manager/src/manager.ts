@@ -127,10 +127,12 @@ export class Manager {
       this.#restPort = await this.#rest.listen(rest.host, rest.port);
       this.#grpc = new RpcServer({ security: this.security }).add(managerv1.Manager, createManagerService(api, config.token));
       this.#grpcPort = await this.#grpc.listen(config.grpcListen);
+      // The bound addresses, not the configured ones: whatever started it on port 0 learns its ports here (the e2e helpers do).
+      const bound = (listen: string, port: number): string => `${listen.slice(0, listen.lastIndexOf(":"))}:${port}`;
       logger.info(
         {
-          rest: config.listen,
-          grpc: config.grpcListen,
+          rest: bound(config.listen, this.#restPort),
+          grpc: bound(config.grpcListen, this.#grpcPort),
           database: config.databaseUrl === "" ? "embedded" : "postgres",
           queue: config.redisUrl === "" ? "in-process" : "bullmq",
         },

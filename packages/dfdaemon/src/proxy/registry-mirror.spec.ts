@@ -275,8 +275,14 @@ describe("RegistryMirror blobs", () => {
     const f = await setup();
     const bytes = randomBytes(5 * MiB);
     const digest = addBlob(f, bytes);
+    const url = `http://${f.ns}/v2/test/img/blobs/${digest}`;
     await (await fetch(blobUrl(f, digest))).arrayBuffer();
-    const task = f.store.get(taskIdOf({ url: `http://${f.ns}/v2/test/img/blobs/${digest}` }))!;
+    // The response ends with the last piece, a moment before the task is marked finished: wait for its run, which open() joins.
+    const spec = { url, tag: "", application: "", filteredQueryParams: [], requestHeaders: {}, digest, pieceLength: 0, outputPath: "", timeoutMs: 0 };
+    await (
+      await f.tasks.open(spec)
+    ).done;
+    const task = f.store.get(taskIdOf({ url }))!;
     const output = join(f.dir, "output");
     assert.equal(await task.placeData((dataPath) => link(dataPath, output)), true);
     await editInPlace(output, 10, "EDITED");
