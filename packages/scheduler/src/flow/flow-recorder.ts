@@ -11,11 +11,11 @@ export interface FlowRecorderLimits extends FlowLimits {
 
 /**
  * The caps, measured by flow-recorder.spec.ts ("stays within its measured
- * bounds"): a landing is 12 bytes (four typed-array slots), an edge about
- * 60 (six slots and a Map entry), a peer about 50 beyond the ids the
- * registry holds anyway. A flow at every cap holds about 300 KiB, so 128
- * flows stay under 40 MiB however large the cluster; a 3-peer task of 400
- * pieces holds about 36 KiB.
+ * bounds", the least of three weighings after GC): a landing is 12 bytes
+ * (four typed-array slots), an edge about 60 (six slots and a Map entry), a
+ * peer about 55 beyond the ids the registry holds anyway. A flow at every cap
+ * holds about 290 KiB, so 128 flows hold about 36 MiB however large the
+ * cluster; a 3-peer task of 400 pieces holds about 35 KiB.
  */
 export const DEFAULT_FLOW_LIMITS: FlowRecorderLimits = {
   tasks: 128,
