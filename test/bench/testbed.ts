@@ -11,7 +11,7 @@ const { values } = parseArgs({
     peers: { type: "string", default: "8" },
     rate: { type: "string", default: "200" },
     size: { type: "string", default: "128" },
-    scenarios: { type: "string", default: "link,p2p,origin" },
+    scenarios: { type: "string", default: "link,p2p,bittorrent,origin" },
     dir: { type: "string" },
     keep: { type: "boolean", default: false },
     "seed-args": { type: "string", default: "" },
@@ -26,7 +26,7 @@ if (values.help) {
   --peers N      peer hosts downloading at once (default 8)
   --rate MBIT    uplink cap of every host in Mbit/s (default 200)
   --size MIB     blob size in MiB (default 128)
-  --scenarios    which to run, in order (default link,p2p,origin)
+  --scenarios    which to run, in order (default link,p2p,bittorrent,origin)
   --dir DIR      where the blob, daemon data and logs go (default the system temp dir)
   --keep         keep that directory (daemon logs) after the run
   --seed-args=…  extra dfdaemon flags for the seed peer, e.g. --seed-args='--upload-limit 8' (p2p)
@@ -162,27 +162,41 @@ for (const r of results) {
         `(${(seconds / r.lowerBoundSeconds).toFixed(2)} × F/U)`,
     );
   }
+  if (r.pieceCounters !== undefined && Object.keys(r.pieceCounters).length > 0) {
+    const counters = Object.entries(r.pieceCounters)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => `${key} ${value}`)
+      .join(", ");
+    console.log(`${r.scenario}: piece requests over all daemons: ${counters}`);
+  }
   if (r.cpu !== undefined) {
     const top = Object.entries(r.cpu.secondsByProcess)
       .sort(([, a], [, b]) => b - a)
       .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
       .join(", ");
     console.log(`${r.scenario}: CPU ${(r.cpu.busy * 100).toFixed(0)} % busy of ${r.cpu.cores} cores during the downloads; CPU s by process: ${top}`);
-    // Per GiB, so runs of different sizes and rates compare: a peer's daemon per GiB it received, the seed's per GiB it sent.
-    const blobGiB = Number(values.size) / 1024;
-    const peers = Object.entries(r.cpu.secondsByProcess)
-      .filter(([name]) => /^peer\d+\/dfdaemon$/.test(name))
-      .map(([, seconds]) => seconds / blobGiB);
-    if (peers.length > 0) {
-      const mean = peers.reduce((a, b) => a + b, 0) / peers.length;
-      const seedSeconds = r.cpu.secondsByProcess["seed/seed-dfdaemon"];
-      const seedSent = r.uploadBytesByHost?.["seed"];
-      const seed =
-        seedSeconds !== undefined && seedSent !== undefined && seedSent > 0
-          ? `; seed ${(seedSeconds / (seedSent / 1024 ** 3)).toFixed(1)} CPU-s per GiB sent`
+    // Per GiB, so runs of different sizes and rates compare: every process of a peer host (daemon and client, or aria2c)
+    // per GiB the host received, and the source's (the seed, or BitTorrent's seeder on the origin host) per GiB it sent.
+    const blobGiB = r.blobBytes / 1024 ** 3;
+    const byHost = new Map<string, number>();
+    for (const [name, seconds] of Object.entries(r.cpu.secondsByProcess)) {
+      const host = name.slice(0, name.indexOf("/"));
+      if (/^peer\d+$/.test(host)) byHost.set(host, (byHost.get(host) ?? 0) + seconds);
+    }
+    const perPeer = [...byHost.values()].map((seconds) => seconds / blobGiB);
+    if (perPeer.length > 0) {
+      const mean = perPeer.reduce((a, b) => a + b, 0) / perPeer.length;
+      const source =
+        r.scenario === "bittorrent"
+          ? { name: "origin/aria2c-seeder", sent: r.originBytes }
+          : { name: "seed/seed-dfdaemon", sent: r.uploadBytesByHost?.["seed"] };
+      const sourceSeconds = r.cpu.secondsByProcess[source.name];
+      const sourceText =
+        sourceSeconds !== undefined && source.sent !== undefined && source.sent > 0
+          ? `; ${source.name.split("/")[1]} ${(sourceSeconds / (source.sent / 1024 ** 3)).toFixed(1)} CPU-s per GiB sent`
           : "";
       console.log(
-        `${r.scenario}: peer daemons ${mean.toFixed(1)} CPU-s per GiB received (${Math.min(...peers).toFixed(1)}–${Math.max(...peers).toFixed(1)})${seed}`,
+        `${r.scenario}: peer hosts ${mean.toFixed(1)} CPU-s per GiB received (${Math.min(...perPeer).toFixed(1)}–${Math.max(...perPeer).toFixed(1)})${sourceText}`,
       );
     }
   }

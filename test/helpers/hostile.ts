@@ -1,8 +1,8 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { schedulerv1 } from "@lacewing/api";
 import { HostType, RpcServer, dfdaemonv1, type MessageInitShape, type RpcClient } from "@lacewing/api";
 import { AsyncQueue, type Role } from "@lacewing/common";
+import { pieceFrames } from "@lacewing/dfdaemon";
 import { pki, schedulerClient } from "./pki.js";
 
 /**
@@ -17,7 +17,7 @@ type AnnounceRequest = MessageInitShape<typeof schedulerv1.AnnouncePeerRequestSc
 export interface FakeParentScript {
   /** What the parent says on SyncPieces; the grant is sent first unless `grant` is false. */
   sync: (request: dfdaemonv1.SyncPiecesRequest) => SyncResponse[];
-  /** The bytes it serves for a piece (undefined: 404). */
+  /** The bytes it serves for a piece (undefined: "not found"); whatever they are, of whatever length. */
   serve: (taskId: string, number: number) => Buffer | undefined;
   grant?: boolean;
 }
@@ -34,7 +34,8 @@ export class FakeParent {
   uploadRequests = 0;
   triggerCalls = 0;
   readonly #rpc: RpcServer;
-  readonly #http: Server;
+  readonly #download: Server;
+  readonly #sockets = new Set<Socket>();
   readonly #scheduler: RpcClient<typeof schedulerv1.Scheduler>;
   #peerPort = 0;
   readonly #streams: Array<AsyncQueue<AnnounceRequest>> = [];
@@ -59,12 +60,34 @@ export class FakeParent {
         return { taskId: "", finished: false, description: "accepted" };
       },
     });
-    this.#http = createServer((req, res) => {
-      this.uploadRequests++;
-      const match = /^\/tasks\/([0-9a-f]{64})\/pieces\/(\d+)$/.exec(req.url ?? "");
-      const body = match === null ? undefined : script.serve(match[1]!, Number(match[2]));
-      if (body === undefined) res.writeHead(404).end();
-      else res.writeHead(200, { "content-length": body.byteLength }).end(body);
+    // The download port speaks the piece protocol, answering each request with whatever the script says.
+    this.#download = createServer((socket) => {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+      socket.on("error", () => undefined);
+      const decoder = new pieceFrames.FrameDecoder(
+        {
+          control: (type, payload) => {
+            if (type !== pieceFrames.FrameType.request) return;
+            this.uploadRequests++;
+            const request = pieceFrames.decodeRequest(payload);
+            const body = script.serve(request.taskId, request.number);
+            if (body === undefined)
+              socket.write(pieceFrames.encodeRefused({ id: request.id, reason: pieceFrames.Refusal.notFound, retryAfterMs: 0, message: "not held" }));
+            else socket.write(Buffer.concat([pieceFrames.encodePieceHeader(request.id, body.byteLength), body]));
+          },
+          pieceStart: () => undefined,
+          pieceEnd: () => undefined,
+        },
+        { preface: true, maxPiece: 0 },
+      );
+      socket.on("data", (chunk: Buffer) => {
+        try {
+          decoder.push(chunk);
+        } catch {
+          socket.destroy();
+        }
+      });
     });
   }
 
@@ -72,13 +95,13 @@ export class FakeParent {
   static async start(name: string, scheduler: string, script: FakeParentScript, role: Role = "peer"): Promise<FakeParent> {
     const parent = new FakeParent(name, scheduler, script, role);
     parent.#peerPort = await parent.#rpc.listen("127.0.0.1:0");
-    await new Promise<void>((resolve) => parent.#http.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => parent.#download.listen(0, "127.0.0.1", resolve));
     await parent.announce();
     return parent;
   }
 
   get downloadPort(): number {
-    return (this.#http.address() as AddressInfo).port;
+    return (this.#download.address() as AddressInfo).port;
   }
 
   /** (Re-)announces the host, as a normal host or as whatever `type` says. */
@@ -140,8 +163,8 @@ export class FakeParent {
   async close(): Promise<void> {
     for (const stream of this.#streams) stream.end();
     this.#scheduler.close();
-    this.#http.closeAllConnections();
-    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#download.close(() => resolve()));
     await this.#rpc.close(200);
   }
 }

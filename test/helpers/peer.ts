@@ -1,5 +1,6 @@
 import { createClient, dfdaemonv1, type RpcClient } from "@lacewing/api";
 import { MEMBER_ROLES, type Role } from "@lacewing/common";
+import { requestPiece, type PieceAnswer } from "@lacewing/dfdaemon";
 import { pki } from "./pki.js";
 
 export type PeerServiceClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
@@ -29,7 +30,14 @@ export async function uploadGrant(peerPort: number, taskId: string): Promise<{ t
   };
 }
 
-/** GET of one piece on a daemon's upload port with `token` as its grant. */
-export function fetchPieceWith(uploadPort: number, taskId: string, number: number, token: string): Promise<Response> {
-  return fetch(`http://127.0.0.1:${uploadPort}/tasks/${taskId}/pieces/${number}`, { headers: { authorization: `Bearer ${token}` } });
+export type { PieceAnswer } from "@lacewing/dfdaemon";
+
+/** One piece request on a daemon's download port (the piece protocol) with `token` as its grant. */
+export function fetchPieceWith(uploadPort: number, taskId: string, number: number, token: string): Promise<PieceAnswer> {
+  return requestPiece(uploadPort, taskId, number, token);
+}
+
+/** Why the parent refused, or "piece" when it sent the bytes. */
+export function outcomeOf(answer: PieceAnswer): string {
+  return "piece" in answer ? "piece" : answer.refused;
 }

@@ -16,6 +16,11 @@ export const BIN = {
 
 export type { CommandResult, RunningProcess } from "./commands.js";
 
+/** Extra Node flags for the processes tests start, for profiling runs: LACEWING_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+function nodeArgs(): string[] {
+  return (process.env["LACEWING_NODE_ARGS"] ?? "").split(" ").filter(Boolean);
+}
+
 /** pino's levels, as its JSON lines number them. */
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
@@ -60,7 +65,7 @@ export async function startProcess(bin: string, args: string[], message: string,
   const asked = lastFlag(args, "--log-level");
   if (asked !== undefined && !(LEVELS[asked]! <= LEVELS["info"]!))
     throw new Error(`${basename(bin)} --log-level ${asked}: the helpers read its start line, which is logged at info`);
-  const child = startBinary(process.execPath, [bin, "--log-level", "info", ...args], { env, keep: logsFrom(asked ?? "warn") });
+  const child = startBinary(process.execPath, [...nodeArgs(), bin, "--log-level", "info", ...args], { env, keep: logsFrom(asked ?? "warn") });
   try {
     const [line] = await child.waitForLines(new RegExp(`^\\{.*"msg":${JSON.stringify(message)}`));
     return { ...child, started: JSON.parse(line!) as StartLine };

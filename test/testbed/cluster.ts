@@ -90,6 +90,24 @@ export async function startInHost(host: Host, name: string, command: string, arg
   };
 }
 
+/**
+ * Runs `command args` inside `host` to completion and returns the CPU
+ * seconds it used: a shell runs it and, once it has waited for it, writes
+ * its own /proc stat, whose cutime and cstime are the child's.
+ */
+export async function childCpuSeconds(
+  host: Host,
+  command: string,
+  args: readonly string[],
+  statFile: string,
+): Promise<{ result: ToolResult; cpuSeconds: number }> {
+  const script = `"$@"; rc=$?; cat /proc/$$/stat > ${JSON.stringify(statFile)}; exit $rc`;
+  const result = await runInHost(host, "sh", ["-c", script, "sh", command, ...args]);
+  const stat = await readFile(statFile, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { result, cpuSeconds: (Number(fields[13] ?? 0) + Number(fields[14] ?? 0)) / USER_HZ };
+}
+
 /** Runs `command args` inside `host` to completion. */
 export function runInHost(host: Host, command: string, args: readonly string[]): Promise<ToolResult> {
   return runTool("ip", ["netns", "exec", host.ns, command, ...args]);
@@ -144,6 +162,8 @@ export interface DfdaemonProcess extends HostProcess {
   uploadBytes(): Promise<number | undefined>;
   /** Verified bytes in its cache and bytes served to peers so far (its /metrics); undefined if /metrics did not answer. */
   progress(): Promise<{ cached: number; uploaded: number } | undefined>;
+  /** Its counters of piece requests: served by result, and failed by reason (its /metrics). */
+  pieceCounters(): Promise<Record<string, number>>;
 }
 
 export interface DfdaemonOptions {
@@ -175,7 +195,14 @@ export async function startDfdaemon(host: Host, dir: string, options: DfdaemonOp
     if (text === undefined) return undefined;
     return { cached: sample(text, "lacewing_dfdaemon_cache_bytes"), uploaded: sample(text, "lacewing_dfdaemon_upload_bytes_total") };
   };
-  return { ...proc, socket, progress, uploadBytes: async () => (await progress())?.uploaded };
+  const pieceCounters = async (): Promise<Record<string, number>> => {
+    const text = (await curlFrom(host, metricsUrl)) ?? "";
+    const counters: Record<string, number> = {};
+    for (const match of text.matchAll(/^lacewing_dfdaemon_(upload_pieces_total\{result|piece_failures_total\{reason)="([a-z_]+)"\} (\S+)$/gm))
+      counters[`${match[1]!.startsWith("upload") ? "served" : "failed"} ${match[2]}`] = Number(match[3]);
+    return counters;
+  };
+  return { ...proc, socket, progress, pieceCounters, uploadBytes: async () => (await progress())?.uploaded };
 }
 
 export interface OriginTraffic {

@@ -12,16 +12,28 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BIN } from "../helpers/processes.js";
-import { NginxOrigin, machineCpu, runInHost, startDfdaemon, startScheduler, type DfdaemonProcess, type HostProcess, type SchedulerProcess } from "./cluster.js";
+import { startLeecher, startSwarm } from "./bittorrent.js";
+import {
+  NginxOrigin,
+  childCpuSeconds,
+  machineCpu,
+  runInHost,
+  startDfdaemon,
+  startScheduler,
+  type DfdaemonProcess,
+  type HostProcess,
+  type SchedulerProcess,
+} from "./cluster.js";
 import { hasCommand } from "./command.js";
 import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
 
-export type ScenarioName = "p2p" | "origin" | "link";
+export type ScenarioName = "p2p" | "origin" | "link" | "bittorrent";
 
 export const SCENARIOS: Record<ScenarioName, string> = {
   p2p: "p2p: scheduler + seed peer + peers",
   origin: "straight from origin (dfdaemon, no scheduler)",
   link: "one curl over one link (calibration)",
+  bittorrent: "BitTorrent: aria2c seeder on the origin host",
 };
 
 export interface TestbedOptions {
@@ -75,6 +87,8 @@ export interface ScenarioResult {
   announced?: boolean;
   /** Piece bytes each dfdaemon served to other peers (dfget scenarios). */
   uploadBytesByHost?: Record<string, number>;
+  /** Piece requests over every daemon: served by result (ok, busy, elsewhere, …) and failed by reason. */
+  pieceCounters?: Record<string, number>;
   /** With `timelineMs`: seconds since launch, and each daemon's cached and uploaded bytes then. */
   timeline?: Array<{ seconds: number; hosts: Record<string, { cached: number; uploaded: number }> }>;
   /** CPU during the downloads (dfget scenarios): the whole machine's busy fraction, and seconds used by each testbed process. */
@@ -203,7 +217,9 @@ export class Testbed {
     const dir = join(this.#runDir, scenario);
     await mkdir(dir, { recursive: true });
     try {
-      return scenario === "link" ? await this.#runLink() : await this.#runDfget(scenario, dir);
+      if (scenario === "link") return await this.#runLink();
+      if (scenario === "bittorrent") return await this.#runBitTorrent(dir);
+      return await this.#runDfget(scenario, dir);
     } finally {
       await this.#stopRunning();
       if (!this.options.keep) await rm(dir, { recursive: true, force: true });
@@ -266,6 +282,7 @@ export class Testbed {
         await sleep(Math.max(0, this.options.timelineMs - (performance.now() - started - seconds * 1000)));
       }
     })();
+    const dfgetCpu: Record<string, number> = {};
     const downloads = await Promise.all(
       peers.map(async (host): Promise<PeerDownload & { output: string }> => {
         const output = join(dir, host.name, "blob.out");
@@ -280,10 +297,11 @@ export class Testbed {
           "--json",
           ...this.options.dfgetArgs,
         ];
-        const result = await runInHost(host, process.execPath, args);
+        const { result, cpuSeconds } = await childCpuSeconds(host, process.execPath, args, join(dir, host.name, "dfget.stat"));
         const seconds = (performance.now() - started) / 1000;
         if (result.code !== 0) throw new Error(`${scenario}: dfget on ${host.name} exited ${result.code}: ${result.stderr.trim()}`);
         const report = JSON.parse(result.stdout) as NonNullable<PeerDownload["report"]>;
+        dfgetCpu[`${host.name}/dfget`] = cpuSeconds;
         return { host: host.name, seconds, report: { elapsedMs: report.elapsedMs, traffic: report.traffic }, output };
       }),
     );
@@ -295,8 +313,13 @@ export class Testbed {
     const cpuAfter = await Promise.all(processes.map((p) => p.cpuSeconds()));
     const cpuSecondsByProcess: Record<string, number> = {};
     processes.forEach((p, i) => (cpuSecondsByProcess[`${p.host.name}/${p.name}`] = cpuAfter[i]! - cpuBefore[i]!));
+    Object.assign(cpuSecondsByProcess, dfgetCpu);
     const uploadBytesByHost: Record<string, number> = {};
-    for (const [name, daemon] of daemons) uploadBytesByHost[name] = (await daemon.uploadBytes()) ?? NaN;
+    const pieceCounters: Record<string, number> = {};
+    for (const [name, daemon] of daemons) {
+      uploadBytesByHost[name] = (await daemon.uploadBytes()) ?? NaN;
+      for (const [key, value] of Object.entries(await daemon.pieceCounters())) pieceCounters[key] = (pieceCounters[key] ?? 0) + value;
+    }
     // Stop the daemons before reading the access log: nginx logs a request when it ends.
     await this.#stopRunning();
     const traffic = await this.#origin.trafficSince(mark);
@@ -309,6 +332,7 @@ export class Testbed {
       ...this.#result(scenario, secondsToLastPeer, secondsToLastPeer - Math.max(0, firstRequest), traffic),
       downloads: downloads.map(({ output: _output, ...d }) => d),
       uploadBytesByHost,
+      pieceCounters,
       ...(timeline.length > 0 ? { timeline } : {}),
       cpu: {
         cores: cpus().length,
@@ -316,6 +340,60 @@ export class Testbed {
         secondsByProcess: cpuSecondsByProcess,
       },
       ...(announced === undefined ? {} : { announced }),
+    };
+  }
+
+  /**
+   * The BitTorrent baseline: tracker and seeder on the origin host, an
+   * aria2c on every peer host started at once (and seeding once done), timed
+   * to each one's own completion event.
+   */
+  async #runBitTorrent(dir: string): Promise<ScenarioResult> {
+    const originHost = this.#network.host("origin");
+    const swarm = await startSwarm(originHost, join(this.#origin.root, BLOB_PATH), dir);
+    this.#track(swarm.tracker);
+    this.#track(swarm.seeder);
+    const seederCpuBefore = await swarm.seeder.cpuSeconds();
+    const uploadedBefore = await swarm.seederUploaded();
+    const machineBefore = await machineCpu();
+    this.#log(`bittorrent: ${this.options.peers} aria2c leechers of ${swarm.torrent} at once`);
+    const started = performance.now();
+    const leechers = await Promise.all(
+      this.peerHosts.map(async (host) => {
+        const leecher = await startLeecher(host, swarm.torrent, join(dir, host.name));
+        this.#track(leecher.process);
+        return { host, leecher };
+      }),
+    );
+    const finished = await Promise.all(leechers.map(({ leecher }) => leecher.completed));
+    const machineAfter = await machineCpu();
+    const cpuSecondsByProcess: Record<string, number> = {};
+    for (const { host, leecher } of leechers) cpuSecondsByProcess[`${host.name}/aria2c`] = await leecher.process.cpuSeconds();
+    cpuSecondsByProcess["origin/aria2c-seeder"] = (await swarm.seeder.cpuSeconds()) - seederCpuBefore;
+    const originBytes = (await swarm.seederUploaded()) - uploadedBefore;
+    const downloads = leechers.map(({ host }, i) => ({ host: host.name, seconds: (finished[i]! - started) / 1000 }));
+    const secondsToLastPeer = Math.max(...downloads.map((d) => d.seconds));
+    await this.#stopRunning();
+    for (const { host, leecher } of leechers) {
+      const digest = await sha256File(leecher.output);
+      if (digest !== this.#blobSha256) throw new Error(`bittorrent: ${host.name} got sha256 ${digest}, expected ${this.#blobSha256}`);
+    }
+    this.#log("bittorrent: every output matches the blob's sha256");
+    return {
+      scenario: "bittorrent",
+      blobBytes: this.blobBytes,
+      lowerBoundSeconds: this.lowerBoundSeconds,
+      secondsToLastPeer,
+      secondsFromFirstRequest: secondsToLastPeer,
+      originBytes,
+      originRequests: 0,
+      originBytesByHost: { origin: originBytes },
+      downloads,
+      cpu: {
+        cores: cpus().length,
+        busy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+        secondsByProcess: cpuSecondsByProcess,
+      },
     };
   }
 

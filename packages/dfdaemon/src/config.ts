@@ -9,7 +9,7 @@ export const dfdaemonSchema = {
   dataDir: field.string({ description: "Where pieces and task metadata live", default: DEFAULTS.dfdaemon.dataDir, env: "DFDAEMON_DATA_DIR" }),
   advertiseIp: field.string({ description: "IP other peers use to reach this node", default: "127.0.0.1", env: "DFDAEMON_ADVERTISE_IP" }),
   seed: field.boolean({ description: "Run as a seed peer", default: false, env: "DFDAEMON_SEED" }),
-  uploadPort: field.port({ description: "HTTP port serving pieces to peers", default: DEFAULTS.dfdaemon.uploadPort }),
+  uploadPort: field.port({ description: "TCP port serving pieces to peers (the piece protocol)", default: DEFAULTS.dfdaemon.uploadPort }),
   proxyPort: field.port({ description: "Registry mirror port for containerd", default: DEFAULTS.dfdaemon.proxyPort }),
   peerPort: field.port({ description: "gRPC port for peers and the scheduler", default: DEFAULTS.dfdaemon.peerPort }),
   metricsPort: field.port({ description: "Port of /metrics, /healthz and /readyz; 0 picks a free one", default: DEFAULTS.dfdaemon.metricsPort }),
@@ -19,7 +19,7 @@ export const dfdaemonSchema = {
     default: "127.0.0.1",
   }),
   uploadTls: field.boolean({
-    description: "Serve piece bytes over TLS with client certificates (encrypted; costs CPU) instead of plain HTTP with a per-task grant",
+    description: "Serve piece bytes over TLS with client certificates (encrypted; costs CPU) instead of plain TCP with a per-task grant",
     default: false,
   }),
   allowLoopbackOrigins: field.boolean({
@@ -42,6 +42,16 @@ export const dfdaemonSchema = {
     description: "Pieces fetched from parents at once",
     default: 16,
     check: (v) => (v >= 1 && v <= 256 ? undefined : "must be between 1 and 256"),
+  }),
+  parentPipeline: field.number({
+    description: "Piece requests pipelined to one parent: enough to keep its link busy, few enough that every child gets a share",
+    default: 4,
+    check: (v) => (Number.isInteger(v) && v >= 1 && v <= 16 ? undefined : "must be a whole number from 1 to 16"),
+  }),
+  pieceMemory: field.bytes({
+    description: "Most memory pieces being received may take, over every download (from peers and from the origin)",
+    default: 64 * 1024 * 1024,
+    check: (v) => (v >= 4 * 1024 * 1024 ? undefined : "must be at least 4MiB"),
   }),
   pieceTimeout: field.duration({ description: "Longest a parent may take to deliver one piece before it is dropped", default: 30_000 }),
   maxReschedules: field.number({ description: "New parent sets asked for before going back to source", default: 3 }),
@@ -103,7 +113,17 @@ export const dfdaemonSchema = {
 };
 
 /** The settings whose flags come from the schema itself (see cliOptionsOf). */
-export const DFDAEMON_SCHEMA_FLAGS = ["proxyListenIp", "uploadTls", "allowLoopbackOrigins", "pieceAttempts", "tlsDir", "insecure", "forceInsecure"] as const;
+export const DFDAEMON_SCHEMA_FLAGS = [
+  "proxyListenIp",
+  "uploadTls",
+  "allowLoopbackOrigins",
+  "pieceAttempts",
+  "parentPipeline",
+  "pieceMemory",
+  "tlsDir",
+  "insecure",
+  "forceInsecure",
+] as const;
 
 export type DfdaemonConfig = ConfigOf<typeof dfdaemonSchema>;
 

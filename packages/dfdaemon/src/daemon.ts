@@ -11,19 +11,26 @@ import { TaskManager } from "./download/task-manager.js";
 import { originFiller, type TaskFiller } from "./download/task-filler.js";
 import { DaemonErrorCode, daemonError } from "./errors.js";
 import { createDfdaemonMetrics, type DfdaemonMetrics } from "./metrics.js";
-import { PeerClients } from "./p2p/parent-peer.js";
-import { createPeerAgent } from "./p2p/piece-fetch.js";
+import { PeerClients, parentChannels } from "./p2p/parent-peer.js";
 import { peerFiller } from "./p2p/peer-filler.js";
+import { PieceClient } from "./p2p/piece-client.js";
 import { peerService } from "./peer/peer-service.js";
 import { RegistryMirror } from "./proxy/registry-mirror.js";
 import { announceCachedTasks } from "./scheduler/cache-announcer.js";
 import { SchedulerPool, type HostInit } from "./scheduler/scheduler-pool.js";
+import { PieceBuffers } from "./storage/piece-buffers.js";
 import { TaskStore } from "./storage/task-store.js";
 import { CacheCollector } from "./gc/collector.js";
 import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
 import { checkOriginUrl, createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
+import { RangeReader } from "./source/range-reader.js";
 import { UploadGrants } from "./upload/upload-grants.js";
-import { UploadServer } from "./upload/upload-server.js";
+import { UPLOAD_MEMORY_PER_SLOT, UploadServer } from "./upload/upload-server.js";
+
+/** Longest a download waits for its scheduler's answer to a register or reschedule (the scheduler waits 10 s for a parent by default). */
+const ANSWER_TIMEOUT_MS = 60_000;
+/** How often a downloading peer asks its scheduler for more parents. */
+const REFRESH_INTERVAL_MS = 1_000;
 
 export interface DfdaemonOptions {
   /** Process-wide default metrics (event loop, memory); off when several daemons share a process. */
@@ -54,9 +61,12 @@ export class Dfdaemon {
   readonly #grants = new UploadGrants();
   readonly #metricsServer: MetricsServer;
   readonly #mirror: RegistryMirror;
-  readonly #agent: Agent;
   readonly #originAgent: Agent;
   readonly #clients: PeerClients;
+  /** Memory for pieces being received, shared by every download. */
+  readonly #pieceBuffers: PieceBuffers;
+  readonly #pieces: PieceClient;
+  readonly #rangeReader: RangeReader;
   /** Children syncing pieces from this peer right now. */
   readonly #children = new Set<string>();
   readonly #recentFailures: Array<{ taskId: string; url: string; description: string; atMs: number }> = [];
@@ -78,9 +88,11 @@ export class Dfdaemon {
       );
     const policy: OriginPolicy = { allowLoopback: config.allowLoopbackOrigins };
     this.#peerServer = new RpcServer({ security: this.security });
-    this.#agent = createPeerAgent(this.security);
     this.#originAgent = createOriginAgent(policy);
+    this.#rangeReader = new RangeReader(policy);
     this.#clients = new PeerClients(this.security);
+    this.#pieceBuffers = new PieceBuffers(config.pieceMemory);
+    this.#pieces = new PieceClient(this.security, this.#pieceBuffers);
     this.hostId = `${hostname()}-${createHash("sha256").update(`${config.advertiseIp}:${config.peerPort}:${config.dataDir}`).digest("hex").slice(0, 8)}`;
     this.store = new TaskStore(config.dataDir, log, { keep: config.keepStorage, reserve: (task, bytes) => this.collector.reserve(task, bytes) });
     this.metrics = createDfdaemonMetrics(this.store, options);
@@ -94,6 +106,7 @@ export class Dfdaemon {
       superSeedWindowMs: config.seed ? config.superSeedWindow : 0,
       grants: this.#grants,
       idleTimeoutMs: config.pieceTimeout,
+      buffers: new PieceBuffers(UPLOAD_MEMORY_PER_SLOT * config.uploadLimit),
       ...(config.uploadTls && this.security.mode === "tls" ? { tls: this.security.material } : {}),
     });
     this.schedulers = new SchedulerPool({
@@ -140,7 +153,9 @@ export class Dfdaemon {
     const fill = this.#sources(policy);
     return async (request) => {
       checkOriginUrl(new URL(request.spec.url), policy);
-      await fill(request);
+      // The one place back-to-source is decided: the daemon's setting joins the caller's, and fillers read only the spec.
+      const disableBackToSource = request.spec.disableBackToSource === true || this.config.disableBackToSource;
+      await fill({ ...request, spec: { ...request.spec, disableBackToSource } });
     };
   }
 
@@ -150,6 +165,8 @@ export class Dfdaemon {
       concurrency: config.originConcurrency,
       attempts: config.pieceAttempts,
       log: this.#log,
+      buffers: this.#pieceBuffers,
+      reader: this.#rangeReader,
       dispatcher: this.#originAgent,
       policy,
     });
@@ -157,18 +174,19 @@ export class Dfdaemon {
       return peerFiller({
         pool: this.schedulers,
         hostId: this.hostId,
-        agent: this.#agent,
-        clients: this.#clients,
+        channels: parentChannels(this.#clients, this.#pieces),
         origin,
         peerConcurrency: config.peerConcurrency,
+        perParentLimit: config.parentPipeline,
         pieceTimeoutMs: config.pieceTimeout,
         maxReschedules: config.maxReschedules,
-        disableBackToSource: config.disableBackToSource,
+        answerTimeoutMs: ANSWER_TIMEOUT_MS,
+        refreshIntervalMs: REFRESH_INTERVAL_MS,
         log: this.#log,
         metrics: this.metrics,
       });
     return (request) => {
-      if (config.disableBackToSource || request.spec.disableBackToSource === true)
+      if (request.spec.disableBackToSource === true)
         return Promise.reject(daemonError(DaemonErrorCode.noSource, "unavailable", "no scheduler is configured and back-to-source is disabled"));
       return origin(request);
     };
@@ -264,8 +282,9 @@ export class Dfdaemon {
     await this.#mirror.close();
     await this.#metricsServer.close();
     this.#clients.close();
+    this.#pieces.close();
+    this.#rangeReader.close();
     // destroy, not close: close waits for requests still in flight, and shutdown must not.
-    await this.#agent.destroy();
     await this.#originAgent.destroy();
     await this.store.close();
     await rm(this.config.socket, { force: true });

@@ -19,6 +19,8 @@ export interface DfdaemonMetrics {
   readonly downloads: Counter<"result">;
   readonly pieceFailures: Counter<"reason">;
   readonly pieceDuration: Histogram<"source">;
+  /** Requests for a piece already in flight from another parent (endgame), and whether this copy won. */
+  readonly endgameRequests: Counter<"result">;
   readonly backToSource: Counter<"reason">;
   readonly proxyRequests: Counter<"kind" | "result">;
   readonly evictions: Counter<"reason">;
@@ -80,6 +82,12 @@ export function createDfdaemonMetrics(store: TaskStore, options: { defaultMetric
       help: "Time to fetch one piece, by source.",
       labelNames: ["source"],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    endgameRequests: new Counter({
+      name: "lacewing_dfdaemon_endgame_requests_total",
+      help: "Second requests for a piece in flight from a slower parent at the end of a download, by result (won, lost).",
+      labelNames: ["result"],
       registers: [registry],
     }),
     backToSource: new Counter({

@@ -1,5 +1,7 @@
 import { isLacewingError, MIN_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
-import { fetchRange, isRetryableOriginError, probeOrigin, type OriginRequest } from "../source/origin-client.js";
+import { fetchRange, isRetryableOriginError, probeOrigin, type OriginProbe, type OriginRequest } from "../source/origin-client.js";
+import { RangeFallbackError, type RangeReader } from "../source/range-reader.js";
+import type { PieceBuffers } from "../storage/piece-buffers.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 
@@ -11,6 +13,10 @@ export interface BackToSourceOptions {
   /** Piece size the caller asked for; 0 lets the length decide. */
   pieceLength: number;
   log: Logger;
+  /** Memory for pieces being received, shared with every other download. */
+  buffers: PieceBuffers;
+  /** The lean ranged reader for the bulk of the bytes. */
+  reader: RangeReader;
   /** Called after each stored piece, with how long it took to fetch. */
   onPiece: (piece: StoredPiece, costMs: number) => void;
 }
@@ -47,7 +53,7 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
     await task.setLength(probe.contentLength, pieceLength);
   }
   if (probe.ranged) {
-    await fetchRanged(task, origin, options, tryOptions);
+    await fetchRanged(task, origin, probe.source, options, tryOptions);
     return;
   }
   options.log.info({ taskId: task.taskId, contentLength: probe.contentLength }, "origin ignores Range or gives no length: one sequential stream");
@@ -67,7 +73,13 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
  * late together; ramping lands the first piece (which peers may be waiting
  * for) after one piece-time, and costs a fast origin only its first few pieces.
  */
-async function fetchRanged(task: StoredTask, origin: OriginRequest, options: BackToSourceOptions, tryOptions: Parameters<typeof retry>[1]): Promise<void> {
+async function fetchRanged(
+  task: StoredTask,
+  origin: OriginRequest,
+  source: OriginProbe["source"],
+  options: BackToSourceOptions,
+  tryOptions: Parameters<typeof retry>[1],
+): Promise<void> {
   const missing: number[] = [];
   for (let n = 0; n < task.totalPieces; n++) if (!task.hasPiece(n)) missing.push(n);
   let next = 0;
@@ -84,19 +96,45 @@ async function fetchRanged(task: StoredTask, origin: OriginRequest, options: Bac
       const number = missing[next++]!;
       const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
       const started = Date.now();
-      const bytes = await retry(() => fetchRange(origin, range.offset, range.length), {
-        ...tryOptions,
-        onRetry: (err, attempt) => options.log.warn({ taskId: task.taskId, piece: number, attempt, err: (err as Error).message }, "retrying piece from origin"),
-      });
-      const piece = { ...range, sha256: bytes.sha256 };
-      await task.writePiece(piece, bytes.chunks);
-      options.onPiece(piece, Date.now() - started);
+      const lease = await options.buffers.acquire(range.length, origin.signal);
+      try {
+        const sha256 = await retry(() => readPiece(origin, source, options.reader, range.offset, lease.bytes), {
+          ...tryOptions,
+          onRetry: (err, attempt) =>
+            options.log.warn({ taskId: task.taskId, piece: number, attempt, err: (err as Error).message }, "retrying piece from origin"),
+        });
+        const piece = { ...range, sha256 };
+        if (await task.writePiece(piece, lease.bytes)) options.onPiece(piece, Date.now() - started);
+      } finally {
+        lease.release();
+      }
       spawn();
     }
   };
   spawn();
   // Workers join while others run; wait until the list stops growing.
   for (let settled = 0; settled < workers.length; settled++) await workers[settled];
+}
+
+/**
+ * One piece's bytes into `into`, and their SHA-256: by the lean reader from
+ * where the probe's redirects led, or, when the origin answers anything but a
+ * plain 206 there, by the full client from the origin URL (which follows
+ * redirects anew: a signed redirect may have expired).
+ */
+async function readPiece(origin: OriginRequest, source: OriginProbe["source"], reader: RangeReader, offset: number, into: Buffer): Promise<string> {
+  try {
+    return await reader.read({ ...source, ...(origin.signal ? { signal: origin.signal } : {}) }, offset, into);
+  } catch (err) {
+    if (!(err instanceof RangeFallbackError)) throw err;
+  }
+  const body = await fetchRange(origin, offset, into.byteLength);
+  let at = 0;
+  for (const chunk of body.chunks) {
+    chunk.copy(into, at);
+    at += chunk.byteLength;
+  }
+  return body.sha256;
 }
 
 async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, options: BackToSourceOptions): Promise<void> {
@@ -111,8 +149,7 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
     const bytes = buffer.subarray(0, filled);
     if (!task.hasPiece(number)) {
       const piece = { number, offset: number * pieceLength, length: filled, sha256: pieceDigestOf(bytes) };
-      await task.writePiece(piece, bytes);
-      options.onPiece(piece, Date.now() - pieceStarted);
+      if (await task.writePiece(piece, bytes)) options.onPiece(piece, Date.now() - pieceStarted);
     }
     pieceStarted = Date.now();
     number++;

@@ -1,25 +1,22 @@
 import type { Dispatcher } from "undici";
 import type { Logger } from "@lacewing/common";
 import type { OriginPolicy } from "../source/origin-policy.js";
-import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
+import type { RangeReader } from "../source/range-reader.js";
+import type { PieceBuffers } from "../storage/piece-buffers.js";
+import type { StoredTask } from "../storage/stored-task.js";
 import type { DownloadSpec } from "./download-spec.js";
 import { fetchFromOrigin } from "./back-to-source.js";
+import type { PieceLedger } from "./piece-ledger.js";
 
-/** One piece stored by a filler, and where it came from. */
-export interface PieceEvent {
-  piece: StoredPiece;
-  source: "origin" | "peer";
-  /** The parent peer id, empty for the origin. */
-  parentId: string;
-  costMs: number;
-}
+export type { PieceEvent } from "./piece-ledger.js";
 
 export interface FillRequest {
   task: StoredTask;
   spec: DownloadSpec;
   /** Aborted when the daemon shuts down. */
   signal: AbortSignal;
-  onPiece: (event: PieceEvent) => void;
+  /** Where every stored piece is recorded, whichever filler stored it. */
+  ledger: PieceLedger;
   /**
    * Checks the complete task against the digest the download expects (the
    * spec's, or an OCI blob's); rejects with LW_ERR_DIGEST_MISMATCH. A
@@ -39,6 +36,10 @@ export interface OriginFillerOptions {
   concurrency: number;
   attempts: number;
   log: Logger;
+  /** Memory for pieces being received, shared with every other download. */
+  buffers: PieceBuffers;
+  /** The lean ranged reader for the bulk of the bytes (its connections obey `policy`). */
+  reader: RangeReader;
   /** Connections that obey `policy`. */
   dispatcher: Dispatcher;
   policy: OriginPolicy;
@@ -46,7 +47,7 @@ export interface OriginFillerOptions {
 
 /** Fills a task straight from its origin with concurrent ranged requests (no scheduler, or back to source). */
 export function originFiller(options: OriginFillerOptions): TaskFiller {
-  return async ({ task, spec, signal, onPiece, verify }) => {
+  return async ({ task, spec, signal, ledger, verify }) => {
     await fetchFromOrigin(
       task,
       { url: spec.url, headers: spec.requestHeaders, signal, dispatcher: options.dispatcher, policy: options.policy },
@@ -55,7 +56,9 @@ export function originFiller(options: OriginFillerOptions): TaskFiller {
         attempts: options.attempts,
         pieceLength: spec.pieceLength,
         log: options.log,
-        onPiece: (piece, costMs) => onPiece({ piece, source: "origin", parentId: "", costMs }),
+        buffers: options.buffers,
+        reader: options.reader,
+        onPiece: (piece, costMs) => ledger.record({ piece, source: "origin", parentId: "", costMs }),
       },
     );
     await verify();

@@ -7,6 +7,7 @@ import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { TaskFiller } from "./task-filler.js";
 import { placeOutput } from "./place-output.js";
 import type { DfdaemonMetrics } from "../metrics.js";
+import { PieceLedger } from "./piece-ledger.js";
 
 export type { DownloadSpec } from "./download-spec.js";
 
@@ -39,12 +40,19 @@ export interface DownloadHooks {
   onProgress?: (p: Progress) => void;
 }
 
-/** One fetch of one task, shared by every caller that asks for it meanwhile. */
+/** One fetch of one task, shared by every caller that asks for it meanwhile; it fetches with its first caller's options. */
 class TaskRun extends EventEmitter<{ progress: [Progress] }> {
-  readonly traffic = { fromOrigin: 0, fromPeers: 0 };
+  readonly ledger: PieceLedger;
+  readonly spec: DownloadSpec;
   done!: Promise<StoredTask>;
   /** Settles once the task exists in the store (or the run failed before). */
   readonly created = deferred<StoredTask>();
+
+  constructor(spec: DownloadSpec, metrics: DfdaemonMetrics) {
+    super();
+    this.spec = spec;
+    this.ledger = new PieceLedger(metrics);
+  }
 }
 
 /** A task being filled, for readers that stream pieces as they land. */
@@ -125,11 +133,18 @@ export class TaskManager {
       run.on("progress", report);
       try {
         task = await abortable(run.done, signal, spec.timeoutMs);
+      } catch (err) {
+        // A run started by another caller failed for a reason this caller's own options may not have: it gets its own run.
+        if (run.spec !== spec && ownOptionsMayHelp(spec, run.spec, err) && attempt < 2) {
+          this.#options.log.info({ taskId, err: errorMessage(err) }, "joined download failed with another caller's options; trying with this caller's");
+          return this.#download(spec, hooks, attempt + 1);
+        }
+        throw err;
       } finally {
         run.off("progress", report);
       }
       hooks.onStart?.(taskId, task.meta.contentLength);
-      traffic = { ...run.traffic, fromCache: 0 };
+      traffic = { ...run.ledger.traffic, fromCache: 0 };
     }
     // Counted in synchronously once found: the collector cannot evict it while it is verified and placed.
     const release = task.acquire();
@@ -190,8 +205,15 @@ export class TaskManager {
 
   #runFor(taskId: string, spec: DownloadSpec): TaskRun {
     const existing = this.#runs.get(taskId);
-    if (existing) return existing;
-    const run = new TaskRun();
+    if (existing) {
+      if (spec.disableBackToSource === true && existing.spec.disableBackToSource !== true)
+        this.#options.log.info(
+          { taskId },
+          "joined a download that may fetch from the origin for another caller: back-to-source disabled here means this download makes no origin fetch of its own",
+        );
+      return existing;
+    }
+    const run = new TaskRun(spec, this.#options.metrics);
     this.#runs.set(taskId, run);
     run.done = this.#fetch(taskId, spec, run).finally(() => this.#runs.delete(taskId));
     // Callers await run.done; this keeps an abandoned run from being an unhandled rejection.
@@ -201,7 +223,7 @@ export class TaskManager {
   }
 
   async #fetch(taskId: string, spec: DownloadSpec, run: TaskRun): Promise<StoredTask> {
-    const { store, log, metrics } = this.#options;
+    const { store, log } = this.#options;
     const task =
       store.get(taskId) ??
       (await store.create({
@@ -215,14 +237,14 @@ export class TaskManager {
         lastAccessedAt: Date.now(),
       }));
     run.created.resolve(task);
-    const emit = (): void => {
+    run.ledger.on("piece", () =>
       run.emit("progress", {
         completedBytes: task.completedBytes,
         contentLength: task.meta.contentLength,
         completedPieces: task.pieceCount,
         totalPieces: task.totalPieces,
-      });
-    };
+      }),
+    );
     try {
       const expected = spec.digest ? parseDigest(spec.digest) : undefined;
       await this.#options.fill({
@@ -233,18 +255,10 @@ export class TaskManager {
           const mismatch = expected === undefined ? undefined : await digestMismatch(task, expected);
           if (mismatch !== undefined) throw mismatch;
         },
-        onPiece: ({ piece, source, costMs }) => {
-          if (source === "origin") {
-            run.traffic.fromOrigin += piece.length;
-            // Peer pieces are timed in the piece dispatcher, where they are fetched.
-            metrics.pieceDuration.observe({ source }, costMs / 1000);
-          } else run.traffic.fromPeers += piece.length;
-          metrics.downloadBytes.inc({ source }, piece.length);
-          emit();
-        },
+        ledger: run.ledger,
       });
       await task.markFinished();
-      log.info({ taskId, contentLength: task.meta.contentLength, fromOrigin: run.traffic.fromOrigin, fromPeers: run.traffic.fromPeers }, "task finished");
+      log.info({ taskId, contentLength: task.meta.contentLength, ...run.ledger.traffic }, "task finished");
       return task;
     } catch (err) {
       log.warn({ taskId, err: errorMessage(err) }, "task failed");
@@ -256,6 +270,28 @@ export class TaskManager {
   close(): void {
     this.#closing.abort();
   }
+}
+
+/**
+ * Whether a joining caller might succeed where the run it joined failed:
+ * the run was not allowed back to source and this caller is, or the origin
+ * refused the run's request headers and this caller sends others.
+ */
+function ownOptionsMayHelp(joiner: DownloadSpec, first: DownloadSpec, err: unknown): boolean {
+  if (!isLacewingError(err)) return false;
+  if (err.code === DaemonErrorCode.noSource) return first.disableBackToSource === true && joiner.disableBackToSource !== true;
+  if (err.code === DaemonErrorCode.originStatus && err.details["retryable"] !== true) return !sameHeaders(joiner.requestHeaders, first.requestHeaders);
+  return false;
+}
+
+function sameHeaders(a: Record<string, string>, b: Record<string, string>): boolean {
+  const canonical = (headers: Record<string, string>): string =>
+    JSON.stringify(
+      Object.entries(headers)
+        .map(([name, value]) => [name.toLowerCase(), value])
+        .sort(),
+    );
+  return canonical(a) === canonical(b);
 }
 
 /** The LW_ERR_DIGEST_MISMATCH error when the task's content is not `expected`, with both digests as details. */

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { get, type IncomingMessage } from "node:http";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pieceDigestOf, isLacewingError, silentLogger } from "@lacewing/common";
 import { createDfdaemonMetrics } from "../metrics.js";
+import { PieceBuffers } from "../storage/piece-buffers.js";
 import { TaskStore } from "../storage/task-store.js";
+import { PieceRequester, requestPiece } from "../testing/piece-requester.js";
 import { UploadGrants } from "../upload/upload-grants.js";
-import { UploadServer, piecePath } from "../upload/upload-server.js";
+import { UploadServer } from "../upload/upload-server.js";
 import { CacheCollector } from "./collector.js";
 
 const MiB = 1024 * 1024;
@@ -25,14 +25,23 @@ describe("eviction while a piece is uploaded to a peer", () => {
   const piece = Buffer.alloc(48 * MiB, 7);
   const grants = new UploadGrants();
   const { token } = grants.issue(TASK);
-  const authorization = `Bearer ${token}`;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "lacewing-gc-upload-"));
     store = new TaskStore(dir, silentLogger());
     await store.open();
     const metrics = createDfdaemonMetrics(store);
-    upload = new UploadServer({ store, metrics, log: silentLogger(), limit: 4, rateLimit: 0, superSeedWindowMs: 0, grants, idleTimeoutMs: 30_000 });
+    upload = new UploadServer({
+      store,
+      metrics,
+      log: silentLogger(),
+      limit: 4,
+      rateLimit: 0,
+      superSeedWindowMs: 0,
+      grants,
+      idleTimeoutMs: 30_000,
+      buffers: new PieceBuffers(4 * MiB),
+    });
     await upload.listen("127.0.0.1", 0);
     collector = new CacheCollector({
       store,
@@ -67,10 +76,10 @@ describe("eviction while a piece is uploaded to a peer", () => {
   });
 
   it("is refused until the upload ends, the peer gets intact bytes, then the task is evicted", async () => {
-    const request = get(`http://127.0.0.1:${upload.port}${piecePath(TASK, 0)}`, { headers: { authorization } });
-    const [response] = (await once(request, "response")) as [IncomingMessage];
-    response.pause();
-    assert.equal(response.statusCode, 200);
+    const child = await PieceRequester.connect(upload.port);
+    child.pause();
+    const answer = child.request(TASK, 0, token);
+    while (upload.active === 0) await new Promise((resolve) => setTimeout(resolve, 5));
 
     const pass = await collector.collect();
     assert.deepEqual(pass.evictions, [], "the collector skips a task being uploaded");
@@ -79,13 +88,12 @@ describe("eviction while a piece is uploaded to a peer", () => {
     assert.notEqual(store.get(TASK), undefined);
     await stat(join(store.root, TASK, "data"));
 
-    const chunks: Buffer[] = [];
-    response.on("data", (chunk: Buffer) => chunks.push(chunk));
-    response.resume();
-    await once(response, "end");
-    assert.ok(Buffer.concat(chunks).equals(piece), "the peer received the whole piece, unchanged");
+    child.resume();
+    const received = await answer;
+    child.close();
+    assert.ok("piece" in received && received.piece.equals(piece), "the peer received the whole piece, unchanged");
 
-    // The server counts the reader out when its pipeline settles, just after the client saw the end.
+    // The server counts the reader out when its last write settles, just after the client saw the end.
     while (store.get(TASK)!.activeReaders > 0) await new Promise((resolve) => setImmediate(resolve));
     const after = await collector.collect();
     assert.deepEqual(
@@ -94,7 +102,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
     );
     assert.deepEqual(evicted, [TASK]);
     await assert.rejects(stat(join(store.root, TASK)), { code: "ENOENT" });
-    const gone = await fetch(`http://127.0.0.1:${upload.port}${piecePath(TASK, 0)}`, { headers: { authorization } });
-    assert.equal(gone.status, 404, "an evicted piece is never served");
+    const gone = await requestPiece(upload.port, TASK, 0, token);
+    assert.equal("refused" in gone && gone.refused, "notFound", "an evicted piece is never served");
   });
 });

@@ -1,5 +1,7 @@
-import { createClient, dfdaemonv1, type RpcClient, type schedulerv1, type TaskInfo } from "@lacewing/api";
+import { createClient, dfdaemonv1, type MessageInitShape, type RpcClient, type schedulerv1, type TaskInfo } from "@lacewing/api";
 import { MEMBER_ROLES, errorMessage, type Security } from "@lacewing/common";
+import type { PieceBuffer } from "../storage/piece-buffers.js";
+import type { PieceClient, PieceRequest, PieceSource } from "./piece-client.js";
 
 export type PeerClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
 
@@ -41,6 +43,30 @@ export class PeerClients {
   }
 }
 
+export type SyncRequest = MessageInitShape<typeof dfdaemonv1.SyncPiecesRequestSchema>;
+
+/**
+ * How a child reaches its parents: their piece announcements (SyncPieces on
+ * the peer port) and their pieces (the download port). The daemon's are
+ * gRPC and the piece protocol (`parentChannels`); the P2P unit harness
+ * fakes them.
+ */
+export interface ParentChannels {
+  syncPieces(endpoint: string, request: SyncRequest, signal: AbortSignal): AsyncIterable<dfdaemonv1.SyncPiecesResponse>;
+  /** The certificate subject the parent at `endpoint` presented; "" when insecure, undefined before the handshake. */
+  subjectOf(endpoint: string): string | undefined;
+  /** The piece's verified bytes, in a lease the caller releases; rejects with a PieceFetchError. */
+  fetchPiece(source: PieceSource, request: PieceRequest): Promise<PieceBuffer>;
+}
+
+export function parentChannels(clients: PeerClients, pieces: PieceClient): ParentChannels {
+  return {
+    syncPieces: (endpoint, request, signal) => clients.get(endpoint).syncPieces(request, { signal }),
+    subjectOf: (endpoint) => clients.subjectOf(endpoint),
+    fetchPiece: (source, request) => pieces.fetch(source, request),
+  };
+}
+
 export interface ParentEvents {
   info: (parent: ParentPeer, info: TaskInfo) => void;
   /**
@@ -61,11 +87,14 @@ export interface ParentEvents {
 export class ParentPeer {
   readonly id: string;
   readonly hostId: string;
-  /** Base URL of the parent's upload server. */
-  readonly baseUrl: string;
+  /** The parent's download port. */
+  readonly source: PieceSource;
+  /** The parent's peer port (SyncPieces). */
   readonly endpoint: string;
   /** Piece numbers the parent announced and the dispatcher accepted. */
   readonly pieces = new Set<number>();
+  /** Of those, the ones the child still wants: what it may ask this parent for (kept by the dispatcher). */
+  readonly useful = new Set<number>();
   /** Sent as a bearer token with each piece request; arrives first on the sync stream. */
   token: string | undefined;
   inflight = 0;
@@ -86,7 +115,7 @@ export class ParentPeer {
     const host = candidate.host;
     this.id = candidate.peerId;
     this.hostId = host?.id ?? "";
-    this.baseUrl = `${host?.downloadTls === true ? "https" : "http"}://${hostPort(host?.ip ?? "", host?.downloadPort ?? 0)}`;
+    this.source = { ip: host?.ip ?? "", port: host?.downloadPort ?? 0, tls: host?.downloadTls === true };
     this.endpoint = hostPort(host?.ip ?? "", host?.port ?? 0);
   }
 
@@ -96,8 +125,8 @@ export class ParentPeer {
   }
 
   /** Opens the SyncPieces stream and reports what arrives until it ends or the parent is dropped. */
-  sync(client: PeerClient, request: { taskId: string; peerId: string; hostId: string; heldPieces: number[] }, events: ParentEvents): void {
-    const stream = client.syncPieces(request, { signal: this.#abort.signal });
+  sync(channels: ParentChannels, request: SyncRequest, events: ParentEvents): void {
+    const stream = channels.syncPieces(this.endpoint, request, this.#abort.signal);
     void (async () => {
       let failure: unknown;
       try {

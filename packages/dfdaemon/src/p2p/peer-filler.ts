@@ -1,27 +1,30 @@
-import type { Agent } from "undici";
 import { RpcError, schedulerv1 } from "@lacewing/api";
-import { deferred, errorMessage, isLacewingError, newPeerId, pieceLengthFor, type Deferred, type Logger } from "@lacewing/common";
+import { deferred, errorMessage, isLacewingError, newPeerId, pieceLengthFor, type Logger } from "@lacewing/common";
 import type { FillRequest, PieceEvent, TaskFiller } from "../download/task-filler.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
 import type { SchedulerPool } from "../scheduler/scheduler-pool.js";
-import { AnnounceStream } from "./announce-stream.js";
-import type { PeerClients } from "./parent-peer.js";
+import { AnnounceStream, type Answer } from "./announce-stream.js";
+import type { ParentChannels } from "./parent-peer.js";
 import { PieceDispatcher } from "./piece-dispatcher.js";
 import { taskInfoOf } from "./task-info.js";
 import { TrustedTask } from "./trusted-task.js";
 
 export interface PeerFillerOptions {
-  pool: SchedulerPool;
+  pool: Pick<SchedulerPool, "ownersOf" | "client" | "announceNow">;
   hostId: string;
-  agent: Agent;
-  clients: PeerClients;
-  /** Used when the scheduler says so, when no scheduler answers, or after too many reschedules. */
+  channels: ParentChannels;
+  /** Used when the scheduler says so, when no scheduler answers, or after too many reschedules (unless the spec disables it). */
   origin: TaskFiller;
   peerConcurrency: number;
+  /** Requests pipelined to one parent. */
+  perParentLimit: number;
   pieceTimeoutMs: number;
   maxReschedules: number;
-  disableBackToSource: boolean;
+  /** Longest wait for the scheduler's answer to a register or reschedule. */
+  answerTimeoutMs: number;
+  /** How often a downloading peer asks for more parents. */
+  refreshIntervalMs: number;
   log: Logger;
   metrics: DfdaemonMetrics;
 }
@@ -41,12 +44,6 @@ const REASON_CODES: Record<PieceFailureReason, schedulerv1.PieceFailureReason> =
   other: schedulerv1.PieceFailureReason.OTHER,
 };
 
-type Answer = schedulerv1.AnnouncePeerResponse["response"];
-
-/** How often a downloading peer asks for more parents. */
-const REFRESH_INTERVAL_MS = 1_000;
-/** Pieces in flight from one parent: enough to fill its link, few enough that every child gets a share. */
-const PER_PARENT_LIMIT = 4;
 /** A peer stops asking for more parents once it has this many usable ones. */
 const MAX_LIVE_PARENTS = 8;
 
@@ -72,12 +69,8 @@ class PeerTaskRun {
   #sourceOrder: string | undefined;
   /** Settles when #sourceOrder is set, to wake the download loop. */
   readonly #ordered = deferred<"ordered">();
-  /** Waiting for the answer to a reschedule. */
-  #answered: Deferred<void> | undefined;
-  /** Refresh requests sent and not answered yet; their answers come before a reschedule's. */
-  #pendingRefreshes = 0;
-  #bytesFromOrigin = 0;
-  #bytesFromPeers = 0;
+  /** A refresh is waiting for its answer. */
+  #refreshing = false;
 
   constructor(options: PeerFillerOptions, request: FillRequest) {
     this.#o = options;
@@ -89,16 +82,15 @@ class PeerTaskRun {
       trusted: this.#trusted,
       peerId: this.#peerId,
       hostId: options.hostId,
-      agent: options.agent,
-      clients: options.clients,
+      channels: options.channels,
       concurrency: options.peerConcurrency,
-      perParentLimit: Math.min(PER_PARENT_LIMIT, options.peerConcurrency),
+      perParentLimit: Math.min(options.perParentLimit, options.peerConcurrency),
       pieceTimeoutMs: options.pieceTimeoutMs,
       idleTimeoutMs: options.pieceTimeoutMs * 2,
       signal: request.signal,
       log: this.#log,
       metrics: options.metrics,
-      onPiece: (event) => this.#onPiece(event),
+      onPiece: (event) => request.ledger.record(event),
       onPieceFailed: (parentId, number, reason, description) =>
         this.#stream?.send({ case: "pieceFailed", value: { parentId, number: Math.max(number, 0), reason: REASON_CODES[reason], description } }),
     });
@@ -107,7 +99,9 @@ class PeerTaskRun {
   async run(): Promise<void> {
     const { task } = this.#request;
     const sendInfo = (): void => this.#stream?.send({ case: "taskInfo", value: { info: taskInfoOf(this.#request.task) } });
+    const announce = (event: PieceEvent): void => this.#announcePiece(event);
     task.on("info", sendInfo);
+    this.#request.ledger.on("piece", announce);
     try {
       await this.#download();
       await this.#request.verify();
@@ -116,8 +110,8 @@ class PeerTaskRun {
         value: {
           contentLength: BigInt(task.meta.contentLength),
           totalPieces: task.totalPieces,
-          bytesFromOrigin: BigInt(this.#bytesFromOrigin),
-          bytesFromPeers: BigInt(this.#bytesFromPeers),
+          bytesFromOrigin: BigInt(this.#request.ledger.traffic.fromOrigin),
+          bytesFromPeers: BigInt(this.#request.ledger.traffic.fromPeers),
         },
       });
     } catch (err) {
@@ -136,6 +130,7 @@ class PeerTaskRun {
       throw err;
     } finally {
       task.off("info", sendInfo);
+      this.#request.ledger.off("piece", announce);
       this.#dispatcher.stop();
       this.#stream?.close();
     }
@@ -157,7 +152,7 @@ class PeerTaskRun {
       default:
         return this.#backToSource("no_scheduler", "no scheduler is reachable");
     }
-    const refresher = setInterval(() => this.#refresh(), REFRESH_INTERVAL_MS);
+    const refresher = setInterval(() => this.#refresh(), this.#o.refreshIntervalMs);
     try {
       let reschedules = 0;
       for (;;) {
@@ -181,38 +176,21 @@ class PeerTaskRun {
     this.#dispatcher.addParents(candidates);
   }
 
-  /** Reads the scheduler's answers after the first one, for as long as the stream lives. */
-  #read(stream: AnnounceStream): void {
-    void (async () => {
-      try {
-        for (;;) {
-          const answer = await stream.next();
-          if (answer === undefined) break;
-          const { response } = answer;
-          if (response.case === "normalTask") {
-            this.#log.trace({ parents: response.value.candidateParents.length, refresh: this.#pendingRefreshes > 0 }, "scheduler answered");
-            this.#addParents(response.value.candidateParents);
-            if (this.#pendingRefreshes > 0) this.#pendingRefreshes--;
-            else this.#answered?.resolve();
-          } else if (response.case === "needBackToSource") {
-            this.#orderBackToSource(response.value.description);
-            this.#answered?.resolve();
-          } else {
-            this.#answered?.resolve();
-          }
-        }
-      } catch (err) {
-        if (this.#stream === stream)
-          this.#log.warn({ scheduler: stream.endpoint, err: errorMessage(err) }, "scheduler stream broke; going on with current parents");
-      }
-      if (this.#stream === stream) {
-        this.#stream = undefined;
-        // Without the scheduler, new digests come only from the task's digest source: make sure it is a parent.
-        const source = this.#trusted.source;
-        if (source !== undefined) this.#addParents([source.candidate]);
-        this.#answered?.resolve();
-      }
-    })();
+  /** What the scheduler answered to a register, refresh or reschedule. */
+  #onAnswer(answer: Answer): void {
+    if (answer.case === "normalTask") this.#addParents(answer.value.candidateParents);
+    else if (answer.case === "needBackToSource") this.#orderBackToSource(answer.value.description);
+  }
+
+  /** The stream broke or ended: the download goes on with its parents; new digests then come only from the task's digest source. */
+  #watch(stream: AnnounceStream): void {
+    void stream.ended.then(() => {
+      if (this.#stream !== stream || stream.closedHere) return;
+      this.#stream = undefined;
+      this.#log.warn({ scheduler: stream.endpoint, err: errorMessage(stream.error ?? "ended") }, "scheduler stream broke; going on with current parents");
+      const source = this.#trusted.source;
+      if (source !== undefined) this.#addParents([source.candidate]);
+    });
   }
 
   #orderBackToSource(description: string): void {
@@ -220,40 +198,50 @@ class PeerTaskRun {
     this.#ordered.resolve("ordered");
   }
 
-  /** Asks for more parents while the download progresses, so children that gained pieces join in. */
+  /** Asks for more parents while the download progresses, so children that gained pieces join in; one refresh at a time. */
   #refresh(): void {
     const stream = this.#stream;
-    if (stream === undefined || stream.broken || this.#answered !== undefined || this.#dispatcher.liveParentIds().length >= MAX_LIVE_PARENTS) return;
-    this.#pendingRefreshes++;
-    stream.send({
-      case: "reschedule",
-      value: { refresh: true, failedParentIds: this.#dispatcher.takeFailedParents(), knownParentIds: this.#dispatcher.liveParentIds() },
-    });
+    if (stream === undefined || stream.broken || this.#refreshing || this.#dispatcher.liveParentIds().length >= MAX_LIVE_PARENTS) return;
+    this.#refreshing = true;
+    void stream
+      .ask(
+        {
+          case: "reschedule",
+          value: { refresh: true, failedParentIds: this.#dispatcher.takeFailedParents(), knownParentIds: this.#dispatcher.liveParentIds() },
+        },
+        this.#o.answerTimeoutMs,
+      )
+      .then((answer) => {
+        this.#refreshing = false;
+        if (answer !== undefined) this.#onAnswer(answer);
+      });
   }
 
   /**
-   * Asks for new parents, naming the ones given up on, and waits for the
-   * answer; re-registers if the scheduler went away. False when no
+   * Asks for new parents, naming the ones given up on, and waits (boundedly)
+   * for the answer; re-registers if the scheduler went away. False when no
    * scheduler can be reached.
    */
   async #reschedule(): Promise<boolean> {
     const failedParentIds = this.#dispatcher.takeFailedParents();
-    const stream = this.#stream;
-    if (stream === undefined || stream.broken) {
-      stream?.close();
-      this.#stream = undefined;
-      const answer = await this.#connect();
-      if (answer === undefined) return false;
-      if (answer.case === "normalTask") this.#addParents(answer.value.candidateParents);
-      else if (answer.case === "needBackToSource") this.#orderBackToSource(answer.value.description);
-      return true;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const stream = this.#stream;
+      if (stream === undefined || stream.broken) {
+        stream?.close();
+        this.#stream = undefined;
+        const answer = await this.#connect();
+        if (answer === undefined) return false;
+        this.#onAnswer(answer);
+        return true;
+      }
+      const answer = await stream.ask({ case: "reschedule", value: { failedParentIds, description: "parents cannot make progress" } }, this.#o.answerTimeoutMs);
+      if (answer !== undefined) {
+        this.#onAnswer(answer);
+        return true;
+      }
+      // The stream broke (or went silent) before answering: register again on a new one.
     }
-    const answered = deferred<void>();
-    this.#answered = answered;
-    stream.send({ case: "reschedule", value: { failedParentIds, description: "parents cannot make progress" } });
-    await answered.promise;
-    this.#answered = undefined;
-    return this.#stream !== undefined || (await this.#reschedule());
+    return false;
   }
 
   /** Registers with the task's scheduler (its owner first); the first answer, or undefined if none answered. */
@@ -265,55 +253,54 @@ class PeerTaskRun {
         const stream = new AnnounceStream(endpoint, pool.client(endpoint), { hostId, taskId: task.taskId, peerId: this.#peerId }, (update) =>
           this.#onUpdate(update),
         );
-        stream.send({
-          case: "register",
-          value: {
-            download: {
-              url: spec.url,
-              tag: spec.tag,
-              application: spec.application,
-              filteredQueryParams: spec.filteredQueryParams,
-              requestHeaders: spec.requestHeaders,
-              digest: spec.digest,
-              pieceLength: BigInt(spec.pieceLength),
-              disableBackToSource: spec.disableBackToSource === true || this.#o.disableBackToSource,
-              triggered: spec.triggered === true,
+        const answer = await stream.ask(
+          {
+            case: "register",
+            value: {
+              download: {
+                url: spec.url,
+                tag: spec.tag,
+                application: spec.application,
+                filteredQueryParams: spec.filteredQueryParams,
+                requestHeaders: spec.requestHeaders,
+                digest: spec.digest,
+                pieceLength: BigInt(spec.pieceLength),
+                disableBackToSource: spec.disableBackToSource === true,
+                triggered: spec.triggered === true,
+              },
+              heldPieces: task.pieces().map((p) => p.number),
             },
-            heldPieces: task.pieces().map((p) => p.number),
           },
-        });
-        try {
-          const answer = await stream.next();
-          if (answer === undefined) throw new Error("the scheduler ended the stream without an answer");
+          this.#o.answerTimeoutMs,
+        );
+        if (answer !== undefined) {
           this.#stream = stream;
-          this.#read(stream);
-          return answer.response;
-        } catch (err) {
-          stream.close();
-          if (err instanceof RpcError && err.code === "LW_ERR_HOST_NOT_ANNOUNCED" && attempt === 0 && (await pool.announceNow(endpoint))) continue;
-          this.#log.warn({ scheduler: endpoint, err: errorMessage(err) }, "cannot register with scheduler");
-          break;
+          this.#watch(stream);
+          return answer;
         }
+        stream.close();
+        const err = stream.error ?? new Error("the scheduler ended the stream without an answer");
+        if (err instanceof RpcError && err.code === "LW_ERR_HOST_NOT_ANNOUNCED" && attempt === 0 && (await pool.announceNow(endpoint))) continue;
+        this.#log.warn({ scheduler: endpoint, err: errorMessage(err) }, "cannot register with scheduler");
+        break;
       }
     }
     return undefined;
   }
 
   async #backToSource(reason: string, description: string): Promise<void> {
-    const { spec } = this.#request;
-    if (spec.disableBackToSource === true || this.#o.disableBackToSource)
+    if (this.#request.spec.disableBackToSource === true)
       throw daemonError(DaemonErrorCode.noSource, "unavailable", `peers could not serve the task and back-to-source is disabled: ${description}`);
     this.#dispatcher.stop();
     this.#o.metrics.backToSource.inc({ reason });
     this.#log.info({ reason: description }, "going back to source");
     this.#stream?.send({ case: "backToSourceStarted", value: { description } });
     // run() verifies the whole task once, whichever way its pieces came.
-    await this.#o.origin({ ...this.#request, onPiece: (event) => this.#onPiece(event), verify: async () => undefined });
+    await this.#o.origin({ ...this.#request, verify: async () => undefined });
   }
 
-  #onPiece(event: PieceEvent): void {
-    if (event.source === "origin") this.#bytesFromOrigin += event.piece.length;
-    else this.#bytesFromPeers += event.piece.length;
+  /** Tells the scheduler of a stored piece, whichever way it came, so children can be sent here for it. */
+  #announcePiece(event: PieceEvent): void {
     const { piece } = event;
     this.#stream?.send({
       case: "pieceFinished",
@@ -328,14 +315,13 @@ class PeerTaskRun {
         },
       },
     });
-    this.#request.onPiece(event);
   }
 
   /** The scheduler learned more of the task: its length, piece digests. */
   #onUpdate(update: schedulerv1.TaskUpdate): void {
-    const { lengthLearned } = this.#trusted.apply(update);
+    const { lengthLearned, learned } = this.#trusted.apply(update);
     if (lengthLearned) this.#learnLength(undefined);
-    this.#dispatcher.trustedChanged();
+    this.#dispatcher.trustedChanged(learned);
   }
 
   /**

@@ -1,11 +1,11 @@
-import type { Agent } from "undici";
 import type { schedulerv1, TaskInfo } from "@lacewing/api";
 import { MAX_PIECE_COUNT, deferred, errorMessage, pieceRangeOf, type Deferred, type Logger } from "@lacewing/common";
 import type { PieceEvent } from "../download/task-filler.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
 import type { StoredTask } from "../storage/stored-task.js";
-import { ParentPeer, type PeerClients } from "./parent-peer.js";
-import { fetchPiece, PieceFetchError } from "./piece-fetch.js";
+import { ParentPeer, type ParentChannels } from "./parent-peer.js";
+import { PieceFetchError } from "./piece-client.js";
+import { pickNextPiece, type InflightRequest } from "./piece-choice.js";
 import type { TrustedTask } from "./trusted-task.js";
 
 export interface DispatcherOptions {
@@ -14,11 +14,10 @@ export interface DispatcherOptions {
   trusted: TrustedTask;
   peerId: string;
   hostId: string;
-  agent: Agent;
-  clients: PeerClients;
-  /** Pieces in flight at once, over all parents. */
+  channels: ParentChannels;
+  /** Requests in flight at once, over all parents. */
   concurrency: number;
-  /** Pieces in flight at once from one parent. */
+  /** Requests in flight at once to one parent (pipelined on its connection). */
   perParentLimit: number;
   pieceTimeoutMs: number;
   /** With nothing in flight and nothing new announced for this long, the parents are declared stuck. */
@@ -26,42 +25,65 @@ export interface DispatcherOptions {
   signal: AbortSignal;
   log: Logger;
   metrics: DfdaemonMetrics;
+  /** A verified piece is stored. */
   onPiece: (event: PieceEvent) => void;
   onPieceFailed: (parentId: string, number: number, reason: PieceFailureReason, description: string) => void;
+  /** For tests: the clock and the tie-breaker of the piece choice. */
+  now?: () => number;
+  random?: () => number;
 }
 
 export type Progress = "complete" | "stuck";
 
-/** How long a parent that answered 503 is left alone. */
+/** How long a parent that said it is busy is left alone when it did not say. */
 const BUSY_BACKOFF_MS = 300;
 /** How long a piece a seed sent elsewhere is not asked of it again. */
 const ELSEWHERE_BACKOFF_MS = 1_000;
+/** Wanted pieces of one parent weighed for rarity per choice: enough to spread children, bounded whatever the piece count. */
+const CHOICE_SCAN = 64;
+
+interface Request extends InflightRequest {
+  parent: ParentPeer;
+  controller: AbortController;
+}
 
 /**
- * Fetches a task's pieces from its parents: several parents at once, with
- * bounded concurrency, the idlest and fastest parent first, and of its
- * pieces the rarest (see #pick). A parent that fails a piece (connect error,
- * timeout, bytes that do not match the scheduler's SHA-256, a missing piece)
- * or says something no honest parent would (a piece past the end, another
- * length) is dropped for this task and reported; the piece is asked of
- * another parent. Nothing a parent says can do more than cost the child that
- * parent. When no remaining parent can make progress the
- * dispatcher reports "stuck" and the caller asks the scheduler for more.
+ * Fetches a task's pieces from its parents: several parents at once, a few
+ * requests pipelined to each, chosen by pickNextPiece (rarest first, then
+ * endgame). A parent that fails a piece (connect error, timeout, bytes that
+ * do not match the scheduler's SHA-256, a missing piece) or says something
+ * no honest parent would (a piece past the end, another length) is dropped
+ * for this task and reported; the piece is asked of another parent. Nothing
+ * a parent says can do more than cost the child that parent. When no
+ * remaining parent can make progress the dispatcher reports "stuck" and the
+ * caller asks the scheduler for more.
  */
 export class PieceDispatcher {
   readonly #o: DispatcherOptions;
+  readonly #now: () => number;
+  readonly #random: () => number;
   readonly #parents = new Map<string, ParentPeer>();
-  readonly #inflight = new Set<number>();
+  /** Missing pieces whose digest is known: what may be asked for. */
+  readonly #wanted = new Set<number>();
+  /** Parents (not dropped) that announced each piece. */
+  readonly #holders = new Map<number, number>();
+  readonly #inflight = new Map<number, Request[]>();
+  /** Every piece was looked at once the length became known; after that only newly learned digests are. */
+  #scanned = false;
+  #requests = 0;
   #failedParents: string[] = [];
   #waiter: Deferred<Progress> | undefined;
   #fatal: unknown;
-  #lastActivity = Date.now();
+  #lastActivity: number;
   #idleTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#lastActivity = this.#now();
   }
 
   /** Parents given up on since the last call, for the next reschedule request. */
@@ -85,7 +107,7 @@ export class PieceDispatcher {
       const parent = new ParentPeer(candidate);
       this.#parents.set(parent.id, parent);
       parent.sync(
-        this.#o.clients.get(parent.endpoint),
+        this.#o.channels,
         { taskId: task.taskId, peerId, hostId, heldPieces: task.pieces().map((p) => p.number) },
         {
           info: (from, info) => this.#onInfo(from, info),
@@ -106,23 +128,44 @@ export class PieceDispatcher {
     return waiter.promise;
   }
 
-  /** Closes every parent stream; pieces in flight are abandoned. */
+  /** Closes every parent stream and abandons the requests in flight. */
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#retryTimer);
     for (const parent of this.#parents.values()) parent.drop();
+    for (const requests of this.#inflight.values()) for (const request of requests) request.controller.abort();
   }
 
   #activity(): void {
-    this.#lastActivity = Date.now();
+    this.#lastActivity = this.#now();
     this.#pump();
   }
 
-  /** The scheduler told something new (the length, digests): pieces may have become fetchable. */
-  trustedChanged(): void {
-    if (this.#o.task.lengthKnown) for (const parent of this.#parents.values()) this.#checkAnnounced(parent);
+  /**
+   * The scheduler told something new: the length (every piece with a digest
+   * may become wanted, and parents' earlier announcements may now be past
+   * the end), or the digests of `learned` pieces (only those are looked at,
+   * so a task of many pieces costs nothing extra per update).
+   */
+  trustedChanged(learned?: readonly number[]): void {
+    const { task } = this.#o;
+    if (task.lengthKnown) {
+      if (!this.#scanned || learned === undefined) {
+        this.#scanned = true;
+        for (let number = 0; number < task.totalPieces; number++) this.#wantIfAskable(number);
+        for (const parent of this.#parents.values()) this.#checkAnnounced(parent);
+      } else {
+        for (const number of learned) this.#wantIfAskable(number);
+      }
+    }
     this.#activity();
+  }
+
+  #wantIfAskable(number: number): void {
+    const { task, trusted } = this.#o;
+    if (number >= task.totalPieces || task.hasPiece(number) || this.#inflight.has(number) || this.#wanted.has(number)) return;
+    if (trusted.digest(number) !== undefined) this.#want(number);
   }
 
   /**
@@ -153,14 +196,33 @@ export class PieceDispatcher {
     }
     // Only the digest source's own digests count, and only over a connection that proved its identity.
     const source = trusted.source;
-    if (sha256 !== undefined && source?.candidate.peerId === parent.id && this.#o.clients.subjectOf(parent.endpoint) === source.subject) {
-      if (trusted.learnFromSource(number, sha256) === "conflict") {
+    if (sha256 !== undefined && source?.candidate.peerId === parent.id && this.#o.channels.subjectOf(parent.endpoint) === source.subject) {
+      const learned = trusted.learnFromSource(number, sha256);
+      if (learned === "conflict") {
         this.#fail(parent, number, "corrupt", `the digest source's digest of piece ${number} contradicts the scheduler's`);
         return;
       }
+      if (learned === "new" && task.lengthKnown) this.#wantIfAskable(number);
     }
-    parent.pieces.add(number);
+    if (!parent.pieces.has(number)) {
+      parent.pieces.add(number);
+      if (this.#wanted.has(number)) parent.useful.add(number);
+      this.#holders.set(number, (this.#holders.get(number) ?? 0) + 1);
+    }
     this.#activity();
+  }
+
+  /** The piece may be asked for now: every parent holding it becomes useful for it. */
+  #want(number: number): void {
+    this.#wanted.add(number);
+    for (const parent of this.#parents.values()) if (parent.pieces.has(number)) parent.useful.add(number);
+  }
+
+  /** The piece is no longer asked for (its bytes are verified); false when it already was not. */
+  #unwant(number: number): boolean {
+    if (!this.#wanted.delete(number)) return false;
+    for (const parent of this.#parents.values()) parent.useful.delete(number);
+    return true;
   }
 
   /** Drops a parent that announced pieces past the end of a task whose length became known after. */
@@ -182,6 +244,11 @@ export class PieceDispatcher {
   #fail(parent: ParentPeer, number: number, reason: PieceFailureReason, description: string): void {
     if (parent.dropped) return;
     parent.drop();
+    for (const held of parent.pieces) {
+      const holders = (this.#holders.get(held) ?? 1) - 1;
+      if (holders > 0) this.#holders.set(held, holders);
+      else this.#holders.delete(held);
+    }
     this.#failedParents.push(parent.id);
     this.#o.metrics.pieceFailures.inc({ reason });
     this.#o.log.warn({ taskId: this.#o.task.taskId, parentId: parent.id, piece: number, reason, err: description }, "dropping parent");
@@ -225,22 +292,33 @@ export class PieceDispatcher {
       return;
     }
     if (task.lengthKnown) {
-      while (this.#inflight.size < this.#o.concurrency) {
-        const pick = this.#pick();
-        if (pick === undefined) break;
-        this.#start(pick.piece, pick.parent);
+      while (this.#requests < this.#o.concurrency) {
+        const choice = this.#choose();
+        if (choice === undefined) break;
+        this.#start(choice.piece, this.#parents.get(choice.parentId)!, choice.duplicate);
       }
     }
-    if (this.#inflight.size > 0 || this.#waiter === undefined) return;
+    if (this.#requests > 0 || this.#waiter === undefined) return;
     if (this.liveParentIds().length === 0) {
       this.#settle("stuck");
       return;
     }
     // Live parents that hold nothing we need yet: they are still downloading. Wait, but not forever.
-    const idle = Date.now() - this.#lastActivity;
+    const idle = this.#now() - this.#lastActivity;
     clearTimeout(this.#idleTimer);
     if (idle >= this.#o.idleTimeoutMs) {
-      this.#o.log.warn({ taskId: task.taskId, idleMs: idle }, "parents made no progress");
+      this.#o.log.warn(
+        {
+          taskId: task.taskId,
+          idleMs: idle,
+          // Missing pieces without a digest cannot be asked for: what a stuck download waits for.
+          missing: task.totalPieces - task.pieceCount,
+          askable: this.#wanted.size,
+          digests: this.#o.trusted.digestCount,
+          liveParents: this.liveParentIds().length,
+        },
+        "parents made no progress",
+      );
       this.#settle("stuck");
       return;
     }
@@ -248,111 +326,107 @@ export class PieceDispatcher {
     this.#idleTimer.unref();
   }
 
-  /**
-   * The next request: the idlest usable parent (fewest pieces in flight,
-   * then fastest) that holds a missing piece, and of its pieces the rarest
-   * among this child's parents — a random one of the lowest-numbered few
-   * equally rare, so children of one parent fetch different pieces and can
-   * trade them, while the file still fills roughly in order.
-   */
-  #pick(): { piece: number; parent: ParentPeer } | undefined {
-    const { perParentLimit } = this.#o;
-    const now = Date.now();
-    const ready: ParentPeer[] = [];
-    let busyWait = Number.POSITIVE_INFINITY;
+  #choose(): { parentId: string; piece: number; duplicate: boolean } | undefined {
+    const now = this.#now();
+    const views = [];
+    let backoff = Number.POSITIVE_INFINITY;
     for (const parent of this.#parents.values()) {
-      if (parent.dropped || parent.token === undefined || parent.inflight >= perParentLimit) continue;
-      if (parent.busyUntil > now) busyWait = Math.min(busyWait, parent.busyUntil - now);
-      else ready.push(parent);
+      if (parent.dropped) continue;
+      if (parent.busyUntil > now) backoff = Math.min(backoff, parent.busyUntil - now);
+      for (const until of parent.elsewhere.values()) if (until > now) backoff = Math.min(backoff, until - now);
+      views.push({
+        id: parent.id,
+        useful: parent.useful,
+        inflight: parent.inflight,
+        usable: parent.token !== undefined && parent.busyUntil <= now,
+        speed: parent.speed,
+        elsewhere: parent.elsewhere,
+      });
     }
-    ready.sort((a, b) => a.inflight - b.inflight || b.speed - a.speed || Math.random() - 0.5);
-    for (const parent of ready) {
-      const piece = this.#rarestOf(parent, now);
-      if (piece !== undefined) return { piece, parent };
-      for (const until of parent.elsewhere.values()) if (until > now) busyWait = Math.min(busyWait, until - now);
-    }
-    if (busyWait !== Number.POSITIVE_INFINITY) {
+    const choice = pickNextPiece({
+      parents: views,
+      holders: (number) => this.#holders.get(number) ?? 0,
+      inflight: this.#inflight,
+      perParentLimit: this.#o.perParentLimit,
+      window: Math.max(4, this.#o.concurrency),
+      scan: CHOICE_SCAN,
+      now,
+      random: this.#random,
+    });
+    if (choice === undefined && backoff !== Number.POSITIVE_INFINITY) {
+      // Something becomes askable when a backoff ends: look again then.
       clearTimeout(this.#retryTimer);
-      this.#retryTimer = setTimeout(() => this.#pump(), busyWait + 5);
+      this.#retryTimer = setTimeout(() => this.#pump(), backoff + 5);
       this.#retryTimer.unref();
     }
-    return undefined;
+    return choice;
   }
 
-  /**
-   * The rarest missing piece `parent` holds whose digest the scheduler gave
-   * (random among the lowest-numbered equally rare), if any.
-   */
-  #rarestOf(parent: ParentPeer, now: number): number | undefined {
+  #start(number: number, parent: ParentPeer, duplicate: boolean): void {
     const { task, trusted } = this.#o;
-    const window = Math.max(4, this.#o.concurrency);
-    const total = task.totalPieces;
-    let rarest = Number.POSITIVE_INFINITY;
-    let choices: number[] = [];
-    for (const number of parent.pieces) {
-      if (number >= total || task.hasPiece(number) || this.#inflight.has(number) || trusted.digest(number) === undefined) continue;
-      if ((parent.elsewhere.get(number) ?? 0) > now) continue;
-      let holders = 0;
-      for (const other of this.#parents.values()) if (!other.dropped && other.pieces.has(number)) holders++;
-      if (holders < rarest) {
-        rarest = holders;
-        choices = [number];
-      } else if (holders === rarest) {
-        choices.push(number);
-      }
-    }
-    if (choices.length > window) choices = choices.sort((a, b) => a - b).slice(0, window);
-    return choices[Math.floor(Math.random() * choices.length)];
-  }
-
-  #start(number: number, parent: ParentPeer): void {
-    const { task, trusted } = this.#o;
-    // #rarestOf only picks pieces below the count with a digest, so neither lookup can fail.
+    // Only wanted pieces are chosen: below the count, with a digest.
     const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
     const sha256 = trusted.digest(number)!;
-    this.#inflight.add(number);
+    const controller = new AbortController();
+    const request: Request = { parentId: parent.id, parent, startedAt: this.#now(), controller };
+    const requests = this.#inflight.get(number) ?? [];
+    requests.push(request);
+    this.#inflight.set(number, requests);
+    this.#requests++;
     parent.inflight++;
-    const started = Date.now();
-    fetchPiece(this.#o.agent, {
-      baseUrl: parent.baseUrl,
-      taskId: task.taskId,
-      number,
-      length: range.length,
-      sha256,
-      token: parent.token ?? "",
-      timeoutMs: this.#o.pieceTimeoutMs,
-      signal: this.#o.signal,
-    })
-      .then(async (bytes) => {
-        const costMs = Date.now() - started;
-        const piece = { ...range, sha256 };
-        await task.writePiece(piece, bytes);
-        parent.bytes += range.length;
-        parent.costMs += Math.max(costMs, 1);
-        this.#o.metrics.pieceDuration.observe({ source: "peer" }, costMs / 1000);
-        this.#o.onPiece({ piece, source: "peer", parentId: parent.id, costMs });
-        this.#lastActivity = Date.now();
+    this.#o.channels
+      .fetchPiece(parent.source, {
+        taskId: task.taskId,
+        number,
+        length: range.length,
+        sha256,
+        token: parent.token ?? "",
+        timeoutMs: this.#o.pieceTimeoutMs,
+        signal: AbortSignal.any([this.#o.signal, controller.signal]),
+      })
+      .then(async (lease) => {
+        try {
+          // Another copy (endgame) may have won; this one is dropped.
+          const won = this.#unwant(number);
+          if (duplicate) this.#o.metrics.endgameRequests.inc({ result: won ? "won" : "lost" });
+          if (!won) return;
+          for (const other of this.#inflight.get(number) ?? []) if (other !== request) other.controller.abort();
+          const costMs = this.#now() - request.startedAt;
+          const piece = { ...range, sha256 };
+          parent.bytes += range.length;
+          parent.costMs += Math.max(costMs, 1);
+          this.#lastActivity = this.#now();
+          if (await task.writePiece(piece, lease.bytes)) this.#o.onPiece({ piece, source: "peer", parentId: parent.id, costMs });
+        } finally {
+          lease.release();
+        }
       })
       .catch((err: unknown) => {
-        if (this.#stopped) return;
+        if (this.#stopped || controller.signal.aborted || this.#o.signal.aborted) {
+          if (duplicate && controller.signal.aborted) this.#o.metrics.endgameRequests.inc({ result: "lost" });
+          return;
+        }
         if (!(err instanceof PieceFetchError)) {
           this.#abortWith(err); // A local failure such as a full disk: no parent can help.
           return;
         }
         if (err.reason === "elsewhere") {
           // A super-seeding seed sent this piece to another child: get it there, or here after a while.
-          parent.elsewhere.set(number, Date.now() + ELSEWHERE_BACKOFF_MS);
+          parent.elsewhere.set(number, this.#now() + ELSEWHERE_BACKOFF_MS);
           return;
         }
         if (err.reason === "busy") {
-          parent.busyUntil = Date.now() + BUSY_BACKOFF_MS;
+          parent.busyUntil = this.#now() + (err.retryAfterMs || BUSY_BACKOFF_MS);
           this.#o.metrics.pieceFailures.inc({ reason: "busy" });
           return;
         }
         this.#fail(parent, number, err.reason, err.message);
       })
       .finally(() => {
-        this.#inflight.delete(number);
+        const left = (this.#inflight.get(number) ?? []).filter((other) => other !== request);
+        if (left.length > 0) this.#inflight.set(number, left);
+        else this.#inflight.delete(number);
+        this.#requests--;
         parent.inflight--;
         this.#pump();
       });

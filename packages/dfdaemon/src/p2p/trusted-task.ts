@@ -60,17 +60,17 @@ export class TrustedTask {
     return "new";
   }
 
-  /** Takes a task update; returns what it taught. */
-  apply(update: schedulerv1.TaskUpdate): { lengthLearned: boolean; digests: number } {
+  /** Takes a task update; returns what it taught: the length (first time only), and the pieces whose digest is new. */
+  apply(update: schedulerv1.TaskUpdate): { lengthLearned: boolean; learned: number[] } {
     const lengthLearned = this.applyInfo(update.taskInfo);
     if (update.digestSource !== undefined && update.digestSource.peerId !== "")
       this.#source = { candidate: update.digestSource, subject: update.digestSourceSubject };
-    let digests = 0;
+    const learned: number[] = [];
     for (const { number, sha256 } of update.pieceDigests) {
       if (sha256.length !== 32 || this.#digests.has(number)) continue;
       this.#digests.set(number, Buffer.from(sha256).toString("hex"));
-      digests++;
+      learned.push(number);
     }
-    return { lengthLearned, digests };
+    return { lengthLearned, learned };
   }
 }

@@ -1,6 +1,6 @@
 import { requireRole, type dfdaemonv1, type MessageInitShape, type PieceInfoSchema, type ServiceImpl } from "@lacewing/api";
 import { taskInfoOf } from "../p2p/task-info.js";
-import { AsyncQueue, LacewingError, MAX_PIECE_COUNT, MEMBER_ROLES, errorMessage, type Logger } from "@lacewing/common";
+import { AsyncQueue, errorMessage, LacewingError, type Logger, MAX_PIECE_COUNT, MEMBER_ROLES, redactUrl } from "@lacewing/common";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { TaskManager } from "../download/task-manager.js";
 import { DaemonErrorCode, daemonError } from "../errors.js";
@@ -57,7 +57,7 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
       if (!request.wait) {
         run.then(
           (result) => deps.log.info({ taskId: result.taskId }, "triggered download finished"),
-          (err: unknown) => deps.log.warn({ url: spec.url.split("?")[0], err: errorMessage(err) }, "triggered download failed"),
+          (err: unknown) => deps.log.warn({ url: redactUrl(spec.url, { query: "all" }), err: errorMessage(err) }, "triggered download failed"),
         );
         return { taskId: "", finished: false, description: "accepted" };
       }

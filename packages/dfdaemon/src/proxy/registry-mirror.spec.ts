@@ -12,6 +12,8 @@ import { originFiller, type TaskFiller } from "../download/task-filler.js";
 import { TaskManager } from "../download/task-manager.js";
 import { createDfdaemonMetrics, type DfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
+import { RangeReader } from "../source/range-reader.js";
+import { PieceBuffers } from "../storage/piece-buffers.js";
 import { createOriginAgent } from "../source/origin-policy.js";
 import { editInPlace } from "../testing/edit-in-place.js";
 import { RegistryMirror } from "./registry-mirror.js";
@@ -109,7 +111,15 @@ async function setup(fill?: (origin: TaskFiller) => TaskFiller, stallTimeoutMs =
   await store.open();
   const metrics = createDfdaemonMetrics(store);
   const policy = { allowLoopback: true };
-  const origin = originFiller({ concurrency: 4, attempts: 2, log, dispatcher: createOriginAgent(policy), policy });
+  const origin = originFiller({
+    concurrency: 4,
+    attempts: 2,
+    log,
+    dispatcher: createOriginAgent(policy),
+    policy,
+    buffers: new PieceBuffers(64 * MiB),
+    reader: new RangeReader(policy),
+  });
   const tasks = new TaskManager({ store, log, metrics, fill: fill ? fill(origin) : origin, outputTempTtlMs: 600_000 });
   const mirror = new RegistryMirror({
     tasks,
@@ -305,12 +315,12 @@ describe("RegistryMirror blobs", () => {
   it("continues from the registry with a Range request when the task fails midway", async () => {
     const bytes = randomBytes(10 * MiB);
     const pieceLength = pieceLengthFor(bytes.byteLength);
-    const f = await setup(() => async ({ task, onPiece }) => {
+    const f = await setup(() => async ({ task, ledger }) => {
       await task.setLength(bytes.byteLength, pieceLength);
       const first = bytes.subarray(0, pieceLength);
       const piece = { number: 0, offset: 0, length: pieceLength, sha256: pieceDigestOf(first) };
       await task.writePiece(piece, first);
-      onPiece({ piece, source: "peer", parentId: "p", costMs: 1 });
+      ledger.record({ piece, source: "peer", parentId: "p", costMs: 1 });
       throw new Error("every parent left");
     });
     const digest = addBlob(f, bytes);

@@ -13,6 +13,8 @@ export interface CacheAnnouncement {
   log: Logger;
 }
 
+/** Longest wait for the scheduler to acknowledge one task. */
+const ANSWER_TIMEOUT_MS = 30_000;
 /** Announcements in flight at once, so a large cache does not flood a restarted scheduler. */
 const CONCURRENCY = 8;
 
@@ -31,24 +33,23 @@ export async function announceCachedTasks({ pool, store, hostId, endpoint, log }
     while (next < tasks.length) {
       const task = tasks[next++]!;
       const stream = new AnnounceStream(endpoint, pool.client(endpoint), { hostId, taskId: task.taskId, peerId: newPeerId(hostId, task.taskId) });
-      stream.send({
-        case: "register",
-        value: {
-          download: { url: task.meta.url, digest: task.meta.digest },
-          complete: true,
-          taskInfo: taskInfoOf(task),
-          // A restarted scheduler has no digests; these are the ones this node verified its pieces against.
-          pieceSha256: task.pieces().map((piece) => Buffer.from(piece.sha256, "hex")),
+      const answer = await stream.ask(
+        {
+          case: "register",
+          value: {
+            download: { url: task.meta.url, digest: task.meta.digest },
+            complete: true,
+            taskInfo: taskInfoOf(task),
+            // A restarted scheduler has no digests; these are the ones this node verified its pieces against.
+            pieceSha256: task.pieces().map((piece) => Buffer.from(piece.sha256, "hex")),
+          },
         },
-      });
-      try {
-        const answer = await stream.next();
-        if (answer?.response.case === "taskComplete") announced++;
-      } catch (err) {
-        log.debug({ taskId: task.taskId, scheduler: endpoint, err: errorMessage(err) }, "cannot announce cached task");
-      } finally {
-        stream.close();
-      }
+        ANSWER_TIMEOUT_MS,
+      );
+      stream.close();
+      if (answer?.case === "taskComplete") announced++;
+      else
+        log.debug({ taskId: task.taskId, scheduler: endpoint, err: errorMessage(stream.error ?? answer?.case ?? "no answer") }, "cannot announce cached task");
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, tasks.length) }, worker));

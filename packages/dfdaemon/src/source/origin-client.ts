@@ -18,6 +18,8 @@ export interface OriginProbe {
   contentLength: number;
   /** True when the origin honours Range requests. */
   ranged: boolean;
+  /** Where the bytes were served from after redirects, with the headers that go there (credentials only to the first origin). */
+  source: { url: string; headers: Record<string, string> };
   /** For an origin that ignored Range: the whole body, to read sequentially. */
   body?: Dispatcher.ResponseData["body"];
 }
@@ -30,18 +32,24 @@ const MAX_REDIRECTS = 5;
  */
 export async function probeOrigin(req: OriginRequest): Promise<OriginProbe> {
   const response = await send(req, { range: "bytes=0-0" });
+  const source = { url: response.finalUrl, headers: response.finalHeaders };
   if (response.statusCode === 206) {
     const total = parseContentRange(response.headers["content-range"])?.total;
     await response.body.dump();
-    if (total === undefined) return { contentLength: -1, ranged: false, body: (await send(req, {})).body };
-    return { contentLength: total, ranged: true };
+    if (total === undefined) return { contentLength: -1, ranged: false, source, body: (await send(req, {})).body };
+    return { contentLength: total, ranged: true, source };
   }
   if (response.statusCode === 416) {
     await response.body.dump();
-    return { contentLength: 0, ranged: true };
+    return { contentLength: 0, ranged: true, source };
   }
   const length = Number(response.headers["content-length"]);
-  return { contentLength: Number.isFinite(length) && response.headers["content-length"] !== undefined ? length : -1, ranged: false, body: response.body };
+  return {
+    contentLength: Number.isFinite(length) && response.headers["content-length"] !== undefined ? length : -1,
+    ranged: false,
+    source,
+    body: response.body,
+  };
 }
 
 /** Fetches exactly `length` bytes at `offset`, or fails saying how the origin misbehaved. */
@@ -88,7 +96,10 @@ export async function readExactly(body: AsyncIterable<Buffer>, length: number, w
   return { chunks, sha256: hash.digest("hex") };
 }
 
-async function send(req: OriginRequest, extra: { range?: string }): Promise<Dispatcher.ResponseData> {
+/** A response, and the URL and headers of the request that got it after redirects. */
+type Sent = Dispatcher.ResponseData & { finalUrl: string; finalHeaders: Record<string, string> };
+
+async function send(req: OriginRequest, extra: { range?: string }): Promise<Sent> {
   let url = req.url;
   let headers = req.headers;
   checkOriginUrl(new URL(url), req.policy);
@@ -133,7 +144,7 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Disp
         },
       );
     }
-    return response;
+    return Object.assign(response, { finalUrl: url, finalHeaders: headers });
   }
   throw daemonError(DaemonErrorCode.originProtocol, "failed_precondition", `origin redirected more than ${MAX_REDIRECTS} times`);
 }

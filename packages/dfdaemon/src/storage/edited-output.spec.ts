@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { get } from "node:http";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,11 +10,13 @@ import type { DownloadSpec } from "../download/download-spec.js";
 import { taskIdOfSpec } from "../download/download-spec.js";
 import type { TaskFiller } from "../download/task-filler.js";
 import { TaskManager } from "../download/task-manager.js";
+import { PieceBuffers } from "./piece-buffers.js";
 import { createDfdaemonMetrics } from "../metrics.js";
 import { peerService } from "../peer/peer-service.js";
 import { editInPlace } from "../testing/edit-in-place.js";
+import { requestPiece, type PieceAnswer } from "../testing/piece-requester.js";
 import { UploadGrants } from "../upload/upload-grants.js";
-import { UploadServer, piecePath } from "../upload/upload-server.js";
+import { UploadServer } from "../upload/upload-server.js";
 import { TaskStore } from "./task-store.js";
 
 const PIECE = 4096;
@@ -23,7 +24,7 @@ const ORIGIN = Buffer.concat([Buffer.alloc(PIECE, "a"), Buffer.alloc(PIECE, "b")
 
 /** The origin, in memory: writes every missing piece and records which it was asked for. */
 function memoryOrigin(asked: number[]): TaskFiller {
-  return async ({ task, onPiece }) => {
+  return async ({ task, ledger }) => {
     if (!task.lengthKnown) await task.setLength(ORIGIN.byteLength, PIECE);
     for (let number = 0; number < task.totalPieces; number++) {
       if (task.hasPiece(number)) continue;
@@ -31,24 +32,16 @@ function memoryOrigin(asked: number[]): TaskFiller {
       const bytes = ORIGIN.subarray(number * PIECE, (number + 1) * PIECE);
       const piece = { number, offset: number * PIECE, length: PIECE, sha256: pieceDigestOf(bytes) };
       await task.writePiece(piece, bytes);
-      onPiece({ piece, source: "origin", parentId: "", costMs: 0 });
+      ledger.record({ piece, source: "origin", parentId: "", costMs: 0 });
     }
   };
 }
 
 const grants = new UploadGrants();
 
-/** A GET of the upload port as a child holding a grant for the task in `path`. */
-function rawGet(port: number, path: string): Promise<{ status: number; body: Buffer }> {
-  const taskId = /^\/tasks\/([0-9a-f]{64})\//.exec(path)?.[1] ?? "";
-  const headers = { authorization: `Bearer ${grants.issue(taskId).token}` };
-  return new Promise((resolve, reject) => {
-    get({ host: "127.0.0.1", port, path, headers }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
-    }).on("error", reject);
-  });
+/** A request of the upload port as a child holding a grant for the task. */
+function ask(port: number, taskId: string, number: number): Promise<PieceAnswer> {
+  return requestPiece(port, taskId, number, grants.issue(taskId).token);
 }
 
 describe("a cached task whose hard-linked output was edited in place (mtime set back)", () => {
@@ -65,7 +58,17 @@ describe("a cached task whose hard-linked output was edited in place (mtime set 
     await store.open();
     const metrics = createDfdaemonMetrics(store);
     tasks = new TaskManager({ store, log: silentLogger(), metrics, fill: memoryOrigin(asked), outputTempTtlMs: 600_000 });
-    upload = new UploadServer({ store, metrics, log: silentLogger(), limit: 4, rateLimit: 0, superSeedWindowMs: 0, grants, idleTimeoutMs: 30_000 });
+    upload = new UploadServer({
+      store,
+      metrics,
+      log: silentLogger(),
+      limit: 4,
+      rateLimit: 0,
+      superSeedWindowMs: 0,
+      grants,
+      idleTimeoutMs: 30_000,
+      buffers: new PieceBuffers(1 << 20),
+    });
     await upload.listen("127.0.0.1", 0);
   });
 
@@ -119,15 +122,14 @@ describe("a cached task whose hard-linked output was edited in place (mtime set 
 
   it("an upload to a peer is refused while the task is verified again, never sends the edited bytes, and sends the origin's once fetched again", async () => {
     const { spec, taskId } = await downloadAndEdit();
-    const during = await rawGet(upload.port, piecePath(taskId, 1));
-    assert.equal(during.status, 503);
+    const during = await ask(upload.port, taskId, 1);
+    assert.equal("refused" in during && during.refused, "verifying");
     await store.get(taskId)!.verifyIfChanged();
-    assert.equal((await rawGet(upload.port, piecePath(taskId, 1))).status, 404, "the edited piece is dropped");
-    const intact = await rawGet(upload.port, piecePath(taskId, 0));
-    assert.deepEqual([intact.status, intact.body], [200, ORIGIN.subarray(0, PIECE)]);
+    const dropped = await ask(upload.port, taskId, 1);
+    assert.equal("refused" in dropped && dropped.refused, "notFound", "the edited piece is dropped");
+    assert.deepEqual(await ask(upload.port, taskId, 0), { piece: ORIGIN.subarray(0, PIECE) });
     await tasks.download({ ...spec, outputPath: "" }, {});
-    const refetched = await rawGet(upload.port, piecePath(taskId, 1));
-    assert.deepEqual([refetched.status, refetched.body], [200, ORIGIN.subarray(PIECE, 2 * PIECE)]);
+    assert.deepEqual(await ask(upload.port, taskId, 1), { piece: ORIGIN.subarray(PIECE, 2 * PIECE) });
   });
 
   it("SyncPieces never announces the edited piece to a child", async () => {

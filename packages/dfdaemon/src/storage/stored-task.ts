@@ -3,7 +3,7 @@ import { constants, createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { chmod, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { createDigester, pieceCountOf, pieceDigestOf, type DigestAlgorithm } from "@lacewing/common";
+import { createDigester, deferred, pieceCountOf, pieceDigestOf, type Deferred, type DigestAlgorithm } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
 
@@ -58,6 +58,9 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   #metaWrites: Promise<void> = Promise.resolve();
   #completedBytes = 0;
   #closed = false;
+  /** Pieces written and waiting for the next sync before they are journaled. */
+  #unsynced: Array<{ piece: StoredPiece; committed: Deferred<boolean> }> = [];
+  #syncing: Promise<void> | undefined;
   /** The whole content's digest by algorithm, hashed once per task however many callers ask. */
   readonly #contentDigests = new Map<DigestAlgorithm, Promise<string>>();
   /** Notices changes to the finished data file made through hard-linked outputs; see data-identity.ts. */
@@ -159,10 +162,12 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     return [...this.#pieces.values()].sort((a, b) => a.number - b.number);
   }
 
-  #addPiece(piece: StoredPiece): void {
-    if (this.#pieces.has(piece.number)) return;
+  /** False when the piece was already there. */
+  #addPiece(piece: StoredPiece): boolean {
+    if (this.#pieces.has(piece.number)) return false;
     this.#pieces.set(piece.number, piece);
     this.#completedBytes += piece.length;
+    return true;
   }
 
   /** True once the content length is known (it may be 0). */
@@ -206,25 +211,50 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   }
 
   /**
-   * Writes a verified piece at its offset, syncs it, then journals it. Only
-   * after that is the piece announced.
+   * Writes a verified piece at its offset; once it is synced and journaled
+   * it is announced. Pieces written while a sync runs share the next one
+   * (one fdatasync of the data and one of the journal per batch, not per
+   * piece), so a piece is durable before anyone hears of it at a cost that
+   * does not grow with the number of pieces in flight. False when the
+   * piece was already stored (by another writer), so it is not counted twice.
    */
-  async writePiece(piece: StoredPiece, bytes: Uint8Array | readonly Buffer[]): Promise<void> {
-    if (this.#pieces.has(piece.number)) return;
+  async writePiece(piece: StoredPiece, bytes: Uint8Array | readonly Buffer[]): Promise<boolean> {
+    if (this.#pieces.has(piece.number)) return false;
     if (this.#closed) throw daemonError(DaemonErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store while piece ${piece.number} was written`);
     const chunks = bytes instanceof Uint8Array ? [bytes] : bytes;
     const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
     if (length !== piece.length) throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${length} bytes, expected ${piece.length}`);
     try {
       await writeAllAt(this.#data!, chunks, piece.offset);
-      await this.#data!.datasync();
-      await this.#journal!.appendFile(`${JSON.stringify(piece)}\n`);
-      await this.#journal!.datasync();
     } catch (err) {
       throw storageError(err, `cannot store piece ${piece.number}`);
     }
-    this.#addPiece(piece);
-    this.emit("piece", piece);
+    const committed = deferred<boolean>();
+    this.#unsynced.push({ piece, committed });
+    this.#syncing ??= this.#syncBatches();
+    return committed.promise;
+  }
+
+  /** Syncs the data file, then journals and syncs every piece written before that sync began; repeats while more wait. */
+  async #syncBatches(): Promise<void> {
+    while (this.#unsynced.length > 0) {
+      const batch = this.#unsynced;
+      this.#unsynced = [];
+      try {
+        await this.#data!.datasync();
+        await this.#journal!.appendFile(batch.map(({ piece }) => `${JSON.stringify(piece)}\n`).join(""));
+        await this.#journal!.datasync();
+      } catch (err) {
+        for (const { piece, committed } of batch) committed.reject(storageError(err, `cannot store piece ${piece.number}`));
+        continue;
+      }
+      for (const { piece, committed } of batch) {
+        const added = this.#addPiece(piece);
+        if (added) this.emit("piece", piece);
+        committed.resolve(added);
+      }
+    }
+    this.#syncing = undefined;
   }
 
   async markFinished(): Promise<void> {
@@ -344,6 +374,23 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
       pending.catch(() => this.#contentDigests.delete(algorithm));
     }
     return pending;
+  }
+
+  /**
+   * Reads stored bytes at `position` into all of `buffer` (fewer only at the
+   * end of the file); the caller holds the task (acquire) and asks only
+   * for bytes of stored pieces.
+   */
+  async readAt(buffer: Buffer, position: number): Promise<number> {
+    const data = this.#data;
+    if (data === undefined) throw daemonError(DaemonErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store`);
+    let filled = 0;
+    while (filled < buffer.byteLength) {
+      const { bytesRead } = await data.read(buffer, filled, buffer.byteLength - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled;
   }
 
   async readPiece(number: number): Promise<Buffer> {

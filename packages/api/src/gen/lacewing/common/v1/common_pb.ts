@@ -41,7 +41,8 @@ export type Host = Message<"lacewing.common.v1.Host"> & {
   port: number;
 
   /**
-   * HTTP/1.1 port that serves piece bytes.
+   * TCP port that serves piece bytes (the piece protocol of the dfdaemon's
+   * transfer/frames.ts; TLS when download_tls).
    *
    * @generated from field: uint32 download_port = 5;
    */

@@ -672,7 +672,7 @@ export const SyncPiecesResponseSchema: GenMessage<SyncPiecesResponse> = /*@__PUR
  */
 export type UploadGrant = Message<"lacewing.dfdaemon.v1.UploadGrant"> & {
   /**
-   * Sent as "Authorization: Bearer <token>" with each piece request.
+   * Sent with each piece request on the parent's download port.
    *
    * @generated from field: string token = 1;
    */

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { deferred, isLacewingError, pieceDigestOf, silentLogger } from "@lacewing/common";
+import { DaemonErrorCode, daemonError } from "../errors.js";
+import { createDfdaemonMetrics } from "../metrics.js";
+import { TaskStore } from "../storage/task-store.js";
+import type { DownloadSpec } from "./download-spec.js";
+import type { FillRequest, TaskFiller } from "./task-filler.js";
+import { TaskManager } from "./task-manager.js";
+
+const CONTENT = Buffer.from("the origin's bytes");
+
+describe("TaskManager: a download joining a running one keeps its own options", () => {
+  let dir: string;
+  let store: TaskStore;
+  let urls = 0;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lacewing-join-"));
+    store = new TaskStore(dir, silentLogger());
+    await store.open();
+  });
+
+  after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A filler that waits for `release`, then fails as the origin would for the run's options, or stores the content. */
+  function gatedOrigin(): { fill: TaskFiller; release: () => void; calls: FillRequest[] } {
+    const gate = deferred<void>();
+    const calls: FillRequest[] = [];
+    const fill: TaskFiller = async (request) => {
+      calls.push(request);
+      await gate.promise;
+      if (request.spec.disableBackToSource === true) throw daemonError(DaemonErrorCode.noSource, "unavailable", "back-to-source is disabled");
+      const authorization = Object.entries(request.spec.requestHeaders).find(([name]) => name.toLowerCase() === "authorization")?.[1];
+      if (authorization !== "Bearer right")
+        throw daemonError(DaemonErrorCode.originStatus, "unauthenticated", "origin returned HTTP 401", undefined, { status: 401, retryable: false });
+      const { task } = request;
+      await task.setLength(CONTENT.byteLength, 64 * 1024);
+      const piece = { number: 0, offset: 0, length: CONTENT.byteLength, sha256: pieceDigestOf(CONTENT) };
+      if (await task.writePiece(piece, CONTENT)) request.ledger.record({ piece, source: "origin", parentId: "", costMs: 1 });
+    };
+    return { fill, release: () => gate.resolve(), calls };
+  }
+
+  function manager(fill: TaskFiller): TaskManager {
+    return new TaskManager({ store, log: silentLogger(), metrics: createDfdaemonMetrics(store), fill, outputTempTtlMs: 600_000 });
+  }
+
+  function spec(overrides: Partial<DownloadSpec>): DownloadSpec {
+    return {
+      url: `http://origin.example/join-${urls}`,
+      tag: "",
+      application: "",
+      filteredQueryParams: [],
+      requestHeaders: { authorization: "Bearer right" },
+      digest: "",
+      pieceLength: 0,
+      outputPath: "",
+      timeoutMs: 0,
+      ...overrides,
+    };
+  }
+
+  const code = (err: unknown): string => (isLacewingError(err) ? err.code : String(err));
+
+  it("a joiner allowed back to source succeeds where the run it joined, with back-to-source disabled, fails", async () => {
+    urls++;
+    const origin = gatedOrigin();
+    const tasks = manager(origin.fill);
+    const first = tasks.download(spec({ disableBackToSource: true }), {}).catch(code);
+    const joiner = tasks.download(spec({}), {});
+    origin.release();
+    assert.equal(await first, DaemonErrorCode.noSource);
+    assert.equal((await joiner).traffic.fromOrigin, CONTENT.byteLength);
+    assert.equal(origin.calls.length, 2, "the joiner got a run with its own options");
+  });
+
+  it("a joiner with other request headers succeeds where the origin refused the run's", async () => {
+    urls++;
+    const origin = gatedOrigin();
+    const tasks = manager(origin.fill);
+    const first = tasks.download(spec({ requestHeaders: { authorization: "Bearer wrong" } }), {}).catch(code);
+    const joiner = tasks.download(spec({ requestHeaders: { Authorization: "Bearer right" } }), {});
+    origin.release();
+    assert.equal(await first, DaemonErrorCode.originStatus);
+    await joiner;
+    assert.equal(origin.calls[1]!.spec.requestHeaders["Authorization"], "Bearer right", "the origin saw the joiner's own headers");
+  });
+
+  it("a joiner with the same options shares the run and its outcome: the origin is asked once", async () => {
+    urls++;
+    const origin = gatedOrigin();
+    const tasks = manager(origin.fill);
+    const wrong = { requestHeaders: { authorization: "Bearer wrong" } };
+    const both = [tasks.download(spec(wrong), {}).catch(code), tasks.download(spec(wrong), {}).catch(code)];
+    origin.release();
+    assert.deepEqual(await Promise.all(both), [DaemonErrorCode.originStatus, DaemonErrorCode.originStatus]);
+    assert.equal(origin.calls.length, 1);
+  });
+});
