@@ -17,19 +17,20 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 describe("pieceLengthFor", () => {
-  it("uses the 4 MiB minimum for small, empty and unknown lengths", () => {
-    assert.equal(MIN_PIECE_LENGTH, 4 * MiB);
-    for (const length of [-1, 0, 1, 4 * MiB, 100 * MiB, TARGET_MAX_PIECES * 4 * MiB]) {
-      assert.equal(pieceLengthFor(length), 4 * MiB, String(length));
+  it("uses the 1 MiB minimum for small, empty and unknown lengths", () => {
+    assert.equal(MIN_PIECE_LENGTH, MiB);
+    for (const length of [-1, 0, 1, 4 * MiB, 100 * MiB, TARGET_MAX_PIECES * MiB]) {
+      assert.equal(pieceLengthFor(length), MiB, String(length));
     }
   });
 
   it("grows to the next power of two once the minimum would exceed 500 pieces", () => {
+    assert.equal(pieceLengthFor(TARGET_MAX_PIECES * MiB + 1), 2 * MiB);
     assert.equal(pieceLengthFor(TARGET_MAX_PIECES * 4 * MiB + 1), 8 * MiB);
     assert.equal(pieceLengthFor(10 * GiB), 32 * MiB);
   });
 
-  it("always returns a power of two between 4 MiB and 64 MiB", () => {
+  it("always returns a power of two between 1 MiB and 64 MiB", () => {
     for (let length = 1; length < 200 * GiB; length = Math.ceil(length * 1.7)) {
       const piece = pieceLengthFor(length);
       assert.ok(piece >= MIN_PIECE_LENGTH && piece <= MAX_PIECE_LENGTH, `${length} -> ${piece}`);

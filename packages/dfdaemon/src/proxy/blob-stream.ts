@@ -71,7 +71,7 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
     response.writeHead(206, { ...headers, "content-range": `bytes ${range.start}-${range.end}/${length}`, "content-length": range.end - range.start + 1 });
   else response.writeHead(200, { ...headers, "content-length": length });
 
-  const body = new BodyWriter(response, answer.kind === "full" ? parseDigest(request.digest).algorithm : undefined, signal);
+  const body = new BodyWriter(response, range.end - range.start + 1, answer.kind === "full" ? parseDigest(request.digest).algorithm : undefined, signal);
   let position = range.start;
   let outcome: BlobOutcome = "p2p";
   // Undefined when the task was evicted since it was opened: the registry serves the blob instead.
@@ -116,26 +116,34 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
 }
 
 /**
- * Writes the body with backpressure, hashing it when the whole blob is sent,
- * and always holding the latest chunk back until `end()`.
+ * Writes the body with backpressure, hashing it when the whole blob is sent.
+ * The bytes that complete the body are held back until `end()`, so a blob
+ * whose digest turns out wrong never reaches the client whole; every byte
+ * before them goes out at once (holding back a chunk that is not the last
+ * would stall the client a piece behind the download).
  */
 class BodyWriter {
   readonly #response: ServerResponse;
   readonly #hash;
   readonly #signal: AbortSignal;
+  #remaining: number;
   #held: Buffer | undefined;
 
-  constructor(response: ServerResponse, algorithm: "sha256" | "sha512" | undefined, signal: AbortSignal) {
+  constructor(response: ServerResponse, length: number, algorithm: "sha256" | "sha512" | undefined, signal: AbortSignal) {
     this.#response = response;
+    this.#remaining = length;
     this.#hash = algorithm === undefined ? undefined : createDigester(algorithm);
     this.#signal = signal;
   }
 
   async write(chunk: Buffer): Promise<void> {
     this.#hash?.update(chunk);
-    const previous = this.#held;
-    this.#held = chunk;
-    if (previous !== undefined && !this.#response.write(previous)) await once(this.#response, "drain", { signal: this.#signal });
+    this.#remaining -= chunk.byteLength;
+    if (this.#remaining <= 0) {
+      this.#held = this.#held === undefined ? chunk : Buffer.concat([this.#held, chunk]);
+      return;
+    }
+    if (!this.#response.write(chunk)) await once(this.#response, "drain", { signal: this.#signal });
   }
 
   /** True when nothing was hashed (a partial response) or the hash matches. */

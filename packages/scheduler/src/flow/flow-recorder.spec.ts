@@ -145,18 +145,18 @@ describe("flow recorder", () => {
         for (let child = 0; child < limits.peersPerTask; child++, n++) land(child, round === 0 ? -1 : (child + round) % limits.peersPerTask);
     });
     // The same 2 048 landings over 64 peers, on 2 048 edges or on 64: the difference is the edges'.
-    const manyEdges = weigh(16, 64, (land) => {
+    const manyEdges = weigh(64, 64, (land) => {
       for (let child = 0; child < 64; child++) {
         land(child, -1);
         for (let k = 1; k < 32; k++) land(child, (child + k) % 64);
       }
     });
-    const fewEdges = weigh(16, 64, (land) => {
+    const fewEdges = weigh(64, 64, (land) => {
       for (let child = 0; child < 64; child++) for (let i = 0; i < 32; i++) land(child, -1);
     });
     const perEdge = (manyEdges - fewEdges) / (2048 - 64);
     // 1 024 peers with one landing each (one edge each): what is left after edges and landings is the peers'.
-    const manyPeers = weigh(8, 1024, (land) => {
+    const manyPeers = weigh(32, 1024, (land) => {
       for (let child = 0; child < 1024; child++) land(child, -1);
     });
     const perPeer = (manyPeers - 1024 * perEdge - 1024 * 12) / 1024;
