@@ -1,7 +1,17 @@
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
 import { LacewingError } from "./errors.js";
 import { MAX_TIMER_MS, parseBytes, parseDuration } from "./units.js";
+
+/**
+ * YAML is parsed only when a config file is given, so a process started
+ * without one (every dfget) does not load the parser.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)("yaml") as typeof Yaml;
+  return yaml.parse(text);
+}
 
 /** One config key: how to read it from any source, and its default. */
 export interface Field<T> {

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { createUnixClient, dfdaemonv1, type DownloadSchema, type MessageInitShape } from "@lacewing/api";
+import { createUnixClient, dfdaemonv1, type DownloadSchema, type MessageInitShape } from "@lacewing/api/dfdaemon-client";
 import { LacewingError, MAX_TIMER_MS, silentLogger, type Logger } from "@lacewing/common";
 
 /** The `Download` message sent to the daemon, as a plain object. */

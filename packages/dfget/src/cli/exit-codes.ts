@@ -1,4 +1,4 @@
-import { GrpcStatus, RpcError } from "@lacewing/api";
+import { GrpcStatus, RpcError } from "@lacewing/api/dfdaemon-client";
 import { LacewingError, errorMessage } from "@lacewing/common";
 
 /** dfget's exit codes; documented in the package README. */
