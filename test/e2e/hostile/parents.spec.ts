@@ -127,7 +127,7 @@ describe("hostile: parents that lie and clients that never read", () => {
       const fake = await FakeParent.start(liar.name, scheduler.address, {
         sync: () => [
           { response: { case: "taskInfo", value: { taskId, contentLength: liar.contentLength, pieceLength: liar.pieceLength, totalPieces: 6 } } },
-          { response: { case: "piece", value: { number: liar.number, offset: 0n, length: liar.pieceLength } } },
+          { response: { case: "pieces", value: { pieces: [{ number: liar.number, offset: 0n, length: liar.pieceLength }] } } },
         ],
         serve: () => Buffer.alloc(1),
       });

@@ -1,4 +1,4 @@
-import { createClient, dfdaemonv1, type MessageInitShape, type RpcClient, type schedulerv1, type TaskInfo } from "@lacewing/api";
+import { createClient, dfdaemonv1, type MessageInitShape, type RpcClient, type schedulerv1, type PieceInfo, type TaskInfo } from "@lacewing/api";
 import { MEMBER_ROLES, errorMessage, type Security } from "@lacewing/common";
 import type { PieceBuffer } from "../storage/piece-buffers.js";
 import type { PieceClient, PieceRequest, PieceSource } from "./piece-client.js";
@@ -67,13 +67,23 @@ export function parentChannels(clients: PeerClients, pieces: PieceClient): Paren
   };
 }
 
+/** A piece a parent says it holds, and its own digest of it (hex), if it sent a well-formed one. */
+export interface AnnouncedPiece {
+  number: number;
+  sha256: string | undefined;
+}
+
+function announcedOf(piece: PieceInfo): AnnouncedPiece {
+  return { number: piece.number, sha256: piece.sha256.length === 32 ? Buffer.from(piece.sha256).toString("hex") : undefined };
+}
+
 export interface ParentEvents {
   info: (parent: ParentPeer, info: TaskInfo) => void;
   /**
-   * The parent says it holds piece `number`, with its own digest of it (hex,
-   * if it sent one): unchecked, the dispatcher judges both.
+   * The parent says it holds these pieces, each with its own digest of it
+   * (hex, if it sent one): unchecked, the dispatcher judges them.
    */
-  piece: (parent: ParentPeer, number: number, sha256: string | undefined) => void;
+  pieces: (parent: ParentPeer, pieces: readonly AnnouncedPiece[]) => void;
   /** The sync stream ended: `err` is undefined when the parent finished normally. */
   end: (parent: ParentPeer, err: unknown) => void;
 }
@@ -135,8 +145,8 @@ export class ParentPeer {
           const { response } = message;
           if (response.case === "grant") this.token = response.value.token;
           else if (response.case === "taskInfo") events.info(this, response.value);
-          else if (response.case === "piece")
-            events.piece(this, response.value.number, response.value.sha256.length === 32 ? Buffer.from(response.value.sha256).toString("hex") : undefined);
+          else if (response.case === "pieces") events.pieces(this, response.value.pieces.map(announcedOf));
+          else if (response.case === "piece") events.pieces(this, [announcedOf(response.value)]);
           else if (response.case === "finished") {
             this.finished = true;
             events.info(this, response.value);

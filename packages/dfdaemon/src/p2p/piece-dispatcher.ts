@@ -3,7 +3,7 @@ import { MAX_PIECE_COUNT, deferred, errorMessage, pieceRangeOf, type Deferred, t
 import type { PieceEvent } from "../download/task-filler.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
 import type { StoredTask } from "../storage/stored-task.js";
-import { ParentPeer, type ParentChannels } from "./parent-peer.js";
+import { ParentPeer, type AnnouncedPiece, type ParentChannels } from "./parent-peer.js";
 import { PieceFetchError } from "./piece-client.js";
 import { pickNextPiece, type InflightRequest } from "./piece-choice.js";
 import type { TrustedTask } from "./trusted-task.js";
@@ -111,7 +111,7 @@ export class PieceDispatcher {
         { taskId: task.taskId, peerId, hostId, heldPieces: task.pieces().map((p) => p.number) },
         {
           info: (from, info) => this.#onInfo(from, info),
-          piece: (from, number, sha256) => this.#onPieceAnnounced(from, number, sha256),
+          pieces: (from, pieces) => this.#onPiecesAnnounced(from, pieces),
           end: (from, err) => this.#onSyncEnd(from, err),
         },
       );
@@ -187,12 +187,19 @@ export class PieceDispatcher {
     this.#activity();
   }
 
-  #onPieceAnnounced(parent: ParentPeer, number: number, sha256: string | undefined): void {
+  /** What a parent announced, judged piece by piece; one look for work afterwards, however many there were. */
+  #onPiecesAnnounced(parent: ParentPeer, pieces: readonly AnnouncedPiece[]): void {
+    for (const { number, sha256 } of pieces) if (!this.#onPieceAnnounced(parent, number, sha256)) break;
+    this.#activity();
+  }
+
+  /** False when the announcement cost the parent its place. */
+  #onPieceAnnounced(parent: ParentPeer, number: number, sha256: string | undefined): boolean {
     const { task, trusted } = this.#o;
     const limit = task.lengthKnown ? task.totalPieces : MAX_PIECE_COUNT;
     if (!Number.isInteger(number) || number < 0 || number >= limit) {
       this.#fail(parent, -1, "other", `parent announced piece ${number} of a task with ${limit} pieces`);
-      return;
+      return false;
     }
     // Only the digest source's own digests count, and only over a connection that proved its identity.
     const source = trusted.source;
@@ -200,7 +207,7 @@ export class PieceDispatcher {
       const learned = trusted.learnFromSource(number, sha256);
       if (learned === "conflict") {
         this.#fail(parent, number, "corrupt", `the digest source's digest of piece ${number} contradicts the scheduler's`);
-        return;
+        return false;
       }
       if (learned === "new" && task.lengthKnown) this.#wantIfAskable(number);
     }
@@ -209,7 +216,7 @@ export class PieceDispatcher {
       if (this.#wanted.has(number)) parent.useful.add(number);
       this.#holders.set(number, (this.#holders.get(number) ?? 0) + 1);
     }
-    this.#activity();
+    return true;
   }
 
   /** The piece may be asked for now: every parent holding it becomes useful for it. */

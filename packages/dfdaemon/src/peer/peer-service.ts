@@ -80,30 +80,49 @@ function pieceInfoOf(piece: StoredPiece): MessageInitShape<typeof PieceInfoSchem
   return { number: piece.number, offset: BigInt(piece.offset), length: BigInt(piece.length), sha256: Buffer.from(piece.sha256, "hex") };
 }
 
+/** Most pieces in one SyncPieces message (about 60 bytes each). */
+const PIECES_PER_MESSAGE = 4096;
+
 /**
  * The grant, the task's info once its length is known, every stored piece
- * the child lacks, then new pieces as they land, then `finished`. Ends with
- * an error if the task leaves this peer's store.
+ * the child lacks, then new pieces as they land, then `finished`. Pieces go
+ * out in batches: the ones held when the stream opens in one message, and
+ * after that whatever landed in one turn of the event loop (a storage
+ * commit stores several at once), so a task of many small pieces does not
+ * cost a message per piece per child. Ends with an error if the task leaves
+ * this peer's store.
  */
 function syncStream(task: StoredTask, token: string, held: Set<number>, signal: AbortSignal): AsyncQueue<SyncResponse> {
   const queue = new AsyncQueue<SyncResponse>();
   queue.push({ response: { case: "grant", value: { token } } });
   const sent = new Set<number>(held);
   let infoSent = false;
+  let batch: Array<MessageInitShape<typeof PieceInfoSchema>> = [];
+  let flushing: NodeJS.Immediate | undefined;
+  const flush = (): void => {
+    clearImmediate(flushing);
+    flushing = undefined;
+    for (let at = 0; at < batch.length; at += PIECES_PER_MESSAGE)
+      queue.push({ response: { case: "pieces", value: { pieces: batch.slice(at, at + PIECES_PER_MESSAGE) } } });
+    batch = [];
+  };
   const sendPiece = (piece: StoredPiece): void => {
     if (!infoSent || sent.has(piece.number)) return;
     sent.add(piece.number);
-    queue.push({ response: { case: "piece", value: pieceInfoOf(piece) } });
+    batch.push(pieceInfoOf(piece));
+    flushing ??= setImmediate(flush);
   };
   const sendInfo = (): void => {
     if (infoSent || !task.lengthKnown) return;
     infoSent = true;
     queue.push({ response: { case: "taskInfo", value: taskInfoOf(task) } });
     for (const piece of task.pieces()) sendPiece(piece);
+    flush();
   };
   const onFinished = (): void => {
     sendInfo();
     for (const piece of task.pieces()) sendPiece(piece);
+    flush();
     queue.push({ response: { case: "finished", value: taskInfoOf(task) } });
     stop();
     queue.end();
@@ -117,6 +136,7 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
     queue.end();
   };
   const stop = (): void => {
+    clearImmediate(flushing);
     task.off("info", sendInfo);
     task.off("piece", sendPiece);
     task.off("finished", onFinished);

@@ -141,8 +141,8 @@ describe("a cached task whose hard-linked output was edited in place (mtime set 
     } as CallContext);
     const announced: number[] = [];
     let finished = false;
-    for await (const message of stream as AsyncIterable<{ response: { case: string; value?: { number?: number } } }>) {
-      if (message.response.case === "piece") announced.push(message.response.value!.number!);
+    for await (const message of stream as AsyncIterable<{ response: { case: string; value?: { pieces?: Array<{ number: number }> } } }>) {
+      if (message.response.case === "pieces") announced.push(...message.response.value!.pieces!.map((piece) => piece.number));
       if (message.response.case === "finished") finished = true;
       // The two intact pieces are all a verified task has to say before it is filled again.
       if (announced.length === 2) abort.abort();
