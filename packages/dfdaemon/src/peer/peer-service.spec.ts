@@ -37,21 +37,36 @@ describe("SyncPieces from a parent", () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   /** Opens the stream as a child holding `held` and collects its messages until it ends. */
-  function sync(held: number[]): { messages: Message[]; ended: Promise<void> } {
-    const service = peerService({ store, tasks, grants: new UploadGrants(), log: silentLogger() }, new Set());
+  function sync(held: number[]): {
+    messages: Message[];
+    finished: Promise<void>;
+    ended: Promise<void>;
+    close: () => void;
+    grants: UploadGrants;
+    token: () => string;
+  } {
+    // No grace after a revoke: closing the stream ends the grant at once.
+    const grants = new UploadGrants(0);
+    let token = "";
+    const service = peerService({ store, tasks, grants, log: silentLogger() }, new Set());
     const request = create(dfdaemonv1.SyncPiecesRequestSchema, { taskId: TASK_ID, peerId: "child", hostId: "child-host", heldPieces: held });
-    const stream = service.syncPieces(request, { signal: new AbortController().signal } as CallContext) as AsyncIterable<dfdaemonv1.SyncPiecesResponse>;
+    const abort = new AbortController();
+    const stream = service.syncPieces(request, { signal: abort.signal } as CallContext) as AsyncIterable<dfdaemonv1.SyncPiecesResponse>;
     const messages: Message[] = [];
+    let onFinished = (): void => undefined;
+    const finished = new Promise<void>((resolve) => (onFinished = resolve));
     const ended = (async () => {
       for await (const { response } of stream) {
         const numbers = response.case === "pieces" ? response.value.pieces.map((p) => p.number) : response.case === "piece" ? [response.value.number] : [];
         messages.push({ case: response.case ?? "", numbers });
+        if (response.case === "grant") token = response.value.token;
+        if (response.case === "finished") onFinished();
       }
     })();
-    return { messages, ended };
+    return { messages, finished, ended, close: () => abort.abort(), grants, token: () => token };
   }
 
-  it("sends the pieces held at the start in one message, then each storage commit's pieces in one message, never one the child holds", async () => {
+  it("sends the pieces held at the start in one message, then each storage commit's pieces in one message, never one the child holds, and stays open after finished until the child closes it", async () => {
     const task: StoredTask = await store.create({
       taskId: TASK_ID,
       url: "http://origin.test/f",
@@ -64,7 +79,7 @@ describe("SyncPieces from a parent", () => {
     });
     for (const number of [0, 1, 2]) await task.writePiece(pieceOf(number).piece, pieceOf(number).bytes);
 
-    const { messages, ended } = sync([1]);
+    const { messages, finished, ended, close, grants, token } = sync([1]);
     await new Promise((resolve) => setImmediate(resolve));
     // The pieces the task announces in one turn of the event loop: one storage commit's.
     const commits: number[][] = [];
@@ -80,7 +95,17 @@ describe("SyncPieces from a parent", () => {
     // Written at once: the first commits alone, the rest wait for its sync and commit together.
     await Promise.all([3, 4, 5, 6, 7].map((number) => task.writePiece(pieceOf(number).piece, pieceOf(number).bytes)));
     await task.markFinished();
+    await finished;
+    // After `finished` the stream stays open and its grant valid, for a child still fetching from this parent.
+    let open = true;
+    void ended.then(() => (open = false));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(open, true, "the stream outlives `finished`");
+    assert.equal(grants.allows(token(), TASK_ID), true, "the grant still admits piece requests");
+    close();
     await ended;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(grants.allows(token(), TASK_ID), false, "closing the stream revokes the grant");
 
     assert.deepEqual(
       messages.slice(0, 2).map((m) => m.case),

@@ -85,7 +85,10 @@ const PIECES_PER_MESSAGE = 4096;
 
 /**
  * The grant, the task's info once its length is known, every stored piece
- * the child lacks, then new pieces as they land, then `finished`. Pieces go
+ * the child lacks, then new pieces as they land, then `finished`; then the
+ * stream stays open, its grant valid, until the child closes it (ending it
+ * at `finished` revoked the grant of every child still fetching from a
+ * parent that had just completed the task). Pieces go
  * out in batches: the ones held when the stream opens in one message, and
  * after that whatever landed in one turn of the event loop (a storage
  * commit stores several at once), so a task of many small pieces does not
@@ -124,8 +127,8 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
     for (const piece of task.pieces()) sendPiece(piece);
     flush();
     queue.push({ response: { case: "finished", value: taskInfoOf(task) } });
-    stop();
-    queue.end();
+    // The stream stays open, and the grant with it, until the child is done with this parent and closes it.
+    stopAnnouncing();
   };
   const onClosed = (): void => {
     stop();
@@ -135,11 +138,14 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
     stop();
     queue.end();
   };
-  const stop = (): void => {
+  const stopAnnouncing = (): void => {
     clearImmediate(flushing);
     task.off("info", sendInfo);
     task.off("piece", sendPiece);
     task.off("finished", onFinished);
+  };
+  const stop = (): void => {
+    stopAnnouncing();
     task.off("closed", onClosed);
     signal.removeEventListener("abort", onAbort);
   };

@@ -642,7 +642,8 @@ export type SyncPiecesResponse = Message<"lacewing.dfdaemon.v1.SyncPiecesRespons
     case: "piece";
   } | {
     /**
-     * The parent holds the whole task; no more pieces will come.
+     * The parent holds the whole task; no more pieces will come. The stream
+     * stays open, and the grant valid, until the child closes it.
      *
      * @generated from field: lacewing.common.v1.TaskInfo finished = 3;
      */
