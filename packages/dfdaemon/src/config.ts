@@ -34,7 +34,8 @@ export const dfdaemonSchema = {
     check: (v) => (v >= 1 ? undefined : "must be at least 1"),
   }),
   superSeedWindow: field.duration({
-    description: "Seed peers send each piece once per this window and let children trade it; 0 turns super-seeding off",
+    description:
+      "Seed peers send each piece once, then refuse it for this long (or 4 times that first send's duration, if longer) while children trade it; 0 turns super-seeding off",
     default: 3_000,
   }),
   uploadRateLimit: field.bytes({ description: "Upload bytes per second to other peers, e.g. 100MiB; 0 is unlimited", default: 0 }),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StoredTask } from "../storage/stored-task.js";
-import { SuperSeed } from "./super-seed.js";
+import { SEND_TIME_MULTIPLE, SuperSeed } from "./super-seed.js";
 
 const task = { meta: { finished: false } } as unknown as StoredTask;
 
@@ -9,11 +9,20 @@ describe("SuperSeed", () => {
   it("sends a piece once, refuses it while the first send runs and for the window after, then serves it again", () => {
     const seed = new SuperSeed(3_000);
     assert.deepEqual(seed.admit(task, 7, 0), { ok: true, first: true });
-    assert.equal(seed.admit(task, 7, 5_000).ok, false, "first send still in flight");
-    assert.deepEqual(seed.admit(task, 8, 5_000), { ok: true, first: true }, "other pieces are not affected");
-    seed.done(task, 7, true, 6_000);
-    assert.equal(seed.admit(task, 7, 8_999).ok, false, "inside the window after the first send");
-    assert.deepEqual(seed.admit(task, 7, 9_000), { ok: true, first: false });
+    assert.equal(seed.admit(task, 7, 400).ok, false, "first send still in flight");
+    assert.deepEqual(seed.admit(task, 8, 400), { ok: true, first: true }, "other pieces are not affected");
+    seed.done(task, 7, true, 500);
+    assert.equal(seed.admit(task, 7, 3_499).ok, false, "inside the window after the first send");
+    assert.deepEqual(seed.admit(task, 7, 3_500), { ok: true, first: false });
+  });
+
+  it("holds a piece whose first send was slow for four send-times, so its receiver can pass it on at that speed", () => {
+    const seed = new SuperSeed(3_000);
+    seed.admit(task, 2, 10_000);
+    seed.done(task, 2, true, 12_000);
+    assert.equal(SEND_TIME_MULTIPLE, 4);
+    assert.equal(seed.admit(task, 2, 12_000 + 7_999).ok, false, "a 2 s send holds the piece for 8 s, past the 3 s window");
+    assert.deepEqual(seed.admit(task, 2, 12_000 + 8_000), { ok: true, first: false });
   });
 
   it("frees a piece whose first send failed, and one whose first send hangs", () => {
