@@ -3,6 +3,7 @@
 //   npm run bench:testbed -- [--peers 8] [--rate 200] [--size 128] [--scenarios link,p2p,origin] [--dir DIR] [--keep]
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import { hasCommand } from "../testbed/command.js";
 import { removeOwnNetwork } from "../testbed/netns.js";
 import { SCENARIOS, Testbed, testbedUnavailable, type ScenarioName, type ScenarioResult } from "../testbed/testbed.js";
 
@@ -37,6 +38,16 @@ if (values.help) {
 }
 const scenarios = values.scenarios.split(",").map((s) => s.trim()) as ScenarioName[];
 for (const s of scenarios) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+if (scenarios.includes("bittorrent"))
+  for (const [tool, pkg] of [
+    ["aria2c", "aria2"],
+    ["opentracker", "opentracker"],
+    ["mktorrent", "mktorrent"],
+  ] as const)
+    if (!(await hasCommand(tool))) {
+      console.error(`testbed: the bittorrent scenario needs ${tool} (apt-get install ${pkg}), or leave it out with --scenarios link,p2p,origin`);
+      process.exit(2);
+    }
 const unavailable = await testbedUnavailable();
 if (unavailable !== undefined) {
   console.error(`testbed: ${unavailable} (run as root with iproute2, nginx and curl installed)`);
