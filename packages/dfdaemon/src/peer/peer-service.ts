@@ -85,15 +85,14 @@ const PIECES_PER_MESSAGE = 4096;
 
 /**
  * The grant, the task's info once its length is known, every stored piece
- * the child lacks, then new pieces as they land, then `finished`; then the
- * stream stays open, its grant valid, until the child closes it (ending it
- * at `finished` revoked the grant of every child still fetching from a
- * parent that had just completed the task). Pieces go
- * out in batches: the ones held when the stream opens in one message, and
- * after that whatever landed in one turn of the event loop (a storage
- * commit stores several at once), so a task of many small pieces does not
- * cost a message per piece per child. Ends with an error if the task leaves
- * this peer's store.
+ * the child lacks, then new pieces as they land, then `finished`. Pieces go
+ * out in batches: the ones held when the stream opens in one message, then
+ * whatever landed in one turn of the event loop (a storage commit stores
+ * several at once), so a task of many small pieces does not cost a message
+ * per piece per child. After `finished` the stream stays open, and its grant
+ * valid, until the child closes it: ending it there revoked the grant of
+ * every child still fetching from a parent that had just completed the task.
+ * Ends with an error if the task leaves this peer's store.
  */
 function syncStream(task: StoredTask, token: string, held: Set<number>, signal: AbortSignal): AsyncQueue<SyncResponse> {
   const queue = new AsyncQueue<SyncResponse>();

@@ -22,9 +22,9 @@ interface FirstSend {
  * `windowMs` or SEND_TIME_MULTIPLE times the send's duration, whichever is
  * longer (time for the receiver to pass it on), a request for that piece is
  * refused ("elsewhere") and the child asks for another. A first send that
- * fails, or hangs, frees the piece again. (A fixed window let 16 peers at
- * 50 Mbit/s come back to the seed for pieces still on their way: 41.9 s;
- * with the multiple, 36.8 s.)
+ * fails, or hangs, frees the piece again. A fixed window alone let 16 peers
+ * at 50 Mbit/s come back to the seed for pieces still on their way to
+ * them (docs/BENCHMARKS.md).
  */
 export class SuperSeed {
   readonly #windowMs: number;
