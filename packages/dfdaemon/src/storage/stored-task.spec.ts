@@ -76,6 +76,28 @@ describe("StoredTask", () => {
     await loaded.close();
   });
 
+  it("reads as finished only once its data file is sealed, so an edit made as soon as it does is noticed", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    const bytes = Buffer.from("abcdefghijkl");
+    for (let number = 0; number < 3; number++) {
+      const piece = bytes.subarray(number * 4, number * 4 + 4);
+      await task.writePiece({ number, offset: number * 4, length: 4, sha256: pieceDigestOf(piece) }, piece);
+    }
+    const finishing = task.markFinished();
+    while (!task.meta.finished) await new Promise((resolve) => setImmediate(resolve));
+    // Written the moment the task reads as finished, while its meta.json is still being synced.
+    const data = await open(join(dir, "data"), "r+");
+    await data.write(Buffer.from("X"), 0, 1, 5);
+    await data.close();
+    assert.equal(await task.checkUnchanged(), false, "the edit differs from the sealed identity");
+    await finishing;
+    await task.verifyIfChanged();
+    assert.equal(task.hasPiece(1), false, "the edited piece was dropped");
+    assert.equal(task.meta.finished, false);
+    await task.close();
+  });
+
   it("rejects a piece whose byte count does not match its range", async () => {
     const dir = await newDir();
     const task = await StoredTask.create(dir, meta());

@@ -258,11 +258,13 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   }
 
   async markFinished(): Promise<void> {
-    this.meta = { ...this.meta, finished: true, lastAccessedAt: Date.now() };
-    await this.saveMeta();
+    // Sealed before the task reads as finished: from that moment a caller may link an output to the file
+    // (TaskManager.open hands out a finished task at once), and an edit through it must differ from the seal.
     // Nothing links to the file before now, so its bytes are the verified pieces as written.
     const identity = await this.#guard.prepare();
     if (identity) this.#guard.seal(identity);
+    this.meta = { ...this.meta, finished: true, lastAccessedAt: Date.now() };
+    await this.saveMeta();
     this.emit("finished");
   }
 
