@@ -76,7 +76,7 @@ export class TestOrigin {
       if (res.destroyed) return;
       const part = bytes.subarray(at, at + chunk);
       this.bytesSent += part.byteLength;
-      if (!res.write(part)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+      if (!res.write(part)) await drainedOrClosed(res);
     }
     res.end();
   }
@@ -146,4 +146,15 @@ export function randomBytesOf(size: number, seed = 1): Buffer {
   }
   for (let i = size - (size % 4); i < size; i++) out[i] = i & 0xff;
   return out;
+}
+
+/** Resolves on the response's next "drain" or its "close", removing the other listener. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done).off("close", done);
+      resolve();
+    };
+    res.once("drain", done).once("close", done);
+  });
 }
