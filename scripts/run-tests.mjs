@@ -1,11 +1,14 @@
 // Runs every compiled test file with node's test runner. Unit tests live next
 // to the code as *.spec.ts; multi-process tests live under test/e2e.
-// `--filter SUBSTRING` keeps only files whose path contains it.
+// `--filter SUBSTRING` keeps only files whose path contains it. Compiled
+// files whose source is gone are removed first, so a deleted spec never runs.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { projects, removeStaleOutputs } from "./compiled-outputs.mjs";
 
-const roots = [...readdirSync("packages").map((p) => join("packages", p, "dist")), join("test", "dist")];
+for (const file of removeStaleOutputs()) console.log(`removed ${file}: its source is gone`);
+const roots = projects().map((project) => project.output);
 const files = [];
 function walk(dir) {
   let entries;

@@ -1,6 +1,7 @@
 // Installs dependencies and builds every package. Safe to run repeatedly.
 // Uses a global pnpm 10 when present, otherwise fetches it through npx.
 import { execFileSync, spawnSync } from "node:child_process";
+import { removeStaleOutputs } from "./compiled-outputs.mjs";
 
 function hasPnpm10() {
   const probe = spawnSync("pnpm", ["--version"], { encoding: "utf8" });
@@ -18,4 +19,5 @@ if (major < 20 || (major === 20 && minor < 18)) {
 }
 const pnpm = hasPnpm10() ? ["pnpm", []] : ["npx", ["-y", "pnpm@10"]];
 run(pnpm[0], [...pnpm[1], "install", "--frozen-lockfile", "--reporter=silent"]);
+for (const file of removeStaleOutputs()) console.log(`removed ${file}: its source is gone`);
 run("npx", ["tsc", "-b"]);
