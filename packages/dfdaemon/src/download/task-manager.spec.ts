@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,5 +103,51 @@ describe("TaskManager: a download joining a running one keeps its own options", 
     origin.release();
     assert.deepEqual(await Promise.all(both), [DaemonErrorCode.originStatus, DaemonErrorCode.originStatus]);
     assert.equal(origin.calls.length, 1);
+  });
+});
+
+describe("TaskManager: a digest mismatch", () => {
+  let dir: string;
+  let store: TaskStore;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lacewing-mismatch-"));
+    store = new TaskStore(dir, silentLogger());
+    await store.open();
+  });
+
+  after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("is not remembered: once the origin serves the expected content, the same download succeeds without a restart", async () => {
+    let content = Buffer.from("an old build");
+    const fill: TaskFiller = async ({ task, ledger }) => {
+      await task.setLength(content.byteLength, 64 * 1024);
+      const piece = { number: 0, offset: 0, length: content.byteLength, sha256: pieceDigestOf(content) };
+      if (await task.writePiece(piece, content)) ledger.record({ piece, source: "origin", parentId: "", costMs: 1 });
+    };
+    const tasks = new TaskManager({ store, log: silentLogger(), metrics: createDfdaemonMetrics(store), fill, outputTempTtlMs: 600_000 });
+    const fresh = Buffer.from("the new build");
+    const wanted = `sha256:${createHash("sha256").update(fresh).digest("hex")}`;
+    const request = (digest: string): DownloadSpec => ({
+      url: "http://origin.example/moving",
+      tag: "",
+      application: "",
+      filteredQueryParams: [],
+      requestHeaders: {},
+      digest,
+      pieceLength: 0,
+      outputPath: "",
+      timeoutMs: 0,
+    });
+    // Cached first without a digest, then asked for with one it does not match: the cached copy goes.
+    await tasks.download(request(""), {});
+    await assert.rejects(tasks.download(request(wanted), {}), (err: unknown) => isLacewingError(err) && err.code === DaemonErrorCode.digestMismatch);
+    content = fresh;
+    const result = await tasks.download(request(wanted), {});
+    assert.equal(result.digest, wanted);
+    assert.equal(result.traffic.fromOrigin, fresh.byteLength, "fetched again, not served from a remembered copy");
   });
 });

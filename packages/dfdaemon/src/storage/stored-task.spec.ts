@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtemp, open, rm, appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -95,6 +96,27 @@ describe("StoredTask", () => {
     await task.verifyIfChanged();
     assert.equal(task.hasPiece(1), false, "the edited piece was dropped");
     assert.equal(task.meta.finished, false);
+    await task.close();
+  });
+
+  it("hashes its content anew after a re-verification dropped pieces: a digest taken of edited bytes is not remembered", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    const bytes = Buffer.from("abcdefghijkl");
+    const pieces = [0, 1, 2].map((number) => ({ number, offset: number * 4, length: 4, sha256: pieceDigestOf(bytes.subarray(number * 4, number * 4 + 4)) }));
+    for (const piece of pieces) await task.writePiece(piece, bytes.subarray(piece.offset, piece.offset + 4));
+    await task.markFinished();
+    const data = await open(join(dir, "data"), "r+");
+    await data.write(Buffer.from("X"), 0, 1, 5);
+    await data.close();
+    const ofEdited = await task.contentDigest("sha256");
+    assert.equal(ofEdited, `sha256:${createHash("sha256").update("abcdeXghijkl").digest("hex")}`);
+
+    await task.verifyIfChanged();
+    assert.equal(task.hasPiece(1), false);
+    await task.writePiece(pieces[1]!, bytes.subarray(4, 8));
+    await task.markFinished();
+    assert.equal(await task.contentDigest("sha256"), `sha256:${createHash("sha256").update(bytes).digest("hex")}`);
     await task.close();
   });
 

@@ -306,6 +306,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     const failed: StoredPiece[] = [];
     for (const piece of this.pieces()) if (!(await this.#intact(piece))) failed.push(piece);
     if (failed.length === 0) return true;
+    // A digest hashed since the edit may be of the edited bytes.
+    this.#contentDigests.clear();
     await this.#detach();
     for (const piece of failed) {
       this.#pieces.delete(piece.number);
@@ -364,9 +366,9 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
 
   /**
    * The digest of the whole content ("sha256:<hex>"), hashed from the data
-   * file once per algorithm for the life of this task (a task fetched again
-   * is a new StoredTask, so a stale digest never outlives its bytes). Only
-   * meaningful once every piece is stored.
+   * file once per algorithm while its pieces stay verified: a task deleted
+   * (a digest mismatch) takes it along, and a re-verification that drops
+   * pieces forgets it. Only meaningful once every piece is stored.
    */
   contentDigest(algorithm: DigestAlgorithm): Promise<string> {
     let pending = this.#contentDigests.get(algorithm);
