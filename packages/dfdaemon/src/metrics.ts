@@ -37,7 +37,7 @@ export function createDfdaemonMetrics(store: TaskStore, options: { defaultMetric
     collect() {
       let finished = 0;
       const all = store.all();
-      for (const task of all) if (task.meta.finished) finished++;
+      for (const task of all) if (task.finished) finished++;
       this.set({ state: "finished" }, finished);
       this.set({ state: "partial" }, all.length - finished);
     },

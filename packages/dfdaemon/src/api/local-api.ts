@@ -92,16 +92,10 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
       const task = deps.store.get(request.taskId);
       if (!task) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not in this daemon's cache`);
       return {
-        info: {
-          taskId: task.taskId,
-          contentLength: BigInt(task.meta.contentLength),
-          pieceLength: BigInt(task.meta.pieceLength),
-          totalPieces: task.totalPieces,
-          digest: task.meta.digest,
-        },
+        info: task.info(),
         completedPieces: task.pieceCount,
-        finished: task.meta.finished,
-        lastAccessedAtMs: BigInt(task.meta.lastAccessedAt),
+        finished: task.finished,
+        lastAccessedAtMs: BigInt(task.lastAccessedAt),
       };
     },
 

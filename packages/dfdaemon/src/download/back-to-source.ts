@@ -37,17 +37,17 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
   const probe = await retry(() => probeOrigin(origin), tryOptions);
   // A task that already has a piece size (from parents, or an earlier run) keeps it: piece numbers must agree across peers.
   const pieceLength =
-    task.lengthKnown && task.meta.contentLength === probe.contentLength
-      ? task.meta.pieceLength
+    task.lengthKnown && task.contentLength === probe.contentLength
+      ? task.pieceLength
       : options.pieceLength > 0
         ? options.pieceLength
         : pieceLengthFor(probe.contentLength);
-  if (task.meta.contentLength !== probe.contentLength || task.meta.pieceLength !== pieceLength) {
-    if (task.pieceCount > 0 && probe.contentLength >= 0 && task.meta.contentLength !== probe.contentLength) {
+  if (task.contentLength !== probe.contentLength || task.pieceLength !== pieceLength) {
+    if (task.pieceCount > 0 && probe.contentLength >= 0 && task.contentLength !== probe.contentLength) {
       throw daemonError(
         DaemonErrorCode.originProtocol,
         "failed_precondition",
-        `origin content length changed from ${task.meta.contentLength} to ${probe.contentLength}`,
+        `origin content length changed from ${task.contentLength} to ${probe.contentLength}`,
       );
     }
     await task.setLength(probe.contentLength, pieceLength);
@@ -94,7 +94,7 @@ async function fetchRanged(
   const worker = async (): Promise<void> => {
     while (next < missing.length) {
       const number = missing[next++]!;
-      const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
+      const range = pieceRangeOf(number, task.pieceLength, task.contentLength);
       const started = Date.now();
       const lease = await options.buffers.acquire(range.length, origin.signal);
       try {
@@ -138,8 +138,8 @@ async function readPiece(origin: OriginRequest, source: OriginProbe["source"], r
 }
 
 async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, options: BackToSourceOptions): Promise<void> {
-  const known = task.meta.contentLength >= 0;
-  const pieceLength = task.meta.pieceLength || MIN_PIECE_LENGTH;
+  const known = task.contentLength >= 0;
+  const pieceLength = task.pieceLength || MIN_PIECE_LENGTH;
   let buffer = Buffer.allocUnsafe(pieceLength);
   let filled = 0;
   let number = 0;
@@ -165,8 +165,8 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
         filled += take;
         at += take;
         total += take;
-        if (known && total > task.meta.contentLength)
-          throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${task.meta.contentLength} bytes it announced`);
+        if (known && total > task.contentLength)
+          throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${task.contentLength} bytes it announced`);
         if (filled === pieceLength) await flush();
       }
     }
@@ -175,8 +175,8 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
     throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${total} bytes`, err);
   }
   if (filled > 0) await flush();
-  if (known && total !== task.meta.contentLength) {
-    throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${total} of the ${task.meta.contentLength} bytes it announced`);
+  if (known && total !== task.contentLength) {
+    throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${total} of the ${task.contentLength} bytes it announced`);
   }
   if (!known) await task.setLength(total, pieceLength);
 }

@@ -115,18 +115,18 @@ export class TaskManager {
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
 
     const cached = this.#options.store.get(taskId);
-    if (cached?.meta.finished) {
+    if (cached?.finished) {
       // An output hard-linked to it and edited in place changes it too: re-verified before it counts as a cache hit.
       await cached.verifyIfChanged();
-      if (!cached.meta.finished) this.#options.log.warn({ taskId }, "cached data changed on disk; fetching the changed pieces again");
+      if (!cached.finished) this.#options.log.warn({ taskId }, "cached data changed on disk; fetching the changed pieces again");
     }
     let task: StoredTask;
     let traffic: Traffic;
-    if (cached?.meta.finished) {
-      hooks.onStart?.(taskId, cached.meta.contentLength);
+    if (cached?.finished) {
+      hooks.onStart?.(taskId, cached.contentLength);
       task = cached;
-      traffic = { fromOrigin: 0, fromPeers: 0, fromCache: cached.meta.contentLength };
-      this.#options.metrics.downloadBytes.inc({ source: "cache" }, cached.meta.contentLength);
+      traffic = { fromOrigin: 0, fromPeers: 0, fromCache: cached.contentLength };
+      this.#options.metrics.downloadBytes.inc({ source: "cache" }, cached.contentLength);
     } else {
       const run = this.#runFor(taskId, spec);
       const report = (p: Progress): void => hooks.onProgress?.(p);
@@ -143,7 +143,7 @@ export class TaskManager {
       } finally {
         run.off("progress", report);
       }
-      hooks.onStart?.(taskId, task.meta.contentLength);
+      hooks.onStart?.(taskId, task.contentLength);
       traffic = { ...run.ledger.traffic, fromCache: 0 };
     }
     // Counted in synchronously once found: the collector cannot evict it while it is verified and placed.
@@ -181,7 +181,7 @@ export class TaskManager {
       if (attempt >= 2) throw daemonError(DaemonErrorCode.storage, "internal", `the cached data of task ${taskId} keeps changing on disk`);
       return this.#download(spec, hooks, attempt + 1);
     }
-    return { taskId, contentLength: task.meta.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
+    return { taskId, contentLength: task.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
   }
 
   /** True while a run fills the task; such a task must not be evicted. */
@@ -198,7 +198,7 @@ export class TaskManager {
   async open(spec: DownloadSpec): Promise<OpenTask> {
     const taskId = taskIdOfSpec(spec);
     const cached = this.#options.store.get(taskId);
-    if (cached?.meta.finished) return { task: cached, done: Promise.resolve(cached) };
+    if (cached?.finished) return { task: cached, done: Promise.resolve(cached) };
     const run = this.#runFor(taskId, spec);
     return { task: await run.created.promise, done: run.done };
   }
@@ -240,7 +240,7 @@ export class TaskManager {
     run.ledger.on("piece", () =>
       run.emit("progress", {
         completedBytes: task.completedBytes,
-        contentLength: task.meta.contentLength,
+        contentLength: task.contentLength,
         completedPieces: task.pieceCount,
         totalPieces: task.totalPieces,
       }),
@@ -258,7 +258,7 @@ export class TaskManager {
         ledger: run.ledger,
       });
       await task.markFinished();
-      log.info({ taskId, contentLength: task.meta.contentLength, ...run.ledger.traffic }, "task finished");
+      log.info({ taskId, contentLength: task.contentLength, ...run.ledger.traffic }, "task finished");
       return task;
     } catch (err) {
       log.warn({ taskId, err: errorMessage(err) }, "task failed");

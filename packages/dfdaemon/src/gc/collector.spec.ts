@@ -80,8 +80,7 @@ describe("CacheCollector", () => {
           const bytes = Buffer.alloc(MiB, n);
           await task.writePiece({ number: n, offset: n * MiB, length: MiB, sha256: pieceDigestOf(bytes) }, bytes);
         }
-        if (finished) task.meta = { ...task.meta, finished: true };
-        await task.saveMeta();
+        if (finished) await task.markFinished();
       },
       async evictions(reason) {
         const metric = await metrics.evictions.get();
@@ -212,12 +211,12 @@ describe("CacheCollector", () => {
     const f = await fixture();
     await f.addTask("served", 1, HOUR);
     f.store.acquire("served")!.release();
-    const accessed = f.store.get("served")!.meta.lastAccessedAt;
+    const accessed = f.store.get("served")!.lastAccessedAt;
     await f.collector.collect();
     await f.store.close();
     const reopened = new TaskStore(join(f.store.root, ".."), silentLogger());
     await reopened.open();
-    assert.equal(reopened.get("served")!.meta.lastAccessedAt, accessed);
+    assert.equal(reopened.get("served")!.lastAccessedAt, accessed);
     await reopened.close();
   });
 

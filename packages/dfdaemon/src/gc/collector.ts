@@ -172,7 +172,7 @@ export class CacheCollector extends EventEmitter<{
   }
 
   #evictionOf(task: StoredTask): Omit<Eviction, "reason" | "detail"> {
-    return { taskId: task.taskId, url: task.meta.url, bytes: task.completedBytes, lastAccessedAt: task.meta.lastAccessedAt, finished: task.meta.finished };
+    return { taskId: task.taskId, url: task.url, bytes: task.completedBytes, lastAccessedAt: task.lastAccessedAt, finished: task.finished };
   }
 
   async #filesystem(): Promise<FilesystemUsage | undefined> {
@@ -192,7 +192,7 @@ export class CacheCollector extends EventEmitter<{
 }
 
 function footprintOf(task: StoredTask): number {
-  return task.lengthKnown ? Math.max(task.meta.contentLength, task.completedBytes) : task.completedBytes;
+  return task.lengthKnown ? Math.max(task.contentLength, task.completedBytes) : task.completedBytes;
 }
 
 function busyError(taskId: string, what: string): Error {

@@ -7,7 +7,6 @@ import type { SchedulerPool } from "../scheduler/scheduler-pool.js";
 import { AnnounceStream, type Answer } from "./announce-stream.js";
 import type { ParentChannels } from "./parent-peer.js";
 import { PieceDispatcher } from "./piece-dispatcher.js";
-import { taskInfoOf } from "./task-info.js";
 import { TrustedTask } from "./trusted-task.js";
 
 export interface PeerFillerOptions {
@@ -105,7 +104,7 @@ class PeerTaskRun {
 
   async run(): Promise<void> {
     const { task } = this.#request;
-    const sendInfo = (): void => this.#stream?.send({ case: "taskInfo", value: { info: taskInfoOf(this.#request.task) } });
+    const sendInfo = (): void => this.#stream?.send({ case: "taskInfo", value: { info: this.#request.task.info() } });
     const announce = (event: PieceEvent): void => this.#announcePiece(event);
     task.on("info", sendInfo);
     this.#request.ledger.on("piece", announce);
@@ -115,7 +114,7 @@ class PeerTaskRun {
       this.#stream?.send({
         case: "peerFinished",
         value: {
-          contentLength: BigInt(task.meta.contentLength),
+          contentLength: BigInt(task.contentLength),
           totalPieces: task.totalPieces,
           bytesFromOrigin: BigInt(this.#request.ledger.traffic.fromOrigin),
           bytesFromPeers: BigInt(this.#request.ledger.traffic.fromPeers),
@@ -342,7 +341,7 @@ class PeerTaskRun {
     const length = this.#trusted.length;
     if (length === undefined || this.#settingLength !== undefined) return;
     if (task.lengthKnown) {
-      if (task.meta.contentLength !== length.contentLength || task.meta.pieceLength !== length.pieceLength)
+      if (task.contentLength !== length.contentLength || task.pieceLength !== length.pieceLength)
         this.#orderBackToSource(`the scheduler says ${length.contentLength} bytes in ${length.pieceLength}-byte pieces; this node's copy has another length`);
       this.#settingLength = Promise.resolve();
       return;

@@ -177,12 +177,12 @@ export class PieceDispatcher {
     const contentLength = Number(info.contentLength);
     const pieceLength = Number(info.pieceLength);
     if (contentLength < 0 || !task.lengthKnown) return;
-    if (task.meta.contentLength !== contentLength || task.meta.pieceLength !== pieceLength)
+    if (task.contentLength !== contentLength || task.pieceLength !== pieceLength)
       this.#fail(
         parent,
         -1,
         "other",
-        `parent says the task has ${contentLength} bytes in ${pieceLength}-byte pieces; the scheduler says ${task.meta.contentLength} in ${task.meta.pieceLength}`,
+        `parent says the task has ${contentLength} bytes in ${pieceLength}-byte pieces; the scheduler says ${task.contentLength} in ${task.pieceLength}`,
       );
     this.#activity();
   }
@@ -372,7 +372,7 @@ export class PieceDispatcher {
   #start(number: number, parent: ParentPeer, duplicate: boolean): void {
     const { task, trusted } = this.#o;
     // Only wanted pieces are chosen: below the count, with a digest.
-    const range = pieceRangeOf(number, task.meta.pieceLength, task.meta.contentLength);
+    const range = pieceRangeOf(number, task.pieceLength, task.contentLength);
     const sha256 = trusted.digest(number)!;
     const controller = new AbortController();
     const request: Request = { parentId: parent.id, parent, startedAt: this.#now(), controller };

@@ -1,5 +1,4 @@
 import { requireRole, type dfdaemonv1, type MessageInitShape, type PieceInfoSchema, type ServiceImpl } from "@lacewing/api";
-import { taskInfoOf } from "../p2p/task-info.js";
 import { AsyncQueue, errorMessage, LacewingError, type Logger, MAX_PIECE_COUNT, MEMBER_ROLES, redactUrl } from "@lacewing/common";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { TaskManager } from "../download/task-manager.js";
@@ -117,7 +116,7 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
   const sendInfo = (): void => {
     if (infoSent || !task.lengthKnown) return;
     infoSent = true;
-    queue.push({ response: { case: "taskInfo", value: taskInfoOf(task) } });
+    queue.push({ response: { case: "taskInfo", value: task.info() } });
     for (const piece of task.pieces()) sendPiece(piece);
     flush();
   };
@@ -125,7 +124,7 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
     sendInfo();
     for (const piece of task.pieces()) sendPiece(piece);
     flush();
-    queue.push({ response: { case: "finished", value: taskInfoOf(task) } });
+    queue.push({ response: { case: "finished", value: task.info() } });
     // The stream stays open, and the grant with it, until the child is done with this parent and closes it.
     stopAnnouncing();
   };
@@ -153,7 +152,7 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
   task.on("finished", onFinished);
   task.on("closed", onClosed);
   signal.addEventListener("abort", onAbort, { once: true });
-  if (task.meta.finished) onFinished();
+  if (task.finished) onFinished();
   else sendInfo();
   return queue;
 }

@@ -54,7 +54,7 @@ export async function waitForLength(opened: OpenTask, signal: AbortSignal, stall
  */
 export async function streamBlob(response: ServerResponse, request: BlobStreamRequest, signal: AbortSignal): Promise<BlobOutcome> {
   const { task } = request.opened;
-  const length = task.meta.contentLength;
+  const length = task.contentLength;
   const answer = parseRange(request.range, length);
   const headers: Record<string, string | number> = {
     "content-type": "application/octet-stream",
@@ -80,7 +80,7 @@ export async function streamBlob(response: ServerResponse, request: BlobStreamRe
     try {
       if (!release) throw new Error("the task left the cache");
       while (position <= range.end) {
-        const number = Math.floor(position / task.meta.pieceLength);
+        const number = Math.floor(position / task.pieceLength);
         await waitUntil(request.opened, () => task.hasPiece(number), signal, request.stallTimeoutMs);
         // One fstat per piece: bytes changed on disk since they were verified are fetched from the registry instead.
         if (!(await task.checkUnchanged())) throw new Error("the task's data changed on disk");

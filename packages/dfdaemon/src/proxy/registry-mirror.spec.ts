@@ -209,7 +209,7 @@ describe("RegistryMirror blobs", () => {
     const first = await reader.read();
     assert.ok(first.value && first.value.byteLength > 0);
     const task = f.store.get(taskIdOf({ url: `http://${f.ns}/v2/test/img/blobs/${digest}` }))!;
-    assert.equal(task.meta.finished, false, "bytes reached the client while later pieces were still held back by the registry");
+    assert.equal(task.finished, false, "bytes reached the client while later pieces were still held back by the registry");
     release.resolve();
     const chunks: Buffer[] = [Buffer.from(first.value)];
     for (;;) {

@@ -106,13 +106,13 @@ export class RegistryMirror {
     }
     // A blob this node cached from another registry is served only to a client that registry accepts too; otherwise the asked registry serves it.
     const cached = store.get(taskIdOf({ url }));
-    if (cached !== undefined && new URL(cached.meta.url).origin !== route.upstream.origin && !(await mayRead(cached.meta.url, authorization, call))) {
+    if (cached !== undefined && new URL(cached.url).origin !== route.upstream.origin && !(await mayRead(cached.url, authorization, call))) {
       await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
       this.#count("blob", "forwarded");
       return;
     }
     // A range is served from the cache only once the whole blob is stored and matched its digest; until then the registry serves it.
-    if (request.headers.range !== undefined && cached?.meta.finished !== true) {
+    if (request.headers.range !== undefined && cached?.finished !== true) {
       const status = await forwardRequest("GET", url, forwardableHeaders(request.headers), response, call);
       this.#count("blob", status < 400 ? "forwarded" : `upstream_${status}`);
       return;

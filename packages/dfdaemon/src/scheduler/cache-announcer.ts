@@ -1,6 +1,5 @@
 import { errorMessage, newPeerId, rendezvousPick, type Logger } from "@lacewing/common";
 import { AnnounceStream } from "../p2p/announce-stream.js";
-import { taskInfoOf } from "../p2p/task-info.js";
 import type { TaskStore } from "../storage/task-store.js";
 import type { SchedulerPool } from "./scheduler-pool.js";
 
@@ -26,7 +25,7 @@ const CONCURRENCY = 8;
  */
 export async function announceCachedTasks({ pool, store, hostId, endpoint, log }: CacheAnnouncement): Promise<number> {
   const endpoints = pool.endpoints;
-  const tasks = store.all().filter((task) => task.meta.finished && !task.closed && rendezvousPick(task.taskId, endpoints) === endpoint);
+  const tasks = store.all().filter((task) => task.finished && !task.closed && rendezvousPick(task.taskId, endpoints) === endpoint);
   let announced = 0;
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -37,9 +36,9 @@ export async function announceCachedTasks({ pool, store, hostId, endpoint, log }
         {
           case: "register",
           value: {
-            download: { url: task.meta.url, digest: task.meta.digest },
+            download: { url: task.url, digest: task.digest },
             complete: true,
-            taskInfo: taskInfoOf(task),
+            taskInfo: task.info(),
             // A restarted scheduler has no digests; these are the ones this node verified its pieces against.
             pieceSha256: task.pieces().map((piece) => Buffer.from(piece.sha256, "hex")),
           },

@@ -168,7 +168,7 @@ describe("StoredTask with outputs hard-linked to its data", () => {
       task.pieces().map((p) => p.number),
       [0, 2],
     );
-    assert.equal(task.meta.finished, false);
+    assert.equal(task.finished, false);
     await task.writePiece(pieceOf(1), Buffer.from(BYTES[1]!));
     await task.markFinished();
     assert.deepEqual(await task.readPiece(1), Buffer.from("bbbb"));
@@ -183,7 +183,7 @@ describe("StoredTask with outputs hard-linked to its data", () => {
     await rm(output);
     assert.equal(await task.checkUnchanged(), false);
     await task.verifyIfChanged();
-    assert.equal(task.meta.finished, true);
+    assert.equal(task.finished, true);
     assert.equal(task.pieceCount, 3);
     assert.equal(await task.checkUnchanged(), true);
     await task.close();
@@ -196,7 +196,7 @@ describe("StoredTask with outputs hard-linked to its data", () => {
     const ok = await task.placeData(async () => {
       placed = true;
     });
-    assert.deepEqual([ok, placed, task.meta.finished], [false, false, false]);
+    assert.deepEqual([ok, placed, task.finished], [false, false, false]);
     await task.close();
   });
 
@@ -210,7 +210,7 @@ describe("StoredTask with outputs hard-linked to its data", () => {
     await reloaded.close();
 
     const edited = await StoredTask.load(intact.dir);
-    assert.equal(edited.meta.finished, false);
+    assert.equal(edited.finished, false);
     assert.equal(edited.hasPiece(0), false);
     assert.notEqual((await stat(edited.dataPath)).ino, (await stat(intact.output)).ino);
     await edited.writePiece(pieceOf(0), Buffer.from("aaaa"));
@@ -224,7 +224,7 @@ describe("StoredTask with outputs hard-linked to its data", () => {
     const storedTask = join(fileURLToPath(new URL(".", import.meta.url)), "stored-task.js");
     const script = `const { StoredTask } = await import(${JSON.stringify(storedTask)});
       const task = await StoredTask.load(${JSON.stringify(dir)});
-      console.log(JSON.stringify({ finished: task.meta.finished, pieces: task.pieceCount, unchanged: await task.checkUnchanged() }));
+      console.log(JSON.stringify({ finished: task.finished, pieces: task.pieceCount, unchanged: await task.checkUnchanged() }));
       await task.close();`;
     // Root may open a 0444 file for writing, so as root the load runs as nobody, owning the task as a daemon user would.
     if (isRoot) await run("chown", ["-R", "65534:65534", dir]);

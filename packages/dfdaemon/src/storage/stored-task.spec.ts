@@ -73,7 +73,7 @@ describe("StoredTask", () => {
     await task.markFinished();
     await task.close();
     const loaded = await StoredTask.load(dir);
-    assert.equal(loaded.meta.finished, false);
+    assert.equal(loaded.finished, false);
     await loaded.close();
   });
 
@@ -86,7 +86,7 @@ describe("StoredTask", () => {
       await task.writePiece({ number, offset: number * 4, length: 4, sha256: pieceDigestOf(piece) }, piece);
     }
     const finishing = task.markFinished();
-    while (!task.meta.finished) await new Promise((resolve) => setImmediate(resolve));
+    while (!task.finished) await new Promise((resolve) => setImmediate(resolve));
     // Written the moment the task reads as finished, while its meta.json is still being synced.
     const data = await open(join(dir, "data"), "r+");
     await data.write(Buffer.from("X"), 0, 1, 5);
@@ -95,7 +95,7 @@ describe("StoredTask", () => {
     await finishing;
     await task.verifyIfChanged();
     assert.equal(task.hasPiece(1), false, "the edited piece was dropped");
-    assert.equal(task.meta.finished, false);
+    assert.equal(task.finished, false);
     await task.close();
   });
 

@@ -3,6 +3,7 @@ import { constants, createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { chmod, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import type { MessageInitShape, TaskInfoSchema } from "@lacewing/api";
 import { createDigester, deferred, pieceCountOf, pieceDigestOf, type Deferred, type DigestAlgorithm } from "@lacewing/common";
 import { DaemonErrorCode, daemonError } from "../errors.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
@@ -43,7 +44,8 @@ export interface StoredPiece {
  */
 export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; finished: []; closed: [] }> {
   readonly dir: string;
-  meta: TaskMeta;
+  /** Replaced whole, never mutated, so #writeMeta writes one consistent version; read through the getters. */
+  #meta: TaskMeta;
   readonly #pieces = new Map<number, StoredPiece>();
   #data: FileHandle | undefined;
   #journal: FileHandle | undefined;
@@ -70,7 +72,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     super();
     this.setMaxListeners(0);
     this.dir = dir;
-    this.meta = meta;
+    this.#meta = meta;
     this.#reserve = reserve;
     this.#savedAccessAt = meta.lastAccessedAt;
   }
@@ -78,7 +80,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   static async create(dir: string, meta: TaskMeta, reserve?: Reserve): Promise<StoredTask> {
     const task = new StoredTask(dir, meta, reserve);
     await task.#openFiles();
-    await task.saveMeta();
+    await task.#saveMeta();
     return task;
   }
 
@@ -112,8 +114,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     }
     if (meta.finished && task.#pieces.size !== task.totalPieces) {
       await task.#detach();
-      task.meta = { ...meta, finished: false };
-      await task.saveMeta();
+      task.#meta = { ...meta, finished: false };
+      await task.#saveMeta();
     } else if (identity) task.#guard.seal(identity);
     return task;
   }
@@ -131,11 +133,51 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   }
 
   get taskId(): string {
-    return this.meta.taskId;
+    return this.#meta.taskId;
+  }
+
+  /** The origin URL without its query string. */
+  get url(): string {
+    return this.#meta.url;
+  }
+
+  /** The digest the task was created for ("" when none was given). */
+  get digest(): string {
+    return this.#meta.digest;
+  }
+
+  /** -1 while unknown. */
+  get contentLength(): number {
+    return this.#meta.contentLength;
+  }
+
+  /** 0 while unknown. */
+  get pieceLength(): number {
+    return this.#meta.pieceLength;
+  }
+
+  /** Every piece stored, the digest (if any) checked, and the data file sealed. */
+  get finished(): boolean {
+    return this.#meta.finished;
+  }
+
+  get lastAccessedAt(): number {
+    return this.#meta.lastAccessedAt;
+  }
+
+  /** What the task tells peers, schedulers and local clients about its content. */
+  info(): MessageInitShape<typeof TaskInfoSchema> {
+    return {
+      taskId: this.taskId,
+      contentLength: BigInt(this.contentLength),
+      pieceLength: BigInt(this.pieceLength),
+      totalPieces: this.totalPieces,
+      digest: this.digest,
+    };
   }
 
   get totalPieces(): number {
-    return pieceCountOf(this.meta.contentLength, this.meta.pieceLength);
+    return pieceCountOf(this.#meta.contentLength, this.#meta.pieceLength);
   }
 
   get completedBytes(): number {
@@ -172,7 +214,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
 
   /** True once the content length is known (it may be 0). */
   get lengthKnown(): boolean {
-    return this.meta.contentLength >= 0 && this.meta.pieceLength > 0;
+    return this.#meta.contentLength >= 0 && this.#meta.pieceLength > 0;
   }
 
   /** True after close(): the task left the store and its files may be gone. */
@@ -194,19 +236,19 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
       released = true;
       this.activeReaders--;
       // In memory only: persistAccessTime() writes it out, so a busy upload path does not rewrite meta.json per piece.
-      this.meta = { ...this.meta, lastAccessedAt: Math.max(this.meta.lastAccessedAt, Date.now()) };
+      this.#meta = { ...this.#meta, lastAccessedAt: Math.max(this.#meta.lastAccessedAt, Date.now()) };
     };
   }
 
   /** Writes meta.json if the last access time changed since it was written. */
   async persistAccessTime(): Promise<void> {
-    if (this.meta.lastAccessedAt !== this.#savedAccessAt && !this.#closed) await this.saveMeta();
+    if (this.#meta.lastAccessedAt !== this.#savedAccessAt && !this.#closed) await this.#saveMeta();
   }
 
   async setLength(contentLength: number, pieceLength: number): Promise<void> {
     if (contentLength > this.#completedBytes) await this.#reserve?.(this, contentLength - this.#completedBytes);
-    this.meta = { ...this.meta, contentLength, pieceLength };
-    await this.saveMeta();
+    this.#meta = { ...this.#meta, contentLength, pieceLength };
+    await this.#saveMeta();
     this.emit("info");
   }
 
@@ -263,8 +305,9 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
     // Nothing links to the file before now, so its bytes are the verified pieces as written.
     const identity = await this.#guard.prepare();
     if (identity) this.#guard.seal(identity);
-    this.meta = { ...this.meta, finished: true, lastAccessedAt: Date.now() };
-    await this.saveMeta();
+    // The access time stays the caller's to record (touch(), or a reader's release): finishing is not a read.
+    this.#meta = { ...this.#meta, finished: true };
+    await this.#saveMeta();
     this.emit("finished");
   }
 
@@ -299,7 +342,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    */
   async placeData(place: (dataPath: string) => Promise<unknown>): Promise<boolean> {
     await this.verifyIfChanged();
-    return this.meta.finished && !this.#closed && (await this.#guard.placing(() => place(this.dataPath)));
+    return this.#meta.finished && !this.#closed && (await this.#guard.placing(() => place(this.dataPath)));
   }
 
   async #reverify(): Promise<boolean> {
@@ -313,8 +356,8 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
       this.#pieces.delete(piece.number);
       this.#completedBytes -= piece.length;
     }
-    this.meta = { ...this.meta, finished: false };
-    await this.saveMeta();
+    this.#meta = { ...this.#meta, finished: false };
+    await this.#saveMeta();
     return false;
   }
 
@@ -332,12 +375,12 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   }
 
   async touch(): Promise<void> {
-    this.meta = { ...this.meta, lastAccessedAt: Date.now() };
-    await this.saveMeta();
+    this.#meta = { ...this.#meta, lastAccessedAt: Date.now() };
+    await this.#saveMeta();
   }
 
   /** Writes meta.json; writes are queued so two never race on the temp file. */
-  saveMeta(): Promise<void> {
+  #saveMeta(): Promise<void> {
     const write = this.#metaWrites.then(() => this.#writeMeta());
     this.#metaWrites = write.catch(() => undefined);
     return write;
@@ -346,7 +389,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   async #writeMeta(): Promise<void> {
     const path = join(this.dir, "meta.json");
     const tmp = `${path}.tmp`;
-    const meta = this.meta;
+    const meta = this.#meta;
     try {
       await writeFile(tmp, JSON.stringify(meta));
       const handle = await open(tmp, "r");

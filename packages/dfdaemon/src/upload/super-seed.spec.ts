@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { StoredTask } from "../storage/stored-task.js";
 import { SEND_TIME_MULTIPLE, SuperSeed } from "./super-seed.js";
 
-const task = { meta: { finished: false } } as unknown as StoredTask;
+const task = { finished: false } as unknown as StoredTask;
 
 describe("SuperSeed", () => {
   it("sends a piece once, refuses it while the first send runs and for the window after, then serves it again", () => {
@@ -35,7 +35,7 @@ describe("SuperSeed", () => {
   });
 
   it("serves freely once the seed holds the whole task and every piece went out once", () => {
-    const whole = { meta: { finished: true }, totalPieces: 2 } as unknown as StoredTask;
+    const whole = { finished: true, totalPieces: 2 } as unknown as StoredTask;
     const seed = new SuperSeed(3_000);
     seed.admit(whole, 0, 0);
     seed.done(whole, 0, true, 10);

@@ -44,7 +44,7 @@ export class SuperSeed {
       this.#sends.set(task, sends);
     }
     // Once every piece went out, the seed's uplink would idle: it serves like any parent.
-    if (this.#allSent.has(task) || (task.meta.finished && this.#everySent(sends, task))) {
+    if (this.#allSent.has(task) || (task.finished && this.#everySent(sends, task))) {
       this.#allSent.add(task);
       return { ok: true, first: false };
     }
