@@ -10,6 +10,7 @@ import { TaskStore } from "../storage/task-store.js";
 import { FakeClock } from "../testing/fake-clock.js";
 import { CacheCollector, type CollectorOptions } from "./collector.js";
 import type { EvictionReason, GcPolicy } from "./eviction-policy.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 const MiB = 1024 * 1024;
 const HOUR = 3_600_000;
@@ -66,16 +67,9 @@ describe("CacheCollector", () => {
       metrics,
       async addTask(taskId, mib, ageMs, finished = true) {
         const at = clock.now() - ageMs;
-        const task = await store.create({
-          taskId,
-          url: `http://o/${taskId}`,
-          contentLength: mib * MiB,
-          pieceLength: MiB,
-          digest: "",
-          finished: false,
-          createdAt: at,
-          lastAccessedAt: at,
-        });
+        const task = await store.create(
+          taskMeta({ taskId, url: `http://o/${taskId}`, contentLength: mib * MiB, pieceLength: MiB, createdAt: at, lastAccessedAt: at }),
+        );
         for (let n = 0; n < mib; n++) {
           const bytes = Buffer.alloc(MiB, n);
           await task.writePiece({ number: n, offset: n * MiB, length: MiB, sha256: pieceDigestOf(bytes) }, bytes);
@@ -234,16 +228,7 @@ describe("CacheCollector", () => {
 
   it("refuses a task larger than the quota when its length becomes known", async () => {
     const f = await fixture({ quotaBytes: 2 * MiB });
-    const task = await f.store.create({
-      taskId: "big",
-      url: "http://o/big",
-      contentLength: -1,
-      pieceLength: 0,
-      digest: "",
-      finished: false,
-      createdAt: 0,
-      lastAccessedAt: 0,
-    });
+    const task = await f.store.create(taskMeta({ taskId: "big", url: "http://o/big" }));
     await assert.rejects(
       task.setLength(3 * MiB, MiB),
       (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_DISK_FULL" && /cache quota/.test(err.message),
@@ -255,16 +240,7 @@ describe("CacheCollector", () => {
     const f = await fixture({ quotaBytes: 3 * MiB });
     await f.addTask("old", 1, 2000);
     await f.addTask("newer", 1, 1000);
-    const task = await f.store.create({
-      taskId: "new",
-      url: "http://o/new",
-      contentLength: -1,
-      pieceLength: 0,
-      digest: "",
-      finished: false,
-      createdAt: 0,
-      lastAccessedAt: 0,
-    });
+    const task = await f.store.create(taskMeta({ taskId: "new", url: "http://o/new" }));
     await task.setLength(2 * MiB, MiB);
     assert.deepEqual(f.evicted, [["old", "quota"]]);
     assert.deepEqual(await taskDirs(f.store), ["new", "newer"]);

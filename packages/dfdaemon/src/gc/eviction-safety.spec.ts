@@ -11,6 +11,7 @@ import { PieceRequester, requestPiece } from "../testing/piece-requester.js";
 import { UploadGrants } from "../upload/upload-grants.js";
 import { UploadServer } from "../upload/upload-server.js";
 import { CacheCollector } from "./collector.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 const MiB = 1024 * 1024;
 const TASK = "a".repeat(64);
@@ -54,16 +55,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
       onEvicted: (taskId) => evicted.push(taskId),
       filesystem: async () => undefined,
     });
-    const task = await store.create({
-      taskId: TASK,
-      url: "http://o/f",
-      contentLength: piece.length,
-      pieceLength: piece.length,
-      digest: "",
-      finished: false,
-      createdAt: 0,
-      lastAccessedAt: 0,
-    });
+    const task = await store.create(taskMeta({ taskId: TASK, url: "http://o/f", contentLength: piece.length, pieceLength: piece.length }));
     await task.writePiece({ number: 0, offset: 0, length: piece.length, sha256: pieceDigestOf(piece) }, piece);
     await task.markFinished();
   });

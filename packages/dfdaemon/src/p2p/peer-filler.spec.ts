@@ -14,6 +14,7 @@ import { createDfdaemonMetrics, type DfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
 import { FakeParents, FakeScheduler, taskUpdateOf, type FakeAnnounceStream } from "../testing/p2p-harness.js";
 import { peerFiller, type PeerFillerOptions } from "./peer-filler.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 const PIECE = 64 * 1024;
 const bytes = Buffer.from(Array.from({ length: 8 * PIECE - 100 }, (_, i) => (i * 13) % 256));
@@ -41,7 +42,7 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
   async function request(): Promise<FillRequest & { spec: DownloadSpec; taskId: string }> {
     const url = `http://origin.example/blob-${++runs}`;
     const taskId = taskIdOf({ url });
-    const task = await store.create({ taskId, url, contentLength: -1, pieceLength: 0, digest: "", finished: false, createdAt: 0, lastAccessedAt: 0 });
+    const task = await store.create(taskMeta({ taskId, url }));
     const spec: DownloadSpec = {
       url,
       tag: "",

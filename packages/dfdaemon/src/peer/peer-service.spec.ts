@@ -11,6 +11,7 @@ import type { StoredTask } from "../storage/stored-task.js";
 import { TaskStore } from "../storage/task-store.js";
 import { UploadGrants } from "../upload/upload-grants.js";
 import { peerService } from "./peer-service.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 const PIECE = 1024;
 const PIECES = 8;
@@ -67,16 +68,16 @@ describe("SyncPieces from a parent", () => {
   }
 
   it("sends the pieces held at the start in one message, then each storage commit's pieces in one message, never one the child holds, and stays open after finished until the child closes it", async () => {
-    const task: StoredTask = await store.create({
-      taskId: TASK_ID,
-      url: "http://origin.test/f",
-      contentLength: PIECE * PIECES,
-      pieceLength: PIECE,
-      digest: "",
-      finished: false,
-      createdAt: Date.now(),
-      lastAccessedAt: Date.now(),
-    });
+    const task: StoredTask = await store.create(
+      taskMeta({
+        taskId: TASK_ID,
+        url: "http://origin.test/f",
+        contentLength: PIECE * PIECES,
+        pieceLength: PIECE,
+        createdAt: Date.now(),
+        lastAccessedAt: Date.now(),
+      }),
+    );
     for (const number of [0, 1, 2]) await task.writePiece(pieceOf(number).piece, pieceOf(number).bytes);
 
     const { messages, finished, ended, close, grants, token } = sync([1]);

@@ -10,6 +10,7 @@ import { pieceDigestOf, deferred } from "@lacewing/common";
 import { editInPlace } from "../testing/edit-in-place.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
 import { StoredTask, type StoredPiece, type TaskMeta } from "./stored-task.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -124,16 +125,7 @@ describe("detachDataFile", () => {
 
 describe("StoredTask with outputs hard-linked to its data", () => {
   const BYTES = ["aaaa", "bbbb", "cccc"];
-  const meta = (): TaskMeta => ({
-    taskId: "t",
-    url: "http://o/f",
-    contentLength: 12,
-    pieceLength: 4,
-    digest: "",
-    finished: false,
-    createdAt: 1,
-    lastAccessedAt: 1,
-  });
+  const meta = (): TaskMeta => taskMeta({ taskId: "t", url: "http://o/f", contentLength: 12, pieceLength: 4, createdAt: 1, lastAccessedAt: 1 });
   // The one place these tests say how a piece is checksummed.
   const pieceOf = (number: number): StoredPiece => ({ number, offset: number * 4, length: 4, sha256: pieceDigestOf(Buffer.from(BYTES[number]!)) });
   const finishedTask = async () => {

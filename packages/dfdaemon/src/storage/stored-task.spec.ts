@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { pieceDigestOf } from "@lacewing/common";
 import { StoredTask, type TaskMeta } from "./stored-task.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 function meta(): TaskMeta {
-  return { taskId: "t1", url: "http://o/f", contentLength: 12, pieceLength: 4, digest: "", finished: false, createdAt: 1, lastAccessedAt: 1 };
+  return taskMeta({ taskId: "t1", url: "http://o/f", contentLength: 12, pieceLength: 4, createdAt: 1, lastAccessedAt: 1 });
 }
 
 describe("StoredTask", () => {

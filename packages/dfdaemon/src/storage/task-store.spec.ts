@@ -6,9 +6,10 @@ import { after, describe, it } from "node:test";
 import { pieceDigestOf, silentLogger } from "@lacewing/common";
 import { TaskStore } from "./task-store.js";
 import type { TaskMeta } from "./stored-task.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 function meta(taskId: string): TaskMeta {
-  return { taskId, url: "http://o/f", contentLength: 4, pieceLength: 4, digest: "", finished: false, createdAt: 1, lastAccessedAt: 1 };
+  return taskMeta({ taskId, url: "http://o/f", contentLength: 4, pieceLength: 4, createdAt: 1, lastAccessedAt: 1 });
 }
 
 describe("TaskStore", () => {

@@ -16,6 +16,7 @@ import { PieceRequester } from "../testing/piece-requester.js";
 import { FrameDecoder, FrameType, decodeRequest, encodePieceHeader } from "../transfer/frames.js";
 import { UploadGrants } from "./upload-grants.js";
 import { UploadServer } from "./upload-server.js";
+import { taskMeta } from "../testing/task-meta.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -119,16 +120,7 @@ describe("the piece protocol between a parent's upload server and a child's piec
       [TASK, content, PIECE],
       [BIG_TASK, big, 16 * MiB],
     ] as const) {
-      const task = await store.create({
-        taskId,
-        url: `http://o/${taskId}`,
-        contentLength: bytes.byteLength,
-        pieceLength,
-        digest: "",
-        finished: false,
-        createdAt: 0,
-        lastAccessedAt: 0,
-      });
+      const task = await store.create(taskMeta({ taskId, url: `http://o/${taskId}`, contentLength: bytes.byteLength, pieceLength }));
       for (let number = 0; number < task.totalPieces; number++) {
         const piece = pieceOf(bytes, number, pieceLength);
         await task.writePiece({ number, offset: number * pieceLength, length: piece.byteLength, sha256: pieceDigestOf(piece) }, piece);
