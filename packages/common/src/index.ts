@@ -35,7 +35,7 @@ export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
 export { parseSchedulerEntry, resolveSchedulerEndpoints, type LookupAll, type SchedulerEntry } from "./scheduler-endpoints.js";
 export { MetricsServer } from "./metrics-server.js";
 export { deferred, type Deferred } from "./deferred.js";
-export { closeServer, listenOn } from "./http-server.js";
+export { boundPort, closeServer, listenOn } from "./listener.js";
 export { ROLES, MEMBER_ROLES, identityOfPeerCertificate, identityOfSubject, identitySubject, type Identity, type Role } from "./security/identity.js";
 export { createCertificateAuthority, issueCertificate, type IssueOptions, type KeyPair } from "./security/certificates.js";
 export { TLS_FILES, commonNameOf, loadTlsMaterial, tlsMaterialOf, type TlsMaterial } from "./security/tls-material.js";

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
-import { closeServer, listenOn } from "./http-server.js";
+import { closeServer, listenOn } from "./listener.js";
 
 /** Serves /metrics, /healthz and /readyz over plain HTTP. */
 export class MetricsServer {

@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { closeServer, errorMessage, listenOn, taskIdOf, type Logger } from "@lacewing/common";
+import { boundPort, closeServer, errorMessage, listenOn, taskIdOf, type Logger } from "@lacewing/common";
 import type { OpenTask, TaskManager } from "../download/task-manager.js";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { TaskStore } from "../storage/task-store.js";
@@ -43,7 +42,7 @@ export class RegistryMirror {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+    return boundPort(this.#server);
   }
 
   async listen(host: string, port: number): Promise<number> {

@@ -1,8 +1,7 @@
-import { once } from "node:events";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
-import { MEMBER_ROLES, errorMessage, identityOfPeerCertificate, type Logger, type TlsMaterial } from "@lacewing/common";
+import { MEMBER_ROLES, boundPort, closeServer, errorMessage, identityOfPeerCertificate, listenOn, type Logger, type TlsMaterial } from "@lacewing/common";
 import type { DfdaemonMetrics } from "../metrics.js";
 import type { PieceBuffers } from "../storage/piece-buffers.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
@@ -106,19 +105,16 @@ export class UploadServer {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+    return boundPort(this.#server);
   }
 
-  async listen(host: string, port: number): Promise<number> {
-    this.#server.listen(port, host);
-    await once(this.#server, "listening");
-    return this.port;
+  listen(host: string, port: number): Promise<number> {
+    return listenOn(this.#server, host, port);
   }
 
-  async close(): Promise<void> {
-    if (!this.#server.listening) return;
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  /** Ends every connection, children's and handshakes still under way. */
+  close(): Promise<void> {
+    return closeServer(this.#server);
   }
 
   #accept(socket: Socket): void {
