@@ -32,7 +32,14 @@ export { MAX_TIMER_MS, formatBytes, parseBytes, parseDuration } from "./units.js
 export { REDACTED, redactUrl, type RedactUrlOptions } from "./redact-url.js";
 export { DEFAULTS } from "./defaults.js";
 export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
-export { parseSchedulerEntry, resolveSchedulerEndpoints, type LookupAll, type SchedulerEntry } from "./scheduler-endpoints.js";
+export {
+  SchedulerEndpoints,
+  parseSchedulerEntry,
+  type Closable,
+  type LookupAll,
+  type SchedulerEndpointsOptions,
+  type SchedulerEntry,
+} from "./scheduler-endpoints.js";
 export { MetricsServer } from "./metrics-server.js";
 export { deferred, type Deferred } from "./deferred.js";
 export { boundPort, closeServer, listenOn } from "./listener.js";

@@ -1,14 +1,5 @@
 import { createClient, schedulerv1, type HostSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import {
-  backoffDelay,
-  errorMessage,
-  parseSchedulerEntry,
-  rendezvousOrder,
-  resolveSchedulerEndpoints,
-  type Logger,
-  type SchedulerEntry,
-  type Security,
-} from "@lacewing/common";
+import { SchedulerEndpoints, backoffDelay, errorMessage, rendezvousOrder, type Logger, type Security } from "@lacewing/common";
 
 export type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
 export type HostInit = MessageInitShape<typeof HostSchema>;
@@ -47,48 +38,47 @@ const DOWN_AFTER_FAILURES = 2;
  */
 export class SchedulerPool {
   readonly #options: SchedulerPoolOptions;
-  readonly #entries: SchedulerEntry[];
-  readonly #clients = new Map<string, SchedulerClient>();
+  readonly #schedulers: SchedulerEndpoints<SchedulerClient>;
   readonly #states = new Map<string, SchedulerState & { failures: number; timer?: NodeJS.Timeout; announcing?: Promise<boolean> | undefined }>();
-  #endpoints: string[] = [];
-  #unresolved = new Map<string, string>();
-  #resolveTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: SchedulerPoolOptions) {
     this.#options = options;
-    this.#entries = options.entries.map(parseSchedulerEntry);
+    this.#schedulers = new SchedulerEndpoints({
+      entries: options.entries,
+      connect: (endpoint) => createClient(schedulerv1.Scheduler, endpoint, { security: options.security, serverRoles: ["scheduler"] }),
+      // Names are looked up again now and then, so scaled scheduler replicas are picked up.
+      refreshMs: Math.max(30_000, options.announceIntervalMs * 3),
+      retryMs: Math.min(5_000, options.announceIntervalMs),
+      log: options.log,
+      onChange: ({ added, removed }) => this.#onEndpointsChanged(added, removed),
+    });
   }
 
   get configured(): boolean {
-    return this.#entries.length > 0;
+    return this.#schedulers.configured;
   }
 
   /** Resolves the entries and starts announcing; returns without waiting for any scheduler. */
   async start(): Promise<void> {
-    await this.#refreshEndpoints();
+    await this.#schedulers.start();
   }
 
   /** The scheduler endpoints known right now. */
   get endpoints(): readonly string[] {
-    return this.#endpoints;
+    return this.#schedulers.endpoints;
   }
 
   /** Endpoints in the order a task should try them: its owner first, unreachable ones last. */
   ownersOf(taskId: string): string[] {
-    const order = rendezvousOrder(taskId, this.#endpoints);
+    const order = rendezvousOrder(taskId, this.endpoints);
     // One slow announce on a loaded node must not move tasks to a stand-in: demote after two failures in a row.
     const down = (endpoint: string): boolean => (this.#states.get(endpoint)?.failures ?? 0) >= DOWN_AFTER_FAILURES;
     return [...order.filter((endpoint) => !down(endpoint)), ...order.filter(down)];
   }
 
   client(endpoint: string): SchedulerClient {
-    let client = this.#clients.get(endpoint);
-    if (client === undefined) {
-      client = createClient(schedulerv1.Scheduler, endpoint, { security: this.#options.security, serverRoles: ["scheduler"] });
-      this.#clients.set(endpoint, client);
-    }
-    return client;
+    return this.#schedulers.client(endpoint);
   }
 
   /** Announces the host to `endpoint` now (a register met a scheduler that forgot the host); true on success. */
@@ -100,14 +90,14 @@ export class SchedulerPool {
 
   status(): SchedulerState[] {
     const states: SchedulerState[] = [...this.#states.values()].map(({ address, reachable, lastError }) => ({ address, reachable, lastError }));
-    for (const [entry, error] of this.#unresolved) states.push({ address: entry, reachable: false, lastError: `cannot resolve: ${error}` });
+    for (const [entry, error] of this.#schedulers.unresolved) states.push({ address: entry, reachable: false, lastError: `cannot resolve: ${error}` });
     return states;
   }
 
   /** Tells every reachable scheduler that this host no longer holds `taskId` (it was evicted). */
   async deleteTask(hostId: string, taskId: string): Promise<void> {
     await Promise.all(
-      this.#endpoints.map((endpoint) =>
+      this.endpoints.map((endpoint) =>
         this.client(endpoint)
           .deleteTask({ hostId, taskId }, { timeoutMs: ANNOUNCE_TIMEOUT_MS })
           .catch((err: unknown) => this.#options.log.debug({ scheduler: endpoint, taskId, err: errorMessage(err) }, "DeleteTask failed")),
@@ -118,7 +108,6 @@ export class SchedulerPool {
   /** Says goodbye (DeleteHost) to reachable schedulers and stops announcing. */
   async close(hostId: string): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#resolveTimer);
     for (const state of this.#states.values()) clearTimeout(state.timer);
     await Promise.all(
       [...this.#states.values()]
@@ -129,34 +118,20 @@ export class SchedulerPool {
             .catch(() => undefined),
         ),
     );
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    this.#schedulers.close();
   }
 
-  async #refreshEndpoints(): Promise<void> {
-    if (this.#closed) return;
-    const { endpoints, unresolved } = await resolveSchedulerEndpoints(this.#entries);
-    for (const [entry, error] of unresolved)
-      if (!this.#unresolved.has(entry)) this.#options.log.warn({ scheduler: entry, err: error }, "cannot resolve scheduler address; will retry");
-    this.#unresolved = unresolved;
-    for (const endpoint of endpoints) {
-      if (this.#states.has(endpoint)) continue;
+  /** Each endpoint gets its own announce loop while it is listed. */
+  #onEndpointsChanged(added: string[], removed: string[]): void {
+    for (const endpoint of added) {
       const state = { address: endpoint, reachable: false, lastError: "not contacted yet", failures: 0 };
       this.#states.set(endpoint, state);
       this.#schedule(endpoint, state, 0);
     }
-    for (const [endpoint, state] of this.#states) {
-      if (endpoints.includes(endpoint)) continue;
-      clearTimeout(state.timer);
+    for (const endpoint of removed) {
+      clearTimeout(this.#states.get(endpoint)?.timer);
       this.#states.delete(endpoint);
-      this.#clients.get(endpoint)?.close();
-      this.#clients.delete(endpoint);
     }
-    this.#endpoints = endpoints;
-    // Names are looked up again now and then, so scaled scheduler replicas are picked up.
-    const again = unresolved.size > 0 ? Math.min(5_000, this.#options.announceIntervalMs) : Math.max(30_000, this.#options.announceIntervalMs * 3);
-    this.#resolveTimer = setTimeout(() => void this.#refreshEndpoints(), again);
-    this.#resolveTimer.unref();
   }
 
   #schedule(endpoint: string, state: SchedulerState & { failures: number; timer?: NodeJS.Timeout }, delayMs: number): void {

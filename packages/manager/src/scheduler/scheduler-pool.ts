@@ -1,14 +1,5 @@
 import { GrpcStatus, HostType, RpcError, createClient, schedulerv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import {
-  LacewingError,
-  errorMessage,
-  parseSchedulerEntry,
-  rendezvousPick,
-  resolveSchedulerEndpoints,
-  type LookupAll,
-  type SchedulerEntry,
-  type Security,
-} from "@lacewing/common";
+import { LacewingError, errorMessage, SchedulerEndpoints, rendezvousPick, type LookupAll, type Security } from "@lacewing/common";
 import type { HostResult, PreheatScope } from "../jobs/job.js";
 import type { HostView, SchedulerStatusView as SchedulerStatus } from "../schema/api-schemas.js";
 
@@ -38,61 +29,52 @@ const SCOPES: Record<PreheatScope, schedulerv1.TriggerScope> = {
 const RESOLVE_INTERVAL_MS = 30_000;
 const RETRY_RESOLVE_MS = 5_000;
 
+type SchedulerClient = RpcClient<typeof schedulerv1.Scheduler>;
+
 /**
  * Clients of every configured scheduler. Names are resolved the way the
- * daemons resolve them (a headless Service name counts once per A record), and
- * a task goes to its owner, chosen by rendezvous hashing of the task id over
- * those endpoints: the rule the daemons use, so the preheated task lands where
- * later downloads look for it.
+ * daemons resolve them (common's SchedulerEndpoints), and a task goes to its
+ * owner, chosen by rendezvous hashing of the task id over those endpoints:
+ * the rule the daemons use, so the preheated task lands where later
+ * downloads look for it.
  */
 export class SchedulerPool {
   /** The configured `--scheduler` entries. */
   readonly addresses: readonly string[];
-  readonly #entries: SchedulerEntry[];
-  readonly #lookup: LookupAll | undefined;
-  readonly #security: Security;
-  readonly #clients = new Map<string, RpcClient<typeof schedulerv1.Scheduler>>();
-  #endpoints: string[] = [];
-  #unresolved = new Map<string, string>();
-  #timer: NodeJS.Timeout | undefined;
-  #closed = false;
+  readonly #schedulers: SchedulerEndpoints<SchedulerClient>;
 
   constructor(addresses: readonly string[], options: { security: Security; lookup?: LookupAll }) {
     this.addresses = [...addresses];
-    this.#entries = this.addresses.map(parseSchedulerEntry);
-    this.#lookup = options.lookup;
-    this.#security = options.security;
+    this.#schedulers = new SchedulerEndpoints({
+      entries: this.addresses,
+      connect: (endpoint) => createClient(schedulerv1.Scheduler, endpoint, { security: options.security, serverRoles: ["scheduler"] }),
+      refreshMs: RESOLVE_INTERVAL_MS,
+      retryMs: RETRY_RESOLVE_MS,
+      ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
+    });
   }
 
   /** Resolves the entries now, and again now and then until close(). */
   async start(): Promise<void> {
-    await this.#resolve();
+    await this.#schedulers.start();
   }
 
   /** The scheduler endpoints (ip:port) tasks are hashed over. */
   get endpoints(): readonly string[] {
-    return this.#endpoints;
+    return this.#schedulers.endpoints;
   }
 
   ownerOf(taskId: string): string {
-    const owner = rendezvousPick(taskId, this.#endpoints);
+    const owner = rendezvousPick(taskId, this.endpoints);
     if (owner === undefined)
       throw new LacewingError(
         "LW_ERR_MANAGER_NO_SCHEDULER",
         "failed_precondition",
-        this.addresses.length === 0 ? "no scheduler is configured (--scheduler)" : `no scheduler address resolves: ${[...this.#unresolved.keys()].join(", ")}`,
+        this.addresses.length === 0
+          ? "no scheduler is configured (--scheduler)"
+          : `no scheduler address resolves: ${[...this.#schedulers.unresolved.keys()].join(", ")}`,
       );
     return owner;
-  }
-
-  async #resolve(): Promise<void> {
-    const { endpoints, unresolved } = await resolveSchedulerEndpoints(this.#entries, this.#lookup);
-    // A lookup that fails for every name keeps the last good list rather than emptying it.
-    if (endpoints.length > 0) this.#endpoints = endpoints;
-    this.#unresolved = unresolved;
-    if (this.#entries.length === 0 || this.#closed) return;
-    this.#timer = setTimeout(() => void this.#resolve(), unresolved.size > 0 ? RETRY_RESOLVE_MS : RESOLVE_INTERVAL_MS);
-    this.#timer.unref();
   }
 
   async trigger(
@@ -101,7 +83,7 @@ export class SchedulerPool {
     scope: PreheatScope,
     options: { signal: AbortSignal; timeoutMs: number },
   ): Promise<TriggerResult> {
-    const response = await this.#client(this.ownerOf(taskId)).triggerDownload({ download, scope: SCOPES[scope], wait: true }, options);
+    const response = await this.#schedulers.client(this.ownerOf(taskId)).triggerDownload({ download, scope: SCOPES[scope], wait: true }, options);
     return {
       taskId: response.taskId,
       hosts: response.results.map((r) => ({ hostId: r.hostId, hostname: r.hostname, ip: r.ip, success: r.success, description: r.description })),
@@ -111,13 +93,13 @@ export class SchedulerPool {
   /** Every scheduler's hosts; an unreachable scheduler is reported, not fatal. */
   async listHosts(timeoutMs = 5_000): Promise<{ hosts: HostView[]; schedulers: SchedulerStatus[] }> {
     const answers = await Promise.all(
-      this.#endpoints.map(async (address) => {
+      this.endpoints.map(async (address) => {
         try {
           // Schedulers answer in pages; a cluster of thousands of nodes takes several.
           const hosts: HostView[] = [];
           let pageToken = "";
           do {
-            const response = await this.#client(address).listHosts({ pageSize: 1000, pageToken }, { timeoutMs });
+            const response = await this.#schedulers.client(address).listHosts({ pageSize: 1000, pageToken }, { timeoutMs });
             hosts.push(...response.hosts.map((status) => toHostView(status, address)));
             pageToken = response.nextPageToken;
           } while (pageToken !== "");
@@ -127,22 +109,26 @@ export class SchedulerPool {
         }
       }),
     );
-    const unresolved = [...this.#unresolved].map(([address, error]) => ({ address, reachable: false, error: `cannot resolve: ${error}`, hostCount: 0 }));
+    const unresolved = [...this.#schedulers.unresolved].map(([address, error]) => ({
+      address,
+      reachable: false,
+      error: `cannot resolve: ${error}`,
+      hostCount: 0,
+    }));
     return { hosts: answers.flatMap((a) => a.hosts), schedulers: [...answers.map((a) => a.status), ...unresolved] };
   }
 
   /** Every scheduler's tasks (up to MAX_TASKS_PER_SCHEDULER each); an unreachable scheduler is reported, not fatal. */
   async listTasks(options: { taskId?: string; timeoutMs?: number } = {}): Promise<{ answers: SchedulerTasks[]; schedulers: SchedulerStatus[] }> {
     const answers = await Promise.all(
-      this.#endpoints.map(async (address) => {
+      this.endpoints.map(async (address) => {
         try {
           const tasks: schedulerv1.TaskStatus[] = [];
           let pageToken = "";
           do {
-            const response = await this.#client(address).listTasks(
-              { pageSize: 1000, pageToken, taskId: options.taskId ?? "" },
-              { timeoutMs: options.timeoutMs ?? 5_000 },
-            );
+            const response = await this.#schedulers
+              .client(address)
+              .listTasks({ pageSize: 1000, pageToken, taskId: options.taskId ?? "" }, { timeoutMs: options.timeoutMs ?? 5_000 });
             tasks.push(...response.tasks);
             pageToken = response.nextPageToken;
           } while (pageToken !== "" && tasks.length < MAX_TASKS_PER_SCHEDULER);
@@ -164,11 +150,11 @@ export class SchedulerPool {
    * with the replica list leaves the record behind.
    */
   async taskFlow(taskId: string, afterSeq: number, timeoutMs = 5_000): Promise<{ scheduler: string; flow: schedulerv1.GetTaskFlowResponse } | undefined> {
-    const owner = rendezvousPick(taskId, this.#endpoints);
-    const order = owner === undefined ? [...this.#endpoints] : [owner, ...this.#endpoints.filter((e) => e !== owner)];
+    const owner = rendezvousPick(taskId, this.endpoints);
+    const order = owner === undefined ? [...this.endpoints] : [owner, ...this.endpoints.filter((e) => e !== owner)];
     for (const address of order) {
       try {
-        const flow = await this.#client(address).getTaskFlow({ taskId, afterSeq: BigInt(afterSeq) }, { timeoutMs });
+        const flow = await this.#schedulers.client(address).getTaskFlow({ taskId, afterSeq: BigInt(afterSeq) }, { timeoutMs });
         return { scheduler: address, flow };
       } catch (err) {
         if (err instanceof RpcError && err.status === GrpcStatus.NOT_FOUND) continue;
@@ -181,19 +167,7 @@ export class SchedulerPool {
   }
 
   close(): void {
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
-  }
-
-  #client(address: string): RpcClient<typeof schedulerv1.Scheduler> {
-    let client = this.#clients.get(address);
-    if (client === undefined) {
-      client = createClient(schedulerv1.Scheduler, address, { security: this.#security, serverRoles: ["scheduler"] });
-      this.#clients.set(address, client);
-    }
-    return client;
+    this.#schedulers.close();
   }
 }
 
