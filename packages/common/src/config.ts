@@ -1,3 +1,4 @@
+import { ErrorCode } from "./error-codes.js";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type * as Yaml from "yaml";
@@ -199,7 +200,7 @@ function readYamlConfig(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+    throw new LacewingError(ErrorCode.config, "invalid_argument", `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
       cause: err,
     });
   }
@@ -207,16 +208,16 @@ function readYamlConfig(path: string): Record<string, unknown> {
   try {
     data = parseYaml(text);
   } catch (err) {
-    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `config file ${path} is not valid YAML: ${(err as Error).message.split("\n")[0]}`, {
+    throw new LacewingError(ErrorCode.config, "invalid_argument", `config file ${path} is not valid YAML: ${(err as Error).message.split("\n")[0]}`, {
       cause: err,
     });
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== "object" || Array.isArray(data))
-    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `config file ${path} must be a mapping of keys to values`);
+    throw new LacewingError(ErrorCode.config, "invalid_argument", `config file ${path} must be a mapping of keys to values`);
   return data as Record<string, unknown>;
 }
 
 function configError(key: string, problem: string): LacewingError {
-  return new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: ${key} ${problem}`, { details: { key } });
+  return new LacewingError(ErrorCode.config, "invalid_argument", `invalid config: ${key} ${problem}`, { details: { key } });
 }

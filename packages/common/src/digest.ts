@@ -1,3 +1,4 @@
+import { ErrorCode } from "./error-codes.js";
 import { createHash, type Hash } from "node:crypto";
 import { LacewingError } from "./errors.js";
 
@@ -16,7 +17,7 @@ export function parseDigest(text: string): Digest {
   const algorithm = match?.[1] as DigestAlgorithm | undefined;
   const hex = match?.[2]?.toLowerCase();
   if (!algorithm || !hex || hex.length !== HEX_LENGTH[algorithm]) {
-    throw new LacewingError("LW_ERR_BAD_DIGEST", "invalid_argument", `invalid digest ${JSON.stringify(text)}: expected sha256:<64 hex> or sha512:<128 hex>`);
+    throw new LacewingError(ErrorCode.badDigest, "invalid_argument", `invalid digest ${JSON.stringify(text)}: expected sha256:<64 hex> or sha512:<128 hex>`);
   }
   return { algorithm, hex };
 }

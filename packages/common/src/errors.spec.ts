@@ -5,10 +5,10 @@ import { LacewingError, errorMessage, isAbortError, isLacewingError } from "./er
 describe("LacewingError", () => {
   it("carries code, kind, details and cause", () => {
     const cause = new Error("root");
-    const err = new LacewingError("LW_ERR_X", "not_found", "task not found", { cause, details: { taskId: "t" } });
+    const err = new LacewingError("LW_ERR_INTERNAL", "not_found", "task not found", { cause, details: { taskId: "t" } });
     assert.ok(err instanceof Error);
     assert.equal(err.name, "LacewingError");
-    assert.equal(err.code, "LW_ERR_X");
+    assert.equal(err.code, "LW_ERR_INTERNAL");
     assert.equal(err.kind, "not_found");
     assert.equal(err.message, "task not found");
     assert.deepEqual(err.details, { taskId: "t" });
@@ -17,7 +17,7 @@ describe("LacewingError", () => {
   });
 
   it("defaults details to an empty object and has no cause when none is given", () => {
-    const err = new LacewingError("LW_ERR_X", "internal", "m");
+    const err = new LacewingError("LW_ERR_INTERNAL", "internal", "m");
     assert.deepEqual(err.details, {});
     assert.equal("cause" in err, false);
   });
@@ -26,7 +26,7 @@ describe("LacewingError", () => {
 describe("error helpers", () => {
   it("isLacewingError rejects plain errors", () => {
     assert.equal(isLacewingError(new Error("x")), false);
-    assert.equal(isLacewingError({ code: "LW_ERR_X" }), false);
+    assert.equal(isLacewingError({ code: "LW_ERR_INTERNAL" }), false);
   });
 
   it("errorMessage reads errors and stringifies anything else", () => {

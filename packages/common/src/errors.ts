@@ -1,3 +1,5 @@
+import type { ErrorCode } from "./error-codes.js";
+
 /**
  * The condition class of an error. Boundaries (gRPC, HTTP, the CLI) turn a
  * kind into their own status in one place each.
@@ -24,14 +26,15 @@ export interface LacewingErrorOptions {
 
 /**
  * Base error of every Lacewing package. `code` is stable and machine-readable
- * (`LW_ERR_*`); `message` is one human sentence that is safe to show a user.
+ * (one of error-codes.ts); `message` is one human sentence that is safe to
+ * show a user.
  */
 export class LacewingError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly kind: ErrorKind;
   readonly details: Record<string, unknown>;
 
-  constructor(code: string, kind: ErrorKind, message: string, options: LacewingErrorOptions = {}) {
+  constructor(code: ErrorCode, kind: ErrorKind, message: string, options: LacewingErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "LacewingError";
     this.code = code;

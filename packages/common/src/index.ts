@@ -8,6 +8,7 @@
  * ```
  */
 export { LacewingError, isLacewingError, errorMessage, isAbortError, type ErrorKind, type LacewingErrorOptions } from "./errors.js";
+export { ErrorCode, RPC_STATUS_NAMES, isErrorCode, type RpcErrorCode } from "./error-codes.js";
 export { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf, type TaskIdInput } from "./task-id.js";
 export {
   MAX_CONTENT_LENGTH,

@@ -1,3 +1,4 @@
+import { ErrorCode } from "./error-codes.js";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { LacewingError, errorMessage } from "./errors.js";
@@ -13,7 +14,7 @@ export function parseSchedulerEntry(entry: string): SchedulerEntry {
   const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(entry.trim());
   const port = match ? Number(match[2]) : NaN;
   if (!match || !Number.isInteger(port) || port < 1 || port > 65535)
-    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `scheduler address ${JSON.stringify(entry)} is not HOST:PORT`);
+    throw new LacewingError(ErrorCode.config, "invalid_argument", `scheduler address ${JSON.stringify(entry)} is not HOST:PORT`);
   return { host: match[1]!, port };
 }
 

@@ -1,3 +1,4 @@
+import { ErrorCode } from "./error-codes.js";
 import { createHash } from "node:crypto";
 import { LacewingError } from "./errors.js";
 
@@ -55,11 +56,11 @@ export function parseUrl(url: string): URL {
   try {
     parsed = new URL(url);
   } catch (err) {
-    throw new LacewingError("LW_ERR_BAD_URL", "invalid_argument", `not a valid URL: ${JSON.stringify(url)}`, { cause: err });
+    throw new LacewingError(ErrorCode.badUrl, "invalid_argument", `not a valid URL: ${JSON.stringify(url)}`, { cause: err });
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new LacewingError(
-      "LW_ERR_BAD_URL",
+      ErrorCode.badUrl,
       "invalid_argument",
       `unsupported URL scheme ${parsed.protocol.replace(/:$/, "")}: only http and https are supported`,
     );

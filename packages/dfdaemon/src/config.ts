@@ -1,4 +1,4 @@
-import { DEFAULTS, LacewingError, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { ErrorCode, DEFAULTS, LacewingError, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
 
 export const dfdaemonSchema = {
   scheduler: field.list({
@@ -131,7 +131,7 @@ export type DfdaemonConfig = ConfigOf<typeof dfdaemonSchema>;
 export function loadDfdaemonConfig(sources: ConfigSources): DfdaemonConfig {
   const config = loadConfig(dfdaemonSchema, sources);
   if (config.lowWatermark >= config.highWatermark)
-    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: lowWatermark must be below highWatermark (${config.highWatermark})`, {
+    throw new LacewingError(ErrorCode.config, "invalid_argument", `invalid config: lowWatermark must be below highWatermark (${config.highWatermark})`, {
       details: { key: "lowWatermark" },
     });
   return config;

@@ -4,12 +4,12 @@ import { dirname } from "node:path";
 import { createHash } from "node:crypto";
 import type { Agent } from "undici";
 import { HostType, RpcServer, dfdaemonv1 } from "@lacewing/api";
-import { LacewingError, MetricsServer, securityOf, type Logger, type Security } from "@lacewing/common";
+import { ErrorCode, LacewingError, MetricsServer, securityOf, type Logger, type Security } from "@lacewing/common";
 import { localApi } from "./api/local-api.js";
 import type { DfdaemonConfig } from "./config.js";
 import { TaskManager } from "./download/task-manager.js";
 import { originFiller, type TaskFiller } from "./download/task-filler.js";
-import { DaemonErrorCode, daemonError } from "./errors.js";
+import { daemonError } from "./errors.js";
 import { createDfdaemonMetrics, type DfdaemonMetrics } from "./metrics.js";
 import { PeerClients, parentChannels } from "./p2p/parent-peer.js";
 import { peerFiller } from "./p2p/peer-filler.js";
@@ -79,7 +79,7 @@ export class Dfdaemon {
     this.security = options.security ?? securityOf(config, { role: config.seed ? "seed" : "peer", listen: [config.listenIp], log });
     if (config.uploadTls && this.security.mode !== "tls")
       throw new LacewingError(
-        "LW_ERR_CONFIG",
+        ErrorCode.config,
         "invalid_argument",
         "invalid config: uploadTls needs tlsDir (the upload port's TLS uses the cluster certificates)",
         {
@@ -187,7 +187,7 @@ export class Dfdaemon {
       });
     return (request) => {
       if (request.spec.disableBackToSource === true)
-        return Promise.reject(daemonError(DaemonErrorCode.noSource, "unavailable", "no scheduler is configured and back-to-source is disabled"));
+        return Promise.reject(daemonError(ErrorCode.noSource, "unavailable", "no scheduler is configured and back-to-source is disabled"));
       return origin(request);
     };
   }

@@ -8,7 +8,6 @@
  */
 export { Dfdaemon } from "./daemon.js";
 export { dfdaemonSchema, loadDfdaemonConfig, type DfdaemonConfig } from "./config.js";
-export { DaemonErrorCode } from "./errors.js";
 export { TaskStore } from "./storage/task-store.js";
 export { StoredTask, type TaskMeta, type StoredPiece } from "./storage/stored-task.js";
 export { TaskManager, type DownloadSpec, type DownloadResult } from "./download/task-manager.js";

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { createUnixClient, dfdaemonv1, type DownloadSchema, type MessageInitShape } from "@lacewing/api/dfdaemon-client";
-import { LacewingError, MAX_TIMER_MS, silentLogger, type Logger } from "@lacewing/common";
+import { ErrorCode, LacewingError, MAX_TIMER_MS, silentLogger, type Logger } from "@lacewing/common";
 
 /** The `Download` message sent to the daemon, as a plain object. */
 export type DownloadInit = MessageInitShape<typeof DownloadSchema>;
@@ -120,13 +120,13 @@ export async function download(request: DownloadInit, options: DownloadOptions):
           break;
       }
     }
-    throw new LacewingError("LW_ERR_PROTOCOL", "internal", "the daemon ended the download without reporting a result");
+    throw new LacewingError(ErrorCode.protocol, "internal", "the daemon ended the download without reporting a result");
   } catch (err) {
     // Our own abort surfaces as a CANCELLED RpcError; say which abort it was.
     if (timedOut) {
-      throw new LacewingError("LW_ERR_TIMEOUT", "deadline_exceeded", `download timed out after ${formatMs(options.timeoutMs ?? 0)}`, { cause: err });
+      throw new LacewingError(ErrorCode.timeout, "deadline_exceeded", `download timed out after ${formatMs(options.timeoutMs ?? 0)}`, { cause: err });
     }
-    if (options.signal?.aborted) throw new LacewingError("LW_ERR_CANCELLED", "cancelled", "download cancelled", { cause: err });
+    if (options.signal?.aborted) throw new LacewingError(ErrorCode.cancelled, "cancelled", "download cancelled", { cause: err });
     throw err;
   } finally {
     clearTimeout(timer);
@@ -139,9 +139,9 @@ export async function download(request: DownloadInit, options: DownloadOptions):
 async function assertSocket(socket: string): Promise<void> {
   const info = await stat(socket).catch((err: NodeJS.ErrnoException) => err);
   if (info instanceof Error) {
-    throw new LacewingError("LW_ERR_NO_DAEMON", "unavailable", `cannot reach ${socket} (${info.code ?? info.message})`, { cause: info });
+    throw new LacewingError(ErrorCode.noDaemon, "unavailable", `cannot reach ${socket} (${info.code ?? info.message})`, { cause: info });
   }
-  if (!info.isSocket()) throw new LacewingError("LW_ERR_NO_DAEMON", "unavailable", `${socket} is not a socket (ENOTSOCK)`);
+  if (!info.isSocket()) throw new LacewingError(ErrorCode.noDaemon, "unavailable", `${socket} is not a socket (ENOTSOCK)`);
 }
 
 function formatMs(ms: number): string {

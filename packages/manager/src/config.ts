@@ -1,4 +1,4 @@
-import { DEFAULTS, LacewingError, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
+import { ErrorCode, DEFAULTS, LacewingError, field, loadConfig, securityConfigFields, type ConfigOf, type ConfigSources } from "@lacewing/common";
 import { parseAuthority } from "./rest/request-guards.js";
 
 /** Every setting of lacewing-manager: defaults < YAML (--config) < environment < flags. */
@@ -54,9 +54,14 @@ export function checkManagerConfig(config: ManagerConfig): void {
   if (config.token !== "") return;
   for (const key of ["listen", "grpcListen"] as const) {
     if (!isLoopback(config[key]))
-      throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: token is required when ${key} (${config[key]}) is not a loopback address`, {
-        details: { key: "token" },
-      });
+      throw new LacewingError(
+        ErrorCode.config,
+        "invalid_argument",
+        `invalid config: token is required when ${key} (${config[key]}) is not a loopback address`,
+        {
+          details: { key: "token" },
+        },
+      );
   }
 }
 
@@ -68,6 +73,6 @@ function isLoopback(address: string): boolean {
 /** Splits "host:port" / "[v6]:port". */
 export function splitHostPort(address: string): { host: string; port: number } {
   const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
-  if (match === null) throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid address ${JSON.stringify(address)}: expected HOST:PORT`);
+  if (match === null) throw new LacewingError(ErrorCode.config, "invalid_argument", `invalid address ${JSON.stringify(address)}: expected HOST:PORT`);
   return { host: match[1] ?? "", port: Number(match[2]) };
 }

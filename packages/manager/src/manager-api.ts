@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { LacewingError, type Logger } from "@lacewing/common";
+import { ErrorCode, LacewingError, type Logger } from "@lacewing/common";
 import { flowViewOf, taskMatches, taskViewOf, type HostIndex } from "./cluster/task-views.js";
 import type { JobStore } from "./db/job-store.js";
 import { createJobInputOf, normalJobId, splitSecrets } from "./jobs/job-args.js";
@@ -70,7 +70,7 @@ export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
     tasks.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
     return { tasks, unreachable: statuses.filter((s) => !s.reachable) };
   };
-  const taskNotFound = (id: string): LacewingError => new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no scheduler knows task ${id}`);
+  const taskNotFound = (id: string): LacewingError => new LacewingError(ErrorCode.managerNotFound, "not_found", `no scheduler knows task ${id}`);
   return {
     async createJob(body) {
       const input = createJobInputOf(body);
@@ -124,7 +124,7 @@ export function createManagerApi(deps: ManagerApiDeps): ManagerApi {
     },
     async getTaskFlow(id, afterSeq) {
       const found = await schedulers.taskFlow(id, afterSeq);
-      if (found === undefined) throw new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no scheduler holds a recent flow of task ${id}`);
+      if (found === undefined) throw new LacewingError(ErrorCode.managerNotFound, "not_found", `no scheduler holds a recent flow of task ${id}`);
       const hosts = await hostIndex();
       const { tasks } = await allTasks(id, hosts);
       return flowViewOf(found.flow, found.scheduler, tasks.find((t) => t.id === id) ?? null, hosts);

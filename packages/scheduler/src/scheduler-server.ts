@@ -1,5 +1,5 @@
 import { RpcServer, schedulerv1 } from "@lacewing/api";
-import { LacewingError, createLogger, errorMessage, securityOf, type Logger, type Security } from "@lacewing/common";
+import { ErrorCode, LacewingError, createLogger, errorMessage, securityOf, type Logger, type Security } from "@lacewing/common";
 import { loadSchedulerConfig, type SchedulerConfig } from "./config.js";
 import { createSchedulerMetrics, type SchedulerMetrics } from "./metrics/metrics.js";
 import { MetricsServer } from "@lacewing/common";
@@ -115,7 +115,7 @@ export class SchedulerServer {
       this.#port = await this.#rpc.listen(this.config.listen);
     } catch (err) {
       const reason = /EADDRINUSE/.test(errorMessage(err)) ? "address already in use" : errorMessage(err);
-      throw new LacewingError("LW_ERR_LISTEN", "unavailable", `cannot listen on ${this.config.listen}: ${reason}`, { cause: err });
+      throw new LacewingError(ErrorCode.listen, "unavailable", `cannot listen on ${this.config.listen}: ${reason}`, { cause: err });
     }
     if (this.#metricsServer !== undefined) await this.#metricsServer.listen(this.#metricsHost, this.config.metricsPort);
     this.#gcTimer = setInterval(() => this.collectGarbage(), this.config.gcInterval);

@@ -12,7 +12,7 @@ import { GrpcStatus, RpcError } from "./status.js";
 function maybeFail(request: EchoRequest, context: CallContext): void {
   if (request.failKind === "secret") throw new Error("database password is hunter2");
   if (request.failKind === "require-manager") requireRole(context, ["manager"], "echo");
-  else if (request.failKind) throw new LacewingError("LW_ERR_TEST", request.failKind as ErrorKind, `failed as ${request.failKind}`);
+  else if (request.failKind) throw new LacewingError("LW_ERR_INTERNAL", request.failKind as ErrorKind, `failed as ${request.failKind}`);
 }
 
 const ca = createCertificateAuthority();
@@ -106,7 +106,7 @@ describe("grpc-js adapter over a real socket", () => {
     await assert.rejects(client.echo({ text: "x", failKind: "not_found" }), (err: unknown) => {
       assert.ok(err instanceof RpcError);
       assert.equal(err.status, GrpcStatus.NOT_FOUND);
-      assert.equal(err.code, "LW_ERR_TEST");
+      assert.equal(err.code, "LW_ERR_INTERNAL");
       assert.equal(err.kind, "not_found");
       assert.equal(err.message, "failed as not_found");
       return true;

@@ -1,4 +1,4 @@
-import { LacewingError, type Identity, type Role } from "@lacewing/common";
+import { ErrorCode, LacewingError, type Identity, type Role } from "@lacewing/common";
 import type { CallContext } from "./types.js";
 
 /**
@@ -11,7 +11,7 @@ export function requireRole(context: CallContext, roles: readonly Role[], action
   const caller = context.caller;
   if (caller === undefined || !roles.includes(caller.role))
     throw new LacewingError(
-      "LW_ERR_PERMISSION_DENIED",
+      ErrorCode.permissionDenied,
       "permission_denied",
       `${action} needs a ${roles.join(" or ")} certificate; the caller is ${caller === undefined ? "no cluster member" : `a ${caller.role}`}`,
     );

@@ -1,5 +1,14 @@
 import { Metadata, status as GrpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
-import { LacewingError, isAbortError, type ErrorKind } from "@lacewing/common";
+import {
+  LacewingError,
+  RPC_STATUS_NAMES,
+  isAbortError,
+  isErrorCode,
+  type ErrorCode,
+  type ErrorKind,
+  type LacewingErrorOptions,
+  type RpcErrorCode,
+} from "@lacewing/common";
 
 const ERROR_CODE_KEY = "lw-error-code";
 
@@ -27,13 +36,25 @@ statusToKind.set(GrpcStatus.OUT_OF_RANGE, "invalid_argument");
 /** An error that crossed a gRPC boundary, on either side. */
 export class RpcError extends LacewingError {
   readonly status: GrpcStatus;
+  /**
+   * True when no Lacewing process chose the code: the call failed in
+   * transport (grpc-js's own status: no server, deadline, reset). Such an
+   * error's code is `LW_ERR_RPC_<STATUS>`.
+   */
+  readonly transport: boolean;
 
-  constructor(status: GrpcStatus, message: string, code?: string, cause?: unknown) {
+  constructor(status: GrpcStatus, message: string, code?: ErrorCode, options: LacewingErrorOptions = {}) {
     const kind = statusToKind.get(status) ?? "internal";
-    super(code ?? `LW_ERR_RPC_${GrpcStatus[status] ?? "UNKNOWN"}`, kind, message, { cause });
+    super(code ?? rpcCodeOf(status), kind, message, options);
     this.name = "RpcError";
     this.status = status;
+    this.transport = code === undefined;
   }
+}
+
+function rpcCodeOf(status: GrpcStatus): RpcErrorCode {
+  const name = RPC_STATUS_NAMES.find((candidate) => GrpcStatus[candidate] === status);
+  return `LW_ERR_RPC_${name ?? "UNKNOWN"}`;
 }
 
 /**
@@ -60,12 +81,15 @@ export function fromServiceError(err: unknown): RpcError {
   if (err instanceof RpcError) return err;
   const serviceError = err as Partial<ServiceError>;
   if (typeof serviceError.code === "number") {
-    const codeValue = serviceError.metadata?.get(ERROR_CODE_KEY)[0];
-    const code = typeof codeValue === "string" ? codeValue : undefined;
-    return new RpcError(serviceError.code, serviceError.details ?? serviceError.message ?? "rpc failed", code, err);
+    const label = serviceError.metadata?.get(ERROR_CODE_KEY)[0];
+    const message = serviceError.details ?? serviceError.message ?? "rpc failed";
+    if (typeof label !== "string") return new RpcError(serviceError.code, message, undefined, { cause: err });
+    // A code this version does not know (a newer peer's): the status stands for it, the label stays in the details.
+    if (!isErrorCode(label)) return new RpcError(serviceError.code, message, rpcCodeOf(serviceError.code), { cause: err, details: { remoteCode: label } });
+    return new RpcError(serviceError.code, message, label, { cause: err });
   }
-  if (isAbortError(err)) return new RpcError(GrpcStatus.CANCELLED, "cancelled", undefined, err);
-  return new RpcError(GrpcStatus.UNKNOWN, err instanceof Error ? err.message : String(err), undefined, err);
+  if (isAbortError(err)) return new RpcError(GrpcStatus.CANCELLED, "cancelled", undefined, { cause: err });
+  return new RpcError(GrpcStatus.UNKNOWN, err instanceof Error ? err.message : String(err), undefined, { cause: err });
 }
 
 export { GrpcStatus };

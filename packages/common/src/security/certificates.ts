@@ -1,3 +1,4 @@
+import { ErrorCode } from "../error-codes.js";
 import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import { LacewingError } from "../errors.js";
 import { bitString, boolean, explicit, integer, namedBits, octetString, oid, sequence, set, smallInteger, time, tlv, utf8String, type Der } from "./der.js";
@@ -70,10 +71,10 @@ export function issueCertificate(ca: KeyPair, options: IssueOptions): KeyPair {
     caCert = new X509Certificate(ca.certPem);
     caKey = createPrivateKey(ca.keyPem);
   } catch (err) {
-    throw new LacewingError("LW_ERR_TLS", "invalid_argument", `the CA certificate or key cannot be read: ${(err as Error).message}`, { cause: err });
+    throw new LacewingError(ErrorCode.tls, "invalid_argument", `the CA certificate or key cannot be read: ${(err as Error).message}`, { cause: err });
   }
-  if (!caCert.ca) throw new LacewingError("LW_ERR_TLS", "invalid_argument", "the CA certificate is not a certificate authority (basicConstraints CA:FALSE)");
-  if (!caCert.checkPrivateKey(caKey)) throw new LacewingError("LW_ERR_TLS", "invalid_argument", "the CA key does not belong to the CA certificate");
+  if (!caCert.ca) throw new LacewingError(ErrorCode.tls, "invalid_argument", "the CA certificate is not a certificate authority (basicConstraints CA:FALSE)");
+  if (!caCert.checkPrivateKey(caKey)) throw new LacewingError(ErrorCode.tls, "invalid_argument", "the CA key does not belong to the CA certificate");
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   const caFields = certificateFields(caCert.raw);
   const authorityKeyId = caFields.subjectKeyId ?? keyIdOf(caCert.publicKey);

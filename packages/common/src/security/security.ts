@@ -1,3 +1,4 @@
+import { ErrorCode } from "../error-codes.js";
 import { field } from "../config.js";
 import { LacewingError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -74,5 +75,5 @@ export function isLoopbackAddress(address: string): boolean {
 }
 
 function configError(key: string, problem: string): LacewingError {
-  return new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: ${key} ${problem}`, { details: { key } });
+  return new LacewingError(ErrorCode.config, "invalid_argument", `invalid config: ${key} ${problem}`, { details: { key } });
 }

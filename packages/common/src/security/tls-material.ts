@@ -1,3 +1,4 @@
+import { ErrorCode } from "../error-codes.js";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -22,7 +23,7 @@ export interface TlsMaterial {
 export const TLS_FILES = { ca: "ca.crt", cert: "tls.crt", key: "tls.key" } as const;
 
 function tlsError(message: string, cause?: unknown): LacewingError {
-  return new LacewingError("LW_ERR_TLS", "invalid_argument", message, cause === undefined ? {} : { cause });
+  return new LacewingError(ErrorCode.tls, "invalid_argument", message, cause === undefined ? {} : { cause });
 }
 
 function readPem(dir: string, file: string): Buffer {

@@ -1,11 +1,11 @@
 import type { dfdaemonv1 } from "@lacewing/api";
 import { type ServiceImpl, type MessageInitShape } from "@lacewing/api";
-import { AsyncQueue } from "@lacewing/common";
+import { ErrorCode, AsyncQueue } from "@lacewing/common";
 import type { TaskManager } from "../download/task-manager.js";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { SchedulerState } from "../scheduler/scheduler-pool.js";
 import type { TaskStore } from "../storage/task-store.js";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 import type { CacheCollector } from "../gc/collector.js";
 import type { GcPolicy } from "../gc/eviction-policy.js";
 import { gcResponseOf } from "./gc-response.js";
@@ -90,7 +90,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
 
     async statTask(request) {
       const task = deps.store.get(request.taskId);
-      if (!task) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not in this daemon's cache`);
+      if (!task) throw daemonError(ErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not in this daemon's cache`);
       return {
         info: task.info(),
         completedPieces: task.pieceCount,

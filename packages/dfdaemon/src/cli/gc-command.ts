@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { Command } from "commander";
 import { createUnixClient, dfdaemonv1 } from "@lacewing/api";
-import { DEFAULTS, LacewingError, formatBytes } from "@lacewing/common";
+import { ErrorCode, DEFAULTS, LacewingError, formatBytes } from "@lacewing/common";
 import { formatAge } from "../gc/eviction-policy.js";
 
 /**
@@ -18,7 +18,7 @@ export function gcCommand(): Command {
     .option("--json", "print the result as JSON")
     .action(async (flags: { dryRun?: boolean; task?: string; socket: string; json?: boolean }) => {
       const info = await stat(flags.socket).catch(() => undefined);
-      if (!info?.isSocket()) throw new LacewingError("LW_ERR_NO_DAEMON", "unavailable", `no dfdaemon is listening on ${flags.socket} (use --socket)`);
+      if (!info?.isSocket()) throw new LacewingError(ErrorCode.noDaemon, "unavailable", `no dfdaemon is listening on ${flags.socket} (use --socket)`);
       const client = createUnixClient(dfdaemonv1.DfdaemonDownload, flags.socket);
       try {
         if (flags.task !== undefined) {

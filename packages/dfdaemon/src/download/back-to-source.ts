@@ -1,9 +1,9 @@
-import { isLacewingError, MIN_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
+import { ErrorCode, isLacewingError, MIN_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
 import { fetchRange, isRetryableOriginError, probeOrigin, type OriginProbe, type OriginRequest } from "../source/origin-client.js";
 import { RangeFallbackError, type RangeReader } from "../source/range-reader.js";
 import type { PieceBuffers } from "../storage/piece-buffers.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 
 export interface BackToSourceOptions {
   /** Pieces fetched from the origin at once. */
@@ -44,11 +44,7 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
         : pieceLengthFor(probe.contentLength);
   if (task.contentLength !== probe.contentLength || task.pieceLength !== pieceLength) {
     if (task.pieceCount > 0 && probe.contentLength >= 0 && task.contentLength !== probe.contentLength) {
-      throw daemonError(
-        DaemonErrorCode.originProtocol,
-        "failed_precondition",
-        `origin content length changed from ${task.contentLength} to ${probe.contentLength}`,
-      );
+      throw daemonError(ErrorCode.originProtocol, "failed_precondition", `origin content length changed from ${task.contentLength} to ${probe.contentLength}`);
     }
     await task.setLength(probe.contentLength, pieceLength);
   }
@@ -61,7 +57,7 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
   await retry(async (attempt) => {
     const stream = attempt === 0 && body ? body : (await probeOrigin(origin)).body;
     body = undefined;
-    if (!stream) throw daemonError(DaemonErrorCode.originProtocol, "unavailable", "origin stopped ignoring Range between requests");
+    if (!stream) throw daemonError(ErrorCode.originProtocol, "unavailable", "origin stopped ignoring Range between requests");
     await fetchSequential(task, stream, options);
   }, tryOptions);
 }
@@ -166,17 +162,17 @@ async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, op
         at += take;
         total += take;
         if (known && total > task.contentLength)
-          throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${task.contentLength} bytes it announced`);
+          throw daemonError(ErrorCode.originProtocol, "unavailable", `origin sent more than the ${task.contentLength} bytes it announced`);
         if (filled === pieceLength) await flush();
       }
     }
   } catch (err) {
     if (isLacewingError(err)) throw err;
-    throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${total} bytes`, err);
+    throw daemonError(ErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${total} bytes`, err);
   }
   if (filled > 0) await flush();
   if (known && total !== task.contentLength) {
-    throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${total} of the ${task.contentLength} bytes it announced`);
+    throw daemonError(ErrorCode.originProtocol, "unavailable", `origin sent ${total} of the ${task.contentLength} bytes it announced`);
   }
   if (!known) await task.setLength(total, pieceLength);
 }

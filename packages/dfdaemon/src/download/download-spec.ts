@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, MAX_TIMER_MS, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
+import { ErrorCode, LacewingError, MAX_TIMER_MS, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -22,14 +22,14 @@ export interface DownloadSpec {
 
 /** Checks a Download message and turns it into a spec; a missing or bad URL is invalid_argument. */
 export function downloadSpecOf(download: Download | undefined): DownloadSpec {
-  if (!download?.url) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download.url is required");
+  if (!download?.url) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "download.url is required");
   parseUrl(download.url);
   const pieceLength = Number(download.pieceLength);
   if (pieceLength !== 0 && !isPieceLength(pieceLength))
-    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `piece length ${pieceLength} is not a power of two from 64 KiB to 64 MiB`);
+    throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `piece length ${pieceLength} is not a power of two from 64 KiB to 64 MiB`);
   // The deadline becomes AbortSignal.timeout, which fires at once beyond the timer limit.
   if (download.timeoutMs > BigInt(MAX_TIMER_MS))
-    throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `download.timeout_ms ${download.timeoutMs} is above ${MAX_TIMER_MS} (about 24.8 days)`);
+    throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `download.timeout_ms ${download.timeoutMs} is above ${MAX_TIMER_MS} (about 24.8 days)`);
   return {
     url: download.url,
     tag: download.tag,
@@ -61,6 +61,6 @@ export function expectedDigestOf(url: string, digest: string): string {
   const given = parseDigest(digest);
   const canonical = `${given.algorithm}:${given.hex}`;
   if (blob !== undefined && blob !== canonical)
-    throw new LacewingError("LW_ERR_BAD_DIGEST", "invalid_argument", `digest ${canonical} contradicts the blob digest ${blob} in the URL`);
+    throw new LacewingError(ErrorCode.badDigest, "invalid_argument", `digest ${canonical} contradicts the blob digest ${blob} in the URL`);
   return canonical;
 }

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { copyFile, link, lstat, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { errorMessage, isLacewingError } from "@lacewing/common";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { ErrorCode, errorMessage, isLacewingError } from "@lacewing/common";
+import { daemonError } from "../errors.js";
 import { fsyncDirectory } from "../storage/fsync-directory.js";
 
 /**
@@ -134,11 +134,7 @@ async function exclusively(output: string, random: () => string, create: (path: 
       if (codeOf(err) !== "EEXIST") throw err;
     }
   }
-  throw daemonError(
-    DaemonErrorCode.output,
-    "permission_denied",
-    `cannot write output ${output}: ${TEMP_ATTEMPTS} fresh temporary names beside it were all taken`,
-  );
+  throw daemonError(ErrorCode.output, "permission_denied", `cannot write output ${output}: ${TEMP_ATTEMPTS} fresh temporary names beside it were all taken`);
 }
 
 async function fsyncFile(path: string): Promise<void> {
@@ -166,5 +162,5 @@ function codeOf(err: unknown): string {
 
 function outputError(err: unknown, output: string): Error {
   const code = codeOf(err) || errorMessage(err);
-  return daemonError(DaemonErrorCode.output, code === "ENOSPC" ? "resource_exhausted" : "permission_denied", `cannot write output ${output}: ${code}`, err);
+  return daemonError(ErrorCode.output, code === "ENOSPC" ? "resource_exhausted" : "permission_denied", `cannot write output ${output}: ${code}`, err);
 }

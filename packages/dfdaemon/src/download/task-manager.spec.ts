@@ -4,8 +4,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { deferred, isLacewingError, pieceDigestOf, silentLogger } from "@lacewing/common";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { ErrorCode, deferred, isLacewingError, pieceDigestOf, silentLogger } from "@lacewing/common";
+import { daemonError } from "../errors.js";
 import { createDfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
 import type { DownloadSpec } from "./download-spec.js";
@@ -37,10 +37,10 @@ describe("TaskManager: a download joining a running one keeps its own options", 
     const fill: TaskFiller = async (request) => {
       calls.push(request);
       await gate.promise;
-      if (request.spec.disableBackToSource === true) throw daemonError(DaemonErrorCode.noSource, "unavailable", "back-to-source is disabled");
+      if (request.spec.disableBackToSource === true) throw daemonError(ErrorCode.noSource, "unavailable", "back-to-source is disabled");
       const authorization = Object.entries(request.spec.requestHeaders).find(([name]) => name.toLowerCase() === "authorization")?.[1];
       if (authorization !== "Bearer right")
-        throw daemonError(DaemonErrorCode.originStatus, "unauthenticated", "origin returned HTTP 401", undefined, { status: 401, retryable: false });
+        throw daemonError(ErrorCode.originStatus, "unauthenticated", "origin returned HTTP 401", undefined, { status: 401, retryable: false });
       const { task } = request;
       await task.setLength(CONTENT.byteLength, 64 * 1024);
       const piece = { number: 0, offset: 0, length: CONTENT.byteLength, sha256: pieceDigestOf(CONTENT) };
@@ -77,7 +77,7 @@ describe("TaskManager: a download joining a running one keeps its own options", 
     const first = tasks.download(spec({ disableBackToSource: true }), {}).catch(code);
     const joiner = tasks.download(spec({}), {});
     origin.release();
-    assert.equal(await first, DaemonErrorCode.noSource);
+    assert.equal(await first, ErrorCode.noSource);
     assert.equal((await joiner).traffic.fromOrigin, CONTENT.byteLength);
     assert.equal(origin.calls.length, 2, "the joiner got a run with its own options");
   });
@@ -89,7 +89,7 @@ describe("TaskManager: a download joining a running one keeps its own options", 
     const first = tasks.download(spec({ requestHeaders: { authorization: "Bearer wrong" } }), {}).catch(code);
     const joiner = tasks.download(spec({ requestHeaders: { Authorization: "Bearer right" } }), {});
     origin.release();
-    assert.equal(await first, DaemonErrorCode.originStatus);
+    assert.equal(await first, ErrorCode.originStatus);
     await joiner;
     assert.equal(origin.calls[1]!.spec.requestHeaders["Authorization"], "Bearer right", "the origin saw the joiner's own headers");
   });
@@ -101,7 +101,7 @@ describe("TaskManager: a download joining a running one keeps its own options", 
     const wrong = { requestHeaders: { authorization: "Bearer wrong" } };
     const both = [tasks.download(spec(wrong), {}).catch(code), tasks.download(spec(wrong), {}).catch(code)];
     origin.release();
-    assert.deepEqual(await Promise.all(both), [DaemonErrorCode.originStatus, DaemonErrorCode.originStatus]);
+    assert.deepEqual(await Promise.all(both), [ErrorCode.originStatus, ErrorCode.originStatus]);
     assert.equal(origin.calls.length, 1);
   });
 });
@@ -144,7 +144,7 @@ describe("TaskManager: a digest mismatch", () => {
     });
     // Cached first without a digest, then asked for with one it does not match: the cached copy goes.
     await tasks.download(request(""), {});
-    await assert.rejects(tasks.download(request(wanted), {}), (err: unknown) => isLacewingError(err) && err.code === DaemonErrorCode.digestMismatch);
+    await assert.rejects(tasks.download(request(wanted), {}), (err: unknown) => isLacewingError(err) && err.code === ErrorCode.digestMismatch);
     content = fresh;
     const result = await tasks.download(request(wanted), {});
     assert.equal(result.digest, wanted);

@@ -1,8 +1,8 @@
 import { EventEmitter, setMaxListeners } from "node:events";
-import { deferred, errorMessage, formatDigest, isAbortError, isLacewingError, parseDigest, type Digest, type Logger } from "@lacewing/common";
+import { ErrorCode, deferred, errorMessage, formatDigest, isAbortError, isLacewingError, parseDigest, type Digest, type Logger } from "@lacewing/common";
 import type { TaskStore } from "../storage/task-store.js";
 import type { StoredTask } from "../storage/stored-task.js";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { TaskFiller } from "./task-filler.js";
 import { placeOutput } from "./place-output.js";
@@ -151,11 +151,7 @@ export class TaskManager {
     if (!release) {
       // Evicted between its run finishing and here (a cache under heavy pressure): fetch it again, a bounded number of times.
       if (attempt >= 2)
-        throw daemonError(
-          DaemonErrorCode.diskFull,
-          "resource_exhausted",
-          `task ${taskId} was evicted before it could be placed: the cache is too small for it`,
-        );
+        throw daemonError(ErrorCode.diskFull, "resource_exhausted", `task ${taskId} was evicted before it could be placed: the cache is too small for it`);
       return this.#download(spec, hooks, attempt + 1);
     }
     let digest = "";
@@ -178,7 +174,7 @@ export class TaskManager {
     }
     if (!placed) {
       // Its data changed on disk and lost pieces just before placement: fetch them again, a bounded number of times.
-      if (attempt >= 2) throw daemonError(DaemonErrorCode.storage, "internal", `the cached data of task ${taskId} keeps changing on disk`);
+      if (attempt >= 2) throw daemonError(ErrorCode.storage, "internal", `the cached data of task ${taskId} keeps changing on disk`);
       return this.#download(spec, hooks, attempt + 1);
     }
     return { taskId, contentLength: task.contentLength, digest, outputPath: spec.outputPath, traffic, elapsedMs: Date.now() - started };
@@ -279,8 +275,8 @@ export class TaskManager {
  */
 function ownOptionsMayHelp(joiner: DownloadSpec, first: DownloadSpec, err: unknown): boolean {
   if (!isLacewingError(err)) return false;
-  if (err.code === DaemonErrorCode.noSource) return first.disableBackToSource === true && joiner.disableBackToSource !== true;
-  if (err.code === DaemonErrorCode.originStatus && err.details["retryable"] !== true) return !sameHeaders(joiner.requestHeaders, first.requestHeaders);
+  if (err.code === ErrorCode.noSource) return first.disableBackToSource === true && joiner.disableBackToSource !== true;
+  if (err.code === ErrorCode.originStatus && err.details["retryable"] !== true) return !sameHeaders(joiner.requestHeaders, first.requestHeaders);
   return false;
 }
 
@@ -299,7 +295,7 @@ async function digestMismatch(task: StoredTask, expected: Digest): Promise<Error
   const actual = await task.contentDigest(expected.algorithm);
   const wanted = formatDigest(expected);
   if (actual === wanted) return undefined;
-  return daemonError(DaemonErrorCode.digestMismatch, "failed_precondition", `digest mismatch: expected ${wanted}, got ${actual}`, undefined, {
+  return daemonError(ErrorCode.digestMismatch, "failed_precondition", `digest mismatch: expected ${wanted}, got ${actual}`, undefined, {
     expected: wanted,
     actual,
   });
@@ -311,8 +307,8 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, time
     const onAbort = (): void => {
       const reason: unknown = signal.reason;
       if (reason instanceof Error && reason.name === "TimeoutError")
-        reject(daemonError(DaemonErrorCode.timeout, "deadline_exceeded", `download timed out after ${timeoutMs} ms`));
-      else reject(daemonError(DaemonErrorCode.cancelled, "cancelled", "download cancelled"));
+        reject(daemonError(ErrorCode.timeout, "deadline_exceeded", `download timed out after ${timeoutMs} ms`));
+      else reject(daemonError(ErrorCode.cancelled, "cancelled", "download cancelled"));
     };
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });

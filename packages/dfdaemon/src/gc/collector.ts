@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
-import { errorMessage, type Logger } from "@lacewing/common";
+import { ErrorCode, errorMessage, type Logger } from "@lacewing/common";
 import type { Counter } from "prom-client";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -80,7 +80,7 @@ export class CacheCollector extends EventEmitter<{
   evict(taskId: string, reason: EvictionReason = "manual"): Promise<Eviction> {
     return this.#serial(async () => {
       const task = this.#options.store.get(taskId);
-      if (!task) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${taskId} is not in this daemon's cache`);
+      if (!task) throw daemonError(ErrorCode.taskNotFound, "not_found", `task ${taskId} is not in this daemon's cache`);
       const eviction = { ...this.#evictionOf(task), reason, detail: "asked for" };
       const removal = this.#remove(eviction);
       if (!removal) throw busyError(taskId, this.#options.isDownloading(taskId) ? "being downloaded" : "being read");
@@ -94,7 +94,7 @@ export class CacheCollector extends EventEmitter<{
     this.#serial(async () => {
       const filesystem = await this.#filesystem();
       const plan = planRoom(this.#views(), task.taskId, bytes, filesystem, this.#options.policy);
-      if ("error" in plan) throw daemonError(DaemonErrorCode.diskFull, "resource_exhausted", plan.error);
+      if ("error" in plan) throw daemonError(ErrorCode.diskFull, "resource_exhausted", plan.error);
       // Planned and removed in one synchronous step: the tasks are still idle.
       await Promise.all(plan.evictions.map((e) => this.#remove(e)));
     });
@@ -196,5 +196,5 @@ function footprintOf(task: StoredTask): number {
 }
 
 function busyError(taskId: string, what: string): Error {
-  return daemonError(DaemonErrorCode.taskBusy, "failed_precondition", `task ${taskId} is ${what}; it cannot be evicted now, try again later`);
+  return daemonError(ErrorCode.taskBusy, "failed_precondition", `task ${taskId} is ${what}; it cannot be evicted now, try again later`);
 }

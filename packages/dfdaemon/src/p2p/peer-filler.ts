@@ -1,7 +1,7 @@
 import { RpcError, schedulerv1 } from "@lacewing/api";
-import { deferred, errorMessage, isLacewingError, newPeerId, pieceLengthFor, type Logger } from "@lacewing/common";
+import { ErrorCode, deferred, errorMessage, isLacewingError, newPeerId, pieceLengthFor, type Logger } from "@lacewing/common";
 import type { FillRequest, PieceEvent, TaskFiller } from "../download/task-filler.js";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
 import type { SchedulerPool } from "../scheduler/scheduler-pool.js";
 import { AnnounceStream, type Answer } from "./announce-stream.js";
@@ -122,7 +122,7 @@ class PeerTaskRun {
       });
     } catch (err) {
       // A whole-task mismatch means every copy the scheduler handed out is bad: say so, so they stop being handed out.
-      const mismatch = isLacewingError(err) && err.code === DaemonErrorCode.digestMismatch;
+      const mismatch = isLacewingError(err) && err.code === ErrorCode.digestMismatch;
       const details = mismatch ? (err as { details: { expected?: unknown; actual?: unknown } }).details : {};
       this.#stream?.send({
         case: "peerFailed",
@@ -286,7 +286,7 @@ class PeerTaskRun {
         }
         stream.close();
         const err = stream.error ?? new Error("the scheduler ended the stream without an answer");
-        if (err instanceof RpcError && err.code === "LW_ERR_HOST_NOT_ANNOUNCED" && attempt === 0 && (await pool.announceNow(endpoint))) continue;
+        if (err instanceof RpcError && err.code === ErrorCode.hostNotAnnounced && attempt === 0 && (await pool.announceNow(endpoint))) continue;
         this.#log.warn({ scheduler: endpoint, err: errorMessage(err) }, "cannot register with scheduler");
         break;
       }
@@ -296,7 +296,7 @@ class PeerTaskRun {
 
   async #backToSource(reason: string, description: string): Promise<void> {
     if (this.#request.spec.disableBackToSource === true)
-      throw daemonError(DaemonErrorCode.noSource, "unavailable", `peers could not serve the task and back-to-source is disabled: ${description}`);
+      throw daemonError(ErrorCode.noSource, "unavailable", `peers could not serve the task and back-to-source is disabled: ${description}`);
     this.#dispatcher.stop();
     this.#o.metrics.backToSource.inc({ reason });
     this.#log.info({ reason: description }, "going back to source");

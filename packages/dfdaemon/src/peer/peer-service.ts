@@ -1,8 +1,8 @@
 import { requireRole, type dfdaemonv1, type MessageInitShape, type PieceInfoSchema, type ServiceImpl } from "@lacewing/api";
-import { AsyncQueue, errorMessage, LacewingError, type Logger, MAX_PIECE_COUNT, MEMBER_ROLES, redactUrl } from "@lacewing/common";
+import { ErrorCode, AsyncQueue, errorMessage, LacewingError, type Logger, MAX_PIECE_COUNT, MEMBER_ROLES, redactUrl } from "@lacewing/common";
 import { downloadSpecOf } from "../download/download-spec.js";
 import type { TaskManager } from "../download/task-manager.js";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import type { TaskStore } from "../storage/task-store.js";
 import type { UploadGrants } from "../upload/upload-grants.js";
@@ -19,7 +19,7 @@ export interface PeerServiceDeps {
 const TASK_ID = /^[0-9a-f]{64}$/;
 
 function badRequest(message: string): LacewingError {
-  return new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", message);
+  return new LacewingError(ErrorCode.badRequest, "invalid_argument", message);
 }
 
 /**
@@ -38,7 +38,7 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
       if (request.peerId.length > 256 || request.hostId.length > 256) throw badRequest("peer_id and host_id are at most 256 bytes");
       if (request.heldPieces.length > MAX_PIECE_COUNT) throw badRequest(`held_pieces has more than ${MAX_PIECE_COUNT} entries`);
       const task = deps.store.get(request.taskId);
-      if (task === undefined || task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not held by this peer`);
+      if (task === undefined || task.closed) throw daemonError(ErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not held by this peer`);
       const key = `${request.hostId}/${request.peerId}`;
       children.add(key);
       const grant = deps.grants.issue(task.taskId);
@@ -130,7 +130,7 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
   };
   const onClosed = (): void => {
     stop();
-    queue.fail(daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`));
+    queue.fail(daemonError(ErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`));
   };
   const onAbort = (): void => {
     stop();
@@ -160,7 +160,7 @@ function syncStream(task: StoredTask, token: string, held: Set<number>, signal: 
 /** Pieces whose bytes changed on disk since they were verified are dropped first, so they are never announced. */
 async function* afterVerifying<T>(task: StoredTask, source: () => AsyncIterable<T>): AsyncIterable<T> {
   await task.verifyIfChanged();
-  if (task.closed) throw daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`);
+  if (task.closed) throw daemonError(ErrorCode.taskNotFound, "not_found", `task ${task.taskId} left this peer's cache`);
   yield* source();
 }
 

@@ -1,8 +1,8 @@
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
-import { createDigester, errorMessage, parseDigest, type Logger } from "@lacewing/common";
+import { ErrorCode, createDigester, errorMessage, parseDigest, type Logger } from "@lacewing/common";
 import type { OpenTask } from "../download/task-manager.js";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import { parseRange, type ByteRange } from "./byte-range.js";
 import { fetchBlobRange, type UpstreamCall } from "./upstream.js";
@@ -186,13 +186,13 @@ function waitUntil(opened: OpenTask, ready: () => boolean, signal: AbortSignal, 
     const arm = (): void => {
       clearTimeout(timer);
       timer = setTimeout(
-        () => finish(daemonError(DaemonErrorCode.timeout, "deadline_exceeded", `no piece of task ${task.taskId} landed for ${stallTimeoutMs} ms`)),
+        () => finish(daemonError(ErrorCode.timeout, "deadline_exceeded", `no piece of task ${task.taskId} landed for ${stallTimeoutMs} ms`)),
         stallTimeoutMs,
       );
     };
     const onProgress = (): void => (ready() ? finish() : arm());
     const onFinished = (): void =>
-      finish(ready() ? undefined : daemonError(DaemonErrorCode.storage, "internal", `task ${task.taskId} finished without the bytes asked for`));
+      finish(ready() ? undefined : daemonError(ErrorCode.storage, "internal", `task ${task.taskId} finished without the bytes asked for`));
     const onClosed = (): void => finish(closedError(task));
     const onAbort = (): void => finish(signal.reason);
     task.on("piece", onProgress);
@@ -209,5 +209,5 @@ function waitUntil(opened: OpenTask, ready: () => boolean, signal: AbortSignal, 
 }
 
 function closedError(task: StoredTask): Error {
-  return daemonError(DaemonErrorCode.taskNotFound, "not_found", `task ${task.taskId} left the store`);
+  return daemonError(ErrorCode.taskNotFound, "not_found", `task ${task.taskId} left the store`);
 }

@@ -1,6 +1,6 @@
 import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 import { isRegistryHost } from "./registry-route.js";
 
 /** One registry containerd should pull through the mirror. */
@@ -20,7 +20,7 @@ export function parseRegistryEntry(entry: string): MirroredRegistry {
   const host = match?.[2];
   if (!match || host === undefined || !isRegistryHost(host))
     throw new LacewingError(
-      "LW_ERR_BAD_REQUEST",
+      ErrorCode.badRequest,
       "invalid_argument",
       `not a registry host: ${JSON.stringify(entry)} (expected e.g. docker.io or http://10.0.0.5:5000)`,
     );

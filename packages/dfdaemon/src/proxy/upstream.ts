@@ -1,8 +1,9 @@
+import { ErrorCode } from "@lacewing/common";
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { request, type Dispatcher } from "undici";
-import { DaemonErrorCode, daemonError } from "../errors.js";
-import { checkOriginUrl, checkRedirect, type OriginPolicy } from "../source/origin-policy.js";
+import { daemonError } from "../errors.js";
+import { checkOriginUrl, checkRedirect, type OriginPolicy, isRefusedAddress } from "../source/origin-policy.js";
 
 /**
  * Talking to the upstream registry: plain forwarding (manifests, tags, HEAD,
@@ -99,7 +100,7 @@ export async function* fetchBlobRange(url: string, authorization: string | undef
   let upstream = await send("GET", current, headers, call);
   for (let hop = 0; upstream.statusCode >= 300 && upstream.statusCode < 400 && typeof upstream.headers["location"] === "string"; hop++) {
     await upstream.body.dump();
-    if (hop === MAX_REDIRECTS) throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `registry redirected more than ${MAX_REDIRECTS} times`);
+    if (hop === MAX_REDIRECTS) throw daemonError(ErrorCode.originProtocol, "unavailable", `registry redirected more than ${MAX_REDIRECTS} times`);
     const next = new URL(upstream.headers["location"], current);
     checkRedirect(new URL(current), next, call.policy);
     if (next.origin !== new URL(current).origin) headers = { range: headers["range"]! };
@@ -112,18 +113,14 @@ export async function* fetchBlobRange(url: string, authorization: string | undef
     const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(String(upstream.headers["content-range"]));
     if (match?.[1] === undefined || Number(match[1]) !== start) {
       await upstream.body.dump();
-      throw daemonError(
-        DaemonErrorCode.originProtocol,
-        "unavailable",
-        `registry answered a range from ${start} with ${String(upstream.headers["content-range"])}`,
-      );
+      throw daemonError(ErrorCode.originProtocol, "unavailable", `registry answered a range from ${start} with ${String(upstream.headers["content-range"])}`);
     }
     skip = 0;
   } else if (upstream.statusCode === 200) {
     skip = start;
   } else {
     await upstream.body.dump();
-    throw daemonError(DaemonErrorCode.originStatus, "unavailable", `registry returned HTTP ${upstream.statusCode} for a blob range`, undefined, {
+    throw daemonError(ErrorCode.originStatus, "unavailable", `registry returned HTTP ${upstream.statusCode} for a blob range`, undefined, {
       status: upstream.statusCode,
     });
   }
@@ -144,7 +141,7 @@ export async function* fetchBlobRange(url: string, authorization: string | undef
     left -= chunk.byteLength;
     yield chunk;
   }
-  if (left > 0) throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `registry ended a blob range ${left} bytes short`);
+  if (left > 0) throw daemonError(ErrorCode.originProtocol, "unavailable", `registry ended a blob range ${left} bytes short`);
 }
 
 async function send(method: "GET" | "HEAD", url: string, headers: Record<string, string>, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
@@ -160,8 +157,8 @@ async function send(method: "GET" | "HEAD", url: string, headers: Record<string,
     });
   } catch (err) {
     if (call.signal.aborted) throw err;
-    if ((err as { code?: string }).code === "LW_ORIGIN_REFUSED")
-      throw daemonError(DaemonErrorCode.originRefused, "permission_denied", `refusing to reach registry ${new URL(url).host}: ${(err as Error).message}`, err);
-    throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `cannot reach registry ${new URL(url).host}: ${(err as Error).message}`, err);
+    if (isRefusedAddress(err))
+      throw daemonError(ErrorCode.originRefused, "permission_denied", `refusing to reach registry ${new URL(url).host}: ${(err as Error).message}`, err);
+    throw daemonError(ErrorCode.originUnreachable, "unavailable", `cannot reach registry ${new URL(url).host}: ${(err as Error).message}`, err);
   }
 }

@@ -1,7 +1,7 @@
 import { request, type Dispatcher } from "undici";
-import { createPieceHasher, isLacewingError, redactUrl } from "@lacewing/common";
-import { DaemonErrorCode, daemonError } from "../errors.js";
-import { checkOriginUrl, checkRedirect, type OriginPolicy } from "./origin-policy.js";
+import { ErrorCode, createPieceHasher, isLacewingError, redactUrl } from "@lacewing/common";
+import { daemonError } from "../errors.js";
+import { checkOriginUrl, checkRedirect, type OriginPolicy, isRefusedAddress } from "./origin-policy.js";
 
 export interface OriginRequest {
   url: string;
@@ -60,7 +60,7 @@ export async function fetchRange(req: OriginRequest, offset: number, length: num
   if (response.statusCode !== 206 || !range || range.start !== offset || range.end !== end) {
     await response.body.dump();
     throw daemonError(
-      DaemonErrorCode.originProtocol,
+      ErrorCode.originProtocol,
       "unavailable",
       `origin answered a request for bytes ${offset}-${end} with status ${response.statusCode} and range ${String(response.headers["content-range"])}`,
     );
@@ -82,17 +82,16 @@ export async function readExactly(body: AsyncIterable<Buffer>, length: number, w
   try {
     for await (const chunk of body) {
       if (filled + chunk.byteLength > length)
-        throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${length} bytes it announced for ${what}`);
+        throw daemonError(ErrorCode.originProtocol, "unavailable", `origin sent more than the ${length} bytes it announced for ${what}`);
       chunks.push(chunk);
       hash.update(chunk);
       filled += chunk.byteLength;
     }
   } catch (err) {
     if (isLacewingError(err)) throw err;
-    throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${filled} of ${length} bytes of ${what}`, err);
+    throw daemonError(ErrorCode.originUnreachable, "unavailable", `connection to origin broke after ${filled} of ${length} bytes of ${what}`, err);
   }
-  if (filled !== length)
-    throw daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent ${filled} of the ${length} bytes it announced for ${what}`);
+  if (filled !== length) throw daemonError(ErrorCode.originProtocol, "unavailable", `origin sent ${filled} of the ${length} bytes it announced for ${what}`);
   return { chunks, sha256: hash.digest("hex") };
 }
 
@@ -116,9 +115,9 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Sent
       });
     } catch (err) {
       if (req.signal?.aborted) throw err;
-      if ((err as { code?: string }).code === "LW_ORIGIN_REFUSED")
-        throw daemonError(DaemonErrorCode.originRefused, "permission_denied", `refusing to fetch from ${new URL(url).host}: ${(err as Error).message}`, err);
-      throw daemonError(DaemonErrorCode.originUnreachable, "unavailable", `cannot reach origin ${new URL(url).host}: ${(err as Error).message}`, err);
+      if (isRefusedAddress(err))
+        throw daemonError(ErrorCode.originRefused, "permission_denied", `refusing to fetch from ${new URL(url).host}: ${(err as Error).message}`, err);
+      throw daemonError(ErrorCode.originUnreachable, "unavailable", `cannot reach origin ${new URL(url).host}: ${(err as Error).message}`, err);
     }
     const location = response.headers["location"];
     if (response.statusCode >= 300 && response.statusCode < 400 && typeof location === "string") {
@@ -134,7 +133,7 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Sent
       await response.body.dump();
       const retryable = response.statusCode >= 500 || response.statusCode === 429 || response.statusCode === 408;
       throw daemonError(
-        DaemonErrorCode.originStatus,
+        ErrorCode.originStatus,
         retryable ? "unavailable" : statusKind(response.statusCode),
         `origin returned HTTP ${response.statusCode} for ${redactUrl(url, { query: "all" })}`,
         undefined,
@@ -146,7 +145,7 @@ async function send(req: OriginRequest, extra: { range?: string }): Promise<Sent
     }
     return Object.assign(response, { finalUrl: url, finalHeaders: headers });
   }
-  throw daemonError(DaemonErrorCode.originProtocol, "failed_precondition", `origin redirected more than ${MAX_REDIRECTS} times`);
+  throw daemonError(ErrorCode.originProtocol, "failed_precondition", `origin redirected more than ${MAX_REDIRECTS} times`);
 }
 
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {
@@ -163,8 +162,8 @@ function statusKind(status: number): "not_found" | "permission_denied" | "unauth
 /** Whether another try at the origin could succeed. */
 export function isRetryableOriginError(err: unknown): boolean {
   if (!isLacewingError(err)) return false;
-  if (err.code === DaemonErrorCode.originStatus) return err.details["retryable"] === true;
-  return err.code === DaemonErrorCode.originUnreachable || err.code === DaemonErrorCode.originProtocol;
+  if (err.code === ErrorCode.originStatus) return err.details["retryable"] === true;
+  return err.code === ErrorCode.originUnreachable || err.code === ErrorCode.originProtocol;
 }
 
 function parseContentRange(value: string | string[] | undefined): { start: number; end: number; total: number | undefined } | undefined {

@@ -1,7 +1,8 @@
+import { ErrorCode } from "@lacewing/common";
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from "node:dns";
 import { BlockList, isIP } from "node:net";
 import { Agent } from "undici";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { daemonError } from "../errors.js";
 
 /**
  * Which origins the daemon may fetch from. A daemon fetches URLs that
@@ -53,7 +54,7 @@ export function addressProblem(address: string, policy: OriginPolicy): string | 
 }
 
 function refused(url: URL, problem: string): Error {
-  return daemonError(DaemonErrorCode.originRefused, "permission_denied", `refusing to fetch ${url.protocol}//${url.host}: ${problem}`);
+  return daemonError(ErrorCode.originRefused, "permission_denied", `refusing to fetch ${url.protocol}//${url.host}: ${problem}`);
 }
 
 /** Throws when `url` names an address the policy refuses (names are checked when they are resolved). */
@@ -74,6 +75,14 @@ export function checkRedirect(from: URL, to: URL, policy: OriginPolicy): void {
   checkOriginUrl(to, policy);
 }
 
+/** The errno-like code policyLookup fails a connection with, for the callers to tell a refused address from an unreachable one. */
+const REFUSED_ADDRESS = "LW_ORIGIN_REFUSED";
+
+/** True for the error of a connection that policyLookup refused (an address the policy forbids). */
+export function isRefusedAddress(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === REFUSED_ADDRESS;
+}
+
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /** dns.lookup that fails for any resolved address the policy refuses. */
@@ -84,7 +93,7 @@ export function policyLookup(policy: OriginPolicy) {
       for (const { address } of addresses) {
         const problem = addressProblem(address, policy);
         if (problem !== undefined) {
-          const error = Object.assign(new Error(`${hostname} resolves to ${problem}`), { code: "LW_ORIGIN_REFUSED" }) as NodeJS.ErrnoException;
+          const error = Object.assign(new Error(`${hostname} resolves to ${problem}`), { code: REFUSED_ADDRESS }) as NodeJS.ErrnoException;
           return callback(error, []);
         }
       }

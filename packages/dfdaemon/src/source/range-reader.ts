@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { connect as connectTcp, type Socket } from "node:net";
 import { connect as connectTls, type ConnectionOptions } from "node:tls";
-import { errorMessage, isLacewingError } from "@lacewing/common";
-import { DaemonErrorCode, daemonError } from "../errors.js";
-import { checkOriginUrl, policyLookup, type OriginPolicy } from "./origin-policy.js";
+import { ErrorCode, errorMessage, isLacewingError } from "@lacewing/common";
+import { daemonError } from "../errors.js";
+import { checkOriginUrl, policyLookup, type OriginPolicy, isRefusedAddress } from "./origin-policy.js";
 
 /**
  * The bulk path of a back-to-source fetch: `GET` with `Range` over lean
@@ -179,11 +179,11 @@ class RangeConnection {
       this.#onEnd = (err) => {
         this.#reusable = false;
         if (err instanceof RangeFallbackError || isLacewingError(err)) return finish(err);
-        if ((err as { code?: string }).code === "LW_ORIGIN_REFUSED")
-          return finish(daemonError(DaemonErrorCode.originRefused, "permission_denied", `refusing to fetch from ${url.host}: ${err.message}`, err));
+        if (isRefusedAddress(err))
+          return finish(daemonError(ErrorCode.originRefused, "permission_denied", `refusing to fetch from ${url.host}: ${err.message}`, err));
         if (received < 0) return finish(unreachable(url, err));
         const broke = `connection to origin broke after ${received} of ${into.byteLength} bytes of ${what}: ${errorMessage(err)}`;
-        finish(daemonError(DaemonErrorCode.originUnreachable, "unavailable", broke, err));
+        finish(daemonError(ErrorCode.originUnreachable, "unavailable", broke, err));
       };
       this.#onBytes = (bytes, length) => {
         // The read buffer is reused: what is kept of it is copied out.
@@ -202,7 +202,7 @@ class RangeConnection {
         }
         if (received + body.byteLength > into.byteLength) {
           // Bytes past the range: the connection is out of step with its responses.
-          this.#fail(daemonError(DaemonErrorCode.originProtocol, "unavailable", `origin sent more than the ${into.byteLength} bytes of ${what}`));
+          this.#fail(daemonError(ErrorCode.originProtocol, "unavailable", `origin sent more than the ${into.byteLength} bytes of ${what}`));
           return;
         }
         into.set(body, received);
@@ -236,5 +236,5 @@ class RangeConnection {
 }
 
 function unreachable(url: URL, err: Error): Error {
-  return daemonError(DaemonErrorCode.originUnreachable, "unavailable", `cannot reach origin ${url.host}: ${err.message}`, err);
+  return daemonError(ErrorCode.originUnreachable, "unavailable", `cannot reach origin ${url.host}: ${err.message}`, err);
 }

@@ -1,4 +1,5 @@
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { ErrorCode } from "@lacewing/common";
+import { daemonError } from "../errors.js";
 
 /** Smallest buffer handed out: short pieces share one size class. */
 const MIN_CLASS = 64 * 1024;
@@ -139,5 +140,5 @@ function classOf(length: number): number {
 }
 
 function cancelled(): Error {
-  return daemonError(DaemonErrorCode.cancelled, "cancelled", "cancelled while waiting for piece memory");
+  return daemonError(ErrorCode.cancelled, "cancelled", "cancelled while waiting for piece memory");
 }

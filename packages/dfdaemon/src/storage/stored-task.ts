@@ -4,8 +4,8 @@ import type { Readable } from "node:stream";
 import { chmod, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { MessageInitShape, TaskInfoSchema } from "@lacewing/api";
-import { createDigester, deferred, pieceCountOf, pieceDigestOf, type Deferred, type DigestAlgorithm } from "@lacewing/common";
-import { DaemonErrorCode, daemonError } from "../errors.js";
+import { ErrorCode, createDigester, deferred, pieceCountOf, pieceDigestOf, type Deferred, type DigestAlgorithm } from "@lacewing/common";
+import { daemonError } from "../errors.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
 
 /** What is kept of a task on disk besides its bytes. Never holds request headers. */
@@ -262,10 +262,10 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    */
   async writePiece(piece: StoredPiece, bytes: Uint8Array | readonly Buffer[]): Promise<boolean> {
     if (this.#pieces.has(piece.number)) return false;
-    if (this.#closed) throw daemonError(DaemonErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store while piece ${piece.number} was written`);
+    if (this.#closed) throw daemonError(ErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store while piece ${piece.number} was written`);
     const chunks = bytes instanceof Uint8Array ? [bytes] : bytes;
     const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-    if (length !== piece.length) throw daemonError(DaemonErrorCode.storage, "internal", `piece ${piece.number} has ${length} bytes, expected ${piece.length}`);
+    if (length !== piece.length) throw daemonError(ErrorCode.storage, "internal", `piece ${piece.number} has ${length} bytes, expected ${piece.length}`);
     try {
       await writeAllAt(this.#data!, chunks, piece.offset);
     } catch (err) {
@@ -430,7 +430,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
    */
   async readAt(buffer: Buffer, position: number): Promise<number> {
     const data = this.#data;
-    if (data === undefined) throw daemonError(DaemonErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store`);
+    if (data === undefined) throw daemonError(ErrorCode.taskNotFound, "aborted", `task ${this.taskId} left the store`);
     let filled = 0;
     while (filled < buffer.byteLength) {
       const { bytesRead } = await data.read(buffer, filled, buffer.byteLength - filled, position + filled);
@@ -442,7 +442,7 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
 
   async readPiece(number: number): Promise<Buffer> {
     const piece = this.#pieces.get(number);
-    if (!piece) throw daemonError(DaemonErrorCode.pieceNotFound, "not_found", `piece ${number} is not stored`);
+    if (!piece) throw daemonError(ErrorCode.pieceNotFound, "not_found", `piece ${number} is not stored`);
     const bytes = Buffer.alloc(piece.length);
     await this.#data!.read(bytes, 0, piece.length, piece.offset);
     return bytes;
@@ -493,6 +493,6 @@ async function writeAllAt(file: FileHandle, chunks: readonly Uint8Array[], posit
 
 export function storageError(err: unknown, what: string): Error {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOSPC" || code === "EDQUOT") return daemonError(DaemonErrorCode.diskFull, "resource_exhausted", `${what}: the disk is full`, err);
-  return daemonError(DaemonErrorCode.storage, "internal", `${what}: ${code ?? String(err)}`, err);
+  if (code === "ENOSPC" || code === "EDQUOT") return daemonError(ErrorCode.diskFull, "resource_exhausted", `${what}: the disk is full`, err);
+  return daemonError(ErrorCode.storage, "internal", `${what}: ${code ?? String(err)}`, err);
 }

@@ -1,5 +1,5 @@
 import { GrpcStatus, RpcError } from "@lacewing/api/dfdaemon-client";
-import { LacewingError, errorMessage } from "@lacewing/common";
+import { ErrorCode, LacewingError, errorMessage, type ErrorKind, type RpcErrorCode } from "@lacewing/common";
 
 /** dfget's exit codes; documented in the package README. */
 export const ExitCode = {
@@ -23,7 +23,7 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 /** What the user sees of a failure: exit code, stable code for --json, one-line message. */
 export interface Failure {
   exitCode: ExitCodeValue;
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -32,58 +32,108 @@ export interface FailureContext {
   socket: string;
 }
 
-/** Error codes, raised locally or by the daemon, that have their own exit code. */
-const BY_CODE: Record<string, ExitCodeValue> = {
-  LW_ERR_USAGE: ExitCode.usage,
+/**
+ * The exit code of every error code a Lacewing process raises, locally or
+ * in the daemon (and the scheduler or manager behind it). Exhaustive: a new
+ * code does not compile until it has one here (docs/ERROR-CODES.md lists
+ * them, and a spec keeps the two in step).
+ */
+export const EXIT_CODE_OF = {
   LW_ERR_CONFIG: ExitCode.usage,
+  LW_ERR_USAGE: ExitCode.usage,
+  LW_ERR_BAD_REQUEST: ExitCode.usage,
   LW_ERR_BAD_URL: ExitCode.usage,
   LW_ERR_BAD_DIGEST: ExitCode.usage,
   LW_ERR_BAD_HEADER: ExitCode.usage,
-  LW_ERR_NO_DAEMON: ExitCode.noDaemon,
+  LW_ERR_TLS: ExitCode.failure,
+  LW_ERR_PERMISSION_DENIED: ExitCode.failure,
+  LW_ERR_LISTEN: ExitCode.failure,
+  LW_ERR_UNIMPLEMENTED: ExitCode.failure,
+  LW_ERR_CANCELLED: ExitCode.interrupted,
   LW_ERR_TIMEOUT: ExitCode.timeout,
+  LW_ERR_INTERNAL: ExitCode.failure,
+  LW_ERR_NO_DAEMON: ExitCode.noDaemon,
+  LW_ERR_PROTOCOL: ExitCode.failure,
+  LW_ERR_ORIGIN_STATUS: ExitCode.failure,
+  LW_ERR_ORIGIN_PROTOCOL: ExitCode.failure,
+  LW_ERR_ORIGIN_UNREACHABLE: ExitCode.failure,
+  LW_ERR_ORIGIN_REFUSED: ExitCode.failure,
   LW_ERR_DIGEST_MISMATCH: ExitCode.digestMismatch,
   LW_ERR_OUTPUT: ExitCode.outputNotWritable,
-  LW_ERR_CANCELLED: ExitCode.interrupted,
+  LW_ERR_DISK_FULL: ExitCode.failure,
+  LW_ERR_STORAGE: ExitCode.failure,
+  LW_ERR_NO_SOURCE: ExitCode.failure,
+  LW_ERR_TASK_NOT_FOUND: ExitCode.failure,
+  LW_ERR_PIECE_NOT_FOUND: ExitCode.failure,
+  LW_ERR_TASK_BUSY: ExitCode.failure,
+  LW_ERR_HOST_NOT_ANNOUNCED: ExitCode.failure,
+  LW_ERR_NOT_REGISTERED: ExitCode.failure,
+  LW_ERR_PEER_NOT_FOUND: ExitCode.failure,
+  LW_ERR_PEER_GONE: ExitCode.failure,
+  LW_ERR_TASK_MISMATCH: ExitCode.failure,
+  LW_ERR_TASK_TAINTED: ExitCode.failure,
+  LW_ERR_TOO_MANY_HOSTS: ExitCode.failure,
+  LW_ERR_TOO_MANY_PEERS: ExitCode.failure,
+  LW_ERR_NO_HOSTS: ExitCode.failure,
+  LW_ERR_DATABASE: ExitCode.failure,
+  LW_ERR_MANAGER_INVALID_ARGUMENT: ExitCode.usage,
+  LW_ERR_MANAGER_NOT_FOUND: ExitCode.failure,
+  LW_ERR_MANAGER_JOB_NOT_FOUND: ExitCode.failure,
+  LW_ERR_MANAGER_UNAUTHENTICATED: ExitCode.failure,
+  LW_ERR_MANAGER_CROSS_ORIGIN: ExitCode.failure,
+  LW_ERR_MANAGER_MISDIRECTED_REQUEST: ExitCode.failure,
+  LW_ERR_MANAGER_UNSUPPORTED_MEDIA_TYPE: ExitCode.failure,
+  LW_ERR_MANAGER_REGISTRY: ExitCode.failure,
+  LW_ERR_MANAGER_REGISTRY_AUTH: ExitCode.failure,
+  LW_ERR_MANAGER_NO_SCHEDULER: ExitCode.failure,
+  LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE: ExitCode.failure,
+} as const satisfies Record<Exclude<ErrorCode, RpcErrorCode>, ExitCodeValue>;
+
+/** The exit code of a call that failed in transport or carried a code this dfget does not know, by its kind. */
+const EXIT_CODE_OF_KIND: Record<ErrorKind, ExitCodeValue> = {
+  invalid_argument: ExitCode.usage,
+  deadline_exceeded: ExitCode.timeout,
+  not_found: ExitCode.failure,
+  already_exists: ExitCode.failure,
+  permission_denied: ExitCode.failure,
+  unauthenticated: ExitCode.failure,
+  resource_exhausted: ExitCode.failure,
+  failed_precondition: ExitCode.failure,
+  aborted: ExitCode.failure,
+  cancelled: ExitCode.failure,
+  unavailable: ExitCode.failure,
+  internal: ExitCode.failure,
 };
 
+function isLabelled(code: ErrorCode): code is keyof typeof EXIT_CODE_OF {
+  return Object.hasOwn(EXIT_CODE_OF, code);
+}
+
 /**
- * The one place where an error becomes an exit code and a message. Order
- * matters: a code the daemon chose wins over the gRPC status it travelled
- * with, and transport failures (an RpcError the daemon did not label) are
- * recognised by status.
+ * The one place where an error becomes an exit code and a message. A code
+ * a Lacewing process chose wins over the gRPC status it travelled with;
+ * transport failures are recognised by their status.
  */
 export function describeFailure(err: unknown, context: FailureContext): Failure {
   if (!(err instanceof LacewingError)) {
-    return { exitCode: ExitCode.failure, code: "LW_ERR_INTERNAL", message: errorMessage(err) };
+    return { exitCode: ExitCode.failure, code: ErrorCode.internal, message: errorMessage(err) };
   }
-  const byCode = BY_CODE[err.code];
-  if (byCode !== undefined) {
-    const message = byCode === ExitCode.noDaemon ? noDaemonMessage(context.socket, err.message) : err.message;
-    return { exitCode: byCode, code: err.code, message };
+  if (isLabelled(err.code)) {
+    const exitCode = EXIT_CODE_OF[err.code];
+    const message = exitCode === ExitCode.noDaemon ? noDaemonMessage(context.socket, err.message) : err.message;
+    return { exitCode, code: err.code, message };
   }
-  if (err instanceof RpcError && isTransportError(err)) {
+  if (err instanceof RpcError && err.transport) {
     switch (err.status) {
       case GrpcStatus.UNAVAILABLE:
-        return { exitCode: ExitCode.noDaemon, code: "LW_ERR_NO_DAEMON", message: noDaemonMessage(context.socket, err.message) };
+        return { exitCode: ExitCode.noDaemon, code: ErrorCode.noDaemon, message: noDaemonMessage(context.socket, err.message) };
       case GrpcStatus.DEADLINE_EXCEEDED:
-        return { exitCode: ExitCode.timeout, code: "LW_ERR_TIMEOUT", message: "download timed out" };
+        return { exitCode: ExitCode.timeout, code: ErrorCode.timeout, message: "download timed out" };
       case GrpcStatus.UNIMPLEMENTED:
         return { exitCode: ExitCode.failure, code: err.code, message: `the process on ${context.socket} does not serve the dfdaemon download API` };
     }
   }
-  switch (err.kind) {
-    case "deadline_exceeded":
-      return { exitCode: ExitCode.timeout, code: err.code, message: err.message };
-    case "invalid_argument":
-      return { exitCode: ExitCode.usage, code: err.code, message: err.message };
-    default:
-      return { exitCode: ExitCode.failure, code: err.code, message: err.message };
-  }
-}
-
-/** The daemon labels every error it raises; an unlabelled status came from grpc-js itself. */
-function isTransportError(err: RpcError): boolean {
-  return err.code.startsWith("LW_ERR_RPC_");
+  return { exitCode: EXIT_CODE_OF_KIND[err.kind], code: err.code, message: err.message };
 }
 
 const ERRNO_REASONS: Record<string, string> = {

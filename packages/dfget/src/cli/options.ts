@@ -2,7 +2,7 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { DEFAULTS, LacewingError, field, formatDigest, isPieceLength, loadConfig, parseDigest, parseUrl, type ConfigOf } from "@lacewing/common";
+import { ErrorCode, DEFAULTS, LacewingError, field, formatDigest, isPieceLength, loadConfig, parseDigest, parseUrl, type ConfigOf } from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -96,7 +96,7 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return { kind: "exit", code: 0 };
-      throw new LacewingError("LW_ERR_USAGE", "invalid_argument", `${err.message.replace(/^error: /, "")} (see dfget --help)`);
+      throw new LacewingError(ErrorCode.usage, "invalid_argument", `${err.message.replace(/^error: /, "")} (see dfget --help)`);
     }
     throw err;
   }
@@ -150,7 +150,7 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
   for (const [key, raw] of Object.entries(commandLine.flags)) {
     const parsed = configSchema[key as keyof typeof configSchema].parse(raw);
     if (typeof parsed === "object" && parsed !== null && "error" in parsed && typeof parsed.error === "string") {
-      throw new LacewingError("LW_ERR_USAGE", "invalid_argument", `invalid --${FLAG_NAMES[key] ?? key}: ${parsed.error}`);
+      throw new LacewingError(ErrorCode.usage, "invalid_argument", `invalid --${FLAG_NAMES[key] ?? key}: ${parsed.error}`);
     }
   }
   const config = loadConfig(configSchema, {
@@ -198,7 +198,7 @@ export function parseHeader(text: string): [string, string] {
 }
 
 function badHeader(message: string): LacewingError {
-  return new LacewingError("LW_ERR_BAD_HEADER", "invalid_argument", message);
+  return new LacewingError(ErrorCode.badHeader, "invalid_argument", message);
 }
 
 /** Later headers replace earlier ones with the same name in any case, as HTTP names are case-insensitive. */
@@ -234,5 +234,5 @@ export async function checkOutput(output: string, cwd: string): Promise<string> 
 }
 
 function outputError(message: string): LacewingError {
-  return new LacewingError("LW_ERR_OUTPUT", "permission_denied", message);
+  return new LacewingError(ErrorCode.output, "permission_denied", message);
 }

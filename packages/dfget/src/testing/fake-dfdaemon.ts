@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { rename, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RpcServer, dfdaemonv1, type Download, type MessageInitShape } from "@lacewing/api";
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 
 type DownloadResponseInit = MessageInitShape<typeof dfdaemonv1.DownloadResponseSchema>;
 
@@ -55,7 +55,7 @@ export class FakeDfdaemon {
   }
 
   async *#download(download: Download | undefined, signal: AbortSignal): AsyncIterable<DownloadResponseInit> {
-    if (download === undefined) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "download is required");
+    if (download === undefined) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "download is required");
     const call: ReceivedDownload = {
       download,
       cancelled: signal.aborted ? Promise.resolve() : once(signal, "abort").then(() => undefined),
@@ -70,19 +70,19 @@ export class FakeDfdaemon {
       case "ok":
         break;
       case "origin-404":
-        throw new LacewingError("LW_ERR_ORIGIN_STATUS", "failed_precondition", `origin answered 404 Not Found for ${download.url}`);
+        throw new LacewingError(ErrorCode.originStatus, "failed_precondition", `origin answered 404 Not Found for ${download.url}`);
       case "digest-mismatch":
-        throw new LacewingError("LW_ERR_DIGEST_MISMATCH", "failed_precondition", `digest mismatch: expected ${download.digest}, got sha256:00ff`);
+        throw new LacewingError(ErrorCode.digestMismatch, "failed_precondition", `digest mismatch: expected ${download.digest}, got sha256:00ff`);
       case "output-error":
-        throw new LacewingError("LW_ERR_OUTPUT", "permission_denied", `cannot write ${download.outputPath}: EACCES`);
+        throw new LacewingError(ErrorCode.output, "permission_denied", `cannot write ${download.outputPath}: EACCES`);
       case "daemon-timeout":
         await sleep(Number(download.timeoutMs));
-        throw new LacewingError("LW_ERR_TIMEOUT", "deadline_exceeded", `download timed out after ${download.timeoutMs}ms`);
+        throw new LacewingError(ErrorCode.timeout, "deadline_exceeded", `download timed out after ${download.timeoutMs}ms`);
       case "hang":
         await call.cancelled;
         return;
       default:
-        throw new LacewingError("LW_ERR_TEST", "internal", `fake daemon has no scenario ${scenario ?? ""}`);
+        throw new LacewingError(ErrorCode.internal, "internal", `fake daemon has no scenario ${scenario ?? ""}`);
     }
     const half = BigInt(FAKE_CONTENT.length / 2);
     const total = BigInt(FAKE_CONTENT.length);
@@ -108,5 +108,5 @@ export class FakeDfdaemon {
 }
 
 function unimplemented(): LacewingError {
-  return new LacewingError("LW_ERR_UNIMPLEMENTED", "failed_precondition", "not implemented by the fake daemon");
+  return new LacewingError(ErrorCode.unimplemented, "failed_precondition", "not implemented by the fake daemon");
 }

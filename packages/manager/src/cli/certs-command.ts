@@ -1,7 +1,7 @@
 import { readFile, stat, writeFile, mkdir, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { LacewingError, ROLES, createCertificateAuthority, issueCertificate, writeTlsDir, type Role } from "@lacewing/common";
+import { ErrorCode, LacewingError, ROLES, createCertificateAuthority, issueCertificate, writeTlsDir, type Role } from "@lacewing/common";
 
 const CA_CERT = "ca.crt";
 const CA_KEY = "ca.key";
@@ -43,7 +43,7 @@ export function certsCommand(): Command {
     .option("--force", "replace an existing CA (every certificate it issued stops being trusted)")
     .action(async (flags: { dir: string; name: string; days: number; force?: boolean }) => {
       if (!flags.force && (await exists(join(flags.dir, CA_KEY))))
-        throw new LacewingError("LW_ERR_USAGE", "already_exists", `${join(flags.dir, CA_KEY)} exists; use --force to replace the CA`);
+        throw new LacewingError(ErrorCode.usage, "already_exists", `${join(flags.dir, CA_KEY)} exists; use --force to replace the CA`);
       const ca = createCertificateAuthority({ name: flags.name, validDays: flags.days });
       await mkdir(flags.dir, { recursive: true, mode: 0o700 });
       await writeFile(join(flags.dir, CA_CERT), ca.certPem);
@@ -65,7 +65,7 @@ export function certsCommand(): Command {
       try {
         issued = issueCertificate(ca, { role: flags.role, name: flags.name, validDays: flags.days });
       } catch (err) {
-        if (err instanceof RangeError) throw new LacewingError("LW_ERR_USAGE", "invalid_argument", err.message);
+        if (err instanceof RangeError) throw new LacewingError(ErrorCode.usage, "invalid_argument", err.message);
         throw err;
       }
       await writeTlsDir(flags.out, ca.certPem, issued);
@@ -79,7 +79,7 @@ async function readCa(dir: string, file: string): Promise<string> {
     return await readFile(join(dir, file), "utf8");
   } catch (err) {
     throw new LacewingError(
-      "LW_ERR_USAGE",
+      ErrorCode.usage,
       "invalid_argument",
       `cannot read ${join(dir, file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (run certs init first)`,
     );

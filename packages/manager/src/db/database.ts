@@ -1,6 +1,6 @@
 import knexPkg, { type Knex } from "knex";
 import ClientPgLite from "knex-pglite";
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 import { migrationSource } from "./migrations.js";
 
 export interface DatabaseOptions {
@@ -15,9 +15,14 @@ export interface DatabaseOptions {
 /** Opens the database and brings its schema up to date. */
 export async function openDatabase(options: DatabaseOptions): Promise<Knex> {
   if (!/^[a-z_][a-z0-9_]*$/i.test(options.schema))
-    throw new LacewingError("LW_ERR_CONFIG", "invalid_argument", `invalid config: databaseSchema ${JSON.stringify(options.schema)} is not a plain identifier`, {
-      details: { key: "databaseSchema" },
-    });
+    throw new LacewingError(
+      ErrorCode.config,
+      "invalid_argument",
+      `invalid config: databaseSchema ${JSON.stringify(options.schema)} is not a plain identifier`,
+      {
+        details: { key: "databaseSchema" },
+      },
+    );
   const db =
     options.url === ""
       ? knexPkg.knex({
@@ -32,7 +37,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Knex> {
     await db.migrate.latest({ migrationSource, schemaName: options.schema, tableName: "knex_migrations" });
   } catch (err) {
     await db.destroy();
-    throw new LacewingError("LW_ERR_DATABASE", "unavailable", `cannot open the database: ${(err as Error).message}`, { cause: err });
+    throw new LacewingError(ErrorCode.database, "unavailable", `cannot open the database: ${(err as Error).message}`, { cause: err });
   }
   return db;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Knex } from "knex";
-import { LacewingError, redactUrl } from "@lacewing/common";
+import { ErrorCode, LacewingError, redactUrl } from "@lacewing/common";
 import { redactArgs, withSecrets } from "../jobs/job-args.js";
 import { progressOf, type Job, type JobSecrets, type JobState, type JobType, type PreheatArgs, type TaskResult } from "../jobs/job.js";
 
@@ -152,7 +152,7 @@ export class JobStore {
 const PURGED_SECRETS = JSON.stringify({} satisfies JobSecrets);
 
 function notFound(id: string): LacewingError {
-  return new LacewingError("LW_ERR_MANAGER_JOB_NOT_FOUND", "not_found", `job ${id} not found`, { details: { jobId: id } });
+  return new LacewingError(ErrorCode.managerJobNotFound, "not_found", `job ${id} not found`, { details: { jobId: id } });
 }
 
 function parseJson<T>(value: T | string): T {

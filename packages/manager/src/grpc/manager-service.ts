@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { managerv1 } from "@lacewing/api";
 import { requireRole, type CallContext, type MessageInitShape, type ServiceImpl } from "@lacewing/api";
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 import type { Job } from "../jobs/job.js";
 import type { ManagerApi } from "../manager-api.js";
 import { CreateJobBody, JobIdParams, ListJobsQuery } from "../schema/api-schemas.js";
@@ -19,7 +19,7 @@ export function createManagerService(api: ManagerApi, token: string): ServiceImp
     const presented = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
     const expected = Buffer.from(token);
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
-      throw new LacewingError("LW_ERR_MANAGER_UNAUTHENTICATED", "unauthenticated", "missing or wrong bearer token");
+      throw new LacewingError(ErrorCode.managerUnauthenticated, "unauthenticated", "missing or wrong bearer token");
   };
   return {
     async createJob(request, ctx) {

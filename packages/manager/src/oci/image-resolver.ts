@@ -1,4 +1,4 @@
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 import { MANIFEST_PATH } from "../jobs/job-args.js";
 import { RegistrySession, type RegistryCredentials } from "./registry-auth.js";
 
@@ -107,5 +107,5 @@ export function pickPlatform(manifests: readonly Descriptor[], platform: string)
 }
 
 function registryError(kind: "failed_precondition" | "permission_denied" | "not_found" | "unavailable", message: string, cause?: unknown): LacewingError {
-  return new LacewingError("LW_ERR_MANAGER_REGISTRY", kind, message, { cause });
+  return new LacewingError(ErrorCode.managerRegistry, kind, message, { cause });
 }

@@ -1,4 +1,4 @@
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 
 export interface RegistryCredentials {
   username: string;
@@ -72,7 +72,7 @@ export class RegistrySession {
       return await fetch(url, { headers, ...(options.signal === undefined ? {} : { signal: options.signal }) });
     } catch (err) {
       if (options.signal?.aborted === true) throw err;
-      throw new LacewingError("LW_ERR_MANAGER_REGISTRY", "unavailable", `cannot reach ${new URL(url).host}: ${causeOf(err)}`, { cause: err });
+      throw new LacewingError(ErrorCode.managerRegistry, "unavailable", `cannot reach ${new URL(url).host}: ${causeOf(err)}`, { cause: err });
     }
   }
 
@@ -81,7 +81,7 @@ export class RegistrySession {
     if (scheme === "basic") return this.#basic();
     if (scheme !== "bearer") return undefined;
     const realm = params.get("realm");
-    if (realm === undefined) throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "failed_precondition", "registry sent a Bearer challenge without a realm");
+    if (realm === undefined) throw new LacewingError(ErrorCode.managerRegistryAuth, "failed_precondition", "registry sent a Bearer challenge without a realm");
     const tokenUrl = new URL(realm);
     for (const key of ["service", "scope"]) {
       const value = params.get(key);
@@ -95,17 +95,17 @@ export class RegistrySession {
       response = await fetch(tokenUrl, { headers, ...(signal === undefined ? {} : { signal }) });
     } catch (err) {
       if (signal?.aborted === true) throw err;
-      throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "unavailable", `cannot reach the token service ${tokenUrl.host}: ${causeOf(err)}`, {
+      throw new LacewingError(ErrorCode.managerRegistryAuth, "unavailable", `cannot reach the token service ${tokenUrl.host}: ${causeOf(err)}`, {
         cause: err,
       });
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "permission_denied", `token service ${tokenUrl.host} answered ${response.status}`);
+      throw new LacewingError(ErrorCode.managerRegistryAuth, "permission_denied", `token service ${tokenUrl.host} answered ${response.status}`);
     }
     const body = (await response.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
     const token = typeof body.token === "string" ? body.token : typeof body.access_token === "string" ? body.access_token : undefined;
-    if (token === undefined) throw new LacewingError("LW_ERR_MANAGER_REGISTRY_AUTH", "failed_precondition", `token service ${tokenUrl.host} returned no token`);
+    if (token === undefined) throw new LacewingError(ErrorCode.managerRegistryAuth, "failed_precondition", `token service ${tokenUrl.host} returned no token`);
     // The token spec's default lifetime when the service does not say.
     const lifetimeSeconds = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 60;
     this.#challenge = challenge;

@@ -1,4 +1,4 @@
-import { LacewingError, type ErrorKind } from "@lacewing/common";
+import { ErrorCode, LacewingError, type ErrorKind } from "@lacewing/common";
 
 const STATUS_OF: Record<ErrorKind, number> = {
   invalid_argument: 400,
@@ -22,19 +22,19 @@ const STATUS_OF: Record<ErrorKind, number> = {
  * gives them the more precise status here, so no new kind is needed.
  */
 export const HttpRefusal = {
-  unsupportedMediaType: "LW_ERR_MANAGER_UNSUPPORTED_MEDIA_TYPE",
-  misdirectedRequest: "LW_ERR_MANAGER_MISDIRECTED_REQUEST",
-  crossOrigin: "LW_ERR_MANAGER_CROSS_ORIGIN",
+  unsupportedMediaType: ErrorCode.managerUnsupportedMediaType,
+  misdirectedRequest: ErrorCode.managerMisdirectedRequest,
+  crossOrigin: ErrorCode.managerCrossOrigin,
 } as const;
 
-const STATUS_OF_CODE: Record<(typeof HttpRefusal)[keyof typeof HttpRefusal], number> = {
-  LW_ERR_MANAGER_UNSUPPORTED_MEDIA_TYPE: 415,
-  LW_ERR_MANAGER_MISDIRECTED_REQUEST: 421,
-  LW_ERR_MANAGER_CROSS_ORIGIN: 403,
+const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
+  [HttpRefusal.unsupportedMediaType]: 415,
+  [HttpRefusal.misdirectedRequest]: 421,
+  [HttpRefusal.crossOrigin]: 403,
 };
 
 export interface HttpErrorBody {
-  error: { code: string; message: string; field?: string };
+  error: { code: ErrorCode; message: string; field?: string };
 }
 
 /** The one place where a thrown value becomes an HTTP status and body; internals stay off the wire. */
@@ -42,9 +42,9 @@ export function toHttpError(err: unknown): { status: number; body: HttpErrorBody
   if (err instanceof LacewingError) {
     const field = err.details["field"];
     return {
-      status: (STATUS_OF_CODE as Record<string, number | undefined>)[err.code] ?? STATUS_OF[err.kind],
+      status: STATUS_OF_CODE[err.code] ?? STATUS_OF[err.kind],
       body: { error: { code: err.code, message: err.message, ...(typeof field === "string" ? { field } : {}) } },
     };
   }
-  return { status: 500, body: { error: { code: "LW_ERR_INTERNAL", message: "internal error" } } };
+  return { status: 500, body: { error: { code: ErrorCode.internal, message: "internal error" } } };
 }

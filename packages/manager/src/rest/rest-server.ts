@@ -5,7 +5,7 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { LacewingError, errorMessage, type Logger } from "@lacewing/common";
+import { ErrorCode, LacewingError, errorMessage, type Logger } from "@lacewing/common";
 import type { ManagerApi } from "../manager-api.js";
 import { validateInput, type InputPart } from "../schema/validate.js";
 import { HttpRefusal, toHttpError } from "./http-errors.js";
@@ -57,7 +57,7 @@ export class RestServer {
         const problem = err.code === "FST_ERR_BAD_URL" ? "bad percent-encoding" : "not a valid request target";
         this.#sendError(
           reply,
-          new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `path: ${problem}`, { details: { field: "path" } }),
+          new LacewingError(ErrorCode.managerInvalidArgument, "invalid_argument", `path: ${problem}`, { details: { field: "path" } }),
           undefined,
         );
       },
@@ -78,7 +78,7 @@ export class RestServer {
     app.setNotFoundHandler((request, reply) =>
       this.#sendError(
         reply,
-        new LacewingError("LW_ERR_MANAGER_NOT_FOUND", "not_found", `no route for ${request.method} ${request.url.split("?")[0] ?? ""}`),
+        new LacewingError(ErrorCode.managerNotFound, "not_found", `no route for ${request.method} ${request.url.split("?")[0] ?? ""}`),
         request,
       ),
     );
@@ -199,7 +199,7 @@ export class RestServer {
     const presented = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
     const expected = Buffer.from(this.#options.token);
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected))
-      throw new LacewingError("LW_ERR_MANAGER_UNAUTHENTICATED", "unauthenticated", "missing or wrong bearer token");
+      throw new LacewingError(ErrorCode.managerUnauthenticated, "unauthenticated", "missing or wrong bearer token");
   }
 
   #sendError(reply: FastifyReply, err: unknown, request: FastifyRequest | undefined): void {
@@ -219,7 +219,7 @@ function fromFastifyError(err: unknown): unknown {
       details: { field: "body" },
     });
   const problem = code === "FST_ERR_CTP_BODY_TOO_LARGE" ? "larger than 1 MiB" : code.includes("JSON") ? "not valid JSON" : "unreadable";
-  return new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `body: ${problem}`, { details: { field: "body" } });
+  return new LacewingError(ErrorCode.managerInvalidArgument, "invalid_argument", `body: ${problem}`, { details: { field: "body" } });
 }
 
 function refuseCrossOrigin(request: FastifyRequest): void {
@@ -253,6 +253,6 @@ function requestUrl(target: string | undefined): URL {
   try {
     return new URL(target ?? "/", "http://manager");
   } catch {
-    throw new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", "path: not a valid request target", { details: { field: "path" } });
+    throw new LacewingError(ErrorCode.managerInvalidArgument, "invalid_argument", "path: not a valid request target", { details: { field: "path" } });
   }
 }

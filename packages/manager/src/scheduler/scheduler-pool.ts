@@ -1,5 +1,5 @@
 import { GrpcStatus, HostType, RpcError, createClient, schedulerv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import { LacewingError, errorMessage, SchedulerEndpoints, rendezvousPick, type LookupAll, type Security } from "@lacewing/common";
+import { ErrorCode, LacewingError, errorMessage, SchedulerEndpoints, rendezvousPick, type LookupAll, type Security } from "@lacewing/common";
 import type { HostResult, PreheatScope } from "../jobs/job.js";
 import type { HostView, SchedulerStatusView as SchedulerStatus } from "../schema/api-schemas.js";
 
@@ -68,7 +68,7 @@ export class SchedulerPool {
     const owner = rendezvousPick(taskId, this.endpoints);
     if (owner === undefined)
       throw new LacewingError(
-        "LW_ERR_MANAGER_NO_SCHEDULER",
+        ErrorCode.managerNoScheduler,
         "failed_precondition",
         this.addresses.length === 0
           ? "no scheduler is configured (--scheduler)"
@@ -158,7 +158,7 @@ export class SchedulerPool {
         return { scheduler: address, flow };
       } catch (err) {
         if (err instanceof RpcError && err.status === GrpcStatus.NOT_FOUND) continue;
-        throw new LacewingError("LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE", "unavailable", `scheduler ${address} did not answer: ${errorMessage(err)}`, {
+        throw new LacewingError(ErrorCode.managerSchedulerUnavailable, "unavailable", `scheduler ${address} did not answer: ${errorMessage(err)}`, {
           cause: err,
         });
       }

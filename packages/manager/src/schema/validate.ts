@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
-import { LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError } from "@lacewing/common";
 import type { Static, TSchema } from "typebox";
 
 /** Where an input came from: a JSON body, or strings of a query or path, which are coerced to the schema's types. */
@@ -51,7 +51,7 @@ export function inputErrorOf(errors: readonly ErrorObject[], schema: TSchema, pa
 
 /** A request the caller must fix; `field` names the offending input. */
 export function invalidField(field: string, message: string): LacewingError {
-  return new LacewingError("LW_ERR_MANAGER_INVALID_ARGUMENT", "invalid_argument", `${field}: ${message}`, { details: { field } });
+  return new LacewingError(ErrorCode.managerInvalidArgument, "invalid_argument", `${field}: ${message}`, { details: { field } });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { HostType, RpcServer, schedulerv1, type MessageInitShape } from "@lacewing/api";
-import { LacewingError, taskIdOf } from "@lacewing/common";
+import { ErrorCode, LacewingError, taskIdOf } from "@lacewing/common";
 import { pki } from "./pki.js";
 
 type TriggerResponse = MessageInitShape<typeof schedulerv1.TriggerDownloadResponseSchema>;
@@ -31,7 +31,7 @@ export class FakeScheduler extends EventEmitter {
 
   async start(): Promise<string> {
     const unimplemented = (): never => {
-      throw new LacewingError("LW_ERR_TEST_UNIMPLEMENTED", "failed_precondition", "not implemented by the fake scheduler");
+      throw new LacewingError(ErrorCode.unimplemented, "failed_precondition", "not implemented by the fake scheduler");
     };
     this.#server.add(schedulerv1.Scheduler, {
       announceHost: () => Promise.resolve(unimplemented()),
@@ -46,7 +46,7 @@ export class FakeScheduler extends EventEmitter {
       listTasks: () => Promise.resolve(this.tasks),
       getTaskFlow: (request) => {
         const flow = this.flows.get(request.taskId);
-        if (flow === undefined) throw new LacewingError("LW_ERR_TASK_NOT_FOUND", "not_found", "no flow for this task");
+        if (flow === undefined) throw new LacewingError(ErrorCode.taskNotFound, "not_found", "no flow for this task");
         return Promise.resolve(flow);
       },
       triggerDownload: (request, ctx) => {

@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { LacewingError, errorMessage, rendezvousPick, type Logger } from "@lacewing/common";
+import { ErrorCode, LacewingError, errorMessage, rendezvousPick, type Logger } from "@lacewing/common";
 import { isSeedHost, recordAssignment, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
@@ -86,11 +86,11 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
   if (child.reschedules > options.maxReschedules) return { kind: "back_to_source", reason: "too many reschedules", cause: "reschedules" };
   const deadline = Date.now() + options.scheduleTimeoutMs;
   for (;;) {
-    if (signal.aborted) throw new LacewingError("LW_ERR_CANCELLED", "cancelled", "the peer left while waiting for parents");
+    if (signal.aborted) throw new LacewingError(ErrorCode.cancelled, "cancelled", "the peer left while waiting for parents");
     if (task.contentLength === 0) return { kind: "empty" };
     const childHost = registry.hosts.get(child.hostId);
     if (childHost === undefined || task.peers.get(child.id) !== child)
-      throw new LacewingError("LW_ERR_PEER_GONE", "aborted", "the peer was removed while waiting for parents");
+      throw new LacewingError(ErrorCode.peerGone, "aborted", "the peer was removed while waiting for parents");
 
     if (task.tainted && !sourceInProgress(deps, task, child)) {
       // A peer found the last copies wrong: this one fetches from the origin itself, not from a seed's cache.

@@ -1,5 +1,5 @@
 import { schedulerv1, type Download, type TaskInfo } from "@lacewing/api";
-import { AsyncQueue, LacewingError, errorMessage, taskIdOf, type Logger } from "@lacewing/common";
+import { ErrorCode, AsyncQueue, LacewingError, errorMessage, taskIdOf, type Logger } from "@lacewing/common";
 import { ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import { newPeer, type Peer } from "../resource/peer.js";
 import { notifyTaskChanged, recordGeometry, recordPieceDigest, taintTask, type Task, type TaskChange } from "../resource/task.js";
@@ -128,11 +128,11 @@ class PeerSession {
     const task = this.#task;
     const peer = this.#peer;
     if (task === undefined || peer === undefined)
-      throw new LacewingError("LW_ERR_NOT_REGISTERED", "failed_precondition", "the first AnnouncePeer message must be register");
+      throw new LacewingError(ErrorCode.notRegistered, "failed_precondition", "the first AnnouncePeer message must be register");
     if (peer.session !== this.#id || task.peers.get(peer.id) !== peer)
       // Removed under us (DeletePeer, DeleteTask, DeleteHost, host expiry):
       // the daemon has to register again to be scheduled.
-      throw new LacewingError("LW_ERR_PEER_NOT_FOUND", "not_found", `peer ${peer.id} is no longer known to the scheduler; register again`);
+      throw new LacewingError(ErrorCode.peerNotFound, "not_found", `peer ${peer.id} is no longer known to the scheduler; register again`);
     peer.updatedAt = this.#deps.now();
     switch (body.case) {
       case "taskInfo":
@@ -151,7 +151,7 @@ class PeerSession {
       case "reschedule": {
         const { failedParentIds, knownParentIds } = body.value;
         if (failedParentIds.length > MAX_PARENT_IDS || knownParentIds.length > MAX_PARENT_IDS)
-          throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `a reschedule names at most ${MAX_PARENT_IDS} parents`);
+          throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `a reschedule names at most ${MAX_PARENT_IDS} parents`);
         for (const parentId of failedParentIds) if (peer.parentsGiven.has(parentId)) peer.blocklist.add(parentId);
         if (body.value.refresh) {
           this.#refresh(task, peer, new Set(knownParentIds));
@@ -180,20 +180,20 @@ class PeerSession {
     checkTaskId(taskId);
     checkId("peer_id", peerId);
     if (this.#peer !== undefined)
-      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "one AnnouncePeer stream carries one peer and registers it once");
+      throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "one AnnouncePeer stream carries one peer and registers it once");
     const download = register.complete ? register.download : checkDownload(register.download);
-    if (download === undefined) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "register needs a download");
+    if (download === undefined) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "register needs a download");
     if (!register.complete && taskIdOf(download) !== taskId)
-      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "task_id is not the task id of the download it registers");
+      throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "task_id is not the task id of the download it registers");
     const now = this.#deps.now();
     const host = registry.aliveHost(hostId, now);
     if (host === undefined)
-      throw new LacewingError("LW_ERR_HOST_NOT_ANNOUNCED", "failed_precondition", `host ${hostId} has not announced itself; announce the host and retry`, {
+      throw new LacewingError(ErrorCode.hostNotAnnounced, "failed_precondition", `host ${hostId} has not announced itself; announce the host and retry`, {
         details: { hostId },
       });
-    if (!ownsHost(host, this.#owner)) throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `host ${hostId} belongs to another identity`);
+    if (!ownsHost(host, this.#owner)) throw new LacewingError(ErrorCode.permissionDenied, "permission_denied", `host ${hostId} belongs to another identity`);
     if (host.peers.size >= this.#deps.maxPeersPerHost && !host.peers.has(peerId))
-      throw new LacewingError("LW_ERR_TOO_MANY_PEERS", "resource_exhausted", `host ${hostId} already has ${host.peers.size} peers registered`);
+      throw new LacewingError(ErrorCode.tooManyPeers, "resource_exhausted", `host ${hostId} already has ${host.peers.size} peers registered`);
     const task = registry.ensureTask(taskId, download, now);
     try {
       this.#admit(task, host, request, register, download, now);
@@ -241,23 +241,23 @@ class PeerSession {
    */
   #registerComplete(task: Task, peer: Peer, register: schedulerv1.RegisterPeerRequest): void {
     if (task.taintedHosts.has(peer.hostId))
-      throw new LacewingError("LW_ERR_TASK_TAINTED", "failed_precondition", "this host's copy of the task failed its digest; delete it and download again");
+      throw new LacewingError(ErrorCode.taskTainted, "failed_precondition", "this host's copy of the task failed its digest; delete it and download again");
     const { contentLength, pieceLength } = checkTaskInfo(register.taskInfo, "task_info");
-    if (contentLength < 0) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "a complete registration needs the task's length");
+    if (contentLength < 0) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "a complete registration needs the task's length");
     const problem = recordGeometry(task, contentLength, pieceLength);
-    if (problem !== undefined) throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the cached task does not match: ${problem}`);
+    if (problem !== undefined) throw new LacewingError(ErrorCode.taskMismatch, "failed_precondition", `the cached task does not match: ${problem}`);
     if (register.pieceSha256.length !== task.totalPieces)
-      throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `a complete registration carries ${task.totalPieces} piece digests`);
+      throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `a complete registration carries ${task.totalPieces} piece digests`);
     const digests = register.pieceSha256.map((digest, number) => checkSha256(digest, `piece_sha256[${number}]`));
     const disagreeing = digests.findIndex((digest, number) => {
       const known = task.pieceDigests.get(number);
       return known !== undefined && !known.equals(digest);
     });
     if (disagreeing >= 0)
-      throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the cached task's piece ${disagreeing} does not match the scheduler's digest`);
+      throw new LacewingError(ErrorCode.taskMismatch, "failed_precondition", `the cached task's piece ${disagreeing} does not match the scheduler's digest`);
     digests.forEach((digest, number) => recordPieceDigest(task, number, digest, peer.id));
     const host = this.#deps.registry.hosts.get(peer.hostId);
-    if (host === undefined) throw new LacewingError("LW_ERR_HOST_NOT_ANNOUNCED", "failed_precondition", `host ${peer.hostId} has not announced itself`);
+    if (host === undefined) throw new LacewingError(ErrorCode.hostNotAnnounced, "failed_precondition", `host ${peer.hostId} has not announced itself`);
     this.#deps.registry.addPeer(task, host, peer);
     this.#task = task;
     this.#peer = peer;
@@ -279,7 +279,7 @@ class PeerSession {
     const problem = recordGeometry(task, contentLength, pieceLength);
     if (problem !== undefined) {
       this.#deps.metrics.pieceReports.inc({ result: "length_conflict" });
-      throw new LacewingError("LW_ERR_TASK_MISMATCH", "failed_precondition", `the origin's length disagrees with the first fetch: ${problem}`);
+      throw new LacewingError(ErrorCode.taskMismatch, "failed_precondition", `the origin's length disagrees with the first fetch: ${problem}`);
     }
     notifyTaskChanged(task);
   }
@@ -288,7 +288,7 @@ class PeerSession {
     const { metrics } = this.#deps;
     if (piece === undefined) return;
     checkPieceNumber(piece.number, task.totalPieces);
-    if (piece.parentId.length > MAX_ID_LENGTH) throw new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", "piece.parent_id is too long");
+    if (piece.parentId.length > MAX_ID_LENGTH) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "piece.parent_id is too long");
     const bytes = Number(piece.length);
     if (piece.parentId === "") {
       // From the origin: the digest is believed only from a peer that said it fetches from there.

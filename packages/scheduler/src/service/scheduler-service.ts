@@ -1,5 +1,5 @@
 import { HostType, callerIp, requireRole, schedulerv1, type CallContext, type ServiceImpl } from "@lacewing/api";
-import { LacewingError, MEMBER_ROLES, errorMessage, rendezvousPick, taskIdOf } from "@lacewing/common";
+import { ErrorCode, LacewingError, MEMBER_ROLES, errorMessage, rendezvousPick, taskIdOf } from "@lacewing/common";
 import { isHostAlive, isSeedHost, ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import type { SeedTrigger } from "../seed/seed-trigger.js";
 import { noteSourceLost } from "../scheduling/scheduling.js";
@@ -34,16 +34,16 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       const caller = requireRole(context, MEMBER_ROLES, "AnnounceHost");
       const info = checkHost(request.host);
       if (info.type === HostType.SEED && caller !== undefined && caller.role !== "seed")
-        throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", "only a seed certificate may announce a seed peer");
+        throw new LacewingError(ErrorCode.permissionDenied, "permission_denied", "only a seed certificate may announce a seed peer");
       const owner = ownerOf(context);
       const known = registry.hosts.get(info.id);
       if (known !== undefined && !ownsHost(known, owner))
-        throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `host ${info.id} belongs to another identity`);
+        throw new LacewingError(ErrorCode.permissionDenied, "permission_denied", `host ${info.id} belongs to another identity`);
       if (known === undefined && owner !== undefined) {
         let owned = 0;
         for (const host of registry.hosts.values()) if (ownsHost(host, owner)) owned++;
         if (owned >= deps.maxHostsPerOwner)
-          throw new LacewingError("LW_ERR_TOO_MANY_HOSTS", "resource_exhausted", `${owner.subject} at ${owner.ip} already announced ${owned} hosts`);
+          throw new LacewingError(ErrorCode.tooManyHosts, "resource_exhausted", `${owner.subject} at ${owner.ip} already announced ${owned} hosts`);
       }
       if (known === undefined) logger.info({ hostId: info.id, ip: info.ip, type: HostType[info.type] }, "host joined");
       else if (known.info.ip !== info.ip || known.info.port !== info.port) deps.seedTrigger.forget(info.id);
@@ -62,7 +62,7 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       requireRole(context, [...MEMBER_ROLES, "manager"], "StatTask");
       checkTaskId(request.taskId);
       const task = registry.tasks.get(request.taskId);
-      if (task === undefined) throw new LacewingError("LW_ERR_TASK_NOT_FOUND", "not_found", `task ${request.taskId} is not known to this scheduler`);
+      if (task === undefined) throw new LacewingError(ErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not known to this scheduler`);
       const peers = [...task.peers.values()];
       const finished = peers.filter((peer) => peer.state === "succeeded").length;
       return { info: taskInfoOf(task), state: taskStateOf(task), peerCount: peers.length, finishedPeerCount: finished };
@@ -112,7 +112,7 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       const hosts = hostsForScope(deps, taskId, request.scope);
       if (hosts.length === 0)
         throw new LacewingError(
-          "LW_ERR_NO_HOSTS",
+          ErrorCode.noHosts,
           "failed_precondition",
           request.scope === TriggerScope.ALL_PEERS ? "no alive hosts to trigger" : "no alive seed peers to trigger",
         );
@@ -182,7 +182,7 @@ function authorizeHostCall(deps: SchedulerServiceDeps, context: CallContext, hos
   if (caller === undefined || caller.role === "manager" || hostId === undefined) return;
   const host = deps.registry.hosts.get(hostId);
   if (host !== undefined && !ownsHost(host, ownerOf(context)))
-    throw new LacewingError("LW_ERR_PERMISSION_DENIED", "permission_denied", `${action}: host ${hostId} belongs to another identity`);
+    throw new LacewingError(ErrorCode.permissionDenied, "permission_denied", `${action}: host ${hostId} belongs to another identity`);
 }
 
 function hostsForScope(deps: SchedulerServiceDeps, taskId: string, scope: schedulerv1.TriggerScope): HostRecord[] {

@@ -1,5 +1,5 @@
 import { schedulerv1, type MessageInitShape } from "@lacewing/api";
-import { LacewingError, redactUrl } from "@lacewing/common";
+import { ErrorCode, LacewingError, redactUrl } from "@lacewing/common";
 import type { FlowRecorder } from "../flow/flow-recorder.js";
 import type { PeerState } from "../resource/peer.js";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
@@ -69,7 +69,7 @@ export function listTasksPage(
 export function taskFlowOf(flow: FlowRecorder, request: schedulerv1.GetTaskFlowRequest): MessageInitShape<typeof schedulerv1.GetTaskFlowResponseSchema> {
   checkTaskId(request.taskId);
   const record = flow.flowOf(request.taskId);
-  if (record === undefined) throw new LacewingError("LW_ERR_TASK_NOT_FOUND", "not_found", `no piece of task ${request.taskId} has landed here recently`);
+  if (record === undefined) throw new LacewingError(ErrorCode.taskNotFound, "not_found", `no piece of task ${request.taskId} has landed here recently`);
   const landings = record.landings(Number(request.afterSeq));
   return {
     taskId: record.taskId,

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import type { Download, Host, TaskInfo } from "@lacewing/api";
-import { LacewingError, MAX_PIECE_COUNT, isPieceLength, parseDigest, pieceCountOf, pieceGeometryProblem } from "@lacewing/common";
+import { ErrorCode, LacewingError, MAX_PIECE_COUNT, isPieceLength, parseDigest, pieceCountOf, pieceGeometryProblem } from "@lacewing/common";
 
 /**
  * Bounds on everything a client tells the scheduler. Every field is checked
@@ -23,7 +23,7 @@ const TASK_ID = /^[0-9a-f]{64}$/;
 const PRINTABLE = /^[\x21-\x7e]+$/;
 
 function invalid(field: string, problem: string): LacewingError {
-  return new LacewingError("LW_ERR_BAD_REQUEST", "invalid_argument", `${field} ${problem}`, { details: { field } });
+  return new LacewingError(ErrorCode.badRequest, "invalid_argument", `${field} ${problem}`, { details: { field } });
 }
 
 function checkText(field: string, value: string, max: number, required = false): void {
