@@ -17,6 +17,17 @@ function yamlFile(text: string): string {
   return path;
 }
 
+/** Asserts the LW_ERR_USAGE of a bad flag: its message starts with `invalid --flag:` and contains every fragment. */
+function assertFlagError(fn: () => unknown, flag: string, ...fragments: string[]): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(isLacewingError(err), `not a LacewingError: ${String(err)}`);
+    assert.deepEqual([err.code, err.kind], ["LW_ERR_USAGE", "invalid_argument"]);
+    assert.ok(err.message.startsWith(`invalid ${flag}: `), err.message);
+    for (const fragment of fragments) assert.ok(err.message.includes(fragment), `${JSON.stringify(err.message)} lacks ${JSON.stringify(fragment)}`);
+    return true;
+  });
+}
+
 /** Asserts an LW_ERR_CONFIG whose message contains every fragment. */
 function assertConfigError(fn: () => unknown, ...fragments: string[]): void {
   assert.throws(fn, (err: unknown) => {
@@ -100,7 +111,7 @@ describe("loadConfig", () => {
 
   it("accepts enum values and rejects others naming the choices", () => {
     assert.equal(loadConfig(schema, { flags: { mode: "seed" } }).mode, "seed");
-    assertConfigError(() => loadConfig(schema, { flags: { mode: "leader" } }), "mode", "normal, seed", "leader", "flag");
+    assertFlagError(() => loadConfig(schema, { flags: { mode: "leader" } }), "--mode", "normal, seed", "leader");
   });
 
   it("rejects an unknown YAML key, naming the key and the file", () => {
@@ -111,10 +122,10 @@ describe("loadConfig", () => {
   it("rejects a bad value, naming the key and where it came from", () => {
     assertConfigError(() => loadConfig(schema, { file: yamlFile("port: 70000\n") }), "port", "config file");
     assertConfigError(() => loadConfig(schema, { env: { LW_PORT: "http" } }), "port", "environment LW_PORT");
-    assertConfigError(() => loadConfig(schema, { flags: { gcInterval: "soon" } }), "gcInterval", "flag");
+    assertFlagError(() => loadConfig(schema, { flags: { gcInterval: "soon" } }), "--gc-interval");
     assertConfigError(() => loadConfig(schema, { env: { LW_CACHE_SIZE: "lots" } }), "cacheSize", "environment");
     assertConfigError(() => loadConfig(schema, { env: { LW_VERBOSE: "maybe" } }), "verbose", "environment");
-    assertConfigError(() => loadConfig(schema, { flags: { ratio: "half" } }), "ratio", "flag");
+    assertFlagError(() => loadConfig(schema, { flags: { ratio: "half" } }), "--ratio");
   });
 
   it("puts the bad key in the error details", () => {
@@ -132,13 +143,13 @@ describe("loadConfig", () => {
 
   it("runs a field's extra check", () => {
     const checked = { workers: field.number({ description: "workers", default: 1, check: (n) => (n >= 1 ? undefined : "must be at least 1") }) };
-    assertConfigError(() => loadConfig(checked, { flags: { workers: "0" } }), "workers", "must be at least 1", "flag");
+    assertFlagError(() => loadConfig(checked, { flags: { workers: "0" } }), "--workers", "must be at least 1");
     assert.equal(loadConfig(checked, { flags: { workers: "4" } }).workers, 4);
   });
 
   it("refuses a duration longer than a Node timer can wait, naming the key", () => {
     // 60d would make setTimeout fire at once instead of in two months.
-    assertConfigError(() => loadConfig(schema, { flags: { gcInterval: "60d" } }), "gcInterval", "at most 2147483647ms", "flag");
+    assertFlagError(() => loadConfig(schema, { flags: { gcInterval: "60d" } }), "--gc-interval", "at most 2147483647ms");
     assertConfigError(() => loadConfig(schema, { env: { LW_GC_INTERVAL: String(2 ** 31) } }), "gcInterval", "environment LW_GC_INTERVAL");
     assertConfigError(() => loadConfig(schema, { file: yamlFile("gcInterval: 25d\n") }), "gcInterval", "config file");
     assert.equal(loadConfig(schema, { flags: { gcInterval: String(MAX_TIMER_MS) } }).gcInterval, MAX_TIMER_MS);
@@ -151,7 +162,7 @@ describe("loadConfig", () => {
       window: field.duration({ description: "a bounded window", default: 0, max: 60_000 }),
     };
     assert.equal(loadConfig(ages, { flags: { ttl: "90d" } }).ttl, 90 * 86_400_000);
-    assertConfigError(() => loadConfig(ages, { flags: { window: "2m" } }), "window", "at most 60000ms");
+    assertFlagError(() => loadConfig(ages, { flags: { window: "2m" } }), "--window", "at most 60000ms");
   });
 
   it("treats an empty YAML file as no settings", () => {

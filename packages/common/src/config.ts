@@ -14,13 +14,23 @@ function parseYaml(text: string): unknown {
   return yaml.parse(text);
 }
 
+/** What a field holds; decides how its flag reads and shows its default. */
+export type FieldKind = "string" | "number" | "port" | "boolean" | "duration" | "bytes" | "list" | "enum" | "map";
+
 /** One config key: how to read it from any source, and its default. */
 export interface Field<T> {
+  readonly kind: FieldKind;
   readonly description: string;
   readonly default: T | undefined;
   readonly required: boolean;
   /** Environment variable that sets it, if any. */
   readonly env: string | undefined;
+  /** How its flag names the value in --help (`--listen <host:port>`); by kind when unset. */
+  readonly placeholder: string | undefined;
+  /** A boolean that defaults to true and is turned off with `--no-<key>` (dfget's `--no-progress`) instead of taking a value. */
+  readonly negatable: boolean;
+  /** The allowed values of an enum field. */
+  readonly values: readonly string[] | undefined;
   /**
    * Turns a raw value (flag string, env string, YAML value) into T, or explains why not.
    * Build fields with `field.*`: loadConfig only trusts the failures they return.
@@ -36,6 +46,8 @@ interface FieldOptions<T> {
   default?: T;
   required?: boolean;
   env?: string;
+  placeholder?: string;
+  negatable?: boolean;
   /** Extra check on the parsed value; returns an error message or undefined. */
   check?: (value: T) => string | undefined;
 }
@@ -48,12 +60,16 @@ function failure(error: string): { error: string } {
   return { error, [PARSE_FAILURE]: true } as { error: string };
 }
 
-function makeField<T>(options: FieldOptions<T>, parse: (raw: unknown) => T | { error: string }): Field<T> {
+function makeField<T>(kind: FieldKind, options: FieldOptions<T>, parse: (raw: unknown) => T | { error: string }, values?: readonly string[]): Field<T> {
   return {
+    kind,
     description: options.description,
     default: options.default,
     required: options.required ?? false,
     env: options.env,
+    placeholder: options.placeholder,
+    negatable: options.negatable ?? false,
+    values,
     parse(raw) {
       const value = parse(raw);
       if (isError(value)) return value;
@@ -70,19 +86,19 @@ function isError(value: unknown): value is { error: string } {
 /** Field constructors; every process builds its schema from these. */
 export const field = {
   string: (options: FieldOptions<string>) =>
-    makeField(options, (raw) => (typeof raw === "string" || typeof raw === "number" ? String(raw) : failure("expected a string"))),
+    makeField("string", options, (raw) => (typeof raw === "string" || typeof raw === "number" ? String(raw) : failure("expected a string"))),
   number: (options: FieldOptions<number>) =>
-    makeField(options, (raw) => {
+    makeField("number", options, (raw) => {
       const value = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
       return Number.isFinite(value) ? value : failure(`expected a number, got ${JSON.stringify(raw)}`);
     }),
   port: (options: FieldOptions<number>) =>
-    makeField(options, (raw) => {
+    makeField("port", options, (raw) => {
       const value = typeof raw === "number" ? raw : typeof raw === "string" ? Number(raw) : NaN;
       return Number.isInteger(value) && value >= 0 && value <= 65535 ? value : failure(`expected a port 0-65535, got ${JSON.stringify(raw)}`);
     }),
   boolean: (options: FieldOptions<boolean>) =>
-    makeField(options, (raw) => {
+    makeField("boolean", options, (raw) => {
       if (typeof raw === "boolean") return raw;
       if (raw === "true" || raw === "1" || raw === "yes") return true;
       if (raw === "false" || raw === "0" || raw === "no") return false;
@@ -95,7 +111,7 @@ export const field = {
    * compared with timestamps) may set a larger `max`, saying why.
    */
   duration: (options: FieldOptions<number> & { max?: number }) =>
-    makeField(options, (raw) => {
+    makeField("duration", options, (raw) => {
       const value = typeof raw === "string" || typeof raw === "number" ? parseDuration(raw) : undefined;
       if (value === undefined) return failure(`expected a duration like 30s, 5m or 1h, got ${JSON.stringify(raw)}`);
       const max = options.max ?? MAX_TIMER_MS;
@@ -107,52 +123,41 @@ export const field = {
     }),
   /** Bytes, from "64MiB", "10GB" or a number. */
   bytes: (options: FieldOptions<number>) =>
-    makeField(options, (raw) => {
+    makeField("bytes", options, (raw) => {
       const value = typeof raw === "string" || typeof raw === "number" ? parseBytes(raw) : undefined;
       return value ?? failure(`expected a size like 512MiB or 10GB, got ${JSON.stringify(raw)}`);
     }),
-  /** A list, from a YAML sequence or a comma-separated string. */
+  /** A list, from a YAML sequence, a comma-separated string, or a repeated flag (each value comma-separated too). */
   list: (options: FieldOptions<string[]>) =>
-    makeField(options, (raw) => {
-      if (Array.isArray(raw)) return raw.map(String);
-      if (typeof raw === "string")
-        return raw
-          .split(",")
-          .map((s) => s.trim())
-          .filter((s) => s !== "");
-      return failure("expected a list");
+    makeField("list", options, (raw) => {
+      const items = Array.isArray(raw) ? raw.map(String) : typeof raw === "string" ? [raw] : undefined;
+      if (items === undefined) return failure("expected a list");
+      return items
+        .flatMap((item) => item.split(","))
+        .map((s) => s.trim())
+        .filter((s) => s !== "");
     }),
   enum: <const V extends string>(values: readonly V[], options: FieldOptions<V>) =>
-    makeField(options, (raw) =>
-      typeof raw === "string" && (values as readonly string[]).includes(raw)
-        ? (raw as V)
-        : failure(`expected one of ${values.join(", ")}, got ${JSON.stringify(raw)}`),
+    makeField(
+      "enum",
+      options,
+      (raw) =>
+        typeof raw === "string" && (values as readonly string[]).includes(raw)
+          ? (raw as V)
+          : failure(`expected one of ${values.join(", ")}, got ${JSON.stringify(raw)}`),
+      values,
     ),
   /** A string-to-string map from YAML only (e.g. headers). */
   map: (options: FieldOptions<Record<string, string>>) =>
-    makeField(options, (raw) => {
+    makeField("map", options, (raw) => {
       if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return failure("expected a mapping");
       return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
     }),
 };
 
-/** A command-line option derived from a schema field: kebab-cased key, description, default shown. */
-export interface CliOption {
-  key: string;
-  /** Commander flags: `--tls-dir <value>`, or `--insecure` for a boolean that defaults to false. */
-  flags: string;
-  description: string;
-}
-
-/** The command-line options of `keys` (all of the schema's by default), so a setting is declared once. */
-export function cliOptionsOf<S extends Schema>(schema: S, keys: ReadonlyArray<keyof S & string> = Object.keys(schema)): CliOption[] {
-  return keys.map((key) => {
-    const spec = schema[key]!;
-    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    const presence = spec.default === false;
-    const shown = spec.default === undefined || spec.default === "" || presence ? "" : ` (default ${JSON.stringify(spec.default)})`;
-    return { key, flags: presence ? flag : `${flag} <value>`, description: `${spec.description}${shown}` };
-  });
+/** The flag of a schema key: `dataDir` is `--data-dir`. */
+export function flagOf(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 export interface ConfigSources {
@@ -165,7 +170,9 @@ export interface ConfigSources {
 
 /**
  * Builds a process's config: defaults, then the YAML file, then environment,
- * then flags. Any bad or missing value fails with LW_ERR_CONFIG naming the key.
+ * then flags. A bad flag fails with LW_ERR_USAGE naming the flag; any other
+ * bad or missing value with LW_ERR_CONFIG naming the key and where it came
+ * from.
  */
 export function loadConfig<S extends Schema>(schema: S, sources: ConfigSources = {}): ConfigOf<S> {
   const fromFile = sources.file === undefined ? {} : readYamlConfig(sources.file);
@@ -189,7 +196,10 @@ export function loadConfig<S extends Schema>(schema: S, sources: ConfigSources =
     }
     const [origin, raw] = found;
     const parsed = spec.parse(raw);
-    if (isError(parsed)) throw configError(key, `${parsed.error} (from ${origin})`);
+    if (isError(parsed))
+      throw origin === "flag"
+        ? new LacewingError(ErrorCode.usage, "invalid_argument", `invalid ${flagOf(key)}: ${parsed.error}`, { details: { key } })
+        : configError(key, `${parsed.error} (from ${origin})`);
     result[key] = parsed;
   }
   return result as ConfigOf<S>;

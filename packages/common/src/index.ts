@@ -25,7 +25,8 @@ export {
   type PieceRange,
 } from "./pieces.js";
 export { createDigester, createPieceHasher, formatDigest, parseDigest, pieceDigestOf, type Digest, type DigestAlgorithm } from "./digest.js";
-export { cliOptionsOf, field, loadConfig, type CliOption, type ConfigOf, type ConfigSources, type Field, type Schema } from "./config.js";
+export { field, flagOf, loadConfig, type ConfigOf, type ConfigSources, type Field, type FieldKind, type Schema } from "./config.js";
+export { addSchemaOptions, cliOptionsOf, type CliOption } from "./cli-options.js";
 export { createLogger, silentLogger, REDACTED_PATHS, type Logger, type LoggerOptions } from "./logger.js";
 export { AsyncQueue } from "./async-queue.js";
 export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./backoff.js";

@@ -19,7 +19,7 @@ describe("dfdaemon config: cache lifecycle keys", () => {
 
   it("takes a task TTL longer than a timer can wait (it is an age, not a timer) but bounds real timers", () => {
     assert.equal(loadDfdaemonConfig({ flags: { taskTtl: "30d" } }).taskTtl, 30 * 86_400_000);
-    assert.throws(() => loadDfdaemonConfig({ flags: { gcInterval: "30d" } }), /gcInterval must be at most/);
+    assert.throws(() => loadDfdaemonConfig({ flags: { gcInterval: "30d" } }), /^LacewingError: invalid --gc-interval: must be at most/);
   });
 
   it("rejects a low watermark that is not below the high one, naming the key", () => {
@@ -27,6 +27,6 @@ describe("dfdaemon config: cache lifecycle keys", () => {
       () => loadDfdaemonConfig({ flags: { highWatermark: "70", lowWatermark: "70" } }),
       (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_CONFIG" && /lowWatermark/.test(err.message),
     );
-    assert.throws(() => loadDfdaemonConfig({ flags: { highWatermark: "120" } }), /highWatermark must be a percentage/);
+    assert.throws(() => loadDfdaemonConfig({ flags: { highWatermark: "120" } }), /^LacewingError: invalid --high-watermark: must be a percentage/);
   });
 });

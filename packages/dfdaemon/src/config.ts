@@ -2,21 +2,29 @@ import { ErrorCode, DEFAULTS, LacewingError, field, loadConfig, securityConfigFi
 
 export const dfdaemonSchema = {
   scheduler: field.list({
-    description: "Scheduler addresses HOST:PORT; empty means every task goes straight to the origin",
+    description:
+      "Scheduler addresses HOST:PORT; a name with several A records counts as several schedulers; empty means every task goes straight to the origin",
     default: [],
+    placeholder: "<host:port,...>",
     env: "DFDAEMON_SCHEDULER",
   }),
-  dataDir: field.string({ description: "Where pieces and task metadata live", default: DEFAULTS.dfdaemon.dataDir, env: "DFDAEMON_DATA_DIR" }),
-  advertiseIp: field.string({ description: "IP other peers use to reach this node", default: "127.0.0.1", env: "DFDAEMON_ADVERTISE_IP" }),
+  dataDir: field.string({
+    description: "Where pieces and task metadata live",
+    default: DEFAULTS.dfdaemon.dataDir,
+    env: "DFDAEMON_DATA_DIR",
+    placeholder: "<dir>",
+  }),
+  advertiseIp: field.string({ description: "IP other peers use to reach this node", default: "127.0.0.1", env: "DFDAEMON_ADVERTISE_IP", placeholder: "<ip>" }),
   seed: field.boolean({ description: "Run as a seed peer", default: false, env: "DFDAEMON_SEED" }),
   uploadPort: field.port({ description: "TCP port serving pieces to peers (the piece protocol)", default: DEFAULTS.dfdaemon.uploadPort }),
   proxyPort: field.port({ description: "Registry mirror port for containerd", default: DEFAULTS.dfdaemon.proxyPort }),
   peerPort: field.port({ description: "gRPC port for peers and the scheduler", default: DEFAULTS.dfdaemon.peerPort }),
   metricsPort: field.port({ description: "Port of /metrics, /healthz and /readyz; 0 picks a free one", default: DEFAULTS.dfdaemon.metricsPort }),
-  listenIp: field.string({ description: "Address the peer, upload and metrics ports bind to", default: "0.0.0.0" }),
+  listenIp: field.string({ description: "Address the peer, upload and metrics ports bind to", default: "0.0.0.0", placeholder: "<ip>" }),
   proxyListenIp: field.string({
     description: "Address the registry mirror binds to: loopback, where the node's containerd reaches it and nobody else does",
     default: "127.0.0.1",
+    placeholder: "<ip>",
   }),
   uploadTls: field.boolean({
     description: "Serve piece bytes over TLS with client certificates (encrypted; costs CPU) instead of plain TCP with a per-task grant",
@@ -59,19 +67,30 @@ export const dfdaemonSchema = {
   proxyDefaultRegistry: field.string({
     description: "Registry a mirror request without containerd's ns parameter goes to (e.g. from a Docker daemon's registry-mirrors)",
     default: "docker.io",
+    placeholder: "<host>",
   }),
   proxyRegistries: field.list({
     description: "Registries the mirror serves (containerd's ns), e.g. docker.io,ghcr.io; empty refuses every request",
     default: [],
+    placeholder: "<host,...>",
   }),
-  proxyPlainHttpRegistries: field.list({ description: "Registries the mirror reaches over plain HTTP instead of HTTPS", default: [] }),
+  proxyPlainHttpRegistries: field.list({
+    description: "Registries the mirror reaches over plain HTTP instead of HTTPS",
+    default: [],
+    placeholder: "<host,...>",
+  }),
   proxyStallTimeout: field.duration({
     description: "A blob that gets no new piece for this long is served from the registry instead",
     default: 30_000,
   }),
-  socket: field.string({ description: "Unix socket of the local API used by dfget", default: DEFAULTS.dfdaemon.socket, env: "DFDAEMON_SOCKET" }),
-  idc: field.string({ description: "Data centre name, for scheduling affinity", default: "" }),
-  location: field.string({ description: "Location a|b|c, for scheduling affinity", default: "" }),
+  socket: field.string({
+    description: "Unix socket of the local API used by dfget",
+    default: DEFAULTS.dfdaemon.socket,
+    env: "DFDAEMON_SOCKET",
+    placeholder: "<path>",
+  }),
+  idc: field.string({ description: "Data centre name, for scheduling affinity", default: "", placeholder: "<name>" }),
+  location: field.string({ description: "Location a|b|c, for scheduling affinity", default: "", placeholder: "<a|b|c>" }),
   originConcurrency: field.number({
     description: "Pieces fetched from the origin at once",
     default: 8,
@@ -112,19 +131,6 @@ export const dfdaemonSchema = {
   }),
   ...securityConfigFields("DFDAEMON"),
 };
-
-/** The settings whose flags come from the schema itself (see cliOptionsOf). */
-export const DFDAEMON_SCHEMA_FLAGS = [
-  "proxyListenIp",
-  "uploadTls",
-  "allowLoopbackOrigins",
-  "pieceAttempts",
-  "parentPipeline",
-  "pieceMemory",
-  "tlsDir",
-  "insecure",
-  "forceInsecure",
-] as const;
 
 export type DfdaemonConfig = ConfigOf<typeof dfdaemonSchema>;
 

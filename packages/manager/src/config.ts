@@ -3,40 +3,64 @@ import { parseAuthority } from "./rest/request-guards.js";
 
 /** Every setting of lacewing-manager: defaults < YAML (--config) < environment < flags. */
 export const managerConfigSchema = {
-  listen: field.string({ description: "REST API address HOST:PORT", default: `127.0.0.1:${DEFAULTS.manager.port}`, env: "LACEWING_MANAGER_LISTEN" }),
+  listen: field.string({
+    description: "REST API address HOST:PORT",
+    default: `127.0.0.1:${DEFAULTS.manager.port}`,
+    env: "LACEWING_MANAGER_LISTEN",
+    placeholder: "<host:port>",
+  }),
   grpcListen: field.string({
-    description: "gRPC API address HOST:PORT",
+    description: "GRPC API address HOST:PORT",
     default: `127.0.0.1:${DEFAULTS.manager.grpcPort}`,
     env: "LACEWING_MANAGER_GRPC_LISTEN",
+    placeholder: "<host:port>",
   }),
-  databaseUrl: field.string({ description: "Postgres URL; empty for the embedded Postgres (PGlite)", default: "", env: "LACEWING_MANAGER_DATABASE_URL" }),
-  databaseSchema: field.string({ description: "Postgres schema holding the manager's tables", default: "public", env: "LACEWING_MANAGER_DATABASE_SCHEMA" }),
-  dataDir: field.string({ description: "directory of the embedded Postgres; empty keeps it in memory", default: "", env: "LACEWING_MANAGER_DATA_DIR" }),
-  redisUrl: field.string({ description: "Redis URL for the BullMQ job queue; empty runs jobs in-process", default: "", env: "LACEWING_MANAGER_REDIS_URL" }),
-  queuePrefix: field.string({ description: "BullMQ key prefix", default: "lacewing", env: "LACEWING_MANAGER_QUEUE_PREFIX" }),
-  scheduler: field.list({ description: "scheduler addresses HOST:PORT,…", default: [], env: "LACEWING_MANAGER_SCHEDULER" }),
-  token: field.string({ description: "bearer token every API call must carry", default: "", env: "LACEWING_MANAGER_TOKEN" }),
+  databaseUrl: field.string({
+    description: "Postgres URL; empty for the embedded Postgres (PGlite)",
+    default: "",
+    env: "LACEWING_MANAGER_DATABASE_URL",
+    placeholder: "<url>",
+  }),
+  databaseSchema: field.string({
+    description: "Postgres schema holding the manager's tables",
+    default: "public",
+    env: "LACEWING_MANAGER_DATABASE_SCHEMA",
+    placeholder: "<name>",
+  }),
+  dataDir: field.string({
+    description: "Directory of the embedded Postgres; empty keeps it in memory",
+    default: "",
+    env: "LACEWING_MANAGER_DATA_DIR",
+    placeholder: "<dir>",
+  }),
+  redisUrl: field.string({
+    description: "Redis URL for the BullMQ job queue; empty runs jobs in-process",
+    default: "",
+    env: "LACEWING_MANAGER_REDIS_URL",
+    placeholder: "<url>",
+  }),
+  queuePrefix: field.string({ description: "BullMQ key prefix", default: "lacewing", env: "LACEWING_MANAGER_QUEUE_PREFIX", placeholder: "<prefix>" }),
+  scheduler: field.list({ description: "Scheduler addresses HOST:PORT,…", default: [], env: "LACEWING_MANAGER_SCHEDULER", placeholder: "<host:port,...>" }),
+  token: field.string({ description: "Bearer token every API call must carry", default: "", env: "LACEWING_MANAGER_TOKEN", placeholder: "<token>" }),
   allowedHosts: field.list({
-    description: "without a token: Host names the REST API answers to besides the listen address, localhost, 127.0.0.1 and [::1] (NAME or NAME:PORT)",
+    description: "Without a token: Host names the REST API answers to besides the listen address, localhost, 127.0.0.1 and [::1] (NAME or NAME:PORT)",
     default: [],
     env: "LACEWING_MANAGER_ALLOWED_HOSTS",
+    placeholder: "<host,...>",
     check: (hosts) => {
       const bad = hosts.find((host) => parseAuthority(host) === undefined);
       return bad === undefined ? undefined : `entry ${JSON.stringify(bad)} is not NAME or NAME:PORT`;
     },
   }),
-  jobConcurrency: field.number({ description: "jobs run at once by this process", default: 4, check: positiveInteger }),
-  taskConcurrency: field.number({ description: "tasks (layers) of one job triggered at once", default: 4, check: positiveInteger }),
+  jobConcurrency: field.number({ description: "Jobs run at once by this process", default: 4, check: positiveInteger }),
+  taskConcurrency: field.number({ description: "Tasks (layers) of one job triggered at once", default: 4, check: positiveInteger }),
   // Bounded like every duration: grpc-js silently drops a deadline beyond the timer limit, so a longer one would mean none.
-  triggerTimeout: field.duration({ description: "how long one task trigger may take", default: 30 * 60_000 }),
-  logLevel: field.enum(["trace", "debug", "info", "warn", "error", "silent"], { description: "log level", default: "info", env: "LACEWING_MANAGER_LOG_LEVEL" }),
+  triggerTimeout: field.duration({ description: "How long one task trigger may take", default: 30 * 60_000 }),
+  logLevel: field.enum(["trace", "debug", "info", "warn", "error", "silent"], { description: "Log level", default: "info", env: "LACEWING_MANAGER_LOG_LEVEL" }),
   ...securityConfigFields("LACEWING_MANAGER"),
 };
 
 export type ManagerConfig = ConfigOf<typeof managerConfigSchema>;
-
-/** The settings whose flags come from the schema itself (see cliOptionsOf). */
-export const MANAGER_SCHEMA_FLAGS = ["tlsDir", "insecure", "forceInsecure"] as const;
 
 function positiveInteger(value: number): string | undefined {
   return Number.isInteger(value) && value > 0 ? undefined : "must be a positive integer";

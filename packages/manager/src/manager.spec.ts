@@ -541,11 +541,11 @@ describe("lacewing-manager config", () => {
   it("reads allowedHosts as a list and refuses an entry that is not NAME or NAME:PORT", () => {
     assert.deepEqual(loadManagerConfig({ flags: { allowedHosts: "a.internal, b.internal:8080" } }).allowedHosts, ["a.internal", "b.internal:8080"]);
     assert.deepEqual(loadManagerConfig({ env: { LACEWING_MANAGER_ALLOWED_HOSTS: "[::1]:9000" } }).allowedHosts, ["[::1]:9000"]);
-    assert.throws(() => loadManagerConfig({ flags: { allowedHosts: "http://a.internal/" } }), /invalid config: allowedHosts entry "http:\/\/a.internal\/"/);
+    assert.throws(() => loadManagerConfig({ flags: { allowedHosts: "http://a.internal/" } }), /invalid --allowed-hosts: entry "http:\/\/a.internal\/"/);
   });
 
   it("refuses a trigger timeout beyond the timer limit, naming the key", () => {
-    assert.throws(() => loadManagerConfig({ flags: { triggerTimeout: "60d" } }), /invalid config: triggerTimeout must be at most 2147483647ms/);
+    assert.throws(() => loadManagerConfig({ flags: { triggerTimeout: "60d" } }), /invalid --trigger-timeout: must be at most 2147483647ms/);
     assert.equal(loadManagerConfig({ flags: { triggerTimeout: "2h" } }).triggerTimeout, 7_200_000);
   });
 });

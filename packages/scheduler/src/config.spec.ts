@@ -26,9 +26,9 @@ describe("scheduler config", () => {
     assert.equal(config.candidateParentLimit, 3);
   });
 
-  it("names the bad key", () => {
-    assert.throws(() => loadSchedulerConfig({ env: {}, flags: { listen: "nowhere" } }), /listen must be HOST:PORT/);
-    assert.throws(() => loadSchedulerConfig({ env: {}, flags: { candidateParentLimit: "0" } }), /candidateParentLimit/);
-    assert.throws(() => loadSchedulerConfig({ env: {}, flags: { topology: "mesh" } }), /topology expected one of isolation, affinity/);
+  it("names the bad flag", () => {
+    assert.throws(() => loadSchedulerConfig({ env: {}, flags: { listen: "nowhere" } }), /invalid --listen: must be HOST:PORT/);
+    assert.throws(() => loadSchedulerConfig({ env: {}, flags: { candidateParentLimit: "0" } }), /invalid --candidate-parent-limit: must be a whole number/);
+    assert.throws(() => loadSchedulerConfig({ env: {}, flags: { topology: "mesh" } }), /invalid --topology: expected one of isolation, affinity/);
   });
 });

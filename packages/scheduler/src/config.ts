@@ -8,6 +8,7 @@ export const schedulerConfigSchema = {
     description: "gRPC address to listen on, HOST:PORT",
     default: `0.0.0.0:${DEFAULTS.scheduler.port}`,
     env: "LACEWING_SCHEDULER_LISTEN",
+    placeholder: "<host:port>",
     check: (value) =>
       /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(":") + 1)) <= 65535
         ? undefined
@@ -63,9 +64,6 @@ export const schedulerConfigSchema = {
   }),
   ...securityConfigFields("LACEWING_SCHEDULER"),
 };
-
-/** The settings every binary exposes as flags from the schema itself (see cliOptionsOf). */
-export const SCHEDULER_SCHEMA_FLAGS = ["maxPeersPerHost", "maxHostsPerOwner", "tlsDir", "insecure", "forceInsecure"] as const;
 
 export type SchedulerConfig = ConfigOf<typeof schedulerConfigSchema>;
 

@@ -18,6 +18,7 @@ export function securityConfigFields(envPrefix: string) {
       description: "Directory with ca.crt (the cluster CA), tls.crt and tls.key (this process's certificate), as a Kubernetes TLS Secret mounts them",
       default: "",
       env: `${envPrefix}_TLS_DIR`,
+      placeholder: "<dir>",
     }),
     insecure: field.boolean({
       description: "Run without TLS: no caller is authenticated and anyone who reaches a port may call it. Loopback addresses only, unless forceInsecure",

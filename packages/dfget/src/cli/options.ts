@@ -1,8 +1,20 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { Command, CommanderError, Option } from "commander";
-import { ErrorCode, DEFAULTS, LacewingError, field, formatDigest, isPieceLength, loadConfig, parseDigest, parseUrl, type ConfigOf } from "@lacewing/common";
+import { Command, CommanderError } from "commander";
+import {
+  ErrorCode,
+  DEFAULTS,
+  LacewingError,
+  addSchemaOptions,
+  field,
+  formatDigest,
+  isPieceLength,
+  loadConfig,
+  parseDigest,
+  parseUrl,
+  type ConfigOf,
+} from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -13,20 +25,20 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * the environment where an `env` is named, or a flag. Flags win.
  */
 export const configSchema = {
-  socket: field.string({ description: "dfdaemon unix socket", default: DEFAULTS.dfdaemon.socket, env: "DFGET_SOCKET" }),
-  timeout: field.duration({ description: "overall deadline of the download; 0 for none", default: 0, env: "DFGET_TIMEOUT" }),
-  tag: field.string({ description: "tag that separates otherwise identical URLs into different tasks", default: "" }),
-  application: field.string({ description: "application name, part of the task id", default: "" }),
-  filter: field.list({ description: "query parameters to drop before deriving the task id", default: [] }),
-  headers: field.map({ description: "request headers for the origin (YAML only; -H adds to them)", default: {} }),
-  disableBackToSource: field.boolean({ description: "fail rather than fetch from the origin", default: false }),
+  socket: field.string({ description: "dfdaemon unix socket", default: DEFAULTS.dfdaemon.socket, env: "DFGET_SOCKET", placeholder: "<path>" }),
+  timeout: field.duration({ description: "Overall deadline of the download, e.g. 30s, 5m, 1h; 0 for none", default: 0, env: "DFGET_TIMEOUT" }),
+  tag: field.string({ description: "Tag that separates otherwise identical URLs into different tasks", default: "", placeholder: "<tag>" }),
+  application: field.string({ description: "Application name, part of the task id", default: "", placeholder: "<name>" }),
+  filter: field.list({ description: "Query parameters to drop before deriving the task id (repeatable)", default: [], placeholder: "<param>" }),
+  headers: field.map({ description: "Request headers for the origin (YAML only; -H adds to them)", default: {} }),
+  disableBackToSource: field.boolean({ description: "Fail instead of fetching from the origin when no peer has the file", default: false }),
   pieceLength: field.bytes({
-    description: "piece size (e.g. 1MiB); 0 lets the content length decide",
+    description: "Piece size, e.g. 1MiB; 0 lets the content length decide",
     default: 0,
     check: (v) => (v === 0 || isPieceLength(v) ? undefined : "must be 0 or a power of two from 64KiB to 64MiB"),
   }),
-  progress: field.boolean({ description: "show a progress bar when stderr is a terminal", default: true }),
-  logLevel: field.enum(LOG_LEVELS, { description: "pino log level on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
+  progress: field.boolean({ description: "Never draw a progress bar (one is drawn only when stderr is a terminal)", default: true, negatable: true }),
+  logLevel: field.enum(LOG_LEVELS, { description: "Log level of the JSON logs on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
 };
 export type DfgetConfig = ConfigOf<typeof configSchema>;
 
@@ -56,8 +68,8 @@ export interface CommandLine {
 
 export type ParseResult = { kind: "run"; commandLine: CommandLine } | { kind: "exit"; code: 0 };
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 export interface CommandOutput {
@@ -66,24 +78,16 @@ export interface CommandOutput {
 }
 
 export function createCommand(output?: CommandOutput): Command {
-  return new Command("dfget")
+  const command = new Command("dfget")
     .description("Download a file through the local Lacewing dfdaemon (peer-to-peer, verified, written atomically).")
     .argument("<url>", "http(s) URL to download")
-    .requiredOption("-O, --output <file>", "where to place the downloaded file")
-    .option("--socket <path>", `dfdaemon unix socket (default ${DEFAULTS.dfdaemon.socket}; env DFGET_SOCKET)`)
-    .option("--digest <alg:hex>", "expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
-    .option("-H, --header <header>", "request header 'Name: value' for the origin (repeatable)", collect, [])
-    .option("--tag <tag>", "tag that separates otherwise identical URLs into different tasks")
-    .option("--application <name>", "application name, part of the task id")
-    .option("--filter <param>", "query parameter to drop before deriving the task id (repeatable)", collect, [])
-    .option("--timeout <duration>", "overall deadline, e.g. 30s, 5m, 1h (default none; env DFGET_TIMEOUT)")
-    .option("--disable-back-to-source", "fail instead of fetching from the origin when no peer has the file")
-    .option("--piece-length <size>", "piece size, e.g. 1MiB (default: chosen from the content length)")
-    .option("--no-progress", "never draw a progress bar")
-    .option("--json", "print one JSON object with the result on stdout")
-    .option("--config <file>", "YAML config file with any of the keys above")
-    .addOption(new Option("--log-level <level>", "log level of the JSON logs on stderr (default silent)").choices(LOG_LEVELS))
-    .helpOption("-h, --help", "show this help")
+    .requiredOption("-O, --output <file>", "Where to place the downloaded file")
+    .option("--digest <alg:hex>", "Expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
+    .option("-H, --header <header>", "Request header 'Name: value' for the origin (repeatable)", collect)
+    .option("--json", "Print one JSON object with the result on stdout")
+    .option("--config <file>", "YAML config file with any of the settings below (camelCase keys)");
+  return addSchemaOptions(command, configSchema)
+    .helpOption("-h, --help", "Show this help")
     .exitOverride()
     .configureOutput({ outputError: () => undefined, ...(output === undefined ? {} : { writeOut: output.writeOut }) });
 }
@@ -101,23 +105,9 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
     throw err;
   }
   const options = command.opts<Record<string, unknown>>();
-  const fromCli = (name: string): unknown => (command.getOptionValueSource(name) === "cli" ? options[name] : undefined);
+  // Only what was typed: an absent flag leaves the key to the config file, the environment and the default.
   const flags: CommandLine["flags"] = {};
-  const mapping: Array<[keyof typeof configSchema, string]> = [
-    ["socket", "socket"],
-    ["timeout", "timeout"],
-    ["tag", "tag"],
-    ["application", "application"],
-    ["filter", "filter"],
-    ["disableBackToSource", "disableBackToSource"],
-    ["pieceLength", "pieceLength"],
-    ["progress", "progress"],
-    ["logLevel", "logLevel"],
-  ];
-  for (const [key, option] of mapping) {
-    const value = fromCli(option);
-    if (value !== undefined) flags[key] = value;
-  }
+  for (const key of Object.keys(configSchema) as Array<keyof typeof configSchema>) if (command.getOptionValueSource(key) === "cli") flags[key] = options[key];
   return {
     kind: "run",
     commandLine: {
@@ -132,8 +122,6 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
   };
 }
 
-const FLAG_NAMES: Record<string, string> = { disableBackToSource: "disable-back-to-source", logLevel: "log-level", pieceLength: "piece-length" };
-
 export interface ResolveOptions {
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -147,12 +135,6 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
   parseUrl(commandLine.url);
   const digest = commandLine.digest === undefined ? "" : formatDigest(parseDigest(commandLine.digest));
   const flagHeaders = commandLine.headers.map(parseHeader);
-  for (const [key, raw] of Object.entries(commandLine.flags)) {
-    const parsed = configSchema[key as keyof typeof configSchema].parse(raw);
-    if (typeof parsed === "object" && parsed !== null && "error" in parsed && typeof parsed.error === "string") {
-      throw new LacewingError(ErrorCode.usage, "invalid_argument", `invalid --${FLAG_NAMES[key] ?? key}: ${parsed.error}`);
-    }
-  }
   const config = loadConfig(configSchema, {
     file: commandLine.configFile === undefined ? undefined : resolve(options.cwd, commandLine.configFile),
     env: options.env,

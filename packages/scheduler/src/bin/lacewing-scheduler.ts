@@ -1,21 +1,13 @@
 import { Command } from "commander";
 import { logVerbosity, setLogVerbosity } from "@grpc/grpc-js";
-import { cliOptionsOf, errorMessage, isLacewingError } from "@lacewing/common";
-import { SCHEDULER_SCHEMA_FLAGS, loadSchedulerConfig, schedulerConfigSchema } from "../config.js";
+import { addSchemaOptions, errorMessage, isLacewingError } from "@lacewing/common";
+import { loadSchedulerConfig, schedulerConfigSchema } from "../config.js";
 import { SchedulerServer } from "../scheduler-server.js";
 
 const program = new Command("lacewing-scheduler")
   .description("Lacewing scheduler: chooses parents for downloading peers and triggers seed peers")
-  .option("--listen <host:port>", "gRPC address to listen on")
-  .option("--config <file>", "YAML config file (keys as in the flags, camelCase)")
-  .option("--candidate-parent-limit <n>", "parents returned to a child at once")
-  .option("--max-reschedules <n>", "reschedules before a peer goes back to source")
-  .option("--schedule-timeout <duration>", "how long a child waits for a parent, e.g. 10s")
-  .option("--topology <mode>", "isolation (never cross idc) or affinity (prefer the same idc and location)")
-  .option("--gc-interval <duration>", "how often silent hosts are dropped")
-  .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
-  .option("--metrics-port <port>", "port of /metrics, /healthz and /readyz");
-for (const option of cliOptionsOf(schedulerConfigSchema, SCHEDULER_SCHEMA_FLAGS)) program.option(option.flags, option.description);
+  .option("--config <file>", "YAML config file (keys as the flags, in camelCase)");
+addSchemaOptions(program, schedulerConfigSchema);
 program.configureOutput({ outputError: (text, write) => write(text) }).exitOverride();
 
 // grpc-js would print its own copy of errors we already report in one line.
