@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { taskIdOf } from "@lacewing/common";
 import { dfget, startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
 import { BIN, freePorts, runCommand } from "../helpers/processes.js";
@@ -68,7 +69,7 @@ describe("dfdaemon status", () => {
       schedulers: { address: string; reachable: boolean }[];
       cache: { bytes: number; tasks: number };
       activeDownloads: number;
-      recentFailures: { url: string; description: string }[];
+      recentFailures: { taskId: string; url: string; description: string }[];
     };
     assert.equal(status.up, true);
     const reachable = Object.fromEntries(status.schedulers.map((s) => [s.address, s.reachable]));
@@ -76,6 +77,7 @@ describe("dfdaemon status", () => {
     assert.deepEqual(status.cache, { bytes: SIZE, quotaBytes: 0, tasks: 1 });
     assert.equal(status.activeDownloads, 0);
     assert.equal(status.recentFailures.at(-1)?.url, origin.url("/missing.bin"));
+    assert.equal(status.recentFailures.at(-1)?.taskId, taskIdOf({ url: origin.url("/missing.bin?X-Amz-Signature=s3cr3t") }), "the failed task's id");
     assert.match(status.recentFailures.at(-1)?.description ?? "", /404/);
   });
 });

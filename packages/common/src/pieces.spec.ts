@@ -4,8 +4,10 @@ import {
   MAX_CONTENT_LENGTH,
   MAX_PIECE_COUNT,
   MAX_PIECE_LENGTH,
+  MIN_AUTO_PIECE_LENGTH,
   MIN_PIECE_LENGTH,
-  MIN_REQUESTED_PIECE_LENGTH,
+  PIECE_LENGTH_RULE,
+  isPieceLength,
   TARGET_MAX_PIECES,
   pieceCountOf,
   pieceGeometryProblem,
@@ -18,7 +20,7 @@ const GiB = 1024 * MiB;
 
 describe("pieceLengthFor", () => {
   it("uses the 1 MiB minimum for small, empty and unknown lengths", () => {
-    assert.equal(MIN_PIECE_LENGTH, MiB);
+    assert.equal(MIN_AUTO_PIECE_LENGTH, MiB);
     for (const length of [-1, 0, 1, 4 * MiB, 100 * MiB, TARGET_MAX_PIECES * MiB]) {
       assert.equal(pieceLengthFor(length), MiB, String(length));
     }
@@ -33,7 +35,7 @@ describe("pieceLengthFor", () => {
   it("always returns a power of two between 1 MiB and 64 MiB", () => {
     for (let length = 1; length < 200 * GiB; length = Math.ceil(length * 1.7)) {
       const piece = pieceLengthFor(length);
-      assert.ok(piece >= MIN_PIECE_LENGTH && piece <= MAX_PIECE_LENGTH, `${length} -> ${piece}`);
+      assert.ok(piece >= MIN_AUTO_PIECE_LENGTH && piece <= MAX_PIECE_LENGTH, `${length} -> ${piece}`);
       assert.equal(piece & (piece - 1), 0, `${piece} is a power of two`);
     }
   });
@@ -42,7 +44,7 @@ describe("pieceLengthFor", () => {
     for (let length = MiB; length <= TARGET_MAX_PIECES * MAX_PIECE_LENGTH; length = Math.ceil(length * 1.3)) {
       const piece = pieceLengthFor(length);
       assert.ok(pieceCountOf(length, piece) <= TARGET_MAX_PIECES, `${length} -> ${piece}`);
-      if (piece > MIN_PIECE_LENGTH) assert.ok(pieceCountOf(length, piece / 2) > TARGET_MAX_PIECES, `${length}: ${piece / 2} would do`);
+      if (piece > MIN_AUTO_PIECE_LENGTH) assert.ok(pieceCountOf(length, piece / 2) > TARGET_MAX_PIECES, `${length}: ${piece / 2} would do`);
     }
   });
 
@@ -93,10 +95,23 @@ describe("pieceRangeOf", () => {
   });
 });
 
+describe("piece length bounds", () => {
+  it("MIN_PIECE_LENGTH is the smallest length accepted, MIN_AUTO_PIECE_LENGTH the smallest chosen, and the rule says both bounds as they are", () => {
+    assert.equal(isPieceLength(MIN_PIECE_LENGTH), true);
+    assert.equal(isPieceLength(MIN_PIECE_LENGTH / 2), false);
+    assert.equal(isPieceLength(MAX_PIECE_LENGTH), true);
+    assert.equal(isPieceLength(MAX_PIECE_LENGTH * 2), false);
+    assert.ok(MIN_AUTO_PIECE_LENGTH >= MIN_PIECE_LENGTH && isPieceLength(MIN_AUTO_PIECE_LENGTH));
+    assert.equal(pieceLengthFor(1), MIN_AUTO_PIECE_LENGTH);
+    assert.equal(PIECE_LENGTH_RULE, "a power of two from 64KiB to 64MiB");
+    assert.equal(pieceGeometryProblem(6 * MiB, 1), `piece length 1 is not ${PIECE_LENGTH_RULE}`);
+  });
+});
+
 describe("pieceGeometryProblem", () => {
   it("accepts what pieceLengthFor chooses, and any power of two a caller may ask for", () => {
     for (const length of [0, 1, 100 * MiB, 10 * GiB, 4000 * GiB]) assert.equal(pieceGeometryProblem(length, pieceLengthFor(length)), undefined, String(length));
-    assert.equal(pieceGeometryProblem(100 * MiB, MIN_REQUESTED_PIECE_LENGTH), undefined);
+    assert.equal(pieceGeometryProblem(100 * MiB, MIN_PIECE_LENGTH), undefined);
     assert.equal(pieceGeometryProblem(-1, 4 * MiB), undefined);
   });
 
@@ -106,6 +121,6 @@ describe("pieceGeometryProblem", () => {
     assert.match(pieceGeometryProblem(6 * MiB, 3 * MiB) ?? "", /piece length/);
     assert.match(pieceGeometryProblem(-2, 4 * MiB) ?? "", /content length/);
     assert.match(pieceGeometryProblem(MAX_CONTENT_LENGTH + 1, MAX_PIECE_LENGTH) ?? "", /content length/);
-    assert.match(pieceGeometryProblem((MAX_PIECE_COUNT + 1) * MIN_REQUESTED_PIECE_LENGTH, MIN_REQUESTED_PIECE_LENGTH) ?? "", /more than 131072 pieces/);
+    assert.match(pieceGeometryProblem((MAX_PIECE_COUNT + 1) * MIN_PIECE_LENGTH, MIN_PIECE_LENGTH) ?? "", /more than 131072 pieces/);
   });
 });

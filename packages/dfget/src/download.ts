@@ -20,7 +20,8 @@ export interface DownloadResult {
 
 export interface DownloadStartedEvent {
   taskId: string;
-  peerId: string;
+  /** The daemon's host id. */
+  hostId: string;
   contentLength: number;
 }
 
@@ -84,10 +85,10 @@ export async function download(request: DownloadInit, options: DownloadOptions):
       const response = message.response;
       switch (response.case) {
         case "started":
-          logger.debug({ taskId: response.value.taskId, peerId: response.value.peerId }, "download started");
+          logger.debug({ taskId: response.value.taskId, hostId: response.value.hostId }, "download started");
           options.onStarted?.({
             taskId: response.value.taskId,
-            peerId: response.value.peerId,
+            hostId: response.value.hostId,
             contentLength: Number(response.value.contentLength),
           });
           break;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { MIN_PIECE_LENGTH } from "@lacewing/common";
+import { MIN_AUTO_PIECE_LENGTH } from "@lacewing/common";
 import { TestOrigin, randomBytesOf } from "../../helpers/origin.js";
 import { fetchPieceWith, outcomeOf, uploadGrant } from "../../helpers/peer.js";
 import { BIN, runCommand, startDaemon } from "../../helpers/processes.js";
@@ -100,12 +100,12 @@ describe("output placement: planted symlinks and edited outputs", () => {
     const reference = join(dir, "mtime-reference");
     await run("touch", ["-r", first, reference]);
     const edit = await open(first, "r+");
-    await edit.write(Buffer.from("EDITED BY SOMEONE"), 0, 17, MIN_PIECE_LENGTH + 1_000);
+    await edit.write(Buffer.from("EDITED BY SOMEONE"), 0, 17, MIN_AUTO_PIECE_LENGTH + 1_000);
     await edit.close();
     await run("touch", ["-m", "-r", reference, first]);
     assert.equal((await stat(first, { bigint: true })).mtimeNs, (await stat(reference, { bigint: true })).mtimeNs, "mtime restored to the nanosecond");
     const edited = await readFile(first);
-    const piece1 = file.subarray(MIN_PIECE_LENGTH, 2 * MIN_PIECE_LENGTH);
+    const piece1 = file.subarray(MIN_AUTO_PIECE_LENGTH, 2 * MIN_AUTO_PIECE_LENGTH);
 
     const during = await rawPiece(daemon.ports, taskId, 1);
     assert.ok(during.outcome !== "piece" || during.body.equals(piece1), "a peer got the edited bytes");
@@ -115,7 +115,7 @@ describe("output placement: planted symlinks and edited outputs", () => {
     const r2 = await dfget(origin.url("/edit.bin"), second);
     assert.equal(r2.code, 0, r2.stderr);
     assert.equal(sha256(await readFile(second)), sha256(file));
-    assert.equal(origin.bytesSent, 1 + MIN_PIECE_LENGTH, "the probe byte and the edited piece, fetched again");
+    assert.equal(origin.bytesSent, 1 + MIN_AUTO_PIECE_LENGTH, "the probe byte and the edited piece, fetched again");
 
     const after = await rawPiece(daemon.ports, taskId, 1);
     assert.equal(after.outcome, "piece");

@@ -2,7 +2,7 @@ import type { dfdaemonv1 } from "@lacewing/api";
 import { type ServiceImpl, type MessageInitShape } from "@lacewing/api";
 import { ErrorCode, AsyncQueue } from "@lacewing/common";
 import type { TaskManager } from "../download/task-manager.js";
-import { downloadSpecOf } from "../download/download-spec.js";
+import { downloadSpecOf, taskIdOfSpec } from "../download/download-spec.js";
 import type { SchedulerState } from "../scheduler/scheduler-pool.js";
 import type { TaskStore } from "../storage/task-store.js";
 import { daemonError } from "../errors.js";
@@ -35,7 +35,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
         .download(spec, {
           signal: context.signal,
           onStart: (taskId, contentLength) =>
-            events.push({ response: { case: "started", value: { taskId, peerId: deps.hostId, contentLength: BigInt(contentLength) } } }),
+            events.push({ response: { case: "started", value: { taskId, hostId: deps.hostId, contentLength: BigInt(contentLength) } } }),
           onProgress: (p) => {
             const now = Date.now();
             if (now - lastProgress < 100 && p.completedPieces !== p.totalPieces) return;
@@ -76,7 +76,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
           },
           (err: unknown) => {
             deps.recentFailures.push({
-              taskId: "",
+              taskId: taskIdOfSpec(spec),
               url: spec.url.split("?")[0] ?? "",
               description: err instanceof Error ? err.message : String(err),
               atMs: Date.now(),

@@ -1,4 +1,4 @@
-import { ErrorCode, isLacewingError, MIN_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
+import { ErrorCode, isLacewingError, MIN_AUTO_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
 import { fetchRange, isRetryableOriginError, probeOrigin, type OriginProbe, type OriginRequest } from "../source/origin-client.js";
 import { RangeFallbackError, type RangeReader } from "../source/range-reader.js";
 import type { PieceBuffers } from "../storage/piece-buffers.js";
@@ -135,7 +135,7 @@ async function readPiece(origin: OriginRequest, source: OriginProbe["source"], r
 
 async function fetchSequential(task: StoredTask, body: AsyncIterable<Buffer>, options: BackToSourceOptions): Promise<void> {
   const known = task.contentLength >= 0;
-  const pieceLength = task.pieceLength || MIN_PIECE_LENGTH;
+  const pieceLength = task.pieceLength || MIN_AUTO_PIECE_LENGTH;
   let buffer = Buffer.allocUnsafe(pieceLength);
   let filled = 0;
   let number = 0;

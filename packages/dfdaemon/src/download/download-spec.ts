@@ -1,5 +1,5 @@
 import type { Download } from "@lacewing/api";
-import { ErrorCode, LacewingError, MAX_TIMER_MS, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
+import { ErrorCode, LacewingError, MAX_TIMER_MS, PIECE_LENGTH_RULE, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -26,7 +26,7 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
   parseUrl(download.url);
   const pieceLength = Number(download.pieceLength);
   if (pieceLength !== 0 && !isPieceLength(pieceLength))
-    throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `piece length ${pieceLength} is not a power of two from 64 KiB to 64 MiB`);
+    throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `piece length ${pieceLength} is not ${PIECE_LENGTH_RULE}`);
   // The deadline becomes AbortSignal.timeout, which fires at once beyond the timer limit.
   if (download.timeoutMs > BigInt(MAX_TIMER_MS))
     throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `download.timeout_ms ${download.timeoutMs} is above ${MAX_TIMER_MS} (about 24.8 days)`);

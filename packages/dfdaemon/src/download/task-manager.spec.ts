@@ -8,7 +8,7 @@ import { ErrorCode, deferred, isLacewingError, pieceDigestOf, silentLogger } fro
 import { daemonError } from "../errors.js";
 import { createDfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
-import type { DownloadSpec } from "./download-spec.js";
+import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { FillRequest, TaskFiller } from "./task-filler.js";
 import { TaskManager } from "./task-manager.js";
 
@@ -149,5 +149,52 @@ describe("TaskManager: a digest mismatch", () => {
     const result = await tasks.download(request(wanted), {});
     assert.equal(result.digest, wanted);
     assert.equal(result.traffic.fromOrigin, fresh.byteLength, "fetched again, not served from a remembered copy");
+  });
+});
+
+describe("TaskManager: what a caller is told while it waits", () => {
+  let dir: string;
+  let store: TaskStore;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lacewing-started-"));
+    store = new TaskStore(dir, silentLogger());
+    await store.open();
+  });
+
+  after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reports the start as soon as the task exists, not after the run, and counts each waiting caller as a download", async () => {
+    const gate = deferred<void>();
+    const fill: TaskFiller = async ({ task, ledger }) => {
+      await gate.promise;
+      await task.setLength(CONTENT.byteLength, 64 * 1024);
+      const piece = { number: 0, offset: 0, length: CONTENT.byteLength, sha256: pieceDigestOf(CONTENT) };
+      if (await task.writePiece(piece, CONTENT)) ledger.record({ piece, source: "origin", parentId: "", costMs: 1 });
+    };
+    const tasks = new TaskManager({ store, log: silentLogger(), metrics: createDfdaemonMetrics(store), fill, outputTempTtlMs: 600_000 });
+    const request: DownloadSpec = {
+      url: "http://origin.example/gated",
+      tag: "",
+      application: "",
+      filteredQueryParams: [],
+      requestHeaders: {},
+      digest: "",
+      pieceLength: 0,
+      outputPath: "",
+      timeoutMs: 0,
+    };
+    const started = deferred<{ taskId: string; contentLength: number }>();
+    const first = tasks.download(request, { onStart: (taskId, contentLength) => started.resolve({ taskId, contentLength }) });
+    const second = tasks.download(request, {});
+    const start = await started.promise;
+    assert.deepEqual(start, { taskId: taskIdOfSpec(request), contentLength: -1 }, "started while the origin had not answered: length unknown");
+    assert.equal(tasks.activeDownloads, 2, "two callers wait on one run");
+    gate.resolve();
+    await Promise.all([first, second]);
+    assert.equal(tasks.activeDownloads, 0);
   });
 });

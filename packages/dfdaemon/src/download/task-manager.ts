@@ -26,7 +26,8 @@ export interface DownloadResult {
   elapsedMs: number;
 }
 
-export interface Progress {
+/** How far a download is, in bytes and pieces. */
+export interface DownloadProgress {
   completedBytes: number;
   contentLength: number;
   completedPieces: number;
@@ -37,11 +38,11 @@ export interface DownloadHooks {
   /** Abandons this caller's wait only; the run goes on for others. */
   signal?: AbortSignal;
   onStart?: (taskId: string, contentLength: number) => void;
-  onProgress?: (p: Progress) => void;
+  onProgress?: (p: DownloadProgress) => void;
 }
 
 /** One fetch of one task, shared by every caller that asks for it meanwhile; it fetches with its first caller's options. */
-class TaskRun extends EventEmitter<{ progress: [Progress] }> {
+class TaskRun extends EventEmitter<{ progress: [DownloadProgress] }> {
   readonly ledger: PieceLedger;
   readonly spec: DownloadSpec;
   done!: Promise<StoredTask>;
@@ -80,6 +81,7 @@ export interface TaskManagerOptions {
 export class TaskManager {
   readonly #options: TaskManagerOptions;
   readonly #runs = new Map<string, TaskRun>();
+  #callers = 0;
   readonly #closing = new AbortController();
 
   constructor(options: TaskManagerOptions) {
@@ -88,22 +90,41 @@ export class TaskManager {
     setMaxListeners(0, this.#closing.signal);
   }
 
+  /** Callers waiting in download() now; several may share one run. */
   get activeDownloads(): number {
+    return this.#callers;
+  }
+
+  /** Tasks being filled now (one run each, however many callers wait on it). */
+  get activeRuns(): number {
     return this.#runs.size;
   }
 
   /**
-   * Downloads `spec` and places it at its output path. `onStart` and
-   * `onProgress` report as it goes; `signal` abandons this caller's wait only.
+   * Downloads `spec` and places it at its output path. `onStart` reports
+   * once, as soon as the task exists (its length may still be unknown: -1),
+   * and `onProgress` as pieces land; `signal` abandons this caller's wait only.
    */
   async download(spec: DownloadSpec, hooks: DownloadHooks): Promise<DownloadResult> {
+    this.#callers++;
+    let started = false;
+    const once: DownloadHooks = {
+      ...hooks,
+      onStart: (taskId, contentLength) => {
+        if (started) return;
+        started = true;
+        hooks.onStart?.(taskId, contentLength);
+      },
+    };
     try {
-      const result = await this.#download(spec, hooks);
+      const result = await this.#download(spec, once);
       this.#options.metrics.downloads.inc({ result: "succeeded" });
       return result;
     } catch (err) {
       this.#options.metrics.downloads.inc({ result: isLacewingError(err) && err.kind === "cancelled" ? "cancelled" : "failed" });
       throw err;
+    } finally {
+      this.#callers--;
     }
   }
 
@@ -129,7 +150,12 @@ export class TaskManager {
       this.#options.metrics.downloadBytes.inc({ source: "cache" }, cached.contentLength);
     } else {
       const run = this.#runFor(taskId, spec);
-      const report = (p: Progress): void => hooks.onProgress?.(p);
+      // Before any progress: the task exists a moment after the run starts, long before it ends.
+      run.created.promise.then(
+        (created) => hooks.onStart?.(taskId, created.contentLength),
+        () => undefined,
+      );
+      const report = (p: DownloadProgress): void => hooks.onProgress?.(p);
       run.on("progress", report);
       try {
         task = await abortable(run.done, signal, spec.timeoutMs);
@@ -143,7 +169,6 @@ export class TaskManager {
       } finally {
         run.off("progress", report);
       }
-      hooks.onStart?.(taskId, task.contentLength);
       traffic = { ...run.ledger.traffic, fromCache: 0 };
     }
     // Counted in synchronously once found: the collector cannot evict it while it is verified and placed.

@@ -163,7 +163,7 @@ class PeerTaskRun {
       let reschedules = 0;
       for (;;) {
         if (this.#sourceOrder !== undefined) return this.#backToSource("scheduler", this.#sourceOrder);
-        const outcome = await Promise.race([this.#dispatcher.waitForProgress(), this.#ordered.promise]);
+        const outcome = await Promise.race([this.#dispatcher.waitForOutcome(), this.#ordered.promise]);
         if (outcome === "complete") return;
         if (outcome === "ordered") continue;
         if (++reschedules > this.#o.maxReschedules)

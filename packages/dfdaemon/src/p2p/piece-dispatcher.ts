@@ -33,7 +33,8 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-export type Progress = "complete" | "stuck";
+/** Where the dispatcher stopped: every piece stored, or no parent can make progress. */
+export type DispatchOutcome = "complete" | "stuck";
 
 /** How long a parent that said it is busy is left alone when it did not say. */
 const BUSY_BACKOFF_MS = 300;
@@ -72,7 +73,7 @@ export class PieceDispatcher {
   #scanned = false;
   #requests = 0;
   #failedParents: string[] = [];
-  #waiter: Deferred<Progress> | undefined;
+  #waiter: Deferred<DispatchOutcome> | undefined;
   #fatal: unknown;
   #lastActivity: number;
   #idleTimer: NodeJS.Timeout | undefined;
@@ -120,9 +121,9 @@ export class PieceDispatcher {
   }
 
   /** Resolves when every piece is stored, or when the parents cannot make progress; rejects on a local failure (disk). */
-  waitForProgress(): Promise<Progress> {
+  waitForOutcome(): Promise<DispatchOutcome> {
     if (this.#fatal !== undefined) return Promise.reject(this.#fatal);
-    this.#waiter ??= deferred<Progress>();
+    this.#waiter ??= deferred<DispatchOutcome>();
     const waiter = this.#waiter;
     this.#pump();
     return waiter.promise;
@@ -275,11 +276,11 @@ export class PieceDispatcher {
     waiter?.reject(err);
   }
 
-  #settle(progress: Progress): void {
+  #settle(outcome: DispatchOutcome): void {
     const waiter = this.#waiter;
     this.#waiter = undefined;
     clearTimeout(this.#idleTimer);
-    waiter?.resolve(progress);
+    waiter?.resolve(outcome);
   }
 
   #pump(): void {

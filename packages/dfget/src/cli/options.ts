@@ -14,6 +14,7 @@ import {
   parseDigest,
   parseUrl,
   type ConfigOf,
+  PIECE_LENGTH_RULE,
 } from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
 
@@ -35,7 +36,7 @@ export const configSchema = {
   pieceLength: field.bytes({
     description: "Piece size, e.g. 1MiB; 0 lets the content length decide",
     default: 0,
-    check: (v) => (v === 0 || isPieceLength(v) ? undefined : "must be 0 or a power of two from 64KiB to 64MiB"),
+    check: (v) => (v === 0 || isPieceLength(v) ? undefined : `must be 0 or ${PIECE_LENGTH_RULE}`),
   }),
   progress: field.boolean({ description: "Never draw a progress bar (one is drawn only when stderr is a terminal)", default: true, negatable: true }),
   logLevel: field.enum(LOG_LEVELS, { description: "Log level of the JSON logs on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),

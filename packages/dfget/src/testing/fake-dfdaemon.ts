@@ -65,7 +65,7 @@ export class FakeDfdaemon {
 
     const path = new URL(download.url).pathname;
     const scenario = path.split("/")[1];
-    yield { response: { case: "started", value: { taskId: "task-1", peerId: "peer-1", contentLength: BigInt(FAKE_CONTENT.length) } } };
+    yield { response: { case: "started", value: { taskId: "task-1", hostId: "host-1", contentLength: BigInt(FAKE_CONTENT.length) } } };
     switch (scenario) {
       case "ok":
         break;

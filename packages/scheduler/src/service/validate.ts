@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import type { Download, Host, TaskInfo } from "@lacewing/api";
-import { ErrorCode, LacewingError, MAX_PIECE_COUNT, isPieceLength, parseDigest, pieceCountOf, pieceGeometryProblem } from "@lacewing/common";
+import { ErrorCode, LacewingError, MAX_PIECE_COUNT, isPieceLength, parseDigest, pieceCountOf, pieceGeometryProblem, PIECE_LENGTH_RULE } from "@lacewing/common";
 
 /**
  * Bounds on everything a client tells the scheduler. Every field is checked
@@ -90,7 +90,7 @@ export function checkDownload(download: Download | undefined, field = "download"
     }
   }
   const pieceLength = Number(download.pieceLength);
-  if (pieceLength !== 0 && !isPieceLength(pieceLength)) throw invalid(`${field}.piece_length`, "must be 0 or a power of two from 64 KiB to 64 MiB");
+  if (pieceLength !== 0 && !isPieceLength(pieceLength)) throw invalid(`${field}.piece_length`, `must be 0 or ${PIECE_LENGTH_RULE}`);
   if (download.timeoutMs > 2_147_483_647n) throw invalid(`${field}.timeout_ms`, "must be at most 2147483647 (about 24 days)");
   return download;
 }
