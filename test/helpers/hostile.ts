@@ -65,28 +65,14 @@ export class FakeParent {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
       socket.on("error", () => undefined);
-      const decoder = new pieceFrames.FrameDecoder(
-        {
-          control: (type, payload) => {
-            if (type !== pieceFrames.FrameType.request) return;
-            this.uploadRequests++;
-            const request = pieceFrames.decodeRequest(payload);
-            const body = script.serve(request.taskId, request.number);
-            if (body === undefined)
-              socket.write(pieceFrames.encodeRefused({ id: request.id, reason: pieceFrames.Refusal.notFound, retryAfterMs: 0, message: "not held" }));
-            else socket.write(Buffer.concat([pieceFrames.encodePieceHeader(request.id, body.byteLength), body]));
-          },
-          pieceStart: () => undefined,
-          pieceEnd: () => undefined,
-        },
-        { preface: true, maxPiece: 0 },
-      );
-      socket.on("data", (chunk: Buffer) => {
-        try {
-          decoder.push(chunk);
-        } catch {
-          socket.destroy();
-        }
+      pieceFrames.readChildFrames(socket, (type, payload) => {
+        if (type !== pieceFrames.FrameType.request) return;
+        this.uploadRequests++;
+        const request = pieceFrames.decodeRequest(payload);
+        const body = script.serve(request.taskId, request.number);
+        if (body === undefined)
+          socket.write(pieceFrames.encodeRefused({ id: request.id, reason: pieceFrames.Refusal.notFound, retryAfterMs: 0, message: "not held" }));
+        else socket.write(Buffer.concat([pieceFrames.encodePieceHeader(request.id, body.byteLength), body]));
       });
     });
   }

@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { ErrorCode, deferred, isLacewingError, pieceDigestOf, silentLogger } from "@lacewing/common";
 import { daemonError } from "../errors.js";
 import { createDfdaemonMetrics } from "../metrics.js";
-import { TaskStore } from "../storage/task-store.js";
+import { downloadSpec, tempStore } from "../testing/fixtures.js";
 import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { FillRequest, TaskFiller } from "./task-filler.js";
 import { TaskManager } from "./task-manager.js";
@@ -15,20 +12,8 @@ import { TaskManager } from "./task-manager.js";
 const CONTENT = Buffer.from("the origin's bytes");
 
 describe("TaskManager: a download joining a running one keeps its own options", () => {
-  let dir: string;
-  let store: TaskStore;
+  const temp = tempStore("lacewing-join-");
   let urls = 0;
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lacewing-join-"));
-    store = new TaskStore(dir, silentLogger());
-    await store.open();
-  });
-
-  after(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
 
   /** A filler that waits for `release`, then fails as the origin would for the run's options, or stores the content. */
   function gatedOrigin(): { fill: TaskFiller; release: () => void; calls: FillRequest[] } {
@@ -50,22 +35,11 @@ describe("TaskManager: a download joining a running one keeps its own options", 
   }
 
   function manager(fill: TaskFiller): TaskManager {
-    return new TaskManager({ store, log: silentLogger(), metrics: createDfdaemonMetrics(store), fill, outputTempTtlMs: 600_000 });
+    return new TaskManager({ store: temp.store, log: silentLogger(), metrics: createDfdaemonMetrics(temp.store), fill, outputTempTtlMs: 600_000 });
   }
 
   function spec(overrides: Partial<DownloadSpec>): DownloadSpec {
-    return {
-      url: `http://origin.example/join-${urls}`,
-      tag: "",
-      application: "",
-      filteredQueryParams: [],
-      requestHeaders: { authorization: "Bearer right" },
-      digest: "",
-      pieceLength: 0,
-      outputPath: "",
-      timeoutMs: 0,
-      ...overrides,
-    };
+    return downloadSpec(`http://origin.example/join-${urls}`, { requestHeaders: { authorization: "Bearer right" }, ...overrides });
   }
 
   const code = (err: unknown): string => (isLacewingError(err) ? err.code : String(err));
@@ -107,19 +81,7 @@ describe("TaskManager: a download joining a running one keeps its own options", 
 });
 
 describe("TaskManager: a digest mismatch", () => {
-  let dir: string;
-  let store: TaskStore;
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lacewing-mismatch-"));
-    store = new TaskStore(dir, silentLogger());
-    await store.open();
-  });
-
-  after(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const temp = tempStore("lacewing-mismatch-");
 
   it("is not remembered: once the origin serves the expected content, the same download succeeds without a restart", async () => {
     let content = Buffer.from("an old build");
@@ -128,20 +90,10 @@ describe("TaskManager: a digest mismatch", () => {
       const piece = { number: 0, offset: 0, length: content.byteLength, sha256: pieceDigestOf(content) };
       if (await task.writePiece(piece, content)) ledger.record({ piece, source: "origin", parentId: "", costMs: 1 });
     };
-    const tasks = new TaskManager({ store, log: silentLogger(), metrics: createDfdaemonMetrics(store), fill, outputTempTtlMs: 600_000 });
+    const tasks = new TaskManager({ store: temp.store, log: silentLogger(), metrics: createDfdaemonMetrics(temp.store), fill, outputTempTtlMs: 600_000 });
     const fresh = Buffer.from("the new build");
     const wanted = `sha256:${createHash("sha256").update(fresh).digest("hex")}`;
-    const request = (digest: string): DownloadSpec => ({
-      url: "http://origin.example/moving",
-      tag: "",
-      application: "",
-      filteredQueryParams: [],
-      requestHeaders: {},
-      digest,
-      pieceLength: 0,
-      outputPath: "",
-      timeoutMs: 0,
-    });
+    const request = (digest: string): DownloadSpec => downloadSpec("http://origin.example/moving", { digest });
     // Cached first without a digest, then asked for with one it does not match: the cached copy goes.
     await tasks.download(request(""), {});
     await assert.rejects(tasks.download(request(wanted), {}), (err: unknown) => isLacewingError(err) && err.code === ErrorCode.digestMismatch);
@@ -153,19 +105,7 @@ describe("TaskManager: a digest mismatch", () => {
 });
 
 describe("TaskManager: what a caller is told while it waits", () => {
-  let dir: string;
-  let store: TaskStore;
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lacewing-started-"));
-    store = new TaskStore(dir, silentLogger());
-    await store.open();
-  });
-
-  after(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const temp = tempStore("lacewing-started-");
 
   it("reports the start as soon as the task exists, not after the run, and counts each waiting caller as a download", async () => {
     const gate = deferred<void>();
@@ -175,18 +115,8 @@ describe("TaskManager: what a caller is told while it waits", () => {
       const piece = { number: 0, offset: 0, length: CONTENT.byteLength, sha256: pieceDigestOf(CONTENT) };
       if (await task.writePiece(piece, CONTENT)) ledger.record({ piece, source: "origin", parentId: "", costMs: 1 });
     };
-    const tasks = new TaskManager({ store, log: silentLogger(), metrics: createDfdaemonMetrics(store), fill, outputTempTtlMs: 600_000 });
-    const request: DownloadSpec = {
-      url: "http://origin.example/gated",
-      tag: "",
-      application: "",
-      filteredQueryParams: [],
-      requestHeaders: {},
-      digest: "",
-      pieceLength: 0,
-      outputPath: "",
-      timeoutMs: 0,
-    };
+    const tasks = new TaskManager({ store: temp.store, log: silentLogger(), metrics: createDfdaemonMetrics(temp.store), fill, outputTempTtlMs: 600_000 });
+    const request = downloadSpec("http://origin.example/gated");
     const started = deferred<{ taskId: string; contentLength: number }>();
     const first = tasks.download(request, { onStart: (taskId, contentLength) => started.resolve({ taskId, contentLength }) });
     const second = tasks.download(request, {});

@@ -10,7 +10,7 @@ import { TaskStore } from "../storage/task-store.js";
 import { FakeClock } from "../testing/fake-clock.js";
 import { CacheCollector, type CollectorOptions } from "./collector.js";
 import type { EvictionReason, GcPolicy } from "./eviction-policy.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { taskMeta } from "../testing/fixtures.js";
 
 const MiB = 1024 * 1024;
 const HOUR = 3_600_000;

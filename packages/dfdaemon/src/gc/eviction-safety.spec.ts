@@ -5,13 +5,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pieceDigestOf, isLacewingError, silentLogger } from "@lacewing/common";
 import { createDfdaemonMetrics } from "../metrics.js";
-import { PieceBuffers } from "../storage/piece-buffers.js";
 import { TaskStore } from "../storage/task-store.js";
 import { PieceRequester, requestPiece } from "../testing/piece-requester.js";
 import { UploadGrants } from "../upload/upload-grants.js";
-import { UploadServer } from "../upload/upload-server.js";
+import type { UploadServer } from "../upload/upload-server.js";
 import { CacheCollector } from "./collector.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { listeningUploadServer, taskMeta } from "../testing/fixtures.js";
 
 const MiB = 1024 * 1024;
 const TASK = "a".repeat(64);
@@ -32,18 +31,7 @@ describe("eviction while a piece is uploaded to a peer", () => {
     store = new TaskStore(dir, silentLogger());
     await store.open();
     const metrics = createDfdaemonMetrics(store);
-    upload = new UploadServer({
-      store,
-      metrics,
-      log: silentLogger(),
-      limit: 4,
-      rateLimit: 0,
-      superSeedWindowMs: 0,
-      grants,
-      idleTimeoutMs: 30_000,
-      buffers: new PieceBuffers(4 * MiB),
-    });
-    await upload.listen("127.0.0.1", 0);
+    upload = await listeningUploadServer(store, metrics, grants);
     collector = new CacheCollector({
       store,
       isDownloading: () => false,

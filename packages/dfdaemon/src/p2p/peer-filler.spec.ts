@@ -14,7 +14,7 @@ import { createDfdaemonMetrics, type DfdaemonMetrics } from "../metrics.js";
 import { TaskStore } from "../storage/task-store.js";
 import { FakeParents, FakeScheduler, taskUpdateOf, type FakeAnnounceStream } from "../testing/p2p-harness.js";
 import { peerFiller, type PeerFillerOptions } from "./peer-filler.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { downloadSpec, taskMeta } from "../testing/fixtures.js";
 
 const PIECE = 64 * 1024;
 const bytes = Buffer.from(Array.from({ length: 8 * PIECE - 100 }, (_, i) => (i * 13) % 256));
@@ -43,17 +43,7 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     const url = `http://origin.example/blob-${++runs}`;
     const taskId = taskIdOf({ url });
     const task = await store.create(taskMeta({ taskId, url }));
-    const spec: DownloadSpec = {
-      url,
-      tag: "",
-      application: "",
-      filteredQueryParams: [],
-      requestHeaders: {},
-      digest: "",
-      pieceLength: 0,
-      outputPath: "",
-      timeoutMs: 0,
-    };
+    const spec = downloadSpec(url);
     return { task, spec, taskId, signal: new AbortController().signal, ledger: new PieceLedger(metrics), verify: async () => undefined };
   }
 
@@ -168,29 +158,11 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     assert.ok(won >= 1);
   });
 
-  it("a stream that breaks with a refresh unanswered costs nothing: the reschedule registers again and takes its own answer", async () => {
-    const run = await request();
-    const scheduler = new FakeScheduler();
-    const parents = new FakeParents();
-    // The only parent stalls until the piece timeout: a refresh goes out meanwhile.
-    const gone = parents.add({ id: "gone", bytes, pieceLength: PIECE, finished: true, behaviour: () => "stall" });
-    const fresh = parents.add({ id: "fresh", bytes, pieceLength: PIECE, finished: true });
-    const fill = peerFiller(options(scheduler, parents, { refreshIntervalMs: 10, pieceTimeoutMs: 300 }))(run);
-    const first = await scheduler.stream(0);
-    await answerRegister(first, run.taskId, [gone]);
-    // The scheduler never answers the refresh, and the stream breaks.
-    const refresh = await first.next("reschedule");
-    assert.ok(refresh.case === "reschedule" && refresh.value.refresh === true);
-    first.fail();
-    // The only parent dies: the download re-registers on a new stream, where the answer is its own.
-    const second = await scheduler.stream(1);
-    await answerRegister(second, run.taskId, [fresh]);
-    await fill;
-    await assertComplete(run);
-    assert.equal(run.ledger.traffic.fromOrigin, 0);
-  });
-
-  it("on one stream, a refresh's answer and a reschedule's are each taken for their own", async () => {
+  /**
+   * A download whose only parent stalls until the piece timeout, with another
+   * parent ready; returns once its first stream has sent a refresh, unanswered.
+   */
+  async function refreshOutstanding() {
     const run = await request();
     const scheduler = new FakeScheduler();
     const parents = new FakeParents();
@@ -201,6 +173,23 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     await answerRegister(stream, run.taskId, [gone]);
     const refresh = await stream.next("reschedule");
     assert.ok(refresh.case === "reschedule" && refresh.value.refresh === true);
+    return { run, scheduler, fresh, fill, stream };
+  }
+
+  it("a stream that breaks with a refresh unanswered costs nothing: the reschedule registers again and takes its own answer", async () => {
+    const { run, scheduler, fresh, fill, stream: first } = await refreshOutstanding();
+    // The scheduler never answers the refresh, and the stream breaks.
+    first.fail();
+    // The only parent dies: the download re-registers on a new stream, where the answer is its own.
+    const second = await scheduler.stream(1);
+    await answerRegister(second, run.taskId, [fresh]);
+    await fill;
+    await assertComplete(run);
+    assert.equal(run.ledger.traffic.fromOrigin, 0);
+  });
+
+  it("on one stream, a refresh's answer and a reschedule's are each taken for their own", async () => {
+    const { run, fresh, fill, stream } = await refreshOutstanding();
     // The refresh is still unanswered when the reschedule (after the parent died) goes out.
     const reschedule = await waitFor(stream, (r) => r.case === "reschedule" && r.value.refresh !== true);
     assert.ok(reschedule);

@@ -11,7 +11,7 @@ import type { StoredTask } from "../storage/stored-task.js";
 import { TaskStore } from "../storage/task-store.js";
 import { UploadGrants } from "../upload/upload-grants.js";
 import { peerService } from "./peer-service.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { taskMeta } from "../testing/fixtures.js";
 
 const PIECE = 1024;
 const PIECES = 8;

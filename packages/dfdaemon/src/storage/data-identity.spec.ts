@@ -10,7 +10,7 @@ import { pieceDigestOf, deferred } from "@lacewing/common";
 import { editInPlace } from "../testing/edit-in-place.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
 import { StoredTask, type StoredPiece, type TaskMeta } from "./stored-task.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { taskMeta } from "../testing/fixtures.js";
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;

@@ -10,13 +10,13 @@ import type { DownloadSpec } from "../download/download-spec.js";
 import { taskIdOfSpec } from "../download/download-spec.js";
 import type { TaskFiller } from "../download/task-filler.js";
 import { TaskManager } from "../download/task-manager.js";
-import { PieceBuffers } from "./piece-buffers.js";
 import { createDfdaemonMetrics } from "../metrics.js";
 import { peerService } from "../peer/peer-service.js";
 import { editInPlace } from "../testing/edit-in-place.js";
+import { downloadSpec, listeningUploadServer } from "../testing/fixtures.js";
 import { requestPiece, type PieceAnswer } from "../testing/piece-requester.js";
 import { UploadGrants } from "../upload/upload-grants.js";
-import { UploadServer } from "../upload/upload-server.js";
+import type { UploadServer } from "../upload/upload-server.js";
 import { TaskStore } from "./task-store.js";
 
 const PIECE = 4096;
@@ -58,18 +58,7 @@ describe("a cached task whose hard-linked output was edited in place (mtime set 
     await store.open();
     const metrics = createDfdaemonMetrics(store);
     tasks = new TaskManager({ store, log: silentLogger(), metrics, fill: memoryOrigin(asked), outputTempTtlMs: 600_000 });
-    upload = new UploadServer({
-      store,
-      metrics,
-      log: silentLogger(),
-      limit: 4,
-      rateLimit: 0,
-      superSeedWindowMs: 0,
-      grants,
-      idleTimeoutMs: 30_000,
-      buffers: new PieceBuffers(1 << 20),
-    });
-    await upload.listen("127.0.0.1", 0);
+    upload = await listeningUploadServer(store, metrics, grants);
   });
 
   after(async () => {
@@ -82,17 +71,7 @@ describe("a cached task whose hard-linked output was edited in place (mtime set 
   /** Downloads a fresh URL to `first`, then edits byte 100 of piece 1 of that output. */
   const downloadAndEdit = async (): Promise<{ spec: DownloadSpec; taskId: string; first: string }> => {
     const first = join(dir, `first-${++urls}.bin`);
-    const spec: DownloadSpec = {
-      url: `http://origin.invalid/file-${urls}`,
-      tag: "",
-      application: "",
-      filteredQueryParams: [],
-      requestHeaders: {},
-      digest: "",
-      pieceLength: 0,
-      outputPath: first,
-      timeoutMs: 0,
-    };
+    const spec = downloadSpec(`http://origin.invalid/file-${urls}`, { outputPath: first });
     await tasks.download(spec, {});
     const taskId = taskIdOfSpec(spec);
     assert.equal((await stat(first)).ino, (await stat(store.get(taskId)!.dataPath)).ino, "placed as a hard link");

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { pieceDigestOf } from "@lacewing/common";
 import { StoredTask, type TaskMeta } from "./stored-task.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { taskMeta } from "../testing/fixtures.js";
 
 function meta(): TaskMeta {
   return taskMeta({ taskId: "t1", url: "http://o/f", contentLength: 12, pieceLength: 4, createdAt: 1, lastAccessedAt: 1 });

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { pieceDigestOf, silentLogger } from "@lacewing/common";
 import { TaskStore } from "./task-store.js";
 import type { TaskMeta } from "./stored-task.js";
-import { taskMeta } from "../testing/task-meta.js";
+import { taskMeta } from "../testing/fixtures.js";
 
 function meta(taskId: string): TaskMeta {
   return taskMeta({ taskId, url: "http://o/f", contentLength: 4, pieceLength: 4, createdAt: 1, lastAccessedAt: 1 });

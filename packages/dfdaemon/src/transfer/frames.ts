@@ -1,3 +1,5 @@
+import type { Socket } from "node:net";
+
 /**
  * The piece transfer protocol between a child and a parent's download
  * port: one long-lived TCP connection (TLS with --upload-tls) per parent
@@ -273,4 +275,22 @@ export class FrameDecoder {
     this.#body = undefined;
     this.#sink.control(this.#type, payload);
   }
+}
+
+/**
+ * Reads a child's frames off `socket` on the parent's side: the preface,
+ * then control frames only, each handed to `control`. A frame outside the
+ * protocol (or a handler that throws) ends the connection, after `broken`
+ * heard why.
+ */
+export function readChildFrames(socket: Socket, control: FrameSink["control"], broken: (err: unknown) => void = () => undefined): void {
+  const decoder = new FrameDecoder({ control, pieceStart: () => undefined, pieceEnd: () => undefined }, { preface: true, maxPiece: 0 });
+  socket.on("data", (chunk: Buffer) => {
+    try {
+      decoder.push(chunk);
+    } catch (err) {
+      broken(err);
+      socket.destroy();
+    }
+  });
 }

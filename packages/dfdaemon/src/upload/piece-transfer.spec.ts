@@ -15,8 +15,8 @@ import { TaskStore } from "../storage/task-store.js";
 import { PieceRequester } from "../testing/piece-requester.js";
 import { FrameDecoder, FrameType, decodeRequest, encodePieceHeader } from "../transfer/frames.js";
 import { UploadGrants } from "./upload-grants.js";
-import { UploadServer } from "./upload-server.js";
-import { taskMeta } from "../testing/task-meta.js";
+import type { UploadServer } from "./upload-server.js";
+import { listeningUploadServer, taskMeta } from "../testing/fixtures.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -72,19 +72,11 @@ describe("the piece protocol between a parent's upload server and a child's piec
   const clients: PieceClient[] = [];
 
   async function server(options: { limit?: number; idleTimeoutMs?: number; security?: Security } = {}): Promise<UploadServer> {
-    const upload = new UploadServer({
-      store,
-      metrics,
-      log: silentLogger(),
-      limit: options.limit ?? 4,
-      rateLimit: 0,
-      superSeedWindowMs: 0,
-      grants,
-      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
-      buffers: new PieceBuffers(4 * MiB),
+    const upload = await listeningUploadServer(store, metrics, grants, {
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.security?.mode === "tls" ? { tls: options.security.material } : {}),
     });
-    await upload.listen("127.0.0.1", 0);
     servers.push(upload);
     return upload;
   }

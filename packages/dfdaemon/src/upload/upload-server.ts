@@ -7,7 +7,7 @@ import type { PieceBuffers } from "../storage/piece-buffers.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import type { TaskStore } from "../storage/task-store.js";
 import {
-  FrameDecoder,
+  readChildFrames,
   FrameType,
   ProtocolError,
   Refusal,
@@ -209,22 +209,11 @@ class UploadConnection {
     this.#hooks = hooks;
     socket.setNoDelay(true);
     socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
-    const decoder = new FrameDecoder(
-      {
-        control: (type, payload) => this.#onControl(type, payload),
-        pieceStart: () => undefined,
-        pieceEnd: () => undefined,
-      },
-      { preface: true, maxPiece: 0 },
+    readChildFrames(
+      socket,
+      (type, payload) => this.#onControl(type, payload),
+      (err) => options.log.debug({ remote: socket.remoteAddress, err: errorMessage(err) }, "closing an upload connection that broke the protocol"),
     );
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        decoder.push(chunk);
-      } catch (err) {
-        options.log.debug({ remote: socket.remoteAddress, err: errorMessage(err) }, "closing an upload connection that broke the protocol");
-        socket.destroy();
-      }
-    });
     socket.on("error", () => undefined);
     socket.on("close", () => {
       this.#closed = true;

@@ -1,23 +1,33 @@
 import assert from "node:assert/strict";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { HostType, RpcError, schedulerv1 } from "@lacewing/api";
 import { rendezvousPick, taskIdOf } from "@lacewing/common";
-import { announce, PeerStream, PIECE_LENGTH, parentIdsOf, pieceSha256, startFakeDaemon, startScheduler, TASK_1, until, URL_1 } from "../testing/harness.js";
+import {
+  announce,
+  cleanupAfterEach,
+  firstToSource,
+  PeerStream,
+  PIECE_LENGTH,
+  parentIdsOf,
+  pieceSha256,
+  startFakeDaemon,
+  startScheduler,
+  TASK_1,
+  until,
+  URL_1,
+} from "../testing/harness.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanUp = cleanupAfterEach();
 
 async function setup(...args: Parameters<typeof startScheduler>) {
   const started = await startScheduler(...args);
-  cleanups.push(started.close);
+  cleanUp(started.close);
   return started;
 }
 
 function stream(...args: ConstructorParameters<typeof PeerStream>): PeerStream {
   const peer = new PeerStream(...args);
-  cleanups.push(() => peer.requests.end());
+  cleanUp(() => peer.requests.end());
   return peer;
 }
 
@@ -44,19 +54,12 @@ describe("AnnouncePeer", () => {
     const { client } = await setup();
     await announce(client, "h1");
     await announce(client, "h2");
-    const a = stream(client, "h1", "a");
-    const b = stream(client, "h2", "b");
-    a.register();
-    b.register();
-    const answers = { a: a.next(), b: b.next() };
-    const [firstName, first] = await Promise.race([answers.a.then((r) => ["a", r] as const), answers.b.then((r) => ["b", r] as const)]);
+    const { first, source, waitingAnswer } = await firstToSource(client, (host, peer) => stream(client, host, peer));
     assert.equal(first.response.case, "needBackToSource");
-    const [source, waiting, waitingAnswer] = firstName === "a" ? [a, b, answers.b] : [b, a, answers.a];
     source.send({ case: "backToSourceStarted", value: {} });
     const second = await waitingAnswer;
     assert.deepEqual(parentIdsOf(second), [source.peerId]);
     assert.equal(second.response.case === "normalTask" && second.response.value.taskInfo?.contentLength, -1n);
-    void waiting;
   });
 
   it("triggers exactly one seed download for many concurrent registrations, and all get the seed as parent", async () => {
@@ -74,7 +77,7 @@ describe("AnnouncePeer", () => {
       });
       return { taskId: TASK_1, finished: false };
     });
-    cleanups.push(seed.close);
+    cleanUp(seed.close);
     await announce(client, "seed", { type: HostType.SEED, port: seed.port });
     const children = await Promise.all(
       Array.from({ length: 6 }, async (_, i) => {
@@ -131,7 +134,7 @@ describe("AnnouncePeer", () => {
     const seed = await startFakeDaemon(async () => {
       throw new Error("disk full");
     });
-    cleanups.push(seed.close);
+    cleanUp(seed.close);
     await announce(client, "seed", { type: HostType.SEED, port: seed.port });
     await announce(client, "h1");
     await announce(client, "h2");
@@ -154,18 +157,12 @@ describe("AnnouncePeer", () => {
       void seedPeer.next().then(() => seedPeer.send({ case: "peerFailed", value: { description: "origin said 500" } }));
       return { taskId: TASK_1, finished: false };
     });
-    cleanups.push(seed.close);
+    cleanUp(seed.close);
     await announce(client, "seed", { type: HostType.SEED, port: seed.port });
     await announce(client, "h1");
     await announce(client, "h2");
-    const a = stream(client, "h1", "a");
-    const b = stream(client, "h2", "b");
-    a.register();
-    b.register();
-    const answers = { a: a.next(), b: b.next() };
-    const [firstName, first] = await Promise.race([answers.a.then((r) => ["a", r] as const), answers.b.then((r) => ["b", r] as const)]);
+    const { first, source, waitingAnswer } = await firstToSource(client, (host, peer) => stream(client, host, peer));
     assert.equal(first.response.case, "needBackToSource");
-    const [source, waitingAnswer] = firstName === "a" ? [a, answers.b] : [b, answers.a];
     source.send({ case: "backToSourceStarted", value: {} });
     assert.deepEqual(parentIdsOf(await waitingAnswer), [source.peerId]);
     assert.equal(seed.calls.length, 1);
@@ -464,7 +461,7 @@ describe("TriggerDownload", () => {
           if (id === "seed-b" && request.wait) throw new Error("origin unreachable");
           return { taskId: TASK_1, finished: request.wait };
         });
-        cleanups.push(daemon.close);
+        cleanUp(daemon.close);
         await announce(started.client, id, { type: id === "normal" ? HostType.NORMAL : HostType.SEED, port: daemon.port });
         return [id, daemon] as const;
       }),

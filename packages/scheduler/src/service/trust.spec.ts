@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { HostType, RpcError, schedulerv1 } from "@lacewing/api";
 import { taskIdOf } from "@lacewing/common";
 import { hostInfo } from "../testing/fixtures.js";
@@ -15,20 +15,18 @@ import {
   TASK_1,
   until,
   URL_1,
+  cleanupAfterEach,
   type SchedulerClient,
 } from "../testing/harness.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanUp = cleanupAfterEach();
 
 async function setup(...args: Parameters<typeof startScheduler>) {
   const started = await startScheduler(...args);
-  cleanups.push(started.close);
+  cleanUp(started.close);
   const as = (...rest: Parameters<typeof clientAs> extends [string, ...infer R] ? R : never): SchedulerClient => {
     const client = clientAs(started.scheduler.address, ...rest);
-    cleanups.push(() => client.close());
+    cleanUp(() => client.close());
     return client;
   };
   return { ...started, as };
@@ -36,7 +34,7 @@ async function setup(...args: Parameters<typeof startScheduler>) {
 
 function stream(...args: ConstructorParameters<typeof PeerStream>): PeerStream {
   const peer = new PeerStream(...args);
-  cleanups.push(() => peer.requests.end());
+  cleanUp(() => peer.requests.end());
   return peer;
 }
 
@@ -98,7 +96,7 @@ describe("who may call the scheduler", () => {
   it("hands a download's credentials to a seed trigger only when the seed proves it is a seed", async () => {
     const { client, admin } = await setup();
     const impostor = await startFakeDaemon(async () => ({ taskId: TASK_1, finished: false }), "peer");
-    cleanups.push(impostor.close);
+    cleanUp(impostor.close);
     await announce(client, "seed", { type: HostType.SEED, port: impostor.port });
     await announce(client, "h1");
     const child = stream(client, "h1", "child");

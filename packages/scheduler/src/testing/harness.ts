@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { afterEach } from "node:test";
 import { createClient, dfdaemonv1, RpcServer, schedulerv1, type MessageInitShape, type RpcClient } from "@lacewing/api";
 import { AsyncQueue, LocalPki, taskIdOf, type Role, type Security } from "@lacewing/common";
 import { SchedulerServer, type SchedulerServerOptions } from "../scheduler-server.js";
@@ -152,6 +153,33 @@ export class PeerStream {
  * Resolves once `condition` holds, checking after each turn of the event
  * loop: for one-way reports that the scheduler handles asynchronously.
  */
+/**
+ * Registers an afterEach that runs, last first, every cleanup the returned
+ * function was given during the spec (schedulers, streams, fake daemons).
+ */
+export function cleanupAfterEach(): (cleanup: () => Promise<void> | void) => void {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return (cleanup) => cleanups.push(cleanup);
+}
+
+/**
+ * Two peers of one task, on hosts h1 and h2 (announced by the caller),
+ * register at once: the scheduler sends the first it answers back to
+ * source. Resolves with that one and the other's pending answer.
+ */
+export async function firstToSource(client: SchedulerClient, open: (hostId: string, peerId: string) => PeerStream) {
+  const a = open("h1", "a");
+  const b = open("h2", "b");
+  a.register();
+  b.register();
+  const answers = { a: a.next(), b: b.next() };
+  const [firstName, first] = await Promise.race([answers.a.then((r) => ["a", r] as const), answers.b.then((r) => ["b", r] as const)]);
+  return firstName === "a" ? { first, source: a, waiting: b, waitingAnswer: answers.b } : { first, source: b, waiting: a, waitingAnswer: answers.a };
+}
+
 export async function until(condition: () => boolean, turns = 10_000): Promise<void> {
   for (let i = 0; i < turns; i++) {
     if (condition()) return;
