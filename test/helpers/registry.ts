@@ -5,6 +5,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { execOk, startBinary } from "./commands.js";
+import { LoopbackHttpServer } from "./loopback-server.js";
 import type { RunningProcess } from "./processes.js";
 
 /**
@@ -78,23 +79,13 @@ export interface BlobTraffic {
 }
 
 /** An HTTP proxy in front of a registry that counts, per blob digest, the requests and body bytes it passes on. */
-export class CountingProxy {
+export class CountingProxy extends LoopbackHttpServer {
   readonly blobs = new Map<string, BlobTraffic>();
   readonly #target: string;
-  readonly #server: Server;
 
   constructor(targetHost: string) {
+    super();
     this.#target = targetHost;
-    this.#server = createServer((req, res) => this.#handle(req, res));
-  }
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
-    return this.host;
-  }
-
-  get host(): string {
-    return `127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
   }
 
   traffic(digest: string): BlobTraffic {
@@ -105,12 +96,7 @@ export class CountingProxy {
     this.blobs.clear();
   }
 
-  async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const digest = /\/blobs\/(sha256:[a-f0-9]{64})/.exec(req.url ?? "")?.[1];
     const counts = digest === undefined ? undefined : (this.blobs.get(digest) ?? { gets: 0, heads: 0, bytes: 0 });
     if (digest !== undefined && counts !== undefined) {

@@ -7,13 +7,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { taskIdOf } from "@lacewing/common";
 import { deadProcesses } from "../../helpers/hostile.js";
+import { LoopbackHttpServer } from "../../helpers/loopback-server.js";
 import { randomBytesOf } from "../../helpers/origin.js";
 import { startDaemon, type RunningProcess } from "../../helpers/processes.js";
 import { fetchPieceWith, outcomeOf } from "../../helpers/peer.js";
@@ -26,30 +26,20 @@ const digestOf = (bytes: Buffer): string => `sha256:${createHash("sha256").updat
  * it accepts, `headAnything` makes it answer 200 to any HEAD (a host an
  * attacker controls). It counts the blob bytes it sent, and to whom.
  */
-class BlobRegistry {
+class BlobRegistry extends LoopbackHttpServer {
   readonly blobs = new Map<string, Buffer>();
   sentToAuthorized = 0;
   sentToOthers = 0;
   heads = 0;
-  readonly #server: Server;
 
   constructor(
     readonly token: string | undefined,
     readonly headAnything = false,
   ) {
-    this.#server = createServer((req, res) => this.#handle(req, res));
+    super();
   }
 
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
-    return this.host;
-  }
-
-  get host(): string {
-    return `127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-  }
-
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const match = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url?.split("?")[0] ?? "");
     if (req.method === "HEAD") this.heads++;
     if (req.method === "HEAD" && this.headAnything) return void res.writeHead(200, { "content-length": 1 }).end();
@@ -71,11 +61,6 @@ class BlobRegistry {
     if (req.headers.authorization !== undefined) this.sentToAuthorized += body.byteLength;
     else this.sentToOthers += body.byteLength;
     res.end(body);
-  }
-
-  close(): Promise<void> {
-    this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 }
 
