@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
-import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+import type { TestOrigin } from "../helpers/origin.js";
+import { randomBytesOf } from "../helpers/origin.js";
+import { BIN, runCommand } from "../helpers/processes.js";
+import { startSingleNode, stopSingleNode, type SingleNode } from "../helpers/cluster.js";
 
 const MiB = 1024 * 1024;
 
@@ -16,7 +17,7 @@ function sha256(bytes: Buffer): string {
 describe("single node: dfget → dfdaemon → origin", () => {
   let dir: string;
   let origin: TestOrigin;
-  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  let daemon: SingleNode["daemon"];
   const big = randomBytesOf(200 * MiB, 7);
   const small = randomBytesOf(10 * MiB + 123, 9);
   const files: Record<string, Buffer> = { "/big.bin": big, "/small.bin": small };
@@ -27,18 +28,8 @@ describe("single node: dfget → dfdaemon → origin", () => {
   files[blobOf(small)] = small;
   files[blobOf(big)] = small;
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lacewing-e2e-"));
-    origin = new TestOrigin(files);
-    await origin.start();
-    daemon = await startDaemon(dir);
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    await origin?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  before(async () => ({ dir, origin, daemon } = await startSingleNode("lacewing-e2e-", files)));
+  after(() => stopSingleNode({ dir, origin, daemon }));
 
   const dfget = (url: string, out: string, ...extra: string[]) => runCommand(BIN.dfget, [url, "-O", out, "--socket", daemon.socket, "--no-progress", ...extra]);
 

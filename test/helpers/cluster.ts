@@ -1,6 +1,8 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { TestOrigin } from "./origin.js";
 import { schedulerClient, tlsArgs } from "./pki.js";
 import { BIN, portOf, runCommand, startDaemon, startProcess, type CommandResult, type DaemonOptions, type LacewingProcess } from "./processes.js";
 
@@ -69,4 +71,25 @@ export async function metricValue(port: number, name: string, labels: Record<str
     if (ok) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+/** One daemon without a scheduler, under a fresh temporary directory, in front of a TestOrigin serving `files`. */
+export interface SingleNode {
+  dir: string;
+  origin: TestOrigin;
+  daemon: Awaited<ReturnType<typeof startDaemon>>;
+}
+
+export async function startSingleNode(prefix: string, files: Record<string, Buffer>, daemonArgs: string[] = []): Promise<SingleNode> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const origin = new TestOrigin(files);
+  await origin.start();
+  return { dir, origin, daemon: await startDaemon(dir, daemonArgs) };
+}
+
+/** Stops what startSingleNode started (any part of it that did start) and removes its directory. */
+export async function stopSingleNode(node: Partial<SingleNode>): Promise<void> {
+  await node.daemon?.stop();
+  await node.origin?.close();
+  if (node.dir !== undefined) await rm(node.dir, { recursive: true, force: true });
 }

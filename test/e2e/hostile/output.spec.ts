@@ -5,15 +5,16 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { lstat, mkdir, open, readFile, readdir, readlink, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { MIN_AUTO_PIECE_LENGTH } from "@lacewing/common";
-import { TestOrigin, randomBytesOf } from "../../helpers/origin.js";
+import type { TestOrigin } from "../../helpers/origin.js";
+import { randomBytesOf } from "../../helpers/origin.js";
 import { fetchPieceWith, outcomeOf, uploadGrant } from "../../helpers/peer.js";
-import { BIN, runCommand, startDaemon } from "../../helpers/processes.js";
+import { BIN, runCommand } from "../../helpers/processes.js";
+import { startSingleNode, stopSingleNode, type SingleNode } from "../../helpers/cluster.js";
 
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
@@ -43,22 +44,12 @@ async function rawPiece(ports: { peer: number; upload: number }, taskId: string,
 describe("output placement: planted symlinks and edited outputs", () => {
   let dir: string;
   let origin: TestOrigin;
-  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  let daemon: SingleNode["daemon"];
   // Three 4 MiB pieces.
   const file = randomBytesOf(10 * MiB + 123, 21);
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lacewing-output-"));
-    origin = new TestOrigin({ "/farm.bin": file, "/edit.bin": file });
-    await origin.start();
-    daemon = await startDaemon(dir);
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    await origin?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  before(async () => ({ dir, origin, daemon } = await startSingleNode("lacewing-output-", { "/farm.bin": file, "/edit.bin": file })));
+  after(() => stopSingleNode({ dir, origin, daemon }));
 
   const dfget = (url: string, out: string) => runCommand(BIN.dfget, [url, "-O", out, "--socket", daemon.socket, "--no-progress", "--json"]);
 
@@ -128,21 +119,13 @@ describe("output placement: planted symlinks and edited outputs", () => {
 describe("output placement: leftovers of a crashed run", () => {
   let dir: string;
   let origin: TestOrigin;
-  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  let daemon: SingleNode["daemon"];
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "lacewing-leftover-"));
-    origin = new TestOrigin({ "/file.bin": randomBytesOf(MiB, 22) });
-    await origin.start();
-    // ctime cannot be set back, so leftovers planted now count as stale only with no minimum age.
-    daemon = await startDaemon(dir, ["--output-temp-ttl", "0s"]);
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    await origin?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  // ctime cannot be set back, so leftovers planted now count as stale only with no minimum age.
+  before(
+    async () => ({ dir, origin, daemon } = await startSingleNode("lacewing-leftover-", { "/file.bin": randomBytesOf(MiB, 22) }, ["--output-temp-ttl", "0s"])),
+  );
+  after(() => stopSingleNode({ dir, origin, daemon }));
 
   it("removes this output's stale temp files, unlinking a symlink without touching its target, and nothing else", async () => {
     const out = join(dir, "out");
