@@ -36,18 +36,22 @@ RUN --mount=type=secret,id=ca-certificates,required=false \
   && npm install --global --no-fund --no-audit --no-update-notifier "pnpm@${PNPM_VERSION}" \
   && pnpm --version
 
+# The workspace's manifests alone, for both install steps: copied before the
+# sources, so a source change redoes neither install.
+FROM scratch AS manifests
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml /
+COPY packages/api/package.json /packages/api/
+COPY packages/common/package.json /packages/common/
+COPY packages/console/package.json /packages/console/
+COPY packages/dfdaemon/package.json /packages/dfdaemon/
+COPY packages/dfget/package.json /packages/dfget/
+COPY packages/manager/package.json /packages/manager/
+COPY packages/scheduler/package.json /packages/scheduler/
+
 # Build with every dependency (TypeScript is a dev dependency).
 FROM pnpm AS build
 WORKDIR /src
-# Manifests first, so the dependency step is redone only when they change.
-COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
-COPY packages/api/package.json packages/api/
-COPY packages/common/package.json packages/common/
-COPY packages/dfdaemon/package.json packages/dfdaemon/
-COPY packages/dfget/package.json packages/dfget/
-COPY packages/manager/package.json packages/manager/
-COPY packages/scheduler/package.json packages/scheduler/
-COPY packages/console/package.json packages/console/
+COPY --from=manifests / ./
 RUN --mount=type=cache,id=lacewing-pnpm-store,target=/pnpm-store,sharing=locked \
   --mount=type=secret,id=ca-certificates,required=false \
   if [ -s /run/secrets/ca-certificates ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; fi \
@@ -68,13 +72,7 @@ RUN pnpm exec tsc -b packages/dfdaemon packages/dfget packages/scheduler package
 # Production dependencies only, from the same lockfile and the same store.
 FROM pnpm AS deps
 WORKDIR /opt/lacewing
-COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
-COPY packages/api/package.json packages/api/
-COPY packages/common/package.json packages/common/
-COPY packages/dfdaemon/package.json packages/dfdaemon/
-COPY packages/dfget/package.json packages/dfget/
-COPY packages/manager/package.json packages/manager/
-COPY packages/scheduler/package.json packages/scheduler/
+COPY --from=manifests / ./
 RUN --mount=type=cache,id=lacewing-pnpm-store,target=/pnpm-store,sharing=locked \
   --mount=type=secret,id=ca-certificates,required=false \
   if [ -s /run/secrets/ca-certificates ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; fi \
