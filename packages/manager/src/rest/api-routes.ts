@@ -72,29 +72,14 @@ export function registerApiRoutes(app: Api, api: ManagerApi): void {
       return { jobs: listed.jobs.map(jobJson), page: listed.page, perPage: listed.perPage, total: listed.total };
     },
   );
-  app.get(
-    "/jobs/:id",
-    {
-      schema: {
-        tags: ["jobs"],
-        summary: "A job: state, progress and per-task, per-host results",
-        params: JobIdParams,
-        response: responses({ 200: JobSchema }, 400, 404),
-      },
-    },
-    async (request) => jobJson(await api.getJob(request.params.id)),
+  // GET and DELETE of one job: the same path parameter, and the job as it is after the call.
+  const oneJob = { tags: ["jobs"], params: JobIdParams, response: responses({ 200: JobSchema }, 400, 404) };
+  app.get("/jobs/:id", { schema: { ...oneJob, summary: "A job: state, progress and per-task, per-host results" } }, async (request) =>
+    jobJson(await api.getJob(request.params.id)),
   );
   app.delete(
     "/jobs/:id",
-    {
-      schema: {
-        tags: ["jobs"],
-        summary: "Cancel a job",
-        description: "A running job stops before its next task; a finished job keeps its state.",
-        params: JobIdParams,
-        response: responses({ 200: JobSchema }, 400, 404),
-      },
-    },
+    { schema: { ...oneJob, summary: "Cancel a job", description: "A running job stops before its next task; a finished job keeps its state." } },
     async (request) => jobJson(await api.cancelJob(request.params.id)),
   );
   app.get(
