@@ -129,10 +129,11 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
     assert.equal(await metricValue(child.ports.metrics, "lacewing_dfdaemon_piece_failures_total", { reason: "corrupt" }), 0, "no piece failed its digest");
   });
 
-  it("a parent that stalls (SIGSTOP) mid-transfer is dropped after the piece timeout", async () => {
+  it("a parent that stalls (SIGSTOP) mid-transfer is dropped after the parent stall timeout", async () => {
     const slow = ["--upload-rate-limit", "8MiB"];
     const { scheduler, daemons } = await clusterWithHolders(["good"], slow);
-    const child = await peer("child", scheduler.address, ["--piece-timeout", "2s"]);
+    // The default --parent-stall-timeout (2s): a stopped host is left within it, not after the 30 s piece timeout.
+    const child = await peer("child", scheduler.address);
     await waitForHosts(scheduler.address, 3);
     const seed = daemons[0]!;
     const before = await uploaded(seed);

@@ -62,7 +62,17 @@ export const dfdaemonSchema = {
     default: 64 * 1024 * 1024,
     check: (v) => (v >= 4 * 1024 * 1024 ? undefined : "must be at least 4MiB"),
   }),
-  pieceTimeout: field.duration({ description: "Longest a parent may take to deliver one piece before it is dropped", default: 30_000 }),
+  parentStallTimeout: field.duration({
+    description:
+      "A parent that sends nothing for this long while a piece is asked of it is taken for dead or cut off: its pieces go to other parents (progress, not a whole-piece deadline, so a slow link is not mistaken for a dead one)",
+    default: 2_000,
+    check: (v) => (v >= 100 ? undefined : "must be at least 100ms"),
+  }),
+  pieceTimeout: field.duration({
+    description:
+      "Longest a piece connection may stay silent: a child that stops reading gives its upload slot back after this; with nothing to fetch for twice this, a download stops waiting for its parents",
+    default: 30_000,
+  }),
   maxReschedules: field.number({ description: "New parent sets asked for before going back to source", default: 3 }),
   proxyDefaultRegistry: field.string({
     description: "Registry a mirror request without containerd's ns parameter goes to (e.g. from a Docker daemon's registry-mirrors)",

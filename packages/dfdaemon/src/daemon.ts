@@ -178,6 +178,7 @@ export class Dfdaemon {
         origin,
         peerConcurrency: config.peerConcurrency,
         perParentLimit: config.parentPipeline,
+        stallTimeoutMs: config.parentStallTimeout,
         pieceTimeoutMs: config.pieceTimeout,
         maxReschedules: config.maxReschedules,
         answerTimeoutMs: ANSWER_TIMEOUT_MS,

@@ -66,6 +66,7 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
       origin,
       peerConcurrency: 8,
       perParentLimit: 2,
+      stallTimeoutMs: 2_000,
       pieceTimeoutMs: 2_000,
       maxReschedules: 3,
       answerTimeoutMs: 2_000,
@@ -138,6 +139,21 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     assert.ok(corrupt > was);
   });
 
+  it("drops a parent that goes silent after the stall timeout, not the piece timeout, and gets its pieces from another", async () => {
+    const run = await request();
+    const scheduler = new FakeScheduler();
+    const parents = new FakeParents();
+    const silent = parents.add({ id: "silent", bytes, pieceLength: PIECE, finished: true, behaviour: () => "stall" });
+    const good = parents.add({ id: "good", bytes, pieceLength: PIECE, finished: true });
+    const fill = peerFiller(options(scheduler, parents, { stallTimeoutMs: 250, pieceTimeoutMs: 60_000 }))(run);
+    await answerRegister(await scheduler.stream(0), run.taskId, [silent, good]);
+    await fill;
+    await assertComplete(run);
+    assert.equal(run.ledger.traffic.fromOrigin, 0);
+    assert.ok(parents.requestsTo("silent").length > 0, "the silent parent was asked");
+    assert.deepEqual(new Set([...parents.timeoutsTo("silent"), ...parents.timeoutsTo("good")]), new Set([250]), "every request carries the stall timeout");
+  });
+
   it("in the endgame, the last piece stuck at a stalled parent is asked of an idle one, and the stalled request is cancelled", async () => {
     const run = await request();
     const scheduler = new FakeScheduler();
@@ -146,7 +162,7 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     // Only the slow parent holds the last piece at first, so it is asked for it; it never answers.
     const slow = parents.add({ id: "slow", bytes, pieceLength: PIECE, holds: [last], behaviour: () => "stall" });
     const quick = parents.add({ id: "quick", bytes, pieceLength: PIECE, holds: Array.from({ length: last }, (_, n) => n) });
-    const fill = peerFiller(options(scheduler, parents, { pieceTimeoutMs: 60_000 }))(run);
+    const fill = peerFiller(options(scheduler, parents, { stallTimeoutMs: 60_000, pieceTimeoutMs: 60_000 }))(run);
     await answerRegister(await scheduler.stream(0), run.taskId, [slow, quick]);
     while (parents.requestsTo("slow").length === 0 || run.task.pieceCount < last) await new Promise((resolve) => setTimeout(resolve, 5));
     parents.announce("quick", [last]);
@@ -168,7 +184,7 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     const parents = new FakeParents();
     const gone = parents.add({ id: "gone", bytes, pieceLength: PIECE, finished: true, behaviour: () => "stall" });
     const fresh = parents.add({ id: "fresh", bytes, pieceLength: PIECE, finished: true });
-    const fill = peerFiller(options(scheduler, parents, { refreshIntervalMs: 10, pieceTimeoutMs: 300 }))(run);
+    const fill = peerFiller(options(scheduler, parents, { refreshIntervalMs: 10, stallTimeoutMs: 300 }))(run);
     const stream = await scheduler.stream(0);
     await answerRegister(stream, run.taskId, [gone]);
     const refresh = await stream.next("reschedule");

@@ -18,6 +18,9 @@ export interface PeerFillerOptions {
   peerConcurrency: number;
   /** Requests pipelined to one parent. */
   perParentLimit: number;
+  /** A parent that sends nothing for this long while a piece is asked of it is dropped (a dead or unreachable host). */
+  stallTimeoutMs: number;
+  /** With nothing in flight and nothing new announced for twice this long, the parents are declared stuck. */
   pieceTimeoutMs: number;
   maxReschedules: number;
   /** Longest wait for the scheduler's answer to a register or reschedule. */
@@ -91,7 +94,7 @@ class PeerTaskRun {
       channels: options.channels,
       concurrency: options.peerConcurrency,
       perParentLimit: Math.min(options.perParentLimit, options.peerConcurrency),
-      pieceTimeoutMs: options.pieceTimeoutMs,
+      stallTimeoutMs: options.stallTimeoutMs,
       idleTimeoutMs: options.pieceTimeoutMs * 2,
       signal: request.signal,
       log: this.#log,

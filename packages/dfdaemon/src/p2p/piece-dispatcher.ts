@@ -19,7 +19,8 @@ export interface DispatcherOptions {
   concurrency: number;
   /** Requests in flight at once to one parent (pipelined on its connection). */
   perParentLimit: number;
-  pieceTimeoutMs: number;
+  /** A parent that sends nothing for this long while a piece is asked of it fails the piece as a timeout. */
+  stallTimeoutMs: number;
   /** With nothing in flight and nothing new announced for this long, the parents are declared stuck. */
   idleTimeoutMs: number;
   signal: AbortSignal;
@@ -389,7 +390,7 @@ export class PieceDispatcher {
         length: range.length,
         sha256,
         token: parent.token ?? "",
-        timeoutMs: this.#o.pieceTimeoutMs,
+        timeoutMs: this.#o.stallTimeoutMs,
         signal: AbortSignal.any([this.#o.signal, controller.signal]),
       })
       .then(async (lease) => {

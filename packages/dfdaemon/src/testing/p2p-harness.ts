@@ -126,6 +126,8 @@ interface FakeParentState extends FakeParentSpec {
   index: number;
   syncs: Array<AsyncQueue<dfdaemonv1.SyncPiecesResponse>>;
   requests: number[];
+  /** Each request's stall timeout, in the order of `requests`. */
+  timeouts: number[];
 }
 
 /** Parents in memory behind the ParentChannels a download uses; they verify nothing and may lie. */
@@ -141,6 +143,7 @@ export class FakeParents implements ParentChannels {
       index: this.#parents.length + 1,
       syncs: [],
       requests: [],
+      timeouts: [],
     };
     this.#parents.push(state);
     return create(schedulerv1.CandidateParentSchema, {
@@ -152,6 +155,11 @@ export class FakeParents implements ParentChannels {
   /** Piece numbers each parent was asked for, in order. */
   requestsTo(id: string): number[] {
     return this.#state(id).requests;
+  }
+
+  /** The stall timeout of each request the parent got. */
+  timeoutsTo(id: string): number[] {
+    return this.#state(id).timeouts;
   }
 
   /** The parent announces more pieces to every child syncing with it. */
@@ -183,6 +191,7 @@ export class FakeParents implements ParentChannels {
   async fetchPiece(source: PieceSource, request: PieceRequest): Promise<PieceBuffer> {
     const state = this.#parents.find((parent) => 2000 + parent.index === source.port)!;
     state.requests.push(request.number);
+    state.timeouts.push(request.timeoutMs);
     const behaviour = state.behaviour?.(request.number) ?? "serve";
     // Let the dispatcher start other requests first, as a network would.
     await new Promise((resolve) => setImmediate(resolve));
