@@ -1,6 +1,7 @@
 // Benchmark (not a test): N peer hosts dfget the same blob at once over
 // capped links, P2P against straight-from-origin, in one run. Needs root.
 //   npm run bench:testbed -- [--peers 8] [--rate 200] [--size 128] [--scenarios link,p2p,origin] [--dir DIR] [--keep]
+//   npm run bench:testbed -- --scenarios p2p,p2p-kill,p2p-cut    (a serving peer taken away mid-transfer)
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { hasCommand } from "../testbed/command.js";
@@ -92,6 +93,8 @@ try {
     peerArgs: values["peer-args"].split(" ").filter(Boolean),
     dfgetArgs: values["dfget-args"].split(" ").filter(Boolean),
     timelineMs: values.timeline ? 1000 : 0,
+    // Past 2 × the daemons' 10 s announce interval and the scheduler's 5 s GC.
+    watchSchedulerDropMs: 40_000,
     log,
     ...(values.dir === undefined ? {} : { dir: values.dir }),
   });
@@ -222,6 +225,19 @@ for (const r of results) {
       });
       console.log([point.seconds.toFixed(1).padStart(6), ...cells].join(" "));
     }
+  }
+  if (r.fault !== undefined) {
+    const f = r.fault;
+    const seconds = (value: number | undefined): string => (value === undefined ? "never, before the last download ended" : `${value.toFixed(2)} s`);
+    const baseline = results.find((other) => other.scenario === "p2p");
+    console.log(
+      `${r.scenario}: ${f.kind === "kill" ? "killed the daemon of" : "cut the link of"} ${f.host} ${f.atSeconds.toFixed(2)} s after launch, ` +
+        `when it had served ${(f.servedBytes / MiB).toFixed(1)} MiB; the others' first failed piece request after ${seconds(f.piecesMovedSeconds)}; ` +
+        `the scheduler dropped the host after ${seconds(f.schedulerDroppedSeconds)}` +
+        (baseline === undefined
+          ? ""
+          : `; the last of the other peers ${(r.secondsToLastPeer - baseline.secondsToLastPeer).toFixed(2)} s later than in the p2p run without a fault`),
+    );
   }
   if (r.announced === false) console.log(`${r.scenario}: the dfdaemons never announced to the scheduler (no P2P in this build?)`);
 }

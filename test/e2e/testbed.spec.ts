@@ -45,3 +45,31 @@ describe("network testbed: 4 peer hosts in namespaces with capped uplinks", { sk
     for (const d of result.downloads) assert.equal(d.report?.traffic.origin, result.blobBytes);
   });
 });
+
+describe("network testbed: a serving peer host taken away mid-transfer", { skip }, () => {
+  let testbed: Testbed;
+
+  // Slower links than above, so the downloads last long enough to take a host away in the middle of them.
+  before(async () => {
+    testbed = await Testbed.start({ peers: PEERS, rateMbit: 50, sizeMiB: SIZE_MIB });
+  });
+
+  after(async () => {
+    await testbed?.close();
+  });
+
+  for (const scenario of ["p2p-kill", "p2p-cut"] as const)
+    it(`${scenario}: every other peer gets the blob with the right sha256 and the origin still sends it about once`, async () => {
+      const result = await testbed.run(scenario);
+      const fault = result.fault;
+      assert.ok(fault !== undefined);
+      assert.ok(fault.servedBytes > 0, "the host taken away was serving");
+      const others = Array.from({ length: PEERS }, (_, i) => `peer${i + 1}`).filter((host) => host !== fault.host);
+      assert.deepEqual(result.downloads.map((d) => d.host).sort(), others.sort());
+      for (const d of result.downloads) {
+        const traffic = d.report!.traffic;
+        assert.equal(traffic.origin + traffic.peers + traffic.cache, result.blobBytes, `${d.host}'s traffic adds up to the blob`);
+      }
+      assert.ok(result.originBytes <= 1.05 * result.blobBytes, `origin sent ${result.originBytes} bytes for a ${result.blobBytes}-byte blob`);
+    });
+});

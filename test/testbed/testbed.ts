@@ -27,14 +27,43 @@ import {
 import { hasCommand } from "./command.js";
 import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
 
-export type ScenarioName = "p2p" | "origin" | "link" | "bittorrent";
+export type ScenarioName = "p2p" | "origin" | "link" | "bittorrent" | "p2p-kill" | "p2p-cut";
 
 export const SCENARIOS: Record<ScenarioName, string> = {
   p2p: "p2p: scheduler + seed peer + peers",
   origin: "straight from origin (dfdaemon, no scheduler)",
   link: "one curl over one link (calibration)",
   bittorrent: "BitTorrent: aria2c seeder on the origin host",
+  "p2p-kill": "p2p, a serving peer's daemon killed (SIGKILL) mid-transfer",
+  "p2p-cut": "p2p, a serving peer's link cut mid-transfer (packets dropped, no RST)",
 };
+
+/** How a fault scenario takes a peer host away while it serves others. */
+const FAULTS = { "p2p-kill": "kill", "p2p-cut": "cut" } as const;
+type FaultScenario = keyof typeof FAULTS;
+
+function isFaultScenario(scenario: ScenarioName): scenario is FaultScenario {
+  return scenario in FAULTS;
+}
+
+/** What a fault scenario did and how the others took it. */
+export interface FaultReport {
+  kind: "kill" | "cut";
+  /** The peer host taken away: the first to have served a sixteenth of the blob to others. */
+  host: string;
+  /** Seconds after launch the fault was made. */
+  atSeconds: number;
+  /** Bytes that host had served when it went. */
+  servedBytes: number;
+  /**
+   * Seconds from the fault until the other daemons counted a failed piece
+   * request (its in-flight pieces given up and asked elsewhere); undefined
+   * when none failed (nothing was in flight from it).
+   */
+  piecesMovedSeconds: number | undefined;
+  /** Seconds from the fault until the scheduler dropped the host from its registry (its GC); undefined if it did not before the end. */
+  schedulerDroppedSeconds: number | undefined;
+}
 
 export interface TestbedOptions {
   peers: number;
@@ -52,6 +81,8 @@ export interface TestbedOptions {
   dfgetArgs?: readonly string[];
   /** Sample every daemon's cached and uploaded bytes this often during the downloads (ms); 0 for no timeline. */
   timelineMs?: number;
+  /** Fault scenarios: after the other downloads end, keep watching this long (ms) for the scheduler to drop the host taken away; 0 stops at their end. */
+  watchSchedulerDropMs?: number;
   /** Progress lines; silent by default. */
   log?: (line: string) => void;
 }
@@ -93,6 +124,8 @@ export interface ScenarioResult {
   timeline?: Array<{ seconds: number; hosts: Record<string, { cached: number; uploaded: number }> }>;
   /** CPU during the downloads (dfget scenarios): the whole machine's busy fraction, and seconds used by each testbed process. */
   cpu?: { cores: number; busy: number; secondsByProcess: Record<string, number> };
+  /** Fault scenarios: the host taken away (left out of `downloads`) and how long the others took to notice. */
+  fault?: FaultReport;
 }
 
 const MiB = 1024 * 1024;
@@ -176,6 +209,7 @@ export class Testbed {
       peerArgs: input.peerArgs ?? [],
       dfgetArgs: input.dfgetArgs ?? [],
       timelineMs: input.timelineMs ?? 0,
+      watchSchedulerDropMs: input.watchSchedulerDropMs ?? 0,
     };
     if (!Number.isInteger(options.peers) || options.peers < 1) throw new Error("peers must be a positive integer");
     if (!(options.rateMbit > 0)) throw new Error("rate must be positive");
@@ -219,7 +253,7 @@ export class Testbed {
     try {
       if (scenario === "link") return await this.#runLink();
       if (scenario === "bittorrent") return await this.#runBitTorrent(dir);
-      return await this.#runDfget(scenario, dir);
+      return await this.#runDfget(scenario === "origin" ? "origin" : "p2p", dir, isFaultScenario(scenario) ? FAULTS[scenario] : undefined);
     } finally {
       await this.#stopRunning();
       if (!this.options.keep) await rm(dir, { recursive: true, force: true });
@@ -236,12 +270,13 @@ export class Testbed {
     return process;
   }
 
-  async #runDfget(scenario: "p2p" | "origin", dir: string): Promise<ScenarioResult> {
+  async #runDfget(mode: "p2p" | "origin", dir: string, fault?: FaultReport["kind"]): Promise<ScenarioResult> {
+    const scenario: ScenarioName = fault === undefined ? mode : fault === "kill" ? "p2p-kill" : "p2p-cut";
     const peers = this.peerHosts;
     const daemons = new Map<string, DfdaemonProcess>();
     let scheduler: SchedulerProcess | undefined;
     let announced: boolean | undefined;
-    if (scenario === "p2p") {
+    if (mode === "p2p") {
       scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler")));
       const seedHost = this.#network.host("seed");
       daemons.set(
@@ -283,28 +318,38 @@ export class Testbed {
       }
     })();
     const dfgetCpu: Record<string, number> = {};
-    const downloads = await Promise.all(
-      peers.map(async (host): Promise<PeerDownload & { output: string }> => {
-        const output = join(dir, host.name, "blob.out");
-        const args = [
-          BIN.dfget,
-          this.#origin.url(BLOB_PATH),
-          "-O",
-          output,
-          "--socket",
-          daemons.get(host.name)!.socket,
-          "--no-progress",
-          "--json",
-          ...this.options.dfgetArgs,
-        ];
-        const { result, cpuSeconds } = await childCpuSeconds(host, process.execPath, args, join(dir, host.name, "dfget.stat"));
-        const seconds = (performance.now() - started) / 1000;
-        if (result.code !== 0) throw new Error(`${scenario}: dfget on ${host.name} exited ${result.code}: ${result.stderr.trim()}`);
-        const report = JSON.parse(result.stdout) as NonNullable<PeerDownload["report"]>;
-        dfgetCpu[`${host.name}/dfget`] = cpuSeconds;
-        return { host: host.name, seconds, report: { elapsedMs: report.elapsedMs, traffic: report.traffic }, output };
-      }),
-    );
+    const running = peers.map(async (host): Promise<PeerDownload & { output: string }> => {
+      const output = join(dir, host.name, "blob.out");
+      const args = [
+        BIN.dfget,
+        this.#origin.url(BLOB_PATH),
+        "-O",
+        output,
+        "--socket",
+        daemons.get(host.name)!.socket,
+        "--no-progress",
+        "--json",
+        ...this.options.dfgetArgs,
+      ];
+      const { result, cpuSeconds } = await childCpuSeconds(host, process.execPath, args, join(dir, host.name, "dfget.stat"));
+      const seconds = (performance.now() - started) / 1000;
+      if (result.code !== 0) throw new Error(`${scenario}: dfget on ${host.name} exited ${result.code}: ${result.stderr.trim()}`);
+      const report = JSON.parse(result.stdout) as NonNullable<PeerDownload["report"]>;
+      dfgetCpu[`${host.name}/dfget`] = cpuSeconds;
+      return { host: host.name, seconds, report: { elapsedMs: report.elapsedMs, traffic: report.traffic }, output };
+    });
+    let downloads: Array<PeerDownload & { output: string }>;
+    let faultReport: FaultReport | undefined;
+    if (fault === undefined) downloads = await Promise.all(running);
+    else {
+      // The taken host's own download fails or hangs: it is left out, and ends when its daemon is stopped.
+      running.forEach((download) => download.catch(() => undefined));
+      const victim = await this.#waitForServer(daemons, peers, running);
+      const others = running.filter((_, i) => peers[i] !== victim);
+      faultReport = await this.#makeFault(fault, victim, daemons, scheduler!, started, () => Promise.all(others));
+      downloads = await Promise.all(others);
+      daemons.delete(victim.name);
+    }
     sampling = false;
     await sampler;
     const secondsToLastPeer = Math.max(...downloads.map((d) => d.seconds));
@@ -312,7 +357,10 @@ export class Testbed {
     const machineAfter = await machineCpu();
     const cpuAfter = await Promise.all(processes.map((p) => p.cpuSeconds()));
     const cpuSecondsByProcess: Record<string, number> = {};
-    processes.forEach((p, i) => (cpuSecondsByProcess[`${p.host.name}/${p.name}`] = cpuAfter[i]! - cpuBefore[i]!));
+    // A process gone by now (the daemon a fault scenario killed) has no count left to subtract from.
+    processes.forEach((p, i) => {
+      if (cpuAfter[i]! > 0) cpuSecondsByProcess[`${p.host.name}/${p.name}`] = cpuAfter[i]! - cpuBefore[i]!;
+    });
     Object.assign(cpuSecondsByProcess, dfgetCpu);
     const uploadBytesByHost: Record<string, number> = {};
     const pieceCounters: Record<string, number> = {};
@@ -340,7 +388,71 @@ export class Testbed {
         secondsByProcess: cpuSecondsByProcess,
       },
       ...(announced === undefined ? {} : { announced }),
+      ...(faultReport === undefined ? {} : { fault: faultReport }),
     };
+  }
+
+  /** The first peer host (not the seed) that has served a sixteenth of the blob to others while downloads run. */
+  async #waitForServer(daemons: Map<string, DfdaemonProcess>, peers: Host[], running: Array<Promise<unknown>>): Promise<Host> {
+    let settled = false;
+    void Promise.allSettled(running).then(() => (settled = true));
+    while (!settled) {
+      const served = await Promise.all(peers.map(async (host) => (await daemons.get(host.name)!.uploadBytes()) ?? 0));
+      const index = served.findIndex((bytes) => bytes >= this.blobBytes / 16);
+      if (index >= 0) return peers[index]!;
+      await sleep(20);
+    }
+    throw new Error("every download ended before any peer served a sixteenth of the blob: nothing to take away (a larger blob or a lower rate)");
+  }
+
+  /**
+   * Takes `victim` away (its daemon killed, or its link set down: no RST,
+   * packets dropped) and watches, until `othersDone` resolves, for the other
+   * daemons' first failed piece request and the scheduler dropping the host.
+   */
+  async #makeFault(
+    kind: FaultReport["kind"],
+    victim: Host,
+    daemons: Map<string, DfdaemonProcess>,
+    scheduler: SchedulerProcess,
+    launched: number,
+    othersDone: () => Promise<unknown>,
+  ): Promise<FaultReport> {
+    const others = [...daemons.entries()].filter(([name]) => name !== victim.name).map(([, daemon]) => daemon);
+    const failures = async (): Promise<number> =>
+      (await Promise.all(others.map((d) => d.pieceCounters()))).reduce(
+        (sum, counters) => sum + Object.entries(counters).reduce((n, [key, value]) => (key.startsWith("failed ") ? n + value : n), 0),
+        0,
+      );
+    const failedBefore = await failures();
+    const knownBefore = (await scheduler.hosts())?.normal ?? 0;
+    const servedBytes = (await daemons.get(victim.name)!.uploadBytes()) ?? 0;
+    const at = performance.now();
+    if (kind === "kill") daemons.get(victim.name)!.child.kill("SIGKILL");
+    else await runInHost(victim, "ip", ["link", "set", "eth0", "down"]);
+    this.#log(`${kind}: took ${victim.name} away after it served ${(servedBytes / MiB).toFixed(1)} MiB`);
+    let piecesMovedSeconds: number | undefined;
+    let schedulerDroppedSeconds: number | undefined;
+    let done = false;
+    const watching = (async () => {
+      while (!done && (piecesMovedSeconds === undefined || schedulerDroppedSeconds === undefined)) {
+        const now = (performance.now() - at) / 1000;
+        if (piecesMovedSeconds === undefined && (await failures()) > failedBefore) piecesMovedSeconds = now;
+        if (schedulerDroppedSeconds === undefined && ((await scheduler.hosts())?.normal ?? knownBefore) < knownBefore) schedulerDroppedSeconds = now;
+        await sleep(50);
+      }
+    })();
+    try {
+      await othersDone();
+      const until = performance.now() + this.options.watchSchedulerDropMs;
+      while (schedulerDroppedSeconds === undefined && performance.now() < until) await sleep(100);
+    } finally {
+      done = true;
+      await watching;
+      // The next scenario runs on the same network.
+      if (kind === "cut") await runInHost(victim, "ip", ["link", "set", "eth0", "up"]);
+    }
+    return { kind, host: victim.name, atSeconds: (at - launched) / 1000, servedBytes, piecesMovedSeconds, schedulerDroppedSeconds };
   }
 
   /**

@@ -141,6 +141,13 @@ class PieceConnection {
   #nextId = 1;
   #answered = 0;
   #closed = false;
+  /**
+   * Fires when no byte has come from the parent for the head request's
+   * timeout while requests wait. Only bytes received count: the socket's own
+   * idle timeout also counts our writes, and a child keeps writing new
+   * requests to a parent whose link is gone.
+   */
+  #stall: NodeJS.Timeout | undefined;
 
   constructor(source: PieceSource, security: Security, onClose: () => void) {
     this.#onClose = onClose;
@@ -155,6 +162,7 @@ class PieceConnection {
     const onread = {
       buffer: Buffer.allocUnsafe(READ_BUFFER),
       callback: (length: number, buffer: Uint8Array): boolean => {
+        this.#stall?.refresh();
         try {
           this.#decoder.push(buffer, length);
         } catch (err) {
@@ -201,7 +209,7 @@ class PieceConnection {
       this.#pending.push(pending);
       if (this.#pending.length === 1) {
         this.#socket.ref();
-        this.#socket.setTimeout(request.timeoutMs);
+        this.#armStall(request.timeoutMs);
       }
       this.#socket.write(encodeRequest({ id: pending.id, number: request.number, taskId: request.taskId, token: request.token }));
     });
@@ -237,10 +245,19 @@ class PieceConnection {
     const head = this.#pending.shift()!;
     this.#answered++;
     const next = this.#pending[0];
-    this.#socket.setTimeout(next === undefined ? IDLE_MS : next.request.timeoutMs);
-    // Idle, it does not keep the process alive.
-    if (next === undefined) this.#socket.unref();
+    if (next === undefined) {
+      clearTimeout(this.#stall);
+      this.#stall = undefined;
+      // Idle, it does not keep the process alive.
+      this.#socket.unref();
+    } else this.#armStall(next.request.timeoutMs);
     return head;
+  }
+
+  /** (Re)starts the stall timer for the request now at the head. */
+  #armStall(timeoutMs: number): void {
+    clearTimeout(this.#stall);
+    this.#stall = setTimeout(() => this.#failAll("timeout", `parent sent nothing for ${timeoutMs} ms`), timeoutMs);
   }
 
   #onControl(type: number, payload: Buffer): void {
@@ -278,14 +295,11 @@ class PieceConnection {
     this.#onClose();
   }
 
+  /** The socket idle (no byte either way) for IDLE_MS: closed if nothing waits; a waiting request has its own stall timer. */
   #onTimeout(): void {
-    const head = this.#pending[0];
-    if (head === undefined) {
-      this.#markClosed();
-      this.#socket.end();
-      return;
-    }
-    this.#failAll("timeout", `parent sent nothing for ${head.request.timeoutMs} ms`);
+    if (this.#pending.length > 0) return;
+    this.#markClosed();
+    this.#socket.end();
   }
 
   /**
@@ -295,6 +309,8 @@ class PieceConnection {
    * once more.
    */
   #failAll(reason: PieceFailureReason, message: string): void {
+    clearTimeout(this.#stall);
+    this.#stall = undefined;
     this.#markClosed();
     this.#socket.destroy();
     const pending = this.#pending.splice(0);

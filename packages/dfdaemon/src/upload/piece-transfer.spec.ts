@@ -213,6 +213,31 @@ describe("the piece protocol between a parent's upload server and a child's piec
     for (const parent of [stall, die, liar]) await parent.close();
   });
 
+  it("a parent that goes silent times out though the child keeps sending it requests: only bytes received count as progress", async () => {
+    // A parent whose link is gone: the child's writes still succeed (into its socket buffer), nothing comes back.
+    const silent = await scriptedParent(() => undefined);
+    const { pieces } = client();
+    let failed: string | undefined;
+    const first = pieces.fetch(at(silent.port), request(0, { timeoutMs: 300 })).then(
+      () => "served",
+      (err: unknown) => (failed = err instanceof PieceFetchError ? err.reason : String(err)),
+    );
+    let written = 0;
+    try {
+      while (failed === undefined && written < 10) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Every 100 ms, well inside the 300 ms stall timeout: a write counted as activity would keep the stalled request alive.
+        pieces.fetch(at(silent.port), request(1, { timeoutMs: 300 })).catch(() => undefined);
+        written++;
+      }
+      assert.equal(await first, "timeout");
+      assert.ok(written < 10, `the first request failed only after ${written} more requests were written`);
+    } finally {
+      pieces.close();
+      await silent.close();
+    }
+  });
+
   it("over TLS, serves a cluster member and nobody else", async () => {
     const pki = new LocalPki();
     const upload = await server({ security: pki.security("seed", "parent") });
