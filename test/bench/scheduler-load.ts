@@ -20,7 +20,7 @@ export interface WorkerInit {
   connections: Array<{ index: number; cert: string; key: string }>;
 }
 
-export type Phase = "announce" | "sources" | "children" | "pieces" | "probes";
+export type Phase = "announce" | "sources" | "downloads" | "probes";
 
 export interface PhaseCommand {
   kind: "phase";
@@ -33,7 +33,7 @@ export interface PhaseResult {
   worker: number;
   /** Calls or reports this phase made (announces, registrations, piece reports). */
   operations: number;
-  /** register → first parents, ms (children and probes). */
+  /** register → first parents, ms (downloads and probes). */
   latencies: number[];
   /** Answers that were not what a daemon expects here (back to source for a child, no parents, an error). */
   unexpected: number;
@@ -289,63 +289,55 @@ async function sources(done: PhaseResult): Promise<void> {
     }
     // A daemon ends the stream once its download is done; the finished peer stays a parent.
     stream.close();
+    streams.delete(names.peer(task, 0));
   });
 }
 
-/** Every other peer registers and must be handed parents at once; register → parents is timed. The peers stay registered. */
-async function children(done: PhaseResult): Promise<void> {
-  const waves = Array.from({ length: options.peersPerTask - 1 }, (_, i) => peersAt(i + 1).map((peer) => ({ ...peer, index: i + 1 })));
-  // One registration at a time per worker: the scheduler sees as many at once as there are workers.
-  for (const { task, host, index } of waves.flat()) {
+/**
+ * Every other peer downloads as a daemon does: it registers and must be
+ * handed parents at once (register → parents is timed), reports each piece
+ * as landed from the origin fetcher, asks for more parents every
+ * REFRESH_EVERY_PIECES pieces until it has MAX_PARENTS, says it finished and
+ * ends its stream; the finished peer stays registered as a parent. This
+ * worker's share of `downloads` run at once, each lane taking the next peer
+ * when its download ends, so reports flow as fast as the scheduler takes
+ * them while the peers registered grow to every peer of every task.
+ */
+async function downloads(done: PhaseResult): Promise<void> {
+  const contentLength = BigInt(options.pieces * PIECE_LENGTH);
+  // Peer 1 of every task first, then peer 2 …: every task has a download running from the start.
+  const all = Array.from({ length: options.peersPerTask - 1 }, (_, i) => peersAt(i + 1).map((peer) => ({ ...peer, index: i + 1 }))).flat();
+  const lanes = Math.max(1, Math.round(options.downloads / options.workers));
+  await eachLimited(all, lanes, async ({ task, host, index }) => {
     const stream = openStream(task, index, host);
-    const started = performance.now();
+    const parentId = names.peer(task, 0);
     try {
+      const started = performance.now();
       const answer = await register(stream, task);
       if (answer.case === "normalTask" && answer.value.candidateParents.length > 0) done.latencies.push(performance.now() - started);
       else noteProblem(done, `peer ${index} of task ${task} was answered ${answer.case} without parents`);
+      const known = new Set([parentId]);
+      for (let number = 0; number < options.pieces; number++) {
+        stream.send({
+          case: "pieceFinished",
+          value: { piece: { number, parentId, length: BigInt(PIECE_LENGTH), sha256: pieceDigest(task, number), costMs: 20 } },
+        });
+        done.operations++;
+        if ((number + 1) % REFRESH_EVERY_PIECES === 0 && known.size < MAX_PARENTS) {
+          const more = await stream.ask({ case: "reschedule", value: { refresh: true, knownParentIds: [...known] } });
+          done.refreshes++;
+          if (more.case === "normalTask") for (const parent of more.value.candidateParents) known.add(parent.peerId);
+        }
+      }
+      stream.send({ case: "peerFinished", value: { contentLength, totalPieces: options.pieces, bytesFromPeers: contentLength } });
+      // Answered only once every report before it was handled: the download ends when the scheduler has taken them all.
+      await stream.ask({ case: "reschedule", value: { refresh: true, knownParentIds: [...known] } });
     } catch (err) {
       noteProblem(done, `peer ${index} of task ${task}: ${errorMessage(err)}`);
     }
-    done.operations++;
-  }
-}
-
-/**
- * Every child reports each piece as landed from the origin fetcher, asks for
- * more parents every REFRESH_EVERY_PIECES pieces until it has MAX_PARENTS,
- * then says it finished. All children at once: the scheduler takes as many
- * reports as it can.
- */
-async function pieces(done: PhaseResult): Promise<void> {
-  const contentLength = BigInt(options.pieces * PIECE_LENGTH);
-  const all = Array.from({ length: options.peersPerTask - 1 }, (_, i) => peersAt(i + 1).map((peer) => ({ ...peer, index: i + 1 }))).flat();
-  await Promise.all(
-    all.map(async ({ task, index }) => {
-      const stream = streams.get(names.peer(task, index));
-      if (stream === undefined) return;
-      const parentId = names.peer(task, 0);
-      const known = new Set([parentId]);
-      try {
-        for (let number = 0; number < options.pieces; number++) {
-          stream.send({
-            case: "pieceFinished",
-            value: { piece: { number, parentId, length: BigInt(PIECE_LENGTH), sha256: pieceDigest(task, number), costMs: 20 } },
-          });
-          done.operations++;
-          if ((number + 1) % REFRESH_EVERY_PIECES === 0 && known.size < MAX_PARENTS) {
-            const answer = await stream.ask({ case: "reschedule", value: { refresh: true, knownParentIds: [...known] } });
-            done.refreshes++;
-            if (answer.case === "normalTask") for (const parent of answer.value.candidateParents) known.add(parent.peerId);
-          }
-        }
-        stream.send({ case: "peerFinished", value: { contentLength, totalPieces: options.pieces, bytesFromPeers: contentLength } });
-        await stream.ask({ case: "reschedule", value: { refresh: true, knownParentIds: [...known] } });
-      } catch (err) {
-        noteProblem(done, `peer ${index} of task ${task}: ${errorMessage(err)}`);
-      }
-      stream.close();
-    }),
-  );
+    stream.close();
+    streams.delete(names.peer(task, index));
+  });
 }
 
 /** With every peer registered, one more peer joins each of the first `probes` tasks, one at a time per worker, then leaves. */
@@ -367,7 +359,7 @@ async function probes(done: PhaseResult): Promise<void> {
   }
 }
 
-const PHASES: Record<Phase, (done: PhaseResult) => Promise<void>> = { announce, sources, children, pieces, probes };
+const PHASES: Record<Phase, (done: PhaseResult) => Promise<void>> = { announce, sources, downloads, probes };
 
 function setUp(message: WorkerInit): void {
   init = message;

@@ -7,8 +7,9 @@ const base = ["--hosts", "100", "--tasks", "10", "--peers-per-task", "5", "--pie
 describe("scheduler bench flags", () => {
   it("takes the required flags and fills in the rest", () => {
     const options = parseBenchOptions([...base, "--json"], 2);
-    assert.deepEqual(options, { hosts: 100, tasks: 10, peersPerTask: 5, pieces: 8, replicas: 1, workers: 4, probes: 10, json: true, pin: true });
+    assert.deepEqual(options, { hosts: 100, tasks: 10, peersPerTask: 5, pieces: 8, replicas: 1, workers: 4, probes: 10, downloads: 40, json: true, pin: true });
     assert.equal(parseBenchOptions([...base, "--replicas", "2", "--no-pin", "--workers", "3"], 1).replicas, 2);
+    assert.equal(parseBenchOptions([...base, "--downloads", "7"], 1).downloads, 7);
   });
 
   it("refuses a missing, malformed or out-of-range flag, naming it", () => {

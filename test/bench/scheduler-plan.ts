@@ -13,6 +13,8 @@ export interface BenchOptions {
   workers: number;
   /** Registrations made once every peer is live, to time register → parents at full size. */
   probes: number;
+  /** Downloads running at once (AnnouncePeer streams open), over all workers. */
+  downloads: number;
   json: boolean;
   /** Pin each scheduler to one core with taskset. */
   pin: boolean;
@@ -32,7 +34,7 @@ export const PIECE_LENGTH = 1024 * 1024;
 export class BenchUsageError extends Error {}
 
 const USAGE =
-  "usage: npm run bench:scheduler -- --hosts H --tasks T --peers-per-task P --pieces N [--replicas R] [--workers W] [--probes K] [--no-pin] [--json]";
+  "usage: npm run bench:scheduler -- --hosts H --tasks T --peers-per-task P --pieces N [--replicas R] [--workers W] [--downloads D] [--probes K] [--no-pin] [--json]";
 
 /** Parses and checks the flags; a bad one throws a BenchUsageError that names it. */
 export function parseBenchOptions(args: readonly string[], cpus: number): BenchOptions {
@@ -50,6 +52,7 @@ export function parseBenchOptions(args: readonly string[], cpus: number): BenchO
         replicas: { type: "string", default: "1" },
         workers: { type: "string" },
         probes: { type: "string" },
+        downloads: { type: "string" },
         json: { type: "boolean", default: false },
         "no-pin": { type: "boolean", default: false },
       },
@@ -76,12 +79,13 @@ export function parseBenchOptions(args: readonly string[], cpus: number): BenchO
   const replicas = whole("replicas", 1, 16);
   const workers = whole("workers", 1, 64, Math.max(1, Math.min(4, cpus * 2)));
   const probes = whole("probes", 0, tasks, Math.min(tasks, 2000));
+  const downloads = whole("downloads", 1, tasks * peersPerTask, Math.min(tasks * (peersPerTask - 1), 2000));
   const peersPerHost = Math.ceil((tasks * (peersPerTask + 1)) / hosts);
   if (peersPerHost > SCHEDULER_BOUNDS.peersPerHost)
     throw new BenchUsageError(
       `${tasks} tasks of ${peersPerTask} peers on ${hosts} hosts is ${peersPerHost} peers a host; the scheduler allows ${SCHEDULER_BOUNDS.peersPerHost}`,
     );
-  return { hosts, tasks, peersPerTask, pieces, replicas, workers, probes, json: values["json"] === true, pin: values["no-pin"] !== true };
+  return { hosts, tasks, peersPerTask, pieces, replicas, workers, probes, downloads, json: values["json"] === true, pin: values["no-pin"] !== true };
 }
 
 /**

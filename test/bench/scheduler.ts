@@ -4,14 +4,16 @@
 // workers (scheduler-load.ts), each multiplexing many simulated hosts over a
 // few connections, announce the hosts to every scheduler, then register
 // peers, report pieces and ask for parents the way dfdaemons do, each task
-// at the scheduler rendezvous hashing picks. Phases, in order:
-//   announce  every host announces itself to every scheduler (the announce rate)
-//   sources   the first peer of each task is sent to the origin and reports every piece with its digest
-//   children  every other peer registers, one at a time per worker (register → first parents)
-//   pieces    every child reports every piece, asking for more parents every 16 pieces (piece reports/s)
-//   probes    with every peer live, one more peer joins each of the first K tasks (register → parents at full size)
+// at the scheduler rendezvous hashing picks.
+// Phases, in order:
+//   announce   every host announces itself to every scheduler (the announce rate)
+//   sources    the first peer of each task is sent to the origin and reports every piece with its digest
+//   downloads  every other peer downloads, D at once: register (timed to its first parents), a report
+//              per piece, more parents every 16 pieces, finished; the stream ends, the peer stays (piece reports/s)
+//   probes     with every peer registered, one more peer joins each of the first K tasks, one at a time
+//              per worker (register → parents at full size)
 // Hosts keep re-announcing every 10 s from the end of the first phase, as daemons do.
-//   npm run bench:scheduler -- --hosts H --tasks T --peers-per-task P --pieces N [--replicas R] [--workers W] [--probes K] [--no-pin] [--json]
+//   npm run bench:scheduler -- --hosts H --tasks T --peers-per-task P --pieces N [--replicas R] [--workers W] [--downloads D] [--probes K] [--no-pin] [--json]
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -25,7 +27,7 @@ import type { Phase, PhaseResult, WorkerInit } from "./scheduler-load.js";
 import { BenchUsageError, layoutOf, parseBenchOptions, summarize, type BenchOptions, type LatencySummary } from "./scheduler-plan.js";
 
 const USER_HZ = 100;
-const PHASES: readonly Phase[] = ["announce", "sources", "children", "pieces", "probes"];
+const PHASES: readonly Phase[] = ["announce", "sources", "downloads", "probes"];
 
 interface Scheduler {
   process: RunningProcess;
@@ -194,7 +196,7 @@ async function main(): Promise<void> {
     const phase = (name: Phase): PhaseFigures | undefined => figures.get(name);
     const all = [...figures.values()].flatMap((f) => f.results);
     const announce = phase("announce")!;
-    const pieces = phase("pieces")!;
+    const pieces = phase("downloads")!;
     const sources = phase("sources")!;
     const latencies = (name: Phase): LatencySummary => summarize(phase(name)?.results.flatMap((r) => r.latencies) ?? []);
     const problems = all.reduce((sum, r) => sum + r.unexpected, 0);
@@ -210,7 +212,8 @@ async function main(): Promise<void> {
       schedulerCores: cores.schedulers.map((core) => core ?? "any"),
       workerCores: cores.workers ?? "any",
       announceRate: Math.round(announce.operations / announce.seconds),
-      registerToParentsMs: latencies("children"),
+      downloadsAtOnce: options.downloads,
+      registerToParentsMs: latencies("downloads"),
       fullRegisterToParentsMs: latencies("probes"),
       pieceReportsPerSecond: Math.round(pieces.operations / pieces.seconds),
       pieceReportsPerSchedulerCpuSecond: Math.round(pieces.operations / pieces.schedulerCpuSeconds),
@@ -253,13 +256,13 @@ function printReport(report: Record<string, unknown> & { registerToParentsMs: La
   const lines = [
     `scheduler load: ${report["hosts"]} hosts, ${report["tasks"]} tasks × ${report["peersPerTask"]} peers, ${report["pieces"]} pieces, ${report["replicas"]} scheduler(s) on cores ${JSON.stringify(report["schedulerCores"])}, ${report["workers"]} workers on ${JSON.stringify(report["workerCores"])}`,
     `  announce rate                 ${report["announceRate"]} /s`,
-    `  register → first parents      ${ms(report.registerToParentsMs)}`,
-    `    … with every peer live      ${ms(report.fullRegisterToParentsMs)}`,
+    `  register → first parents      ${ms(report.registerToParentsMs)}, ${report["downloadsAtOnce"]} downloads at once`,
+    `    … with every peer registered ${ms(report.fullRegisterToParentsMs)}`,
     `  piece reports                 ${report["pieceReportsPerSecond"]} /s (${report["pieceReportsPerSchedulerCpuSecond"]} per scheduler CPU second, scheduler busy ${report["schedulerCpuBusyInPieces"]})`,
     `  origin piece reports          ${report["originPieceReportsPerSecond"]} /s (with digests, fanned out to the task's peers)`,
     `  scheduler CPU                 ${report["schedulerCpuSeconds"]} s`,
     `  scheduler peak RSS            ${report["peakRssMiB"]} MiB`,
-    `  live peers at the end         ${report["livePeersAtEnd"]}`,
+    `  peers registered at the end   ${report["livePeersAtEnd"]}`,
     `  piece reports sent/accepted   ${report["pieceReportsSent"]}/${report["pieceReportsAccepted"]}`,
     `  phases (s)                    ${JSON.stringify(report["phaseSeconds"])}`,
     `  scheduler CPU by phase (s)    ${JSON.stringify(report["phaseSchedulerCpuSeconds"])}`,
