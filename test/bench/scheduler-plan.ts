@@ -79,7 +79,7 @@ export function parseBenchOptions(args: readonly string[], cpus: number): BenchO
   const replicas = whole("replicas", 1, 16);
   const workers = whole("workers", 1, 64, Math.max(1, Math.min(4, cpus * 2)));
   const probes = whole("probes", 0, tasks, Math.min(tasks, 2000));
-  const downloads = whole("downloads", 1, tasks * peersPerTask, Math.min(tasks * (peersPerTask - 1), 2000));
+  const downloads = whole("downloads", 1, tasks * peersPerTask, Math.min(tasks * (peersPerTask - 1), 512));
   const peersPerHost = Math.ceil((tasks * (peersPerTask + 1)) / hosts);
   if (peersPerHost > SCHEDULER_BOUNDS.peersPerHost)
     throw new BenchUsageError(

@@ -42,6 +42,8 @@ interface PhaseFigures {
   operations: number;
   /** CPU seconds of every scheduler during the phase. */
   schedulerCpuSeconds: number;
+  /** CPU seconds of every load worker during the phase: near the phase's length times their cores, they were the bottleneck. */
+  workerCpuSeconds: number;
   /** Peak resident memory of the largest scheduler at the phase's end, MiB. */
   peakRssMiB: number;
   results: PhaseResult[];
@@ -178,19 +180,28 @@ async function main(): Promise<void> {
       if (phase === "probes" && options.probes === 0) continue;
       if (!options.json) process.stderr.write(`bench:scheduler: ${phase}…\n`);
       const cpuBefore = await Promise.all(schedulers.map((s) => cpuSecondsOf(s.pid)));
+      const workersBefore = await Promise.all(workers.map((w) => cpuSecondsOf(w.child.pid!)));
       const started = performance.now();
       const results = await Promise.all(workers.map((worker) => worker.run(phase)));
       const seconds = (performance.now() - started) / 1000;
       const cpuAfter = await Promise.all(schedulers.map((s) => cpuSecondsOf(s.pid)));
       const schedulerCpuSeconds = cpuAfter.reduce((sum, cpu, i) => sum + cpu - cpuBefore[i]!, 0);
+      const workersAfter = await Promise.all(workers.map((w) => cpuSecondsOf(w.child.pid!)));
+      const workerCpuSeconds = workersAfter.reduce((sum, cpu, i) => sum + cpu - workersBefore[i]!, 0);
       const peakRssMiB = Math.max(...(await Promise.all(schedulers.map((s) => memoryOf(s.pid)))).map((m) => m.peakRssMiB));
-      figures.set(phase, { seconds, operations: results.reduce((sum, r) => sum + r.operations, 0), schedulerCpuSeconds, peakRssMiB, results });
+      figures.set(phase, {
+        seconds,
+        operations: results.reduce((sum, r) => sum + r.operations, 0),
+        schedulerCpuSeconds,
+        workerCpuSeconds,
+        peakRssMiB,
+        results,
+      });
     }
     const cpuAtEnd = await Promise.all(schedulers.map((s) => cpuSecondsOf(s.pid)));
     const memory = await Promise.all(schedulers.map((s) => memoryOf(s.pid)));
-    const accepted = (
-      await Promise.all(schedulers.map((s) => metricValue(s.metricsPort, "lacewing_scheduler_piece_reports_total", { result: "finished" })))
-    ).reduce((a, b) => a + b, 0);
+    const acceptedBy = await Promise.all(schedulers.map((s) => metricValue(s.metricsPort, "lacewing_scheduler_piece_reports_total", { result: "finished" })));
+    const accepted = acceptedBy.reduce((a, b) => a + b, 0);
     const livePeers = (await Promise.all(schedulers.map((s) => metricValue(s.metricsPort, "lacewing_scheduler_peers")))).reduce((a, b) => a + b, 0);
 
     const phase = (name: Phase): PhaseFigures | undefined => figures.get(name);
@@ -221,7 +232,10 @@ async function main(): Promise<void> {
       originPieceReportsPerSecond: Math.round(sources.operations / sources.seconds),
       schedulerCpuSeconds: Math.round(cpuAtEnd.reduce((sum, cpu, i) => sum + cpu - cpuAtStart[i]!, 0) * 100) / 100,
       peakRssMiB: Math.max(...memory.map((m) => m.peakRssMiB)),
+      // What R replicas with a core each could take: each one's accepted reports over its CPU seconds (announces and registrations included), summed.
+      capacityReportsPerSecond: Math.round(acceptedBy.reduce((sum, count, i) => sum + count / Math.max(0.01, cpuAtEnd[i]! - cpuAtStart[i]!), 0)),
       perScheduler: schedulers.map((s, i) => ({
+        pieceReportsAccepted: acceptedBy[i],
         cpuSeconds: Math.round((cpuAtEnd[i]! - cpuAtStart[i]!) * 100) / 100,
         peakRssMiB: memory[i]!.peakRssMiB,
         rssMiB: memory[i]!.rssMiB,
@@ -236,6 +250,21 @@ async function main(): Promise<void> {
       phaseSeconds: Object.fromEntries([...figures].map(([name, f]) => [name, Math.round(f.seconds * 100) / 100])),
       phaseSchedulerCpuSeconds: Object.fromEntries([...figures].map(([name, f]) => [name, Math.round(f.schedulerCpuSeconds * 100) / 100])),
       phasePeakRssMiB: Object.fromEntries([...figures].map(([name, f]) => [name, f.peakRssMiB])),
+      phaseWorkerCpuSeconds: Object.fromEntries([...figures].map(([name, f]) => [name, Math.round(f.workerCpuSeconds * 100) / 100])),
+      // The schedulers' own complaints (warn and above), which explain most problems.
+      schedulerWarnings: schedulers.reduce(
+        (sum, s) =>
+          sum +
+          s.process
+            .output()
+            .split("\n")
+            .filter((line) => line !== "").length,
+        0,
+      ),
+      firstSchedulerWarning: schedulers
+        .map((s) => s.process.output().split("\n")[0] ?? "")
+        .find((line) => line !== "")
+        ?.slice(0, 300),
       problems,
       firstProblem: all.find((r) => r.firstProblem !== undefined)?.firstProblem,
       loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
@@ -260,13 +289,16 @@ function printReport(report: Record<string, unknown> & { registerToParentsMs: La
     `    … with every peer registered ${ms(report.fullRegisterToParentsMs)}`,
     `  piece reports                 ${report["pieceReportsPerSecond"]} /s (${report["pieceReportsPerSchedulerCpuSecond"]} per scheduler CPU second, scheduler busy ${report["schedulerCpuBusyInPieces"]})`,
     `  origin piece reports          ${report["originPieceReportsPerSecond"]} /s (with digests, fanned out to the task's peers)`,
-    `  scheduler CPU                 ${report["schedulerCpuSeconds"]} s`,
+    `  capacity (R × one core)       ${report["capacityReportsPerSecond"]} piece reports/s (each replica's reports over its CPU seconds, summed)`,
+    `  scheduler CPU                 ${report["schedulerCpuSeconds"]} s ${JSON.stringify((report["perScheduler"] as Array<{ cpuSeconds: number }>).map((p) => p.cpuSeconds))}`,
     `  scheduler peak RSS            ${report["peakRssMiB"]} MiB`,
     `  peers registered at the end   ${report["livePeersAtEnd"]}`,
     `  piece reports sent/accepted   ${report["pieceReportsSent"]}/${report["pieceReportsAccepted"]}`,
     `  phases (s)                    ${JSON.stringify(report["phaseSeconds"])}`,
     `  scheduler CPU by phase (s)    ${JSON.stringify(report["phaseSchedulerCpuSeconds"])}`,
     `  peak RSS after phase (MiB)    ${JSON.stringify(report["phasePeakRssMiB"])}`,
+    `  load workers' CPU by phase (s) ${JSON.stringify(report["phaseWorkerCpuSeconds"])}`,
+    `  scheduler warnings            ${report["schedulerWarnings"]}${report["firstSchedulerWarning"] === undefined ? "" : ` (first: ${report["firstSchedulerWarning"]})`}`,
     `  problems                      ${report["problems"]}${report["firstProblem"] === undefined ? "" : ` (first: ${report["firstProblem"]})`}`,
     `  load average before/after     ${JSON.stringify(report["loadAverageBefore"])} / ${JSON.stringify(report["loadAverageAfter"])}`,
   ];
