@@ -226,7 +226,8 @@ async function announce(done: PhaseResult): Promise<void> {
 
 /** Every host announces again every interval, as daemons do, spread over the interval; otherwise the scheduler drops them. */
 function startReannouncing(): void {
-  const tickMs = 100;
+  // Small ticks: a burst of re-announcements every 100 ms held the scheduler ~20 ms at 10 000 hosts and showed up as register latency.
+  const tickMs = 10;
   const perTick = ownHosts.length / ((ANNOUNCE_INTERVAL_S * 1000) / tickMs);
   let cursor = 0;
   let owed = 0;
