@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BenchUsageError, SCHEDULER_BOUNDS, hostOfPeer, layoutOf, parseBenchOptions, summarize } from "./scheduler-plan.js";
+import { BenchHelp, BenchUsageError, SCHEDULER_BOUNDS, hostOfPeer, layoutOf, parseBenchOptions, summarize } from "./scheduler-plan.js";
 
 const base = ["--hosts", "100", "--tasks", "10", "--peers-per-task", "5", "--pieces", "8"];
 
@@ -10,6 +10,13 @@ describe("scheduler bench flags", () => {
     assert.deepEqual(options, { hosts: 100, tasks: 10, peersPerTask: 5, pieces: 8, replicas: 1, workers: 4, probes: 10, downloads: 40, json: true, pin: true });
     assert.equal(parseBenchOptions([...base, "--replicas", "2", "--no-pin", "--workers", "3"], 1).replicas, 2);
     assert.equal(parseBenchOptions([...base, "--downloads", "7"], 1).downloads, 7);
+  });
+
+  it("answers --help with the usage, not an error", () => {
+    assert.throws(
+      () => parseBenchOptions(["--help"], 2),
+      (err: unknown) => err instanceof BenchHelp && /--peers-per-task P/.test(err.message),
+    );
   });
 
   it("refuses a missing, malformed or out-of-range flag, naming it", () => {

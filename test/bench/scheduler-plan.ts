@@ -33,6 +33,9 @@ export const PIECE_LENGTH = 1024 * 1024;
 
 export class BenchUsageError extends Error {}
 
+/** --help: the usage, printed with exit code 0. */
+export class BenchHelp extends Error {}
+
 const USAGE =
   "usage: npm run bench:scheduler -- --hosts H --tasks T --peers-per-task P --pieces N [--replicas R] [--workers W] [--downloads D] [--probes K] [--no-pin] [--json]";
 
@@ -55,11 +58,13 @@ export function parseBenchOptions(args: readonly string[], cpus: number): BenchO
         downloads: { type: "string" },
         json: { type: "boolean", default: false },
         "no-pin": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
       },
     }));
   } catch (err) {
     throw new BenchUsageError(`${(err as Error).message}\n${USAGE}`);
   }
+  if (values["help"] === true) throw new BenchHelp(USAGE);
   const whole = (name: string, min: number, max = Number.MAX_SAFE_INTEGER, fallback?: number): number => {
     const raw = values[name];
     if (raw === undefined) {

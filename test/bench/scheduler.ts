@@ -24,7 +24,7 @@ import { metricValue } from "../helpers/cluster.js";
 import { missingCommands, startBinary, type RunningProcess } from "../helpers/commands.js";
 import { BIN, logsFrom, portOf } from "../helpers/processes.js";
 import type { Phase, PhaseResult, WorkerInit } from "./scheduler-load.js";
-import { BenchUsageError, layoutOf, parseBenchOptions, summarize, type BenchOptions, type LatencySummary } from "./scheduler-plan.js";
+import { BenchHelp, BenchUsageError, layoutOf, parseBenchOptions, summarize, type BenchOptions, type LatencySummary } from "./scheduler-plan.js";
 
 const USER_HZ = 100;
 const PHASES: readonly Phase[] = ["announce", "sources", "downloads", "probes"];
@@ -141,6 +141,10 @@ async function main(): Promise<void> {
   try {
     options = parseBenchOptions(process.argv.slice(2), availableParallelism());
   } catch (err) {
+    if (err instanceof BenchHelp) {
+      process.stdout.write(`${err.message}\n`);
+      return;
+    }
     if (!(err instanceof BenchUsageError)) throw err;
     process.stderr.write(`bench:scheduler: ${err.message}\n`);
     process.exit(2);

@@ -300,8 +300,9 @@ ca.crt) at /etc/lacewing-tls and is started with --tls-dir.
 Zones without hand-written labels. With topology.source node, and idc or
 location left empty, an init container (dfdaemon node-topology) reads the
 pod's own Node object and writes the daemon's config file with idc from the
-node's region label and location region|zone (docs/ARCHITECTURE.md, "Helm
-chart"); the idc and location values are flags and win over it. Call these
+node's region label and location region|zone (docs/ARCHITECTURE.md,
+"Operations", and the chart's README, "Zones"); the idc and location values
+are flags and win over it. Call these
 with the component's values (and "root" where named).
 */}}
 {{- define "lacewing.topology.fromNode" -}}
