@@ -19,6 +19,13 @@ describe("PieceSet", () => {
     assert.deepEqual([...set], [0, 31, 32, 33, 1000]);
   });
 
+  it("refuses a piece number no task has, rather than growing the bitmap for it", () => {
+    const set = new PieceSet();
+    for (const bad of [-1, 0.5, 131_072, Number.NaN]) assert.throws(() => set.add(bad), RangeError, String(bad));
+    assert.equal(set.size, 0);
+    assert.equal(set.words.length, 0);
+  });
+
   it("forgets a deleted piece, and a piece it never held changes nothing", () => {
     const set = new PieceSet([3, 64]);
     set.delete(3);

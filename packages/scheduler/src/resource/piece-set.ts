@@ -1,3 +1,5 @@
+import { MAX_PIECE_COUNT } from "@lacewing/common";
+
 /** Bits per word of the bitmap. */
 const WORD = 32;
 
@@ -21,6 +23,8 @@ export class PieceSet implements Iterable<number> {
   }
 
   add(number: number): void {
+    // Callers validate piece numbers first; this keeps a missed check from sizing the bitmap.
+    if (!Number.isInteger(number) || number < 0 || number >= MAX_PIECE_COUNT) throw new RangeError(`piece ${number} is out of range`);
     if (this.#all > 0) return;
     const word = number >>> 5;
     if (word >= this.#words.length) this.#grow(word + 1);
