@@ -23,6 +23,8 @@ import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
+import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
 import { parse } from "yaml";
 import { createClient, schedulerv1 } from "@lacewing/api";
 import { DEFAULTS, parseSchedulerEntry, tlsMaterialOf, type Role } from "@lacewing/common";
@@ -110,9 +112,10 @@ interface Container {
 interface Volume {
   name: string;
   hostPath?: { path: string; type?: string };
-  emptyDir?: unknown;
+  emptyDir?: { medium?: string; sizeLimit?: string };
   configMap?: { name: string };
   secret?: { secretName: string; defaultMode?: number };
+  projected?: { sources?: Array<{ serviceAccountToken?: { path: string }; configMap?: { name: string } }> };
 }
 
 interface PodSpec {
@@ -198,6 +201,8 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "v1/Secret": Secret,
   "v1/ServiceAccount": ServiceAccount,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "rbac.authorization.k8s.io/v1/ClusterRole": ClusterRole,
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ClusterRoleBinding,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
   "cert-manager.io/v1/Certificate": Certificate,
   "cert-manager.io/v1/Issuer": Issuer,
@@ -210,7 +215,7 @@ const BINARIES: Record<string, string> = {
   "lacewing-manager": BIN.manager,
 };
 const SUBCOMMANDS: Record<string, ReadonlySet<string>> = {
-  dfdaemon: new Set(["run", "status", "containerd-config", "gc"]),
+  dfdaemon: new Set(["run", "status", "containerd-config", "gc", "node-topology"]),
   "lacewing-manager": new Set(["run", "certs"]),
 };
 
@@ -296,8 +301,18 @@ async function checkInvariants(rendered: Rendered, scenario: Scenario): Promise<
       }
       for (const mount of container.volumeMounts ?? [])
         assert.ok(volumes.has(mount.name) || claims.has(mount.name), `${what} mounts ${mount.name}, which the pod defines`);
-      const config = flagValue(container, "--config");
-      if (config !== undefined) {
+      const config = flagValue(container, "--config") ?? flagValue(container, "--base-config");
+      if (config === TOPOLOGY_CONFIG) {
+        // Written by the node-topology init container into the pod's emptyDir.
+        assert.ok(
+          container.volumeMounts?.some((m) => m.name === "topology" && m.mountPath === "/run/lacewing-topology"),
+          `${what} mounts the file node-topology wrote`,
+        );
+        assert.ok(
+          pod.initContainers?.some((c) => flagValue(c, "--out") === TOPOLOGY_CONFIG),
+          `${what}: an init container writes ${TOPOLOGY_CONFIG}`,
+        );
+      } else if (config !== undefined) {
         assert.equal(config, "/etc/lacewing/config.yaml");
         assert.ok(
           container.volumeMounts?.some((m) => m.name === "config" && m.mountPath === "/etc/lacewing"),
@@ -382,6 +397,8 @@ const scenarios: Scenario[] = [
         PodDisruptionBudget: 3,
         ServiceMonitor: 0,
         ServiceAccount: 1,
+        ClusterRole: 1,
+        ClusterRoleBinding: 1,
       }))
         assert.equal(r.all(kind).length, count, kind);
       assert.equal(r.all("ConfigMap").length, 0, "no config files, no dashboard");
@@ -453,6 +470,14 @@ const scenarios: Scenario[] = [
       assert.deepEqual(token, { name: "lacewing-manager", key: "token" });
       assert.match(r.named("Secret", "lacewing-manager")?.stringData?.["token"] ?? "", /^[A-Za-z0-9]{40}$/);
       for (const pdb of r.all("PodDisruptionBudget")) assert.equal(pdb.spec?.["maxUnavailable"], 1);
+      // Zones without hand-written labels: both kinds of daemon take idc and location from their node.
+      for (const component of ["dfdaemon", "seed-peer"] as const) {
+        const init = assertTopologyFromNode(r, component);
+        assert.equal(flagValue(init, "--base-config"), undefined, "no config values, nothing to start from");
+        assert.equal(flagValue(daemonContainer(r, component), "--idc"), undefined);
+      }
+      assertNodeReader(r, "lacewing");
+      assert.equal(r.all("ServiceAccount")[0]?.["automountServiceAccountToken"], false, "no pod gets the token but the init containers");
     },
   },
   {
@@ -551,7 +576,12 @@ const scenarios: Scenario[] = [
       assert.equal(seed.spec?.["volumeClaimTemplates"], undefined);
       assert.ok(podOf(seed).volumes?.find((v) => v.name === "data")?.emptyDir !== undefined, "seed data on an emptyDir without a PVC");
       const pod = podOf(r.one("DaemonSet", "dfdaemon"));
-      assert.equal(pod.initContainers, undefined);
+      assert.deepEqual(
+        pod.initContainers?.map((c) => c.name),
+        ["node-topology"],
+        "no containerd-config",
+      );
+      assertNodeReader(r, "default");
       assert.equal(
         pod.volumes?.some((v) => v.name === "containerd-certs"),
         false,
@@ -599,7 +629,13 @@ const scenarios: Scenario[] = [
         assert.deepEqual(parse(configMap?.data?.["config.yaml"] ?? ""), config, `${component} config file`);
         const workload = r.one(kind, component);
         const container = podOf(workload).containers[0]!;
-        assert.equal(flagValue(container, "--config"), "/etc/lacewing/config.yaml", component);
+        if (component === "seed-peer" || component === "dfdaemon") {
+          // A daemon reads the file its node-topology init container made from the config values (JSON, which is YAML).
+          assert.equal(flagValue(container, "--config"), TOPOLOGY_CONFIG, component);
+          const init = podOf(workload).initContainers?.find((c) => c.name === "node-topology");
+          assert.equal(init && flagValue(init, "--base-config"), "/etc/lacewing/config.yaml", component);
+          assert.deepEqual(JSON.parse(configMap?.data?.["config.yaml"] ?? ""), config, `${component}: the config file is JSON`);
+        } else assert.equal(flagValue(container, "--config"), "/etc/lacewing/config.yaml", component);
         assert.equal(podOf(workload).volumes?.find((v) => v.name === "config")?.configMap?.name, `lw-${component}-config`);
         assert.match(workload.metadata.name, /^lw-/, "fullnameOverride names every object");
       }
@@ -610,6 +646,57 @@ const scenarios: Scenario[] = [
       assert.deepEqual(daemonContainer(r, "dfdaemon").args?.slice(-2), ["--task-ttl", "1h"]);
       assert.equal(podOf(r.one("DaemonSet", "dfdaemon")).initContainers?.[0]?.args?.at(-1), "--no-default");
       assert.equal(r.named("ConfigMap", "lw-dashboard")?.metadata.namespace, "monitoring");
+    },
+  },
+  {
+    name: "idc and location by hand for the node daemons, topology from nodes off for the seed peers",
+    options: { set: { "dfdaemon.idc": "dc-1", "dfdaemon.location": "eu|west|a", "seedPeer.topology.source": "none" } },
+    image: defaultImage,
+    check: (r) => {
+      for (const component of ["dfdaemon", "seed-peer"] as const) {
+        const pod = podOf(r.one(component === "dfdaemon" ? "DaemonSet" : "StatefulSet", component));
+        assert.equal(
+          pod.initContainers?.find((c) => c.name === "node-topology"),
+          undefined,
+          `${component} reads no node`,
+        );
+        assert.equal(
+          pod.volumes?.find((v) => v.name === "kube-api-access"),
+          undefined,
+        );
+        assert.equal(flagValue(pod.containers[0]!, "--config"), undefined);
+      }
+      assert.equal(flagValue(daemonContainer(r, "dfdaemon"), "--idc"), "dc-1");
+      assert.equal(flagValue(daemonContainer(r, "dfdaemon"), "--location"), "eu|west|a");
+      assert.equal(r.all("ClusterRole").length + r.all("ClusterRoleBinding").length, 0, "nothing reads nodes, so no one may");
+    },
+  },
+  {
+    name: "topology from other labels, a named service account, RBAC made elsewhere",
+    options: {
+      set: {
+        "dfdaemon.topology.regionLabel": "example.com/dc",
+        "dfdaemon.topology.zoneLabel": "example.com/rack",
+        "dfdaemon.idc": "dc-by-hand",
+        "seedPeer.enabled": false,
+        "serviceAccount.name": "lacewing-nodes",
+      },
+    },
+    image: defaultImage,
+    check: (r) => {
+      // idc by hand (a flag, which wins over the file), location still from the node.
+      assertTopologyFromNode(r, "dfdaemon", { region: "example.com/dc", zone: "example.com/rack" });
+      assert.equal(flagValue(daemonContainer(r, "dfdaemon"), "--idc"), "dc-by-hand");
+      assertNodeReader(r, "lacewing-nodes");
+    },
+  },
+  {
+    name: "topology from nodes without the chart's RBAC",
+    options: { set: { "rbac.create": false } },
+    image: defaultImage,
+    check: (r) => {
+      assertTopologyFromNode(r, "dfdaemon");
+      assert.equal(r.all("ClusterRole").length + r.all("ClusterRoleBinding").length, 0);
     },
   },
   {
@@ -692,6 +779,52 @@ const scenarios: Scenario[] = [
 
 const ROLE_NAMES: readonly Role[] = ["manager", "scheduler", "seed", "peer"];
 
+/** The config file the node-topology init container writes for the daemon. */
+const TOPOLOGY_CONFIG = "/run/lacewing-topology/config.yaml";
+
+/**
+ * The daemon of `component` takes idc and location from its node: an init
+ * container reads its own Node (NODE_NAME from spec.nodeName) with a
+ * service-account token that only it mounts, and the daemon runs with the
+ * file it writes; the service account may get nodes and nothing else.
+ */
+function assertTopologyFromNode(
+  r: Rendered,
+  component: "dfdaemon" | "seed-peer",
+  labels = { region: "topology.kubernetes.io/region", zone: "topology.kubernetes.io/zone" },
+): Container {
+  const pod = podOf(r.one(component === "dfdaemon" ? "DaemonSet" : "StatefulSet", component));
+  const init = pod.initContainers?.find((c) => c.name === "node-topology");
+  assert.ok(init, `${component} has the node-topology init container`);
+  assert.deepEqual(init.args?.slice(0, 2), ["dfdaemon", "node-topology"]);
+  assert.equal(flagValue(init, "--out"), TOPOLOGY_CONFIG);
+  assert.equal(flagValue(init, "--region-label"), labels.region);
+  assert.equal(flagValue(init, "--zone-label"), labels.zone);
+  assert.deepEqual(envOf(init, "NODE_NAME")?.valueFrom, { fieldRef: { fieldPath: "spec.nodeName" } }, "the node name comes from the downward API");
+  assert.equal(init.securityContext?.runAsNonRoot, true, "reading the API needs no root");
+  const tokenMount = "/var/run/secrets/kubernetes.io/serviceaccount";
+  assert.ok(init.volumeMounts?.some((m) => m.name === "kube-api-access" && m.mountPath === tokenMount && m.readOnly === true));
+  const daemon = pod.containers[0]!;
+  assert.ok(!daemon.volumeMounts?.some((m) => m.name === "kube-api-access"), "the daemon itself holds no API token");
+  assert.equal(flagValue(daemon, "--config"), TOPOLOGY_CONFIG);
+  const projected = pod.volumes?.find((v) => v.name === "kube-api-access")?.projected;
+  assert.ok(projected?.sources?.some((source) => source.serviceAccountToken?.path === "token"));
+  assert.ok(projected?.sources?.some((source) => source.configMap?.name === "kube-root-ca.crt"));
+  assert.equal(pod.volumes?.find((v) => v.name === "topology")?.emptyDir?.medium, "Memory");
+  return init;
+}
+
+/** The ClusterRole the init containers use: get nodes, nothing else, bound to the chart's service account. */
+function assertNodeReader(r: Rendered, serviceAccount: string, namespace = "lacewing"): void {
+  const [role] = r.all("ClusterRole");
+  assert.ok(role, "a ClusterRole for the node-topology init containers");
+  assert.equal(r.all("ClusterRole").length, 1);
+  assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["nodes"], verbs: ["get"] }]);
+  const [binding] = r.all("ClusterRoleBinding");
+  assert.deepEqual(binding?.["roleRef"], { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role.metadata.name });
+  assert.deepEqual(binding?.["subjects"], [{ kind: "ServiceAccount", name: serviceAccount, namespace }]);
+}
+
 /** Every workload runs with --tls-dir on its role's Secret, mounted read-only and readable by its user's group. */
 function assertTlsWiring(r: Rendered, secretOf: (role: Role) => string): void {
   for (const [kind, component, role] of [
@@ -755,6 +888,10 @@ function assertUsers(r: Rendered): void {
     assert.equal(podOf(r.one("StatefulSet", "seed-peer")).securityContext?.fsGroup, 65532, "the PVC is writable for 65532");
   if (r.has("DaemonSet", "dfdaemon")) {
     for (const container of containersOf(r.one("DaemonSet", "dfdaemon"))) {
+      if (container.name === "node-topology") {
+        assert.equal(container.securityContext?.runAsUser, 65532, "node-topology only reads the API and writes an emptyDir");
+        continue;
+      }
       // Root for the node's directories (hostPath cache and socket, containerd's certs.d), nothing more.
       assert.equal(container.securityContext?.runAsUser, 0, `${container.name} is root for the hostPaths`);
       assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
@@ -822,7 +959,13 @@ describe("helm lint and helm template", { skip }, () => {
   });
 
   it("checked a flag of every kind of container", () => {
-    assert.deepEqual([...helpCache.keys()].sort(), ["dfdaemon containerd-config", "dfdaemon run", "lacewing-manager run", "lacewing-scheduler "]);
+    assert.deepEqual([...helpCache.keys()].sort(), [
+      "dfdaemon containerd-config",
+      "dfdaemon node-topology",
+      "dfdaemon run",
+      "lacewing-manager run",
+      "lacewing-scheduler ",
+    ]);
     assert.ok(totalFlags >= 100, `only ${totalFlags} flags checked`);
   });
 
@@ -892,6 +1035,8 @@ describe("helm lint and helm template", { skip }, () => {
         /dfdaemon\.containerd\.enabled needs dfdaemon\.hostNetwork: true/,
       ],
       ["an unknown TLS mode", { tls: { mode: "none" } }, /at '\/tls\/mode'/],
+      ["an unknown topology source", { dfdaemon: { topology: { source: "labels" } } }, /at '\/dfdaemon\/topology\/source'/],
+      ["a topology label that is no label key", { seedPeer: { topology: { zoneLabel: "zone label" } } }, /at '\/seedPeer\/topology\/zoneLabel'/],
       ["cert-manager with no issuer", { tls: { mode: "cert-manager", certManager: { createIssuer: false } } }, /tls\.certManager\.issuerRef\.name is required/],
       [
         "existing certificates without a Secret for a role",

@@ -239,7 +239,10 @@ DaemonSet: call with (dict "root" $ "values" .Values.seedPeer "seed" true).
 - --location
 - {{ . | quote }}
 {{- end }}
-{{- if .values.config }}
+{{- if include "lacewing.topology.fromNode" .values }}
+- --config
+- {{ include "lacewing.topology.dir" . }}/config.yaml
+{{- else if .values.config }}
 - --config
 - /etc/lacewing/config.yaml
 {{- end }}
@@ -291,4 +294,99 @@ ca.crt) at /etc/lacewing-tls and is started with --tls-dir.
 {{- define "lacewing.tls.checksum" -}}
 {{- $secret := lookup "v1" "Secret" .root.Release.Namespace (include "lacewing.tls.secretName" .) -}}
 {{- if $secret -}}{{ $secret.data | toYaml | sha256sum | trunc 16 }}{{- else -}}new{{- end -}}
+{{- end -}}
+
+{{/*
+Zones without hand-written labels. With topology.source node, and idc or
+location left empty, an init container (dfdaemon node-topology) reads the
+pod's own Node object and writes the daemon's config file with idc from the
+node's region label and location region|zone (docs/ARCHITECTURE.md,
+"Operations", and the chart's README, "Zones"); the idc and location values
+are flags and win over it. Call these
+with the component's values (and "root" where named).
+*/}}
+{{- define "lacewing.topology.fromNode" -}}
+{{- if and (eq .topology.source "node") (or (not .idc) (not .location)) }}true{{ end }}
+{{- end -}}
+
+{{- define "lacewing.topology.dir" -}}/run/lacewing-topology{{- end -}}
+
+{{/* The init container: call with (dict "root" $ "values" .Values.dfdaemon). */}}
+{{- define "lacewing.topology.initContainer" -}}
+- name: node-topology
+  image: {{ include "lacewing.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  args:
+    - dfdaemon
+    - node-topology
+    - --out
+    - {{ include "lacewing.topology.dir" . }}/config.yaml
+    - --region-label
+    - {{ .values.topology.regionLabel | quote }}
+    - --zone-label
+    - {{ .values.topology.zoneLabel | quote }}
+    {{- if .values.config }}
+    {{- /* The config values as the ConfigMap renders them (JSON, see configmaps.yaml); their idc and location win over the labels. */}}
+    - --base-config
+    - /etc/lacewing/config.yaml
+    {{- end }}
+  env:
+    - name: NODE_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: spec.nodeName
+  resources:
+    requests:
+      cpu: 10m
+      memory: 32Mi
+    limits:
+      cpu: 100m
+      memory: 128Mi
+  securityContext:
+    {{- /* Reads the API and writes one file to an emptyDir: no root, no capabilities. */}}
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities:
+      drop: ["ALL"]
+  volumeMounts:
+    - name: topology
+      mountPath: {{ include "lacewing.topology.dir" . }}
+    - name: kube-api-access
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+    {{- if .values.config }}
+    - name: config
+      mountPath: /etc/lacewing
+      readOnly: true
+    {{- end }}
+{{- end -}}
+
+{{/* The daemon container's view of the file the init container wrote. */}}
+{{- define "lacewing.topology.volumeMount" -}}
+- name: topology
+  mountPath: {{ include "lacewing.topology.dir" . }}
+  readOnly: true
+{{- end -}}
+
+{{- define "lacewing.topology.volumes" -}}
+- name: topology
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- /* The service account's token for the init container alone: the pods do not automount it (serviceaccount.yaml), so the daemon holds no API credential. */}}
+- name: kube-api-access
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
 {{- end -}}

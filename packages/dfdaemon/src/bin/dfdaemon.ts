@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { errorMessage } from "@lacewing/common";
 import { containerdConfigCommand } from "../cli/containerd-config-command.js";
 import { gcCommand } from "../cli/gc-command.js";
+import { nodeTopologyCommand } from "../cli/node-topology-command.js";
 import { runCommand } from "../cli/run-command.js";
 import { statusCommand } from "../cli/status-command.js";
 
@@ -10,7 +11,8 @@ const program = new Command("dfdaemon")
   .addCommand(runCommand(), { isDefault: true })
   .addCommand(statusCommand())
   .addCommand(containerdConfigCommand())
-  .addCommand(gcCommand());
+  .addCommand(gcCommand())
+  .addCommand(nodeTopologyCommand());
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`dfdaemon: ${errorMessage(err)}`);

@@ -81,7 +81,7 @@ describe("flow recorder", () => {
   });
 
   it("caps peers, edges and tasks, counting what it did not itemise, and drops the least recently fed task first", () => {
-    const flow = new FlowRecorder({ tasks: 2, peersPerTask: 4, edgesPerTask: 3 });
+    const flow = new FlowRecorder({ tasks: 2, peersPerTask: 4, edgesPerTask: 3, replaceAfterIdleMs: 1 });
     const { task, peers } = taskWithPeers("3", 6);
     for (const [i, peer] of peers.entries()) flow.pieceLanded(task, peer, i === 0 ? "" : peers[i - 1]!.id, 0, 10, i);
     const record = flow.flowOf(task.id)!;
@@ -97,6 +97,22 @@ describe("flow recorder", () => {
     assert.equal(flow.size, 2);
     assert.ok(flow.flowOf(task.id) !== undefined);
     assert.equal(flow.flowOf(second.task.id), undefined);
+  });
+
+  it("gives a new task no flow while every kept flow is busy, so busy tasks never push each other out", () => {
+    const flow = new FlowRecorder({ tasks: 2, replaceAfterIdleMs: 1_000 });
+    const [a, b, c] = ["8", "9", "a"].map((id) => taskWithPeers(id, 1));
+    flow.pieceLanded(a!.task, a!.peers[0]!, "", 0, 1, 0);
+    flow.pieceLanded(b!.task, b!.peers[0]!, "", 0, 1, 100);
+    for (let number = 0; number < 5; number++) flow.pieceLanded(c!.task, c!.peers[0]!, "", number, 1, 500 + number);
+    assert.equal(flow.flowOf(c!.task.id), undefined);
+    assert.equal(flow.landingsWithoutFlow, 5);
+    assert.equal(flow.flowOf(a!.task.id)?.landed, 1, "the busy flows are kept whole");
+    // Once the least recently fed flow is idle for replaceAfterIdleMs, the new task takes its place.
+    flow.pieceLanded(c!.task, c!.peers[0]!, "", 5, 1, 1_000);
+    assert.equal(flow.flowOf(a!.task.id), undefined);
+    assert.equal(flow.flowOf(c!.task.id)?.landed, 1);
+    assert.ok(flow.flowOf(b!.task.id) !== undefined);
   });
 
   it("forgets flows idle for longer than idleMs", () => {

@@ -7,6 +7,13 @@ export interface FlowRecorderLimits extends FlowLimits {
   readonly tasks: number;
   /** A flow no piece reached for this long is dropped. */
   readonly idleMs: number;
+  /**
+   * With `tasks` flows kept, a new task's flow replaces the least recently
+   * fed one only once that one has had no landing for this long. Without it,
+   * more busy tasks than `tasks` push each other out at every report: each
+   * flow starts over (useless to an operator) and every report allocates one.
+   */
+  readonly replaceAfterIdleMs: number;
 }
 
 /**
@@ -23,6 +30,7 @@ export const DEFAULT_FLOW_LIMITS: FlowRecorderLimits = {
   edgesPerTask: 2048,
   landingsPerTask: 8192,
   idleMs: 60 * 60_000,
+  replaceAfterIdleMs: 10_000,
 };
 
 /**
@@ -38,6 +46,8 @@ export class FlowRecorder {
   /** In order of last landing, oldest first (a Map keeps insertion order). */
   readonly #flows = new Map<string, TaskFlow>();
   #lastTaskId = "";
+  /** Landings of tasks that got no flow because every kept flow was busy (see replaceAfterIdleMs). */
+  landingsWithoutFlow = 0;
 
   constructor(limits: Partial<FlowRecorderLimits> = {}) {
     this.limits = { ...DEFAULT_FLOW_LIMITS, ...limits };
@@ -54,6 +64,10 @@ export class FlowRecorder {
    */
   pieceLanded(task: Task, peer: Peer, parentId: string, number: number, bytes: number, at: number): void {
     const flow = this.#flowFor(task.id, at);
+    if (flow === undefined) {
+      this.landingsWithoutFlow++;
+      return;
+    }
     const child = flow.peerIndexOf(peer.id, peer.hostId);
     if (child === undefined) return;
     let parent = ORIGIN;
@@ -90,7 +104,7 @@ export class FlowRecorder {
     return dropped;
   }
 
-  #flowFor(taskId: string, at: number): TaskFlow {
+  #flowFor(taskId: string, at: number): TaskFlow | undefined {
     const known = this.#flows.get(taskId);
     if (known !== undefined) {
       // Move it to the newest end; skipped for the task of the previous report, the common case in a burst.
@@ -102,8 +116,9 @@ export class FlowRecorder {
       return known;
     }
     if (this.#flows.size >= this.limits.tasks) {
-      const oldest = this.#flows.keys().next().value;
-      if (oldest !== undefined) this.#flows.delete(oldest);
+      const [oldestId, oldest] = this.#flows.entries().next().value ?? [];
+      if (oldest !== undefined && at - oldest.lastAt < this.limits.replaceAfterIdleMs) return undefined;
+      if (oldestId !== undefined) this.#flows.delete(oldestId);
     }
     const flow = new TaskFlow(taskId, at, this.limits);
     this.#flows.set(taskId, flow);

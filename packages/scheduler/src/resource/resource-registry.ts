@@ -1,7 +1,7 @@
 import type { Download, Host } from "@lacewing/api";
-import { isHostAlive, newHostRecord, refreshHost, type HostOwner, type HostRecord } from "./host.js";
+import { isHostAlive, isSeedHost, newHostRecord, refreshHost, type HostOwner, type HostRecord } from "./host.js";
 import type { Peer } from "./peer.js";
-import { newTask, notifyTaskChanged, updateTaskDownload, type Task } from "./task.js";
+import { newTask, notifyTaskChanged, updateTaskDownload, waitForTaskChange, type Task } from "./task.js";
 
 /**
  * Every host, task and peer the scheduler knows, in memory. After a restart
@@ -11,27 +11,55 @@ import { newTask, notifyTaskChanged, updateTaskDownload, type Task } from "./tas
 export class ResourceRegistry {
   readonly hosts = new Map<string, HostRecord>();
   readonly tasks = new Map<string, Task>();
+  // Indexes kept beside the maps, so no request walks every host or task.
+  /** Hosts per owner (subject and address), for maxHostsPerOwner. */
+  readonly #owned = new Map<string, number>();
+  readonly #seeds = new Map<string, HostRecord>();
+  /** Tasks with peers waiting for a parent: a host announcement wakes these, not every task. */
+  readonly #waiting = new Set<Task>();
 
   /** Adds or refreshes a host; the caller has checked that `owner` may announce it. */
   announceHost(info: Host, now: number, owner: HostOwner | undefined): HostRecord {
-    const known = this.hosts.get(info.id);
-    if (known === undefined) {
-      const host = newHostRecord(info, now, owner);
+    let host = this.hosts.get(info.id);
+    if (host === undefined) {
+      host = newHostRecord(info, now, owner);
       this.hosts.set(info.id, host);
-      return host;
+      if (owner !== undefined) this.#owned.set(ownerKey(owner), this.hostsOwnedBy(owner) + 1);
+    } else refreshHost(host, info, now);
+    if (isSeedHost(host)) this.#seeds.set(host.id, host);
+    else this.#seeds.delete(host.id);
+    return host;
+  }
+
+  /** How many hosts `owner` announced (and that are still known). */
+  hostsOwnedBy(owner: HostOwner): number {
+    return this.#owned.get(ownerKey(owner)) ?? 0;
+  }
+
+  /** Seed hosts that announced recently enough to be trusted. */
+  aliveSeedHosts(now: number): HostRecord[] {
+    return [...this.#seeds.values()].filter((host) => isHostAlive(host, now));
+  }
+
+  /** waitForTaskChange, with the task listed as waiting meanwhile (see wakeWaiting). */
+  async waitForChange(task: Task, ms: number, signal: AbortSignal): Promise<"changed" | "timeout" | "aborted"> {
+    this.#waiting.add(task);
+    try {
+      return await waitForTaskChange(task, ms, signal);
+    } finally {
+      if (task.waiters.size === 0) this.#waiting.delete(task);
     }
-    refreshHost(known, info, now);
-    return known;
+  }
+
+  /** Wakes every peer waiting for a parent, on any task (a host appeared or refreshed its load). */
+  wakeWaiting(): void {
+    for (const task of [...this.#waiting]) notifyTaskChanged(task);
   }
 
   /** The host if it announced recently enough to be trusted. */
   aliveHost(hostId: string, now: number): HostRecord | undefined {
     const host = this.hosts.get(hostId);
     return host !== undefined && isHostAlive(host, now) ? host : undefined;
-  }
-
-  aliveHosts(now: number): HostRecord[] {
-    return [...this.hosts.values()].filter((host) => isHostAlive(host, now));
   }
 
   /** Removes the host and all its peers; returns whether it was known. */
@@ -43,6 +71,13 @@ export class ResourceRegistry {
       if (task !== undefined) this.removePeer(task, peerId);
     }
     this.hosts.delete(hostId);
+    this.#seeds.delete(hostId);
+    if (host.owner !== undefined) {
+      const key = ownerKey(host.owner);
+      const owned = (this.#owned.get(key) ?? 1) - 1;
+      if (owned > 0) this.#owned.set(key, owned);
+      else this.#owned.delete(key);
+    }
     return true;
   }
 
@@ -113,4 +148,8 @@ export class ResourceRegistry {
     for (const peer of onHost) this.removePeer(task, peer.id);
     return onHost.length;
   }
+}
+
+function ownerKey(owner: HostOwner): string {
+  return `${owner.subject}\0${owner.ip}`;
 }

@@ -3,7 +3,7 @@ import { ErrorCode, LacewingError, errorMessage, rendezvousPick, type Logger } f
 import { isSeedHost, recordAssignment, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
-import { notifyTaskChanged, waitForTaskChange, type Task } from "../resource/task.js";
+import { notifyTaskChanged, type Task } from "../resource/task.js";
 import { filterCandidateParents, type Topology } from "./filter.js";
 import { buildScoreContext, rankParents } from "./score.js";
 
@@ -122,7 +122,7 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
     }
 
     const left = deadline - Date.now();
-    const outcome = left <= 0 ? "timeout" : await waitForTaskChange(task, left, signal);
+    const outcome = left <= 0 ? "timeout" : await registry.waitForChange(task, left, signal);
     if (outcome === "timeout") return { kind: "back_to_source", reason: "no parent appeared in time", cause: "timeout" };
   }
 }
@@ -151,7 +151,7 @@ function startSource(deps: SchedulingDeps, task: Task, child: Peer, download: Do
       (trigger.state === "accepted" && (now - trigger.at < deps.options.scheduleTimeoutMs || hasActivePeerOn(task, trigger.hostId))));
   if (triggerLive) return "other";
   if (trigger?.state !== "failed") {
-    const seeds = deps.registry.aliveHosts(now).filter((host) => isSeedHost(host) && !task.taintedHosts.has(host.id));
+    const seeds = deps.registry.aliveSeedHosts(now).filter((host) => !task.taintedHosts.has(host.id));
     const hostId = rendezvousPick(
       task.id,
       seeds.map((host) => host.id),

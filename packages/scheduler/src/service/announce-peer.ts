@@ -71,7 +71,9 @@ class PeerSession {
   /** The registering download, credentials included: handed to a seed trigger, never stored in the task. */
   #download: Download | undefined;
   #decisions: Promise<void> = Promise.resolve();
-  #log: Logger;
+  /** The peer's ids for its log lines; the child logger is made on first use, since most streams log nothing at info. */
+  #logIds: { taskId: string; peerId: string; hostId: string } | undefined;
+  #childLog: Logger | undefined;
   /** Task changes not sent yet; flushed together so a burst of digests is one message. */
   #pendingInfo = false;
   readonly #pendingDigests = new Set<number>();
@@ -81,7 +83,17 @@ class PeerSession {
   constructor(deps: AnnouncePeerDeps, owner: HostOwner | undefined) {
     this.#deps = deps;
     this.#owner = owner;
-    this.#log = deps.logger;
+  }
+
+  get #log(): Logger {
+    if (this.#logIds === undefined) return this.#deps.logger;
+    this.#childLog ??= this.#deps.logger.child(this.#logIds);
+    return this.#childLog;
+  }
+
+  /** Debug lines are off in production: checking first spares every stream its child logger. */
+  #debug(fields: Record<string, unknown>, message: string): void {
+    if (this.#deps.logger.isLevelEnabled("debug")) this.#log.debug(fields, message);
   }
 
   abort(): void {
@@ -116,7 +128,7 @@ class PeerSession {
     peer.state = "failed";
     noteSourceLost(task, peer);
     this.#deps.registry.removePeer(task, peer.id);
-    this.#log.debug("peer left before finishing");
+    this.#debug({}, "peer left before finishing");
   }
 
   #handle(request: Request): void {
@@ -158,7 +170,7 @@ class PeerSession {
           return;
         }
         peer.reschedules++;
-        this.#log.debug({ reschedules: peer.reschedules, blocklist: [...peer.blocklist] }, "reschedule");
+        this.#debug({ reschedules: peer.reschedules, blocklist: [...peer.blocklist] }, "reschedule");
         this.#decide(task, peer);
         return;
       }
@@ -213,7 +225,7 @@ class PeerSession {
     if (register.heldPieces.length === 0 && !register.complete) task.taintedHosts.delete(hostId);
     const peer = newPeer({ id: peerId, taskId, hostId, triggered: download.triggered, heldPieces: register.heldPieces, now });
     peer.session = this.#id;
-    this.#log = this.#deps.logger.child({ taskId, peerId, hostId });
+    this.#logIds = { taskId, peerId, hostId };
     if (register.complete) {
       this.#registerComplete(task, peer, register);
       return;
@@ -222,7 +234,7 @@ class PeerSession {
     this.#task = task;
     this.#peer = peer;
     this.#download = download;
-    this.#log.debug({ heldPieces: peer.pieces.size, triggered: peer.triggered }, "peer registered");
+    this.#debug({ heldPieces: peer.pieces.size, triggered: peer.triggered }, "peer registered");
     this.#deps.metrics.peerRegistrations.inc({ kind: "download" });
     // What the scheduler already trusts about the task goes first, then what it learns.
     task.watchers.add(this.#watch);
@@ -264,7 +276,7 @@ class PeerSession {
     this.#deps.metrics.peerRegistrations.inc({ kind: "complete" });
     peer.state = "succeeded";
     peer.pieces.fill(task.totalPieces);
-    this.#log.debug("peer announced a complete task");
+    this.#debug({}, "peer announced a complete task");
     notifyTaskChanged(task);
     this.#decisions = this.#decisions.then(() => {
       if (!this.#controller.signal.aborted) this.responses.push({ response: { case: "taskComplete", value: { taskInfo: taskInfoOf(task) } } });
@@ -334,7 +346,7 @@ class PeerSession {
     if (reason === schedulerv1.PieceFailureReason.CORRUPT) {
       task.excludedParents.add(parentId);
       this.#log.warn({ parentId, piece: number }, "parent served a piece that failed its digest; excluded for the task");
-    } else this.#log.debug({ parentId, piece: number, reason: schedulerv1.PieceFailureReason[reason] }, "piece failed");
+    } else this.#debug({ parentId, piece: number, reason: schedulerv1.PieceFailureReason[reason] }, "piece failed");
   }
 
   #peerFinished(task: Task, peer: Peer, finished: schedulerv1.PeerFinishedRequest): void {
@@ -416,7 +428,7 @@ class PeerSession {
         if (result.kind === "back_to_source") {
           metrics.backToSource.inc({ reason: result.cause });
           this.#log.info({ reason: result.reason }, "peer goes back to source");
-        } else if (result.kind === "parents") this.#log.debug({ parents: result.parents.map((p) => p.id) }, "parents scheduled");
+        } else if (result.kind === "parents") this.#debug({ parents: result.parents.map((p) => p.id) }, "parents scheduled");
         if (!signal.aborted) this.responses.push(responseOf(result, task, registry));
       } catch (err) {
         if (signal.aborted) return;

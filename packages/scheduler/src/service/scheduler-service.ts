@@ -1,6 +1,6 @@
 import { HostType, callerIp, requireRole, schedulerv1, type CallContext, type ServiceImpl } from "@lacewing/api";
 import { ErrorCode, LacewingError, MEMBER_ROLES, errorMessage, rendezvousPick, taskIdOf } from "@lacewing/common";
-import { isHostAlive, isSeedHost, ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
+import { isHostAlive, ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import type { SeedTrigger } from "../seed/seed-trigger.js";
 import { noteSourceLost } from "../scheduling/scheduling.js";
 import { announcePeerStream, type AnnouncePeerDeps } from "./announce-peer.js";
@@ -40,8 +40,7 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       if (known !== undefined && !ownsHost(known, owner))
         throw new LacewingError(ErrorCode.permissionDenied, "permission_denied", `host ${info.id} belongs to another identity`);
       if (known === undefined && owner !== undefined) {
-        let owned = 0;
-        for (const host of registry.hosts.values()) if (ownsHost(host, owner)) owned++;
+        const owned = registry.hostsOwnedBy(owner);
         if (owned >= deps.maxHostsPerOwner)
           throw new LacewingError(ErrorCode.tooManyHosts, "resource_exhausted", `${owner.subject} at ${owner.ip} already announced ${owned} hosts`);
       }
@@ -49,7 +48,7 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       else if (known.info.ip !== info.ip || known.info.port !== info.port) deps.seedTrigger.forget(info.id);
       registry.announceHost(info, deps.now(), owner);
       // A new host may be the seed or parent some child is waiting for.
-      for (const task of registry.tasks.values()) if (task.waiters.size > 0) for (const wake of [...task.waiters]) wake();
+      registry.wakeWaiting();
       return { newHost: known === undefined };
     },
 
@@ -187,9 +186,8 @@ function authorizeHostCall(deps: SchedulerServiceDeps, context: CallContext, hos
 
 function hostsForScope(deps: SchedulerServiceDeps, taskId: string, scope: schedulerv1.TriggerScope): HostRecord[] {
   const now = deps.now();
-  const alive = [...deps.registry.hosts.values()].filter((host) => isHostAlive(host, now));
-  if (scope === TriggerScope.ALL_PEERS) return alive;
-  const seeds = alive.filter(isSeedHost);
+  if (scope === TriggerScope.ALL_PEERS) return [...deps.registry.hosts.values()].filter((host) => isHostAlive(host, now));
+  const seeds = deps.registry.aliveSeedHosts(now);
   if (scope === TriggerScope.ALL_SEED_PEERS) return seeds;
   // Single seed peer (also the default): the same seed the scheduler would pick for the task.
   const chosen = rendezvousPick(
