@@ -208,7 +208,12 @@ export async function runSimulation(input: SimInput): Promise<SimResult> {
   events.at(0, sample);
   const limit = options.startMs + MAX_SIM_MS_FACTOR * bound + 600_000;
   const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const debug = process.env["LACEWING_SIM_DEBUG"] === "1";
   while (remaining > 0 && events.step(limit)) {
+    if (debug && events.processed % 500_000 === 0)
+      console.error(
+        `debug: ${events.processed} events, t=${(events.now / 1000).toFixed(1)} s, remaining ${remaining}, queued ${events.size}, busy ${traffic.refusals.busy}, elsewhere ${traffic.refusals.elsewhere}`,
+      );
     if (scheduler.takeKick()) {
       const started = performance.now();
       await drain();

@@ -89,3 +89,28 @@ describe("Uplink", () => {
     assert.throws(() => fabric.uplink(1).send(0, () => undefined), RangeError);
   });
 });
+
+describe("Uplink over long runs", () => {
+  it("ends every flow when virtual time is large enough for rounding to matter", () => {
+    const events = new EventQueue();
+    const link = new Fabric(events).uplink(125_000);
+    let ended = 0;
+    let started = 0;
+    // Thousands of 32 MiB pieces, three at a time, as a seed sends a 10 GiB task several times over.
+    const piece = 32 * 1024 * 1024 * 1.05;
+    const sendNext = (): void => {
+      if (started >= 3_000) return;
+      started++;
+      link.send(piece, () => {
+        ended++;
+        sendNext();
+      });
+    };
+    for (let i = 0; i < 3; i++) sendNext();
+    const before = events.processed;
+    events.runUntilIdle();
+    assert.equal(ended, 3_000);
+    assert.ok(events.processed - before < 20_000, `${events.processed - before} events for 3 000 flows`);
+    close(events.now, (3_000 * piece) / 125_000, "the link ran at its rate the whole time");
+  });
+});

@@ -33,7 +33,13 @@ interface ActiveFlow extends Flow {
   readonly onDone: (flow: Flow) => void;
 }
 
-/** Bytes of slack when comparing virtual times: rounding must not leave a flow a few bytes short forever. */
+/**
+ * Slack when comparing virtual times, relative to their size: virtual time
+ * grows to tens of GB, where a double's last digit is worth microbytes, and
+ * rounding must not leave a flow a few ulps short with a delay too small to
+ * move the clock (which would run the same completion forever).
+ */
+const RELATIVE_EPSILON = 1e-12;
 const EPSILON_BYTES = 1e-6;
 
 export class Fabric {
@@ -177,13 +183,20 @@ export class Uplink {
 
   #complete(): void {
     this.advance();
-    const limit = this.#served + EPSILON_BYTES;
-    const done = this.#flows.filter((flow) => flow.finish <= limit);
+    const limit = this.#served + Math.max(EPSILON_BYTES, this.#served * RELATIVE_EPSILON);
+    let done = this.#flows.filter((flow) => flow.finish <= limit);
     if (done.length === 0) {
-      this.reschedule();
-      return;
+      const next = Math.min(...this.#flows.map((flow) => flow.finish));
+      const delay = ((next - this.#served) * this.#flows.length) / (this.#rate * this.#fabric.scale);
+      if (this.#fabric.events.now + delay > this.#fabric.events.now) {
+        this.reschedule();
+        return;
+      }
+      // The rest is below what the clock can resolve: those flows are done now.
+      done = this.#flows.filter((flow) => flow.finish <= next);
+      this.#served = next;
     }
-    this.#flows = this.#flows.filter((flow) => flow.finish > limit);
+    this.#flows = this.#flows.filter((flow) => !done.includes(flow));
     const now = this.#fabric.events.now;
     if (this.#flows.length === 0) this.#busyMs += now - this.#busySince;
     for (const flow of done) {
