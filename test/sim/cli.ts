@@ -178,7 +178,14 @@ async function sweep(values: Values): Promise<void> {
     for (const nodes of nodesList) {
       const result = await runSimulation({ ...tuning, nodes, sizeBytes, rateMbit });
       results.push(result);
-      if (values.json !== true) console.error(`${nodes} × ${formatBytes(sizeBytes)}: ${seconds(result.wallMs)} s wall`);
+      // Each run as it ends: a sweep of thousands of nodes takes a while, and a cut-short one keeps what it measured.
+      console.error(
+        `${nodes} × ${formatBytes(sizeBytes)}: p50 ${ratio(result.p50Ratio)} p99 ${ratio(result.p99Ratio)} last ${ratio(result.lastRatio)} × F/U, origin ${result.originRatio.toFixed(3)} ×, ${seconds(result.wallMs)} s wall`,
+      );
+      if (values.out !== undefined) {
+        mkdirSync(values.out, { recursive: true });
+        writeFileSync(join(values.out, `run-${nodes}-${sizeBytes}.json`), JSON.stringify(compact(result), null, 1) + "\n");
+      }
     }
   if (values.out !== undefined) {
     mkdirSync(values.out, { recursive: true });

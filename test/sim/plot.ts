@@ -91,7 +91,9 @@ export async function renderPlots(results: readonly Run[], dir: string): Promise
   const written: string[] = [];
   const sizes = [...new Set(results.map((result) => result.options.sizeBytes))];
   for (const size of sizes) {
-    const runs = results.filter((result) => result.options.sizeBytes === size);
+    // A run cut off before every node finished has no end to draw; the tables give its figures.
+    const runs = results.filter((result) => result.options.sizeBytes === size && Number.isFinite(result.lastRatio));
+    if (runs.length === 0) continue;
     const { rateMbit, zones } = runs[0]!.options;
     const title = `Rollout of ${formatBytes(size)}, ${rateMbit} Mbit/s uplinks, ${zones} zone(s) (simulated)`;
     written.push(...(await writePlot(completionSvg(runs, title), dir, `sim-rollout-${formatBytes(size).replace(".0 ", "").replace(" ", "")}`)));
