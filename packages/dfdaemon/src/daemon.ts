@@ -30,7 +30,7 @@ import { UPLOAD_MEMORY_PER_SLOT, UploadServer } from "./upload/upload-server.js"
 /** Longest a download waits for its scheduler's answer to a register or reschedule (the scheduler waits 10 s for a parent by default). */
 const ANSWER_TIMEOUT_MS = 60_000;
 /** How often a downloading peer asks its scheduler for more parents. */
-const REFRESH_INTERVAL_MS = 1_000;
+export const REFRESH_INTERVAL_MS = 1_000;
 
 export interface DfdaemonOptions {
   /** Process-wide default metrics (event loop, memory); off when several daemons share a process. */

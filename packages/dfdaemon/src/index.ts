@@ -15,3 +15,10 @@ export { createDfdaemonMetrics, type DfdaemonMetrics, type ByteSource, type Piec
 /** A bare client of the piece protocol on the download port, for tests and tools (it checks nothing). */
 export { PieceRequester, requestPiece, type PieceAnswer, type RefusalName } from "./testing/piece-requester.js";
 export * as pieceFrames from "./transfer/frames.js";
+/** The daemon's pure P2P decisions and their constants, for the rollout simulator (test/sim), which runs them against simulated links. */
+export { pickNextPiece, type ChoiceInput, type Choice, type InflightRequest, type ParentView } from "./p2p/piece-choice.js";
+export { SuperSeed } from "./upload/super-seed.js";
+export { BUSY_BACKOFF_MS, CHOICE_SCAN, ELSEWHERE_BACKOFF_MS } from "./p2p/piece-dispatcher.js";
+export { MAX_LIVE_PARENTS } from "./p2p/peer-filler.js";
+export { RETRY_BUSY_MS } from "./upload/upload-server.js";
+export { REFRESH_INTERVAL_MS } from "./daemon.js";

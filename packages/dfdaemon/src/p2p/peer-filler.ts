@@ -54,7 +54,7 @@ const REASON_CODES: Record<PieceFailureReason, schedulerv1.PieceFailureReason> =
  * byte, and the seed sent the blob 4 times over. BitTorrent clients keep
  * tens of connections for the same reason.
  */
-const MAX_LIVE_PARENTS = 16;
+export const MAX_LIVE_PARENTS = 16;
 
 /**
  * One download as a peer: register with the task's scheduler, fetch from

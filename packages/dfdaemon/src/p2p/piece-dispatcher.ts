@@ -38,11 +38,11 @@ export interface DispatcherOptions {
 export type DispatchOutcome = "complete" | "stuck";
 
 /** How long a parent that said it is busy is left alone when it did not say. */
-const BUSY_BACKOFF_MS = 300;
+export const BUSY_BACKOFF_MS = 300;
 /** How long a piece a seed sent elsewhere is not asked of it again. */
-const ELSEWHERE_BACKOFF_MS = 1_000;
+export const ELSEWHERE_BACKOFF_MS = 1_000;
 /** Wanted pieces of one parent weighed for rarity per choice: enough to spread children, bounded whatever the piece count. */
-const CHOICE_SCAN = 64;
+export const CHOICE_SCAN = 64;
 
 interface Request extends InflightRequest {
   parent: ParentPeer;

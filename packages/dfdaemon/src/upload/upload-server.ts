@@ -52,7 +52,7 @@ const CHUNK = 512 * 1024;
 /** What one upload slot holds in memory: two chunks, one read while the other is written. */
 export const UPLOAD_MEMORY_PER_SLOT = 2 * CHUNK;
 /** How long a refused child should wait before asking this parent again. */
-const RETRY_BUSY_MS = 300;
+export const RETRY_BUSY_MS = 300;
 const RETRY_VERIFYING_MS = 1_000;
 
 /**
