@@ -16,7 +16,7 @@ export { createSchedulerMetrics, type SchedulerMetrics } from "./metrics/metrics
 export { ResourceRegistry } from "./resource/resource-registry.js";
 /** The scheduling code itself, for the rollout simulator (test/sim), which drives it with simulated hosts and peers. */
 export { chooseParents, noteSourceLost, schedulePeer, type ScheduleResult, type SchedulingDeps, type SchedulingOptions } from "./scheduling/scheduling.js";
-export { markBadParents, recordPieceCost } from "./scheduling/outlier.js";
+export { addPieceCost, markBadParents, recordPieceCost } from "./scheduling/outlier.js";
 export { newPeer, type Peer } from "./resource/peer.js";
 export { notifyTaskChanged, recordGeometry, recordPieceDigest, type Task } from "./resource/task.js";
 export { isSeedHost, type HostRecord } from "./resource/host.js";

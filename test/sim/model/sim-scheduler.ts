@@ -9,6 +9,7 @@ import {
   noteSourceLost,
   notifyTaskChanged,
   recordGeometry,
+  addPieceCost,
   recordPieceCost,
   recordPieceDigest,
   schedulePeer,
@@ -358,13 +359,8 @@ export class SimScheduler {
       this.stats.outlierMs += performance.now() - started;
       return;
     }
-    // recordPieceCost's bookkeeping, with its markBadParents held to once per interval.
-    if (bytes <= 0) return;
-    const cost = task.parentCosts.get(parentId) ?? { bytes: 0, costMs: 0, samples: 0 };
-    cost.bytes += bytes;
-    cost.costMs += costMs;
-    cost.samples++;
-    task.parentCosts.set(parentId, cost);
+    // recordPieceCost, with its markBadParents held to once per interval.
+    if (!addPieceCost(task, parentId, bytes, costMs)) return;
     this.#outlierDirty = true;
     if (this.#events.now - this.#lastOutlierRun >= this.#options.outlierIntervalMs) this.#runOutliers(task);
   }

@@ -12,13 +12,18 @@ export const MIN_OUTLIER_PIECE_MS = 50;
 
 /** Adds one piece's cost to the parent's totals and re-judges the task's parents. */
 export function recordPieceCost(task: Task, parentId: string, bytes: number, costMs: number): void {
-  if (bytes <= 0) return;
+  if (addPieceCost(task, parentId, bytes, costMs)) markBadParents(task);
+}
+
+/** Adds one piece's cost to the parent's totals; false when there was nothing to add (no bytes). */
+export function addPieceCost(task: Task, parentId: string, bytes: number, costMs: number): boolean {
+  if (bytes <= 0) return false;
   const cost = task.parentCosts.get(parentId) ?? { bytes: 0, costMs: 0, samples: 0 };
   cost.bytes += bytes;
   cost.costMs += costMs;
   cost.samples++;
   task.parentCosts.set(parentId, cost);
-  markBadParents(task);
+  return true;
 }
 
 /**
