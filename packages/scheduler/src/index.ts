@@ -18,5 +18,5 @@ export { ResourceRegistry } from "./resource/resource-registry.js";
 export { chooseParents, noteSourceLost, schedulePeer, type ScheduleResult, type SchedulingDeps, type SchedulingOptions } from "./scheduling/scheduling.js";
 export { addPieceCost, markBadParents, recordPieceCost } from "./scheduling/outlier.js";
 export { newPeer, type Peer } from "./resource/peer.js";
-export { notifyTaskChanged, recordGeometry, recordPieceDigest, type Task } from "./resource/task.js";
+export { forgetBackToSourcePeer, notifyTaskChanged, recordGeometry, recordPieceDigest, type Task } from "./resource/task.js";
 export { isSeedHost, type HostRecord } from "./resource/host.js";

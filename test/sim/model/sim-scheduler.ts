@@ -7,6 +7,7 @@ import {
   markBadParents,
   newPeer,
   noteSourceLost,
+  forgetBackToSourcePeer,
   notifyTaskChanged,
   recordGeometry,
   addPieceCost,
@@ -267,7 +268,7 @@ export class SimScheduler {
       const { peer } = session;
       peer.state = "succeeded";
       if (task.totalPieces > 0) peer.pieces.fill(task.totalPieces);
-      if (task.backToSourcePeerId === peer.id) task.backToSourcePeerId = undefined;
+      forgetBackToSourcePeer(task, peer.id);
       this.#notify();
     });
   }

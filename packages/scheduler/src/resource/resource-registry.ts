@@ -1,7 +1,7 @@
 import type { Download, Host } from "@lacewing/api";
 import { isHostAlive, isSeedHost, newHostRecord, refreshHost, type HostOwner, type HostRecord } from "./host.js";
 import type { Peer } from "./peer.js";
-import { newTask, notifyTaskChanged, updateTaskDownload, waitForTaskChange, type Task } from "./task.js";
+import { forgetBackToSourcePeer, newTask, notifyTaskChanged, updateTaskDownload, waitForTaskChange, type Task } from "./task.js";
 
 /**
  * Every host, task and peer the scheduler knows, in memory. After a restart
@@ -114,7 +114,7 @@ export class ResourceRegistry {
     if (peer === undefined) return undefined;
     task.peers.delete(peerId);
     this.hosts.get(peer.hostId)?.peers.delete(peerId);
-    if (task.backToSourcePeerId === peerId) task.backToSourcePeerId = undefined;
+    forgetBackToSourcePeer(task, peerId);
     this.dropIfUnused(task);
     notifyTaskChanged(task);
     return peer;

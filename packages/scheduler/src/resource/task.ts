@@ -43,9 +43,14 @@ export interface Task {
   /** The peer whose origin fetch (or cache) the first digests came from; children may verify with its digests directly. */
   digestSource: string | undefined;
   readonly peers: Map<string, Peer>;
-  seedTrigger: SeedTriggerState | undefined;
-  /** The one peer told to go back to source when no seed peer could be used. */
-  backToSourcePeerId: string | undefined;
+  /**
+   * The seed peer triggered for the task, by source zone (see
+   * scheduling/source-zone.ts): one per zone that is its own source, "" for
+   * the rest of the cluster.
+   */
+  readonly seedTriggers: Map<string, SeedTriggerState>;
+  /** The one peer told to go back to source when no seed peer could be used, by source zone. */
+  readonly backToSourcePeers: Map<string, string>;
   readonly parentCosts: Map<string, ParentCost>;
   /** Parents whose piece costs are outliers: ranked last, dropped when others exist. */
   readonly badParents: Set<string>;
@@ -80,8 +85,8 @@ export function newTask(id: string, download: Download, now: number): Task {
     pieceDigests: new Map(),
     digestSource: undefined,
     peers: new Map(),
-    seedTrigger: undefined,
-    backToSourcePeerId: undefined,
+    seedTriggers: new Map(),
+    backToSourcePeers: new Map(),
     parentCosts: new Map(),
     badParents: new Set(),
     excludedParents: new Set(),
@@ -159,8 +164,8 @@ export function taintTask(task: Task, holders: Iterable<Peer>): void {
   task.totalPieces = 0;
   task.pieceDigests.clear();
   task.digestSource = undefined;
-  task.seedTrigger = undefined;
-  task.backToSourcePeerId = undefined;
+  task.seedTriggers.clear();
+  task.backToSourcePeers.clear();
   for (const peer of holders) task.taintedHosts.add(peer.hostId);
 }
 
@@ -192,4 +197,15 @@ export function waitForTaskChange(task: Task, ms: number, signal: AbortSignal): 
     task.waiters.add(wake);
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** Whether `peerId` is a peer told to go back to source for the task (in any zone). */
+export function isBackToSourcePeer(task: Task, peerId: string): boolean {
+  for (const id of task.backToSourcePeers.values()) if (id === peerId) return true;
+  return false;
+}
+
+/** `peerId` no longer fetches the task from the origin for its zone (it finished, failed or left). */
+export function forgetBackToSourcePeer(task: Task, peerId: string): void {
+  for (const [zone, id] of task.backToSourcePeers) if (id === peerId) task.backToSourcePeers.delete(zone);
 }

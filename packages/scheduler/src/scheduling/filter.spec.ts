@@ -17,6 +17,7 @@ function setup() {
     hosts: world.registry.hosts,
     topology: "affinity",
     now: NOW,
+    ownZone: false,
     ...fields,
   });
   return { ...world, child, childHost, ctx };
@@ -72,6 +73,7 @@ describe("filterCandidateParents", () => {
     const far = peer("far-peer", "far", "succeeded");
     assert.equal(parentRejection(ctx({ topology: "isolation" }), far), "other idc");
     assert.equal(parentRejection(ctx({ topology: "affinity" }), far), undefined);
+    assert.equal(parentRejection(ctx({ topology: "affinity", ownZone: true }), far), "other idc, and the child's has a seed peer of its own");
   });
 
   it("drops failed peers and peers with nothing the child lacks", () => {

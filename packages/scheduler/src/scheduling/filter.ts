@@ -13,6 +13,8 @@ export interface FilterContext {
   readonly topology: Topology;
   /** Milliseconds since the epoch; liveness is judged now, not at the last GC. */
   readonly now: number;
+  /** The child's idc is its own source zone (isolation, or a seed peer of its own under affinity): parents come from inside it. */
+  readonly ownZone: boolean;
 }
 
 /** Why a peer cannot be a parent of the child, or undefined if it can. */
@@ -28,6 +30,7 @@ export function parentRejection(ctx: FilterContext, parent: Peer): string | unde
   if (host === undefined || !isHostAlive(host, ctx.now)) return "host not alive";
   if (freeUploadSlots(host, ctx.now) <= 0) return "no free upload slots";
   if (ctx.topology === "isolation" && host.info.idc !== childHost.info.idc) return "other idc";
+  if (ctx.ownZone && host.info.idc !== childHost.info.idc) return "other idc, and the child's has a seed peer of its own";
   if (!hasSomethingToGive(parent, child, host)) return "nothing to give";
   return undefined;
 }

@@ -3,7 +3,7 @@ import { ErrorCode, LacewingError, errorMessage, rendezvousPick, type Logger } f
 import { isSeedHost, recordAssignment, type HostRecord } from "../resource/host.js";
 import type { Peer } from "../resource/peer.js";
 import type { ResourceRegistry } from "../resource/resource-registry.js";
-import { notifyTaskChanged, type Task } from "../resource/task.js";
+import { forgetBackToSourcePeer, notifyTaskChanged, type Task } from "../resource/task.js";
 import { filterCandidateParents, type Topology } from "./filter.js";
 import { buildScoreContext, rankParents } from "./score.js";
 
@@ -42,7 +42,16 @@ export type ScheduleResult = { kind: "parents"; parents: Peer[] } | { kind: "bac
 
 /** The best parents for the child right now, at most candidateParentLimit, leaving out `exclude` (parents it already has). */
 export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord, exclude: ReadonlySet<string> = new Set()): Peer[] {
-  const base = { task, child, childHost, hosts: deps.registry.hosts, topology: deps.options.topology, now: deps.now() };
+  const now = deps.now();
+  const base = {
+    task,
+    child,
+    childHost,
+    hosts: deps.registry.hosts,
+    topology: deps.options.topology,
+    now,
+    ownZone: sourceZoneOf(deps, childHost, now) !== "",
+  };
   let candidates = filterCandidateParents(base).filter((parent) => !exclude.has(parent.id));
   const good = candidates.filter((parent) => !task.badParents.has(parent.id));
   if (good.length > 0) candidates = good;
@@ -51,9 +60,21 @@ export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, chi
   return chosen;
 }
 
+/**
+ * The part of the cluster whose peers share one source of a task, for the
+ * child's host: its idc under isolation, or under affinity when that idc has
+ * a seed peer of its own (the zone is then served from inside); otherwise
+ * "", the whole cluster.
+ */
+export function sourceZoneOf(deps: SchedulingDeps, host: HostRecord, now: number): string {
+  const idc = host.info.idc;
+  if (deps.options.topology === "isolation") return idc;
+  return deps.registry.aliveSeedHosts(now).some((seed) => seed.info.idc === idc) ? idc : "";
+}
+
 /** Another peer is fetching the task from the origin (or was just told to and has not said it started). */
-function sourceInProgress(deps: SchedulingDeps, task: Task, child: Peer): boolean {
-  const id = task.backToSourcePeerId;
+function sourceInProgress(deps: SchedulingDeps, task: Task, child: Peer, zone: string): boolean {
+  const id = task.backToSourcePeers.get(zone);
   if (id === undefined || id === child.id) return false;
   const source = task.peers.get(id);
   return (
@@ -63,12 +84,13 @@ function sourceInProgress(deps: SchedulingDeps, task: Task, child: Peer): boolea
   );
 }
 
-/** Some other peer on an alive host already fetches the content or holds part of it. */
-function contentIsFlowing(deps: SchedulingDeps, task: Task, child: Peer): boolean {
+/** Some other peer on an alive host of the child's source zone already fetches the content or holds part of it. */
+function contentIsFlowing(deps: SchedulingDeps, task: Task, child: Peer, zone: string): boolean {
   const now = deps.now();
   for (const peer of task.peers.values()) {
     if (peer === child || peer.state === "failed") continue;
-    if (deps.registry.aliveHost(peer.hostId, now) === undefined) continue;
+    const host = deps.registry.aliveHost(peer.hostId, now);
+    if (host === undefined || (zone !== "" && host.info.idc !== zone)) continue;
     if (peer.state === "back_to_source" || peer.state === "succeeded" || peer.pieces.size > 0) return true;
   }
   return false;
@@ -92,9 +114,10 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
     if (childHost === undefined || task.peers.get(child.id) !== child)
       throw new LacewingError(ErrorCode.peerGone, "aborted", "the peer was removed while waiting for parents");
 
-    if (task.tainted && !sourceInProgress(deps, task, child)) {
+    const zone = sourceZoneOf(deps, childHost, deps.now());
+    if (task.tainted && !sourceInProgress(deps, task, child, zone)) {
       // A peer found the last copies wrong: this one fetches from the origin itself, not from a seed's cache.
-      task.backToSourcePeerId = child.id;
+      task.backToSourcePeers.set(zone, child.id);
       return { kind: "back_to_source", reason: "the copies peers held did not match the task's digest", cause: "tainted" };
     }
     const parents = chooseParents(deps, task, child, childHost);
@@ -112,12 +135,12 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
       // for, unless another one was just sent to the source and has not
       // started yet: a preheat triggers all seed peers (or all peers) at
       // once, and they should fetch the bytes once, not once each.
-      if (!otherSourceStarting(deps, task, child)) {
-        task.backToSourcePeerId = child.id;
+      if (!otherSourceStarting(deps, task, child, zone)) {
+        task.backToSourcePeers.set(zone, child.id);
         return { kind: "back_to_source", reason: "seed peer fetches from the origin", cause: "seed" };
       }
-    } else if (!contentIsFlowing(deps, task, child)) {
-      const started = startSource(deps, task, child, download);
+    } else if (!contentIsFlowing(deps, task, child, zone)) {
+      const started = startSource(deps, task, child, download, zone);
       if (started === "child") return { kind: "back_to_source", reason: "no peer holds the task yet", cause: "first_peer" };
     }
 
@@ -128,8 +151,8 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
 }
 
 /** Another peer was sent back to source for this task and has not reported that it started. */
-function otherSourceStarting(deps: SchedulingDeps, task: Task, child: Peer): boolean {
-  const id = task.backToSourcePeerId;
+function otherSourceStarting(deps: SchedulingDeps, task: Task, child: Peer, zone: string): boolean {
+  const id = task.backToSourcePeers.get(zone);
   if (id === undefined || id === child.id) return false;
   const source = task.peers.get(id);
   return source !== undefined && source.state === "pending" && deps.registry.aliveHost(source.hostId, deps.now()) !== undefined;
@@ -142,30 +165,31 @@ function otherSourceStarting(deps: SchedulingDeps, task: Task, child: Peer): boo
  * source, and the rest wait for it. Returns "child" when that child is this
  * one, "other" when the source is someone else.
  */
-function startSource(deps: SchedulingDeps, task: Task, child: Peer, download: Download): "child" | "other" {
+function startSource(deps: SchedulingDeps, task: Task, child: Peer, download: Download, zone: string): "child" | "other" {
   const now = deps.now();
-  const trigger = task.seedTrigger;
+  const trigger = task.seedTriggers.get(zone);
   const triggerLive =
     trigger !== undefined &&
     (trigger.state === "pending" ||
       (trigger.state === "accepted" && (now - trigger.at < deps.options.scheduleTimeoutMs || hasActivePeerOn(task, trigger.hostId))));
   if (triggerLive) return "other";
   if (trigger?.state !== "failed") {
-    const seeds = deps.registry.aliveSeedHosts(now).filter((host) => !task.taintedHosts.has(host.id));
+    const seeds = deps.registry.aliveSeedHosts(now).filter((host) => !task.taintedHosts.has(host.id) && (zone === "" || host.info.idc === zone));
     const hostId = rendezvousPick(
       task.id,
       seeds.map((host) => host.id),
     );
     const seed = hostId === undefined ? undefined : deps.registry.hosts.get(hostId);
     if (seed !== undefined) {
-      triggerSeed(deps, task, seed, download, now);
+      triggerSeed(deps, task, seed, download, now, zone);
       return "other";
     }
   }
-  const current = task.backToSourcePeerId === undefined ? undefined : task.peers.get(task.backToSourcePeerId);
+  const currentId = task.backToSourcePeers.get(zone);
+  const current = currentId === undefined ? undefined : task.peers.get(currentId);
   if (current !== undefined && current.state !== "failed" && deps.registry.aliveHost(current.hostId, now) !== undefined)
     return current === child ? "child" : "other";
-  task.backToSourcePeerId = child.id;
+  task.backToSourcePeers.set(zone, child.id);
   return "child";
 }
 
@@ -174,9 +198,9 @@ function hasActivePeerOn(task: Task, hostId: string): boolean {
   return false;
 }
 
-function triggerSeed(deps: SchedulingDeps, task: Task, seed: HostRecord, download: Download, now: number): void {
+function triggerSeed(deps: SchedulingDeps, task: Task, seed: HostRecord, download: Download, now: number, zone: string): void {
   const state = { hostId: seed.id, state: "pending" as "pending" | "accepted" | "failed", at: now };
-  task.seedTrigger = state;
+  task.seedTriggers.set(zone, state);
   deps.logger.info({ taskId: task.id, hostId: seed.id }, "triggering seed peer");
   deps.triggerSeed(seed, task, download).then(
     () => {
@@ -192,7 +216,7 @@ function triggerSeed(deps: SchedulingDeps, task: Task, seed: HostRecord, downloa
 
 /** Called when a peer leaves or fails: a failed seed download must not keep children waiting. */
 export function noteSourceLost(task: Task, peer: Peer): void {
-  if (task.seedTrigger?.hostId === peer.hostId && peer.state !== "succeeded") task.seedTrigger.state = "failed";
-  if (task.backToSourcePeerId === peer.id) task.backToSourcePeerId = undefined;
+  for (const trigger of task.seedTriggers.values()) if (trigger.hostId === peer.hostId && peer.state !== "succeeded") trigger.state = "failed";
+  forgetBackToSourcePeer(task, peer.id);
   notifyTaskChanged(task);
 }

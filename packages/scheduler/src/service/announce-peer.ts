@@ -2,7 +2,16 @@ import { schedulerv1, type Download, type TaskInfo } from "@lacewing/api";
 import { ErrorCode, AsyncQueue, LacewingError, errorMessage, taskIdOf, type Logger } from "@lacewing/common";
 import { ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import { newPeer, type Peer } from "../resource/peer.js";
-import { notifyTaskChanged, recordGeometry, recordPieceDigest, taintTask, type Task, type TaskChange } from "../resource/task.js";
+import {
+  forgetBackToSourcePeer,
+  isBackToSourcePeer,
+  notifyTaskChanged,
+  recordGeometry,
+  recordPieceDigest,
+  taintTask,
+  type Task,
+  type TaskChange,
+} from "../resource/task.js";
 import type { FlowRecorder } from "../flow/flow-recorder.js";
 import type { SchedulerMetrics } from "../metrics/metrics.js";
 import { recordPieceCost } from "../scheduling/outlier.js";
@@ -354,11 +363,11 @@ class PeerSession {
       // An origin without a length: the fetch tells it at the end.
       const problem = recordGeometry(task, Number(finished.contentLength), task.pieceLength);
       if (problem !== undefined) this.#log.warn({ problem }, "finished peer's length disagrees with the task's");
-      if (task.backToSourcePeerId === peer.id) task.tainted = false;
+      if (isBackToSourcePeer(task, peer.id)) task.tainted = false;
     }
     peer.state = "succeeded";
     if (task.totalPieces > 0) peer.pieces.fill(task.totalPieces);
-    if (task.backToSourcePeerId === peer.id) task.backToSourcePeerId = undefined;
+    forgetBackToSourcePeer(task, peer.id);
     this.#log.info({ contentLength: task.contentLength }, "peer finished");
     notifyTaskChanged(task);
   }

@@ -129,6 +129,53 @@ describe("AnnouncePeer", () => {
     assert.equal((await pending).response.case, "needBackToSource");
   });
 
+  it("zones: under affinity a zone with a seed of its own triggers that seed and gets parents from inside; under isolation a zone without one fetches once itself", async () => {
+    // Two zones, each with a seed; a fake daemon per seed records what it was asked for.
+    const triggered: string[] = [];
+    const seedIn = async (client: Parameters<typeof stream>[0], zone: string) => {
+      const seed = await startFakeDaemon(async (request) => {
+        triggered.push(zone);
+        const seedPeer = stream(client, `seed-${zone}`, `seed-${zone}-peer`, taskIdOf({ url: request.download!.url }));
+        seedPeer.register(request.download);
+        void seedPeer.next().then((response) => {
+          if (response.response.case === "needBackToSource") fetchFromOrigin(seedPeer);
+        });
+        return { taskId: TASK_1, finished: false };
+      });
+      cleanUp(seed.close);
+      await announce(client, `seed-${zone}`, { type: HostType.SEED, port: seed.port, idc: zone });
+    };
+    const affinity = await setup({ topology: "affinity" });
+    await seedIn(affinity.client, "a");
+    await seedIn(affinity.client, "b");
+    await announce(affinity.client, "ha", { idc: "a" });
+    await announce(affinity.client, "hb", { idc: "b" });
+    const inA = stream(affinity.client, "ha", "child-a");
+    inA.register();
+    assert.deepEqual(parentIdsOf(await inA.next()), ["seed-a-peer"]);
+    const inB = stream(affinity.client, "hb", "child-b");
+    inB.register();
+    assert.deepEqual(parentIdsOf(await inB.next()), ["seed-b-peer"], "zone b's own seed, not zone a's, which already fetches");
+    assert.deepEqual(triggered.sort(), ["a", "b"]);
+
+    const isolation = await setup({ topology: "isolation" });
+    await seedIn(isolation.client, "a");
+    await announce(isolation.client, "ha", { idc: "a" });
+    await announce(isolation.client, "hb1", { idc: "b" });
+    await announce(isolation.client, "hb2", { idc: "b" });
+    const a = stream(isolation.client, "ha", "iso-a");
+    a.register();
+    assert.deepEqual(parentIdsOf(await a.next()), ["seed-a-peer"]);
+    const b1 = stream(isolation.client, "hb1", "iso-b1");
+    b1.register();
+    const first = await b1.next();
+    assert.equal(first.response.case, "needBackToSource", "zone b has no seed and may not use zone a's: one of its peers fetches");
+    b1.send({ case: "backToSourceStarted", value: {} });
+    const b2 = stream(isolation.client, "hb2", "iso-b2");
+    b2.register();
+    assert.deepEqual(parentIdsOf(await b2.next()), ["iso-b1"], "the zone's other peers take it as parent");
+  });
+
   it("sends children back to source when the seed trigger fails, one at a time", async () => {
     const { client } = await setup();
     const seed = await startFakeDaemon(async () => {
