@@ -2,6 +2,7 @@
 // capped links, P2P against straight-from-origin, in one run. Needs root.
 //   npm run bench:testbed -- [--peers 8] [--rate 200] [--size 128] [--scenarios link,p2p,origin] [--dir DIR] [--keep]
 //   npm run bench:testbed -- --scenarios p2p,p2p-kill,p2p-cut    (a serving peer taken away mid-transfer)
+//   npm run bench:testbed -- --zones [--inter-zone MBIT]          (two zones: isolation, affinity, a seed per zone)
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { hasCommand } from "../testbed/command.js";
@@ -13,13 +14,15 @@ const { values } = parseArgs({
     peers: { type: "string", default: "8" },
     rate: { type: "string", default: "200" },
     size: { type: "string", default: "128" },
-    scenarios: { type: "string", default: "link,p2p,bittorrent,origin" },
+    scenarios: { type: "string" },
     dir: { type: "string" },
     keep: { type: "boolean", default: false },
     "seed-args": { type: "string", default: "" },
     "peer-args": { type: "string", default: "" },
     "dfget-args": { type: "string", default: "" },
     timeline: { type: "boolean", default: false },
+    zones: { type: "boolean", default: false },
+    "inter-zone": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -34,10 +37,15 @@ if (values.help) {
   --seed-args=…  extra dfdaemon flags for the seed peer, e.g. --seed-args='--upload-limit 8' (p2p)
   --peer-args=…  extra dfdaemon flags for the peers' daemons in the p2p scenario
   --dfget-args=… extra dfget flags for every download, e.g. --dfget-args='--piece-length 1MiB'
-  --timeline     print each daemon's cached and served MiB once a second during the downloads`);
+  --timeline     print each daemon's cached and served MiB once a second during the downloads
+  --zones        two zones (half the peers each, a router between them, counted): runs a one-zone p2p run
+                 first, then the zone scenarios (default zones-isolation,zones-affinity,zones-affinity-seeds)
+  --inter-zone MBIT  cap of the router's link into each zone (default: --rate)`);
   process.exit(0);
 }
-const scenarios = values.scenarios.split(",").map((s) => s.trim()) as ScenarioName[];
+const scenarios = (values.scenarios ?? (values.zones ? "zones-isolation,zones-affinity,zones-affinity-seeds" : "link,p2p,bittorrent,origin"))
+  .split(",")
+  .map((s) => s.trim()) as ScenarioName[];
 for (const s of scenarios) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(", ")}`);
 if (scenarios.includes("bittorrent"))
   for (const [tool, pkg] of [
@@ -84,7 +92,7 @@ const log = (line: string): void => console.error(`[testbed] ${line}`);
 const loadBefore = loadavg()[0]!;
 const results: ScenarioResult[] = [];
 try {
-  testbed = await Testbed.start({
+  const common = {
     peers: Number(values.peers),
     rateMbit: Number(values.rate),
     sizeMiB: Number(values.size),
@@ -97,6 +105,18 @@ try {
     watchSchedulerDropMs: 40_000,
     log,
     ...(values.dir === undefined ? {} : { dir: values.dir }),
+  };
+  if (values.zones) {
+    // The same downloads in one zone first, for the time to compare with.
+    testbed = await Testbed.start(common);
+    const result = await testbed.run("p2p");
+    log(`p2p (one zone): last peer after ${result.secondsToLastPeer.toFixed(2)} s`);
+    results.push(result);
+    await testbed.close();
+  }
+  testbed = await Testbed.start({
+    ...common,
+    ...(values.zones ? { zones: values["inter-zone"] === undefined ? {} : { interZoneMbit: Number(values["inter-zone"]) } } : {}),
   });
   for (const scenario of scenarios) {
     const result = await testbed.run(scenario);
@@ -225,6 +245,13 @@ for (const r of results) {
       });
       console.log([point.seconds.toFixed(1).padStart(6), ...cells].join(" "));
     }
+  }
+  if (r.crossZone !== undefined) {
+    const z = r.crossZone;
+    console.log(
+      `${r.scenario}: crossed the zones: ${(z.pieces / MiB).toFixed(1)} MiB of pieces (${(z.pieces / r.blobBytes).toFixed(2)} × blob), ` +
+        `${(z.total / MiB).toFixed(1)} MiB in all (the origin's ${(z.originToZoneB / MiB).toFixed(1)} MiB to zone b, and control traffic)`,
+    );
   }
   if (r.fault !== undefined) {
     const f = r.fault;

@@ -73,3 +73,40 @@ describe("network testbed: a serving peer host taken away mid-transfer", { skip 
       assert.ok(result.originBytes <= 1.05 * result.blobBytes, `origin sent ${result.originBytes} bytes for a ${result.blobBytes}-byte blob`);
     });
 });
+
+describe("network testbed: two zones of 2 peer hosts joined by a counted router", { skip }, () => {
+  let testbed: Testbed;
+
+  before(async () => {
+    testbed = await Testbed.start({ peers: PEERS, rateMbit: 200, sizeMiB: SIZE_MIB, zones: {} });
+  });
+
+  after(async () => {
+    await testbed?.close();
+  });
+
+  it("isolation: no piece crosses the zones; zone b, with no seed of its own, fetches from the origin once", async () => {
+    const result = await testbed.run("zones-isolation");
+    assertEveryPeerFinished(result);
+    assert.equal(result.crossZone!.pieces, 0, "no piece byte crossed the router");
+    assert.ok(result.crossZone!.originToZoneB >= result.blobBytes, `the origin sent zone b ${result.crossZone!.originToZoneB} bytes`);
+    assert.ok(result.originBytes <= 2.05 * result.blobBytes, `origin sent ${result.originBytes} bytes: once per zone`);
+  });
+
+  it("affinity with one seed: each piece crosses into zone b about once, then spreads inside it; nothing from the origin", async () => {
+    const result = await testbed.run("zones-affinity");
+    assertEveryPeerFinished(result);
+    assert.ok(result.crossZone!.pieces >= result.blobBytes, `${result.crossZone!.pieces} piece bytes crossed: every piece at least once`);
+    // Each of zone b's two peers fetching across would be 2 × the blob; the zone's first peer fetches for the other (endgame duplicates aside).
+    assert.ok(result.crossZone!.pieces <= 1.5 * result.blobBytes, `${result.crossZone!.pieces} piece bytes crossed for a ${result.blobBytes}-byte blob`);
+    assert.equal(result.crossZone!.originToZoneB, 0);
+    assert.ok(result.originBytes <= 1.05 * result.blobBytes, `origin sent ${result.originBytes} bytes`);
+  });
+
+  it("affinity with a seed in each zone: no piece crosses, each zone's seed fetches from the origin", async () => {
+    const result = await testbed.run("zones-affinity-seeds");
+    assertEveryPeerFinished(result);
+    assert.equal(result.crossZone!.pieces, 0, "no piece byte crossed the router");
+    assert.ok(result.originBytes >= 2 * result.blobBytes && result.originBytes <= 2.05 * result.blobBytes, `origin sent ${result.originBytes} bytes`);
+  });
+});

@@ -138,10 +138,10 @@ export interface SchedulerProcess extends HostProcess {
   hosts(): Promise<{ seed: number; normal: number } | undefined>;
 }
 
-export async function startScheduler(host: Host, logDir: string): Promise<SchedulerProcess> {
+export async function startScheduler(host: Host, logDir: string, extraArgs: readonly string[] = []): Promise<SchedulerProcess> {
   const address = `${host.ip}:${DEFAULTS.scheduler.port}`;
   const metricsUrl = `http://${host.ip}:${DEFAULTS.scheduler.metricsPort}`;
-  const args = [BIN.scheduler, "--listen", address, "--log-level", "warn", "--tls-dir", await tlsDir("scheduler", host.name)];
+  const args = [BIN.scheduler, "--listen", address, "--log-level", "warn", "--tls-dir", await tlsDir("scheduler", host.name), ...extraArgs];
   const proc = await startInHost(host, "scheduler", process.execPath, args, logDir);
   await waitUntil(proc, "/readyz", async () => (await curlFrom(host, `${metricsUrl}/readyz`)) !== undefined);
   return {

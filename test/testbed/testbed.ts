@@ -24,10 +24,29 @@ import {
   type HostProcess,
   type SchedulerProcess,
 } from "./cluster.js";
+import { DEFAULTS } from "@lacewing/common";
 import { hasCommand } from "./command.js";
 import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
 
-export type ScenarioName = "p2p" | "origin" | "link" | "bittorrent" | "p2p-kill" | "p2p-cut";
+export type ScenarioName = "p2p" | "origin" | "link" | "bittorrent" | "p2p-kill" | "p2p-cut" | ZoneScenario;
+
+/** Zoned testbeds only (`zones`): the two zones' peers download at once, the scheduler in one topology mode. */
+export type ZoneScenario = "zones-isolation" | "zones-affinity" | "zones-affinity-seeds";
+
+const ZONE_PLANS: Record<ZoneScenario, { topology: "isolation" | "affinity"; seedPerZone: boolean }> = {
+  "zones-isolation": { topology: "isolation", seedPerZone: false },
+  "zones-affinity": { topology: "affinity", seedPerZone: false },
+  "zones-affinity-seeds": { topology: "affinity", seedPerZone: true },
+};
+
+function isZoneScenario(scenario: ScenarioName): scenario is ZoneScenario {
+  return scenario in ZONE_PLANS;
+}
+
+/** The idc every daemon of zone z announces (--idc). */
+export function zoneIdc(zone: number): string {
+  return `zone-${String.fromCharCode(97 + zone)}`;
+}
 
 export const SCENARIOS: Record<ScenarioName, string> = {
   p2p: "p2p: scheduler + seed peer + peers",
@@ -36,6 +55,9 @@ export const SCENARIOS: Record<ScenarioName, string> = {
   bittorrent: "BitTorrent: aria2c seeder on the origin host",
   "p2p-kill": "p2p, a serving peer's daemon killed (SIGKILL) mid-transfer",
   "p2p-cut": "p2p, a serving peer's link cut mid-transfer (packets dropped, no RST)",
+  "zones-isolation": "2 zones, isolation, one seed (in zone a)",
+  "zones-affinity": "2 zones, affinity, one seed (in zone a)",
+  "zones-affinity-seeds": "2 zones, affinity, a seed in each zone",
 };
 
 /** How a fault scenario takes a peer host away while it serves others. */
@@ -81,6 +103,13 @@ export interface TestbedOptions {
   dfgetArgs?: readonly string[];
   /** Sample every daemon's cached and uploaded bytes this often during the downloads (ms); 0 for no timeline. */
   timelineMs?: number;
+  /**
+   * Two zones: origin, scheduler, the seed and the first half of the peers
+   * in zone a, a second seed host (`seed-b`) and the rest in zone b, joined
+   * by a router whose link into each zone is capped at `interZoneMbit`
+   * (default: the hosts' rate) and counted. Only the zone scenarios run on it.
+   */
+  zones?: { interZoneMbit?: number };
   /** Fault scenarios: after the other downloads end, keep watching this long (ms) for the scheduler to drop the host taken away; 0 stops at their end. */
   watchSchedulerDropMs?: number;
   /** Progress lines; silent by default. */
@@ -126,6 +155,8 @@ export interface ScenarioResult {
   cpu?: { cores: number; busy: number; secondsByProcess: Record<string, number> };
   /** Fault scenarios: the host taken away (left out of `downloads`) and how long the others took to notice. */
   fault?: FaultReport;
+  /** Zone scenarios: bytes the router forwarded between the zones during the downloads, and the origin's bytes to the other zone. */
+  crossZone?: { total: number; pieces: number; originToZoneB: number };
 }
 
 const MiB = 1024 * 1024;
@@ -210,10 +241,13 @@ export class Testbed {
       dfgetArgs: input.dfgetArgs ?? [],
       timelineMs: input.timelineMs ?? 0,
       watchSchedulerDropMs: input.watchSchedulerDropMs ?? 0,
+      zones: input.zones ?? {},
     };
+    const zoned = input.zones !== undefined;
     if (!Number.isInteger(options.peers) || options.peers < 1) throw new Error("peers must be a positive integer");
     if (!(options.rateMbit > 0)) throw new Error("rate must be positive");
     if (!(options.sizeMiB > 0)) throw new Error("size must be positive");
+    if (zoned && !(await hasCommand("iptables"))) throw new Error("a testbed with zones needs iptables (apt-get install iptables) to count what crosses them");
     const log = input.log ?? (() => undefined);
     const leftovers = [...(await removeLeftovers()), ...(await removeLeftoverDirs(options.dir))];
     if (leftovers.length > 0) log(`removed leftovers of an earlier run: ${leftovers.join(" ")}`);
@@ -221,8 +255,15 @@ export class Testbed {
     let network: Network | undefined;
     let origin: NginxOrigin | undefined;
     try {
-      const names = ["origin", "scheduler", "seed", ...Array.from({ length: options.peers }, (_, i) => `peer${i + 1}`)];
-      network = await Network.create({ hosts: names, rateMbit: options.rateMbit });
+      const peerNames = Array.from({ length: options.peers }, (_, i) => `peer${i + 1}`);
+      const names = ["origin", "scheduler", "seed", ...(zoned ? ["seed-b"] : []), ...peerNames];
+      const zoneOf: Record<string, number> = { origin: 0, scheduler: 0, seed: 0, "seed-b": 1 };
+      peerNames.forEach((name, i) => (zoneOf[name] = i < Math.ceil(options.peers / 2) ? 0 : 1));
+      network = await Network.create({
+        hosts: names,
+        rateMbit: options.rateMbit,
+        ...(zoned ? { zones: { of: zoneOf, interZoneMbit: options.zones.interZoneMbit ?? options.rateMbit, piecePort: DEFAULTS.dfdaemon.uploadPort } } : {}),
+      });
       log(`network: ${names.length} hosts on bridge ${network.bridge}, uplinks capped at ${options.rateMbit} Mbit/s`);
       origin = new NginxOrigin(network.host("origin"), join(runDir, "origin"));
       await mkdir(origin.root, { recursive: true });
@@ -253,7 +294,13 @@ export class Testbed {
     try {
       if (scenario === "link") return await this.#runLink();
       if (scenario === "bittorrent") return await this.#runBitTorrent(dir);
-      return await this.#runDfget(scenario === "origin" ? "origin" : "p2p", dir, isFaultScenario(scenario) ? FAULTS[scenario] : undefined);
+      if (isZoneScenario(scenario) !== (this.#network.router !== undefined))
+        throw new Error(`${scenario} ${isZoneScenario(scenario) ? "needs a testbed with zones" : "runs on a testbed without zones"}`);
+      if (isZoneScenario(scenario)) return await this.#runDfget("p2p", dir, { scenario, zones: ZONE_PLANS[scenario] });
+      return await this.#runDfget(scenario === "origin" ? "origin" : "p2p", dir, {
+        scenario,
+        ...(isFaultScenario(scenario) ? { fault: FAULTS[scenario] } : {}),
+      });
     } finally {
       await this.#stopRunning();
       if (!this.options.keep) await rm(dir, { recursive: true, force: true });
@@ -270,30 +317,48 @@ export class Testbed {
     return process;
   }
 
-  async #runDfget(mode: "p2p" | "origin", dir: string, fault?: FaultReport["kind"]): Promise<ScenarioResult> {
-    const scenario: ScenarioName = fault === undefined ? mode : fault === "kill" ? "p2p-kill" : "p2p-cut";
+  async #runDfget(
+    mode: "p2p" | "origin",
+    dir: string,
+    plan: { scenario: ScenarioName; fault?: FaultReport["kind"]; zones?: (typeof ZONE_PLANS)[ZoneScenario] },
+  ): Promise<ScenarioResult> {
+    const { scenario, fault, zones } = plan;
     const peers = this.peerHosts;
     const daemons = new Map<string, DfdaemonProcess>();
     let scheduler: SchedulerProcess | undefined;
     let announced: boolean | undefined;
+    // With zones, every daemon says which zone it is in.
+    const zoneArgs = (host: Host): string[] => (zones === undefined ? [] : ["--idc", zoneIdc(host.zone)]);
+    const seedHosts = [this.#network.host("seed"), ...(zones?.seedPerZone === true ? [this.#network.host("seed-b")] : [])];
     if (mode === "p2p") {
-      scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler")));
-      const seedHost = this.#network.host("seed");
-      daemons.set(
-        seedHost.name,
-        this.#track(await startDfdaemon(seedHost, join(dir, seedHost.name), { scheduler: scheduler.address, seed: true, extraArgs: this.options.seedArgs })),
-      );
-      this.#log(`${scenario}: scheduler at ${scheduler.address}, seed peer at ${seedHost.ip}`);
+      const schedulerArgs = zones === undefined ? [] : ["--topology", zones.topology];
+      scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler"), schedulerArgs));
+      for (const seedHost of seedHosts)
+        daemons.set(
+          seedHost.name,
+          this.#track(
+            await startDfdaemon(seedHost, join(dir, seedHost.name), {
+              scheduler: scheduler.address,
+              seed: true,
+              extraArgs: [...this.options.seedArgs, ...zoneArgs(seedHost)],
+            }),
+          ),
+        );
+      this.#log(`${scenario}: scheduler at ${scheduler.address}, seed peers at ${seedHosts.map((h) => h.ip).join(", ")}`);
     }
-    const options = scheduler === undefined ? {} : { scheduler: scheduler.address, extraArgs: this.options.peerArgs };
-    await Promise.all(peers.map(async (host) => daemons.set(host.name, this.#track(await startDfdaemon(host, join(dir, host.name), options)))));
+    await Promise.all(
+      peers.map(async (host) => {
+        const options = scheduler === undefined ? {} : { scheduler: scheduler.address, extraArgs: [...this.options.peerArgs, ...zoneArgs(host)] };
+        daemons.set(host.name, this.#track(await startDfdaemon(host, join(dir, host.name), options)));
+      }),
+    );
     if (scheduler !== undefined) {
       // A download that starts before its host is known cannot be given parents; wait for the announcements, but not forever:
       // a build without the scheduler client never announces, and its figures are still worth printing.
       announced = false;
       for (let i = 0; i < 100 && !announced; i++) {
         const hosts = await scheduler.hosts();
-        announced = hosts !== undefined && hosts.seed >= 1 && hosts.normal >= peers.length;
+        announced = hosts !== undefined && hosts.seed >= seedHosts.length && hosts.normal >= peers.length;
         if (!announced) await sleep(100);
       }
       if (!announced) this.#log(`${scenario}: the dfdaemons did not announce themselves to the scheduler within 10 s; measuring anyway`);
@@ -303,6 +368,7 @@ export class Testbed {
     const cpuBefore = await Promise.all(processes.map((p) => p.cpuSeconds()));
     const machineBefore = await machineCpu();
     const mark = await this.#origin.mark();
+    const crossBefore = await this.#network.crossZoneTraffic();
     this.#log(`${scenario}: ${peers.length} dfgets of ${this.#origin.url(BLOB_PATH)} at once`);
     const started = performance.now();
     const timeline: NonNullable<ScenarioResult["timeline"]> = [];
@@ -371,6 +437,16 @@ export class Testbed {
     // Stop the daemons before reading the access log: nginx logs a request when it ends.
     await this.#stopRunning();
     const traffic = await this.#origin.trafficSince(mark);
+    const crossAfter = await this.#network.crossZoneTraffic();
+    const zoneB = new Set([...this.#network.hosts.values()].filter((h) => h.zone === 1).map((h) => h.ip));
+    const crossZone =
+      zones === undefined
+        ? undefined
+        : {
+            total: crossAfter.total - crossBefore.total,
+            pieces: crossAfter.pieces - crossBefore.pieces,
+            originToZoneB: Object.entries(traffic.bytesByClient).reduce((n, [ip, bytes]) => (zoneB.has(ip) ? n + bytes : n), 0),
+          };
     for (const d of downloads) {
       const digest = await sha256File(d.output);
       if (digest !== this.#blobSha256) throw new Error(`${scenario}: ${d.host} got sha256 ${digest}, expected ${this.#blobSha256}`);
@@ -389,6 +465,7 @@ export class Testbed {
       },
       ...(announced === undefined ? {} : { announced }),
       ...(faultReport === undefined ? {} : { fault: faultReport }),
+      ...(crossZone === undefined ? {} : { crossZone }),
     };
   }
 

@@ -73,7 +73,7 @@ describe("filterCandidateParents", () => {
     const far = peer("far-peer", "far", "succeeded");
     assert.equal(parentRejection(ctx({ topology: "isolation" }), far), "other idc");
     assert.equal(parentRejection(ctx({ topology: "affinity" }), far), undefined);
-    assert.equal(parentRejection(ctx({ topology: "affinity", ownZone: true }), far), "other idc, and the child's has a seed peer of its own");
+    assert.equal(parentRejection(ctx({ topology: "affinity", ownZone: true }), far), "other idc, and the child's is served from inside");
   });
 
   it("drops failed peers and peers with nothing the child lacks", () => {

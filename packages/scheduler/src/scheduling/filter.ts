@@ -13,7 +13,11 @@ export interface FilterContext {
   readonly topology: Topology;
   /** Milliseconds since the epoch; liveness is judged now, not at the last GC. */
   readonly now: number;
-  /** The child's idc is its own source zone (isolation, or a seed peer of its own under affinity): parents come from inside it. */
+  /**
+   * Parents come from inside the child's idc: it is its own source zone
+   * (isolation, or a seed peer of its own under affinity), or under affinity
+   * an earlier peer of the zone fetches from the others for it.
+   */
   readonly ownZone: boolean;
 }
 
@@ -30,7 +34,7 @@ export function parentRejection(ctx: FilterContext, parent: Peer): string | unde
   if (host === undefined || !isHostAlive(host, ctx.now)) return "host not alive";
   if (freeUploadSlots(host, ctx.now) <= 0) return "no free upload slots";
   if (ctx.topology === "isolation" && host.info.idc !== childHost.info.idc) return "other idc";
-  if (ctx.ownZone && host.info.idc !== childHost.info.idc) return "other idc, and the child's has a seed peer of its own";
+  if (ctx.ownZone && host.info.idc !== childHost.info.idc) return "other idc, and the child's is served from inside";
   if (!hasSomethingToGive(parent, child, host)) return "nothing to give";
   return undefined;
 }

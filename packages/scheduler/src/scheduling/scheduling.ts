@@ -50,7 +50,7 @@ export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, chi
     hosts: deps.registry.hosts,
     topology: deps.options.topology,
     now,
-    ownZone: sourceZoneOf(deps, childHost, now) !== "",
+    ownZone: sourceZoneOf(deps, childHost, now) !== "" || zoneHasEarlierPeer(deps, task, child, childHost, now),
   };
   let candidates = filterCandidateParents(base).filter((parent) => !exclude.has(parent.id));
   const good = candidates.filter((parent) => !task.badParents.has(parent.id));
@@ -70,6 +70,24 @@ export function sourceZoneOf(deps: SchedulingDeps, host: HostRecord, now: number
   const idc = host.info.idc;
   if (deps.options.topology === "isolation") return idc;
   return deps.registry.aliveSeedHosts(now).some((seed) => seed.info.idc === idc) ? idc : "";
+}
+
+/**
+ * Under affinity, the first peer of a zone without a seed peer fetches from
+ * other zones and the zone's later peers from inside it, so each piece
+ * crosses once: true when another live peer of the task in the child's idc
+ * registered before it (with idc unset everywhere, every host is one zone
+ * and this changes nothing).
+ */
+function zoneHasEarlierPeer(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord, now: number): boolean {
+  if (deps.options.topology !== "affinity") return false;
+  for (const peer of task.peers.values()) {
+    if (peer === child || peer.state === "failed" || peer.createdAt > child.createdAt) continue;
+    if (peer.createdAt === child.createdAt && peer.id > child.id) continue;
+    const host = deps.registry.aliveHost(peer.hostId, now);
+    if (host !== undefined && host.id !== childHost.id && host.info.idc === childHost.info.idc) return true;
+  }
+  return false;
 }
 
 /** Another peer is fetching the task from the origin (or was just told to and has not said it started). */
