@@ -158,6 +158,18 @@ describe("AnnouncePeer", () => {
     assert.deepEqual(parentIdsOf(await inB.next()), ["seed-b-peer"], "zone b's own seed, not zone a's, which already fetches");
     assert.deepEqual(triggered.sort(), ["a", "b"]);
 
+    // Affinity, and zone c has no seed: its first peer takes parents from zone a, its later ones only from inside.
+    await announce(affinity.client, "hc1", { idc: "c" });
+    await announce(affinity.client, "hc2", { idc: "c" });
+    const c1 = stream(affinity.client, "hc1", "child-c1");
+    c1.register();
+    assert.ok(parentIdsOf(await c1.next()).length > 0, "the zone's first peer gets parents from another zone");
+    const c2 = stream(affinity.client, "hc2", "child-c2");
+    c2.register();
+    const c2Answer = c2.next();
+    c1.send({ case: "pieceFinished", value: { piece: { number: 0, length: BigInt(PIECE_LENGTH), parentId: "seed-a-peer", sha256: pieceSha256(0) } } });
+    assert.deepEqual(parentIdsOf(await c2Answer), ["child-c1"], "the zone's next peer gets the first one, not the seeds across");
+
     const isolation = await setup({ topology: "isolation" });
     await seedIn(isolation.client, "a");
     await announce(isolation.client, "ha", { idc: "a" });
