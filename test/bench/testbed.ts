@@ -39,11 +39,13 @@ if (values.help) {
   --dfget-args=… extra dfget flags for every download, e.g. --dfget-args='--piece-length 1MiB'
   --timeline     print each daemon's cached and served MiB once a second during the downloads
   --zones        two zones (half the peers each, a router between them, counted): runs a one-zone p2p run
-                 first, then the zone scenarios (default zones-isolation,zones-affinity,zones-affinity-seeds)
+                 first, then the zone scenarios (default zones-isolation,zones-affinity,zones-affinity-once,zones-affinity-seeds)
   --inter-zone MBIT  cap of the router's link into each zone (default: --rate)`);
   process.exit(0);
 }
-const scenarios = (values.scenarios ?? (values.zones ? "zones-isolation,zones-affinity,zones-affinity-seeds" : "link,p2p,bittorrent,origin"))
+const scenarios = (
+  values.scenarios ?? (values.zones ? "zones-isolation,zones-affinity,zones-affinity-once,zones-affinity-seeds" : "link,p2p,bittorrent,origin")
+)
   .split(",")
   .map((s) => s.trim()) as ScenarioName[];
 for (const s of scenarios) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(", ")}`);

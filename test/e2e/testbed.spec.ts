@@ -93,8 +93,18 @@ describe("network testbed: two zones of 2 peer hosts joined by a counted router"
     assert.ok(result.originBytes <= 2.05 * result.blobBytes, `origin sent ${result.originBytes} bytes: once per zone`);
   });
 
-  it("affinity with one seed: each piece crosses into zone b about once, then spreads inside it; nothing from the origin", async () => {
+  it("affinity with one seed: zone b gets every piece across the router, and nothing from the origin", async () => {
     const result = await testbed.run("zones-affinity");
+    assertEveryPeerFinished(result);
+    // Parents are only preferred in the same zone: pieces cross both ways, at most what every peer received.
+    assert.ok(result.crossZone!.pieces >= result.blobBytes, `${result.crossZone!.pieces} piece bytes crossed: every piece at least once`);
+    assert.ok(result.crossZone!.pieces <= PEERS * result.blobBytes, `${result.crossZone!.pieces} piece bytes crossed`);
+    assert.equal(result.crossZone!.originToZoneB, 0);
+    assert.ok(result.originBytes <= 1.05 * result.blobBytes, `origin sent ${result.originBytes} bytes`);
+  });
+
+  it("affinity --cross-zone-once with one seed: each piece crosses into zone b about once, then spreads inside it", async () => {
+    const result = await testbed.run("zones-affinity-once");
     assertEveryPeerFinished(result);
     assert.ok(result.crossZone!.pieces >= result.blobBytes, `${result.crossZone!.pieces} piece bytes crossed: every piece at least once`);
     // Each of zone b's two peers fetching across would be 2 × the blob; the zone's first peer fetches for the other (endgame duplicates aside).
@@ -103,7 +113,7 @@ describe("network testbed: two zones of 2 peer hosts joined by a counted router"
     assert.ok(result.originBytes <= 1.05 * result.blobBytes, `origin sent ${result.originBytes} bytes`);
   });
 
-  it("affinity with a seed in each zone: no piece crosses, each zone's seed fetches from the origin", async () => {
+  it("affinity --cross-zone-once with a seed in each zone: no piece crosses, each zone's seed fetches from the origin", async () => {
     const result = await testbed.run("zones-affinity-seeds");
     assertEveryPeerFinished(result);
     assert.equal(result.crossZone!.pieces, 0, "no piece byte crossed the router");

@@ -18,7 +18,7 @@ const USAGE = `usage: npm run sim -- --nodes N --size SIZE --rate MBIT [--zones 
        npm run sim -- --calibrate [--json]
        npm run sim -- --sweep [--rate MBIT] [--zones Z] [--nodes-list 100,1000,5000] [--sizes 1GiB,10GiB] [--out DIR] [--json]
 options: --piece-length SIZE --seed-rate MBIT --origin-rate MBIT --latency MS --queue MS --overhead X
-         --fail FRACTION --random-seed N --outlier-interval MS --wake-interval MS --topology affinity|isolation`;
+         --fail FRACTION --random-seed N --outlier-interval MS --wake-interval MS --topology affinity|isolation --cross-zone-once`;
 
 const FLAGS = {
   nodes: { type: "string" },
@@ -43,6 +43,7 @@ const FLAGS = {
   "outlier-interval": { type: "string" },
   "wake-interval": { type: "string" },
   topology: { type: "string" },
+  "cross-zone-once": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -98,6 +99,7 @@ function tuningOf(values: Values): Partial<SimInput> {
     if (topology !== "affinity" && topology !== "isolation") throw new UsageError(`--topology must be affinity or isolation, got ${JSON.stringify(topology)}`);
     input.scheduler = { topology };
   }
+  if (values["cross-zone-once"] === true) input.scheduler = { ...input.scheduler, crossZoneOnce: true };
   return input;
 }
 

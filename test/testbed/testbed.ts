@@ -31,12 +31,13 @@ import { Network, isAlive, removeLeftovers, type Host } from "./netns.js";
 export type ScenarioName = "p2p" | "origin" | "link" | "bittorrent" | "p2p-kill" | "p2p-cut" | ZoneScenario;
 
 /** Zoned testbeds only (`zones`): the two zones' peers download at once, the scheduler in one topology mode. */
-export type ZoneScenario = "zones-isolation" | "zones-affinity" | "zones-affinity-seeds";
+export type ZoneScenario = "zones-isolation" | "zones-affinity" | "zones-affinity-once" | "zones-affinity-seeds";
 
-const ZONE_PLANS: Record<ZoneScenario, { topology: "isolation" | "affinity"; seedPerZone: boolean }> = {
-  "zones-isolation": { topology: "isolation", seedPerZone: false },
-  "zones-affinity": { topology: "affinity", seedPerZone: false },
-  "zones-affinity-seeds": { topology: "affinity", seedPerZone: true },
+const ZONE_PLANS: Record<ZoneScenario, { topology: "isolation" | "affinity"; crossZoneOnce: boolean; seedPerZone: boolean }> = {
+  "zones-isolation": { topology: "isolation", crossZoneOnce: false, seedPerZone: false },
+  "zones-affinity": { topology: "affinity", crossZoneOnce: false, seedPerZone: false },
+  "zones-affinity-once": { topology: "affinity", crossZoneOnce: true, seedPerZone: false },
+  "zones-affinity-seeds": { topology: "affinity", crossZoneOnce: true, seedPerZone: true },
 };
 
 function isZoneScenario(scenario: ScenarioName): scenario is ZoneScenario {
@@ -57,7 +58,8 @@ export const SCENARIOS: Record<ScenarioName, string> = {
   "p2p-cut": "p2p, a serving peer's link cut mid-transfer (packets dropped, no RST)",
   "zones-isolation": "2 zones, isolation, one seed (in zone a)",
   "zones-affinity": "2 zones, affinity, one seed (in zone a)",
-  "zones-affinity-seeds": "2 zones, affinity, a seed in each zone",
+  "zones-affinity-once": "2 zones, affinity --cross-zone-once, one seed (in zone a)",
+  "zones-affinity-seeds": "2 zones, affinity --cross-zone-once, a seed in each zone",
 };
 
 /** How a fault scenario takes a peer host away while it serves others. */
@@ -331,7 +333,7 @@ export class Testbed {
     const zoneArgs = (host: Host): string[] => (zones === undefined ? [] : ["--idc", zoneIdc(host.zone)]);
     const seedHosts = [this.#network.host("seed"), ...(zones?.seedPerZone === true ? [this.#network.host("seed-b")] : [])];
     if (mode === "p2p") {
-      const schedulerArgs = zones === undefined ? [] : ["--topology", zones.topology];
+      const schedulerArgs = zones === undefined ? [] : ["--topology", zones.topology, ...(zones.crossZoneOnce ? ["--cross-zone-once"] : [])];
       scheduler = this.#track(await startScheduler(this.#network.host("scheduler"), join(dir, "scheduler"), schedulerArgs));
       for (const seedHost of seedHosts)
         daemons.set(

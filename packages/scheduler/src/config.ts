@@ -31,6 +31,12 @@ export const schedulerConfigSchema = {
     default: 10_000,
     env: "LACEWING_SCHEDULER_SCHEDULE_TIMEOUT",
   }),
+  crossZoneOnce: field.boolean({
+    description:
+      "Under affinity, keep pieces inside zones (idc): a zone with a seed peer of its own is served by it from inside, and a zone without one lets only its first peers of a task take parents elsewhere, so each piece crosses about once; far fewer cross-zone bytes, at a time cost the rollout simulator puts at several times F/U for hundreds of nodes (docs/BENCHMARKS.md)",
+    default: false,
+    env: "LACEWING_SCHEDULER_CROSS_ZONE_ONCE",
+  }),
   topology: field.enum(["isolation", "affinity"] as const, {
     description: "isolation: never cross idc; affinity: prefer the same idc and location",
     default: "affinity",

@@ -77,6 +77,7 @@ export class SchedulerServer {
         maxReschedules: this.config.maxReschedules,
         scheduleTimeoutMs: this.config.scheduleTimeout,
         topology: this.config.topology,
+        crossZoneOnce: this.config.crossZoneOnce,
       },
       logger: this.#logger,
       now: options.now ?? Date.now,

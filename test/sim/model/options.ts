@@ -37,6 +37,7 @@ export interface SchedulerTuning {
   maxReschedules: number;
   scheduleTimeoutMs: number;
   topology: "isolation" | "affinity";
+  crossZoneOnce: boolean;
 }
 
 export interface SimOptions {
@@ -106,6 +107,7 @@ export function defaultSchedulerTuning(): SchedulerTuning {
     maxReschedules: defaultOf(schedulerConfigSchema.maxReschedules),
     scheduleTimeoutMs: defaultOf(schedulerConfigSchema.scheduleTimeout),
     topology: defaultOf(schedulerConfigSchema.topology),
+    crossZoneOnce: defaultOf(schedulerConfigSchema.crossZoneOnce),
   };
 }
 

@@ -124,6 +124,7 @@ export class SimScheduler {
         // Its own deadline is wall-clock; the simulator enforces scheduleTimeout in simulated time instead (see #decide).
         scheduleTimeoutMs: 24 * 3_600_000,
         topology: options.scheduler.topology,
+        crossZoneOnce: options.scheduler.crossZoneOnce,
       },
       logger: silentLogger(),
       now: () => EPOCH_MS + events.now,

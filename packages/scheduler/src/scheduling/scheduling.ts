@@ -13,6 +13,8 @@ export interface SchedulingOptions {
   /** How long a child waits for a parent to appear before going back to source, ms. */
   scheduleTimeoutMs: number;
   topology: Topology;
+  /** See the scheduler's crossZoneOnce setting. */
+  crossZoneOnce: boolean;
 }
 
 export interface SchedulingDeps {
@@ -62,32 +64,40 @@ export function chooseParents(deps: SchedulingDeps, task: Task, child: Peer, chi
 
 /**
  * The part of the cluster whose peers share one source of a task, for the
- * child's host: its idc under isolation, or under affinity when that idc has
- * a seed peer of its own (the zone is then served from inside); otherwise
- * "", the whole cluster.
+ * child's host: its idc under isolation, or under affinity with
+ * crossZoneOnce when that idc has a seed peer of its own (the zone is then
+ * served from inside); otherwise "", the whole cluster.
  */
 export function sourceZoneOf(deps: SchedulingDeps, host: HostRecord, now: number): string {
   const idc = host.info.idc;
   if (deps.options.topology === "isolation") return idc;
+  if (!deps.options.crossZoneOnce) return "";
   return deps.registry.aliveSeedHosts(now).some((seed) => seed.info.idc === idc) ? idc : "";
 }
 
+/** Peers of a task in one zone per peer that may fetch from other zones for it (see zoneHasEarlierPeer). */
+const PEERS_PER_ZONE_GATEWAY = 64;
+
 /**
- * Under affinity, the first peer of a zone without a seed peer fetches from
- * other zones and the zone's later peers from inside it, so each piece
- * crosses once: true when another live peer of the task in the child's idc
- * registered before it (with idc unset everywhere, every host is one zone
- * and this changes nothing).
+ * Under affinity, the first peers of a zone without a seed peer (one per
+ * PEERS_PER_ZONE_GATEWAY of the task's peers there) fetch from other zones
+ * and the zone's later peers from inside it, so each piece crosses about
+ * once: true when enough live peers of the task in the child's idc
+ * registered before it. With idc unset everywhere, every host is one zone
+ * and this changes nothing.
  */
 function zoneHasEarlierPeer(deps: SchedulingDeps, task: Task, child: Peer, childHost: HostRecord, now: number): boolean {
-  if (deps.options.topology !== "affinity") return false;
+  if (deps.options.topology !== "affinity" || !deps.options.crossZoneOnce) return false;
+  let earlier = 0;
+  let inZone = 0;
   for (const peer of task.peers.values()) {
-    if (peer === child || peer.state === "failed" || peer.createdAt > child.createdAt) continue;
-    if (peer.createdAt === child.createdAt && peer.id > child.id) continue;
+    if (peer === child || peer.state === "failed") continue;
     const host = deps.registry.aliveHost(peer.hostId, now);
-    if (host !== undefined && host.id !== childHost.id && host.info.idc === childHost.info.idc) return true;
+    if (host === undefined || host.id === childHost.id || host.info.idc !== childHost.info.idc) continue;
+    inZone++;
+    if (peer.createdAt < child.createdAt || (peer.createdAt === child.createdAt && peer.id < child.id)) earlier++;
   }
-  return false;
+  return earlier >= Math.max(1, Math.ceil(inZone / PEERS_PER_ZONE_GATEWAY));
 }
 
 /** Another peer is fetching the task from the origin (or was just told to and has not said it started). */

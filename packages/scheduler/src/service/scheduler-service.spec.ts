@@ -129,7 +129,7 @@ describe("AnnouncePeer", () => {
     assert.equal((await pending).response.case, "needBackToSource");
   });
 
-  it("zones: under affinity a zone with a seed of its own triggers that seed and gets parents from inside; under isolation a zone without one fetches once itself", async () => {
+  it("zones: under affinity with crossZoneOnce a zone with a seed of its own triggers that seed and gets parents from inside, one without takes parents across for its first peer only; under isolation a zone without a seed fetches once itself", async () => {
     // Two zones, each with a seed; a fake daemon per seed records what it was asked for.
     const triggered: string[] = [];
     const seedIn = async (client: Parameters<typeof stream>[0], zone: string) => {
@@ -145,7 +145,7 @@ describe("AnnouncePeer", () => {
       cleanUp(seed.close);
       await announce(client, `seed-${zone}`, { type: HostType.SEED, port: seed.port, idc: zone });
     };
-    const affinity = await setup({ topology: "affinity" });
+    const affinity = await setup({ topology: "affinity", crossZoneOnce: true });
     await seedIn(affinity.client, "a");
     await seedIn(affinity.client, "b");
     await announce(affinity.client, "ha", { idc: "a" });
