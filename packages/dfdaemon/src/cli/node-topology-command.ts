@@ -1,9 +1,8 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Command } from "commander";
-import { errorMessage } from "@lacewing/common";
+import { errorMessage, retry } from "@lacewing/common";
 import { DEFAULT_TOPOLOGY_LABELS, topologyOfLabels, withTopology, type NodeTopology } from "./node-topology.js";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -72,16 +71,14 @@ async function nodeLabels(node: string, flags: Flags): Promise<Record<string, st
   if (server === undefined) throw new Error("no --api-server and no KUBERNETES_SERVICE_HOST: not running in a cluster?");
   const [token, ca] = await Promise.all([readFile(join(flags.serviceAccountDir, "token"), "utf8"), readFile(join(flags.serviceAccountDir, "ca.crt"))]);
   const url = new URL(`/api/v1/nodes/${encodeURIComponent(node)}`, server);
-  for (let attempt = 1; ; attempt++) {
-    try {
+  // An answer such as 403 or 404 will be the same in a second; a connection that failed may not.
+  return retry(
+    async () => {
       const object = JSON.parse(await getText(url, token.trim(), ca)) as { metadata?: { labels?: Record<string, string> } };
       return object.metadata?.labels ?? {};
-    } catch (err) {
-      // An answer such as 403 or 404 will be the same in a second; a connection that failed may not.
-      if (attempt >= ATTEMPTS || err instanceof ApiAnswer) throw err;
-      await sleep(1_000 * attempt);
-    }
-  }
+    },
+    { attempts: ATTEMPTS, initialMs: 1_000, retryable: (err) => !(err instanceof ApiAnswer) },
+  );
 }
 
 /** The API server refused (4xx): asking again will not help. */
