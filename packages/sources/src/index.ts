@@ -1,0 +1,1 @@
+export type { ListFiles, ListOptions, RemoteFile } from "./remote-file.js";
