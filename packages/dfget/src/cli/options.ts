@@ -28,6 +28,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const configSchema = {
   socket: field.string({ description: "dfdaemon unix socket", default: DEFAULTS.dfdaemon.socket, env: "DFGET_SOCKET", placeholder: "<path>" }),
   timeout: field.duration({ description: "Overall deadline of the download, e.g. 30s, 5m, 1h; 0 for none", default: 0, env: "DFGET_TIMEOUT" }),
+  reconnectTimeout: field.duration({
+    description: "How long to wait for the local dfdaemon to come back when it goes away mid-download (a restart); the download then resumes. 0 fails at once",
+    default: 180_000,
+    env: "DFGET_RECONNECT_TIMEOUT",
+  }),
   tag: field.string({ description: "Tag that separates otherwise identical URLs into different tasks", default: "", placeholder: "<tag>" }),
   application: field.string({ description: "Application name, part of the task id", default: "", placeholder: "<name>" }),
   filter: field.list({ description: "Query parameters to drop before deriving the task id (repeatable)", default: [], placeholder: "<param>" }),
@@ -50,6 +55,8 @@ export interface DfgetRequest {
   download: DownloadInit & { url: string; outputPath: string; timeoutMs: bigint };
   /** 0 when there is no deadline. */
   timeoutMs: number;
+  /** How long to wait for a daemon that went away mid-download; 0 fails at once. */
+  reconnectTimeoutMs: number;
   json: boolean;
   progress: boolean;
   logLevel: LogLevel;
@@ -158,6 +165,7 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
       timeoutMs: BigInt(Math.ceil(config.timeout)),
     },
     timeoutMs: config.timeout,
+    reconnectTimeoutMs: config.reconnectTimeout,
     json: commandLine.json,
     progress: config.progress,
     logLevel: config.logLevel,

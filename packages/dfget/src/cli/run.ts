@@ -2,7 +2,7 @@ import { DEFAULTS, createLogger, redactUrl, silentLogger } from "@lacewing/commo
 import { download, type DownloadResult } from "../download.js";
 import { describeFailure, ExitCode, type Failure } from "./exit-codes.js";
 import { parseCommandLine, resolveRequest, type DfgetRequest } from "./options.js";
-import { createProgressRenderer, formatSummary, type ProgressRenderer } from "./progress.js";
+import { createProgressRenderer, formatElapsed, formatSummary, type ProgressRenderer } from "./progress.js";
 
 /** The process around one dfget run; the bin passes the real one, tests may pass fakes. */
 export interface DfgetIo {
@@ -50,6 +50,7 @@ async function downloadWithFeedback(request: DfgetRequest, io: DfgetIo): Promise
     return await download(request.download, {
       socket: request.socket,
       timeoutMs: request.timeoutMs,
+      reconnectTimeoutMs: request.reconnectTimeoutMs,
       logger,
       ...(io.signal === undefined ? {} : { signal: io.signal }),
       ...(bar === undefined
@@ -57,6 +58,11 @@ async function downloadWithFeedback(request: DfgetRequest, io: DfgetIo): Promise
         : {
             onStarted: (event) => bar.update(0, event.contentLength),
             onProgress: (event) => bar.update(event.completedBytes, event.contentLength),
+            // Said once per loss above the bar, which stands still until the daemon is back.
+            onReconnecting: (event) => {
+              bar.clear();
+              io.stderr.write(`dfget: lost the daemon (${event.reason}); waiting up to ${formatElapsed(event.waitMs)} for it to come back\n`);
+            },
           }),
     });
   } finally {
