@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
+import { waitUntil } from "../helpers/wait.js";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const ORIGIN_CONCURRENCY = 8;
+
+/**
+ * What these specs need of an origin, so the same restarts run against every
+ * kind of source dfget reads: plain HTTP here; an s3:// or hf:// origin is
+ * one more entry in ORIGINS.
+ */
+interface ResumeOrigin {
+  /** Serves `bytes` as object `key` (a new version each time, with new validators) and returns the URL dfget is given. */
+  put(key: string, bytes: Buffer): string;
+  /** Body bytes the origin sent since it started, whatever the request. */
+  bytesSent(): number;
+  /** Body bytes per second over all responses, 0 for unlimited: slows the origin so a restart lands mid-way. */
+  pace(bytesPerSecond: number): void;
+  /** Body bytes of the daemon's probe of an object: what a resume costs beyond the missing pieces. */
+  readonly probeBytes: number;
+  /** Arguments dfget needs besides the URL (credentials as -H, …). */
+  readonly dfgetArgs: string[];
+  close(): Promise<void>;
+}
+
+async function httpOrigin(): Promise<ResumeOrigin> {
+  const origin = new TestOrigin({});
+  origin.validators = true;
+  await origin.start();
+  return {
+    put: (key, bytes) => {
+      origin.replace(`/${key}`, bytes);
+      return origin.url(`/${key}`);
+    },
+    bytesSent: () => origin.bytesSent,
+    pace: (bytesPerSecond) => (origin.bytesPerSecond = bytesPerSecond),
+    probeBytes: 1,
+    dfgetArgs: [],
+    close: () => origin.close(),
+  };
+}
+
+const ORIGINS: Record<string, () => Promise<ResumeOrigin>> = { http: httpOrigin };
+
+interface JournaledPiece {
+  number: number;
+  length: number;
+}
+
+/** The journal as the restarted daemon will find it (a torn last line left out). */
+async function journal(taskDir: string): Promise<JournaledPiece[]> {
+  const text = await readFile(join(taskDir, "pieces.log"), "utf8").catch(() => "");
+  const byNumber = new Map<number, JournaledPiece>();
+  for (const line of text.split("\n")) if (line.endsWith("}")) byNumber.set((JSON.parse(line) as JournaledPiece).number, JSON.parse(line) as JournaledPiece);
+  return [...byNumber.values()];
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+interface DfgetJson {
+  ok: boolean;
+  contentLength: number;
+  reconnects: number;
+  traffic: { origin: number; peers: number; cache: number };
+}
+
+for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
+  describe(`a dfget of a ${kind} URL survives its daemon being killed and started again`, () => {
+    let dir: string;
+    let origin: ResumeOrigin;
+    let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+    const daemonArgs = ["--origin-concurrency", String(ORIGIN_CONCURRENCY)];
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "lacewing-daemon-restart-"));
+      origin = await makeOrigin();
+    });
+
+    after(async () => {
+      await daemon?.stop();
+      await origin?.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    /**
+     * Starts a real dfget, SIGKILLs the daemon once `killAfter` pieces are
+     * journaled, runs `meanwhile` and starts a daemon again on the same data
+     * directory and socket; resolves with dfget's outcome and what the origin
+     * had sent when the daemon died.
+     */
+    async function restartDuring(url: string, out: string, killAfter: number, meanwhile: () => void = () => undefined) {
+      // Each case starts from an empty cache: only one task is ever being journaled.
+      await daemon?.stop();
+      const tasksDir = join(dir, "data", "tasks");
+      await rm(tasksDir, { recursive: true, force: true });
+      daemon = await startDaemon(dir, daemonArgs);
+      const run = runCommand(BIN.dfget, [url, "-O", out, "--socket", daemon.socket, "--no-progress", "--json", "--reconnect-timeout", "2m", ...origin.dfgetArgs]);
+      let taskDir = "";
+      await waitUntil(
+        `${killAfter} pieces were journaled`,
+        async () => {
+          const [name] = await readdir(tasksDir).catch(() => []);
+          if (name === undefined || (await journal(join(tasksDir, name))).length < killAfter) return false;
+          taskDir = join(tasksDir, name);
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 20 },
+      );
+      await daemon.stop("SIGKILL");
+      const sentAtKill = origin.bytesSent();
+      const kept = await journal(taskDir);
+      const meta = JSON.parse(await readFile(join(taskDir, "meta.json"), "utf8")) as { pieceLength: number; contentLength: number };
+      meanwhile();
+      daemon = await startDaemon(dir, daemonArgs);
+      const result = await run;
+      assert.equal(result.code, 0, `dfget: ${result.stderr}`);
+      const summary = JSON.parse(result.stdout) as DfgetJson;
+      return { summary, sentAtKill, kept, keptBytes: kept.reduce((sum, p) => sum + p.length, 0), meta };
+    }
+
+    it("2 GiB: the output is the origin's, and the origin sends it once plus at most the pieces in flight at the kill", async (t) => {
+      const size = 2 * GiB;
+      let at = Date.now();
+      const content = randomBytesOf(size, 21);
+      // One update takes at most 2 GiB - 1.
+      const hash = createHash("sha256");
+      for (let offset = 0; offset < size; offset += 256 * MiB) hash.update(content.subarray(offset, offset + 256 * MiB));
+      const expected = hash.digest("hex");
+      const url = origin.put("big.bin", content);
+      t.diagnostic(`made and hashed 2 GiB in ${Date.now() - at} ms`);
+      const out = join(dir, "big.bin");
+      const sentBefore = origin.bytesSent();
+      at = Date.now();
+      // 256 pieces of 8 MiB; killed a quarter of the way in.
+      const { summary, sentAtKill, kept, keptBytes, meta } = await restartDuring(url, out, 64);
+      t.diagnostic(`dfget of 2 GiB with a daemon restart took ${Date.now() - at} ms`);
+      const total = meta.contentLength / meta.pieceLength;
+      assert.equal(meta.contentLength, size, "the unfinished task's meta kept the length");
+      assert.ok(kept.length < total, "killed before the end");
+
+      assert.equal(await sha256Of(out), expected, "byte-identical to the origin's");
+      assert.ok(summary.reconnects >= 1, "dfget reconnected");
+      assert.equal(summary.contentLength, size);
+      assert.deepEqual(summary.traffic, { origin: size - keptBytes, peers: 0, cache: keptBytes }, "what the restarted daemon had kept counts as cache");
+
+      const before = sentAtKill - sentBefore;
+      const after = origin.bytesSent() - sentAtKill;
+      assert.equal(after, size - keptBytes + origin.probeBytes, "after the restart: the probe and exactly the pieces not kept");
+      const lost = before - origin.probeBytes - keptBytes;
+      assert.ok(lost >= 0 && lost <= ORIGIN_CONCURRENCY * meta.pieceLength, `lost ${lost} bytes in flight, at most ${ORIGIN_CONCURRENCY} pieces`);
+      assert.ok(before + after <= size + ORIGIN_CONCURRENCY * meta.pieceLength + 2 * origin.probeBytes, "the file once plus the pieces in flight");
+      await rm(out, { force: true });
+      origin.put("big.bin", Buffer.alloc(0));
+    });
+
+    it("an object changed while the daemon was down is fetched again from scratch, never mixed with the old pieces", async () => {
+      const size = 64 * MiB;
+      const oldContent = randomBytesOf(size, 31);
+      const newContent = randomBytesOf(size, 32);
+      const url = origin.put("changing.bin", oldContent);
+      const out = join(dir, "changing.bin");
+      // 64 pieces of 1 MiB at 16 MiB/s: a few seconds, so the kill lands early.
+      origin.pace(16 * MiB);
+      const sentBefore = origin.bytesSent();
+      let summary: DfgetJson;
+      let sentAtKill: number;
+      try {
+        ({ summary, sentAtKill } = await restartDuring(url, out, 8, () => {
+          // Same length: only the validators can tell the versions apart.
+          origin.put("changing.bin", newContent);
+          origin.pace(0);
+        }));
+      } finally {
+        origin.pace(0);
+      }
+      assert.ok(sentAtKill - sentBefore < size, "killed mid-way");
+      assert.deepEqual(await readFile(out), newContent, "the new object, whole");
+      assert.deepEqual(summary.traffic, { origin: size, peers: 0, cache: 0 }, "no old piece was reused");
+      assert.equal(origin.bytesSent() - sentAtKill, size + origin.probeBytes, "the whole new object from the origin");
+      await rm(out, { force: true });
+    });
+  });
+}
