@@ -107,7 +107,18 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       const tasksDir = join(dir, "data", "tasks");
       await rm(tasksDir, { recursive: true, force: true });
       daemon = await startDaemon(dir, daemonArgs);
-      const run = runCommand(BIN.dfget, [url, "-O", out, "--socket", daemon.socket, "--no-progress", "--json", "--reconnect-timeout", "2m", ...origin.dfgetArgs]);
+      const run = runCommand(BIN.dfget, [
+        url,
+        "-O",
+        out,
+        "--socket",
+        daemon.socket,
+        "--no-progress",
+        "--json",
+        "--reconnect-timeout",
+        "2m",
+        ...origin.dfgetArgs,
+      ]);
       let taskDir = "";
       await waitUntil(
         `${killAfter} pieces were journaled`,

@@ -140,7 +140,11 @@ export class TestOrigin {
       return;
     }
     const slice = body.subarray(start, end + 1);
-    res.writeHead(206, { "content-range": `bytes ${start}-${end}/${body.byteLength}`, "content-length": String(slice.byteLength), ...this.#validatorsOf(path) });
+    res.writeHead(206, {
+      "content-range": `bytes ${start}-${end}/${body.byteLength}`,
+      "content-length": String(slice.byteLength),
+      ...this.#validatorsOf(path),
+    });
     if (this.faults.resetOnRequest === this.requests) {
       const half = slice.subarray(0, slice.byteLength >> 1);
       this.bytesSent += half.byteLength;

@@ -93,7 +93,11 @@ describe("download when the daemon goes away mid-way", () => {
     assert.deepEqual(second?.requestHeaders, { authorization: "Bearer secret" }, "the headers travel again: the daemon never stores them");
     assert.equal(started.length, 1, "started is reported once");
     const bytes = progress.map((event) => event.completedBytes);
-    assert.deepEqual(bytes, [...bytes].sort((a, b) => a - b), "progress never goes back");
+    assert.deepEqual(
+      bytes,
+      [...bytes].sort((a, b) => a - b),
+      "progress never goes back",
+    );
     assert.equal(bytes.at(-1), FAKE_CONTENT.length);
     assert.deepEqual(result.traffic, { origin: FAKE_CONTENT.length / 2, peers: 0, cache: FAKE_CONTENT.length / 2 });
     assert.deepEqual(await readFile(join(dir, "out.bin")), FAKE_CONTENT);

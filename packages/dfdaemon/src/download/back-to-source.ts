@@ -83,7 +83,10 @@ async function dropIfStale(task: StoredTask, probe: OriginProbe, log: Logger): P
       ? `content length ${task.contentLength} is now ${probe.contentLength}`
       : validatorChange(task.validators, probe.validators);
   if (reason === undefined) return;
-  log.warn({ taskId: task.taskId, pieces: task.pieceCount, reason }, "origin object changed since the held pieces were fetched: dropping them and starting over");
+  log.warn(
+    { taskId: task.taskId, pieces: task.pieceCount, reason },
+    "origin object changed since the held pieces were fetched: dropping them and starting over",
+  );
   await task.discardPieces();
 }
 

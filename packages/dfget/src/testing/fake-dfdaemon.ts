@@ -120,7 +120,10 @@ export class FakeDfdaemon {
           digest: download.digest || "sha256:fake",
           outputPath: download.outputPath,
           elapsedMs: 42n,
-          traffic: held > 0n ? { bytesFromOrigin: total - held, bytesFromPeers: 0n, bytesFromCache: held } : { bytesFromOrigin: 100n, bytesFromPeers: total - 100n, bytesFromCache: 0n },
+          traffic:
+            held > 0n
+              ? { bytesFromOrigin: total - held, bytesFromPeers: 0n, bytesFromCache: held }
+              : { bytesFromOrigin: 100n, bytesFromPeers: total - 100n, bytesFromCache: 0n },
         },
       },
     };
