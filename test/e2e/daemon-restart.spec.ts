@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TestOrigin, randomBytesOf } from "../helpers/origin.js";
+import { startScheduler } from "../helpers/cluster.js";
 import { BIN, runCommand, startDaemon } from "../helpers/processes.js";
 import { waitUntil } from "../helpers/wait.js";
 
@@ -101,7 +102,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
      * directory and socket; resolves with dfget's outcome and what the origin
      * had sent when the daemon died.
      */
-    async function restartDuring(url: string, out: string, killAfter: number, meanwhile: () => void = () => undefined) {
+    async function restartDuring(url: string, out: string, killAfter: number, meanwhile: () => void = () => undefined, args = daemonArgs) {
       // Each case starts from an empty cache: only one task is ever being journaled.
       await daemon?.stop();
       const tasksDir = join(dir, "data", "tasks");
@@ -135,7 +136,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       const kept = await journal(taskDir);
       const meta = JSON.parse(await readFile(join(taskDir, "meta.json"), "utf8")) as { pieceLength: number; contentLength: number };
       meanwhile();
-      daemon = await startDaemon(dir, daemonArgs);
+      daemon = await startDaemon(dir, args);
       const result = await run;
       assert.equal(result.code, 0, `dfget: ${result.stderr}`);
       const summary = JSON.parse(result.stdout) as DfgetJson;
@@ -175,6 +176,33 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       assert.ok(before + after <= size + ORIGIN_CONCURRENCY * meta.pieceLength + 2 * origin.probeBytes, "the file once plus the pieces in flight");
       await rm(out, { force: true });
       origin.put("big.bin", Buffer.alloc(0));
+    });
+
+    it("through a scheduler: the restarted peer registers with the pieces it kept and fetches only the others", async () => {
+      const scheduler = await startScheduler();
+      try {
+        const size = 64 * MiB;
+        const content = randomBytesOf(size, 41);
+        const url = origin.put("p2p.bin", content);
+        const out = join(dir, "p2p.bin");
+        origin.pace(16 * MiB);
+        let result: Awaited<ReturnType<typeof restartDuring>>;
+        try {
+          result = await restartDuring(url, out, 8, () => origin.pace(0), [...daemonArgs, "--scheduler", scheduler.address]);
+        } finally {
+          origin.pace(0);
+        }
+        const { summary, sentAtKill, keptBytes } = result;
+        assert.deepEqual(await readFile(out), content);
+        assert.ok(summary.reconnects >= 1, "dfget reconnected");
+        assert.deepEqual(summary.traffic, { origin: size - keptBytes, peers: 0, cache: keptBytes });
+        assert.equal(origin.bytesSent() - sentAtKill, size - keptBytes + origin.probeBytes, "the probe and exactly the pieces not kept");
+        await rm(out, { force: true });
+      } finally {
+        await daemon?.stop();
+        daemon = undefined;
+        await scheduler.stop();
+      }
     });
 
     it("an object changed while the daemon was down is fetched again from scratch, never mixed with the old pieces", async () => {
