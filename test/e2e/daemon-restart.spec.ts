@@ -102,7 +102,14 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
      * directory and socket; resolves with dfget's outcome and what the origin
      * had sent when the daemon died.
      */
-    async function restartDuring(url: string, out: string, killAfter: number, meanwhile: () => void = () => undefined, args = daemonArgs) {
+    async function restartDuring(
+      url: string,
+      out: string,
+      killAfter: number,
+      meanwhile: () => void = () => undefined,
+      args = daemonArgs,
+      signal: NodeJS.Signals = "SIGKILL",
+    ) {
       // Each case starts from an empty cache: only one task is ever being journaled.
       await daemon?.stop();
       const tasksDir = join(dir, "data", "tasks");
@@ -131,7 +138,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
         },
         { timeoutMs: 60_000, intervalMs: 20 },
       );
-      await daemon.stop("SIGKILL");
+      await daemon.stop(signal);
       const sentAtKill = origin.bytesSent();
       const kept = await journal(taskDir);
       const meta = JSON.parse(await readFile(join(taskDir, "meta.json"), "utf8")) as { pieceLength: number; contentLength: number };
@@ -203,6 +210,24 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
         daemon = undefined;
         await scheduler.stop();
       }
+    });
+
+    it("a daemon stopped gracefully (SIGTERM, as an upgrade does) is waited for just the same", async () => {
+      const size = 64 * MiB;
+      const content = randomBytesOf(size, 51);
+      const url = origin.put("graceful.bin", content);
+      const out = join(dir, "graceful.bin");
+      origin.pace(16 * MiB);
+      let result: Awaited<ReturnType<typeof restartDuring>>;
+      try {
+        result = await restartDuring(url, out, 8, () => origin.pace(0), daemonArgs, "SIGTERM");
+      } finally {
+        origin.pace(0);
+      }
+      assert.deepEqual(await readFile(out), content);
+      assert.ok(result.summary.reconnects >= 1, "dfget reconnected");
+      assert.equal(result.summary.traffic.origin + result.summary.traffic.cache, size);
+      await rm(out, { force: true });
     });
 
     it("an object changed while the daemon was down is fetched again from scratch, never mixed with the old pieces", async () => {
