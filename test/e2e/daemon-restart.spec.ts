@@ -97,10 +97,11 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
     });
 
     /**
-     * Starts a real dfget, SIGKILLs the daemon once `killAfter` pieces are
-     * journaled, runs `meanwhile` and starts a daemon again on the same data
-     * directory and socket; resolves with dfget's outcome and what the origin
-     * had sent when the daemon died.
+     * Starts a daemon with `args` and a real dfget, stops the daemon with
+     * `signal` once `killAfter` pieces are journaled, runs `meanwhile` and
+     * starts a daemon again on the same data directory and socket; resolves
+     * with dfget's outcome, what the origin had sent when the daemon died and
+     * what the dead daemon left on disk.
      */
     async function restartDuring(
       url: string,
@@ -114,7 +115,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       await daemon?.stop();
       const tasksDir = join(dir, "data", "tasks");
       await rm(tasksDir, { recursive: true, force: true });
-      daemon = await startDaemon(dir, daemonArgs);
+      daemon = await startDaemon(dir, args);
       const run = runCommand(BIN.dfget, [
         url,
         "-O",
@@ -141,7 +142,11 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       await daemon.stop(signal);
       const sentAtKill = origin.bytesSent();
       const kept = await journal(taskDir);
-      const meta = JSON.parse(await readFile(join(taskDir, "meta.json"), "utf8")) as { pieceLength: number; contentLength: number };
+      const meta = JSON.parse(await readFile(join(taskDir, "meta.json"), "utf8")) as {
+        pieceLength: number;
+        contentLength: number;
+        validators?: { etag?: string; lastModified?: string };
+      };
       meanwhile();
       daemon = await startDaemon(dir, args);
       const result = await run;
@@ -168,6 +173,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       t.diagnostic(`dfget of 2 GiB with a daemon restart took ${Date.now() - at} ms`);
       const total = meta.contentLength / meta.pieceLength;
       assert.equal(meta.contentLength, size, "the unfinished task's meta kept the length");
+      assert.ok(meta.validators?.etag !== undefined && meta.validators.lastModified !== undefined, "and the origin's validators");
       assert.ok(kept.length < total, "killed before the end");
 
       assert.equal(await sha256Of(out), expected, "byte-identical to the origin's");
@@ -202,6 +208,8 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
         const { summary, sentAtKill, keptBytes } = result;
         assert.deepEqual(await readFile(out), content);
         assert.ok(summary.reconnects >= 1, "dfget reconnected");
+        // The restarted daemon's download registered with the scheduler, which (no other peer) sent it back to source.
+        await daemon!.waitForLines(/going back to source/, { timeoutMs: 5_000 });
         assert.deepEqual(summary.traffic, { origin: size - keptBytes, peers: 0, cache: keptBytes });
         assert.equal(origin.bytesSent() - sentAtKill, size - keptBytes + origin.probeBytes, "the probe and exactly the pieces not kept");
         await rm(out, { force: true });
