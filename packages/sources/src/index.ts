@@ -12,5 +12,5 @@
 export type { ListFiles, ListOptions, RemoteFile } from "./remote-file.js";
 export { DEFAULT_HF_REVISION, formatHfUrl, isCommitSha, isHfUrl, parseHfUrl, type HfRepoType, type HfUrl } from "./hf/hf-url.js";
 export { DEFAULT_HF_ENDPOINT, hubOf, type Hub, type HubOptions } from "./hf/hub.js";
-export { resolveHfFile, type ResolvedHfFile } from "./hf/resolve-hf-file.js";
+export { hfDownloadOf, resolveHfFile, type ResolvedHfFile } from "./hf/resolve-hf-file.js";
 export { listHf } from "./hf/list-hf.js";

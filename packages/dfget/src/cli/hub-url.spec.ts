@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,6 +54,7 @@ describe("dfget hf://", () => {
     const download = daemon.received[before]?.download;
     assert.equal(download?.url, `${hub.endpoint}/ok/model/resolve/${commit}/weights.bin`);
     assert.deepEqual(download?.requestHeaders, { Authorization: `Bearer ${TOKEN}` });
+    assert.equal(download?.digest, `sha256:${createHash("sha256").update(Buffer.alloc(2048, 1)).digest("hex")}`, "the LFS sha256 is checked");
   });
 
   it("lets -H Authorization win over HF_TOKEN, for the hub and the daemon alike", async () => {

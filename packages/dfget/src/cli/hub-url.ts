@@ -13,6 +13,7 @@ export function isHubUrl(url: string): boolean {
  * redirected to. An explicit `-H 'Authorization: …'` wins over HF_TOKEN.
  * Any other request is returned as it is. A missing repository, revision or
  * file fails here, before the daemon is asked and before any byte is written.
+ * An LFS file is verified against the SHA-256 the Hub names for it.
  */
 export async function resolveHubUrl(request: DfgetRequest, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<DfgetRequest> {
   if (!isHubUrl(request.download.url)) return request;
@@ -25,5 +26,7 @@ export async function resolveHubUrl(request: DfgetRequest, env: NodeJS.ProcessEn
     ...(authorization === undefined ? {} : { authorization }),
     ...(signal === undefined ? {} : { signal }),
   });
-  return { ...request, download: { ...request.download, url: file.url, requestHeaders: { ...file.headers, ...headers } } };
+  // An LFS file's SHA-256 is known ahead: the daemon verifies it unless --digest asked for another.
+  const digest = request.download.digest === undefined || request.download.digest === "" ? file.digest : request.download.digest;
+  return { ...request, download: { ...request.download, url: file.url, digest, requestHeaders: { ...file.headers, ...headers } } };
 }

@@ -150,7 +150,7 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
       // The download dfget would hand its daemon: the commit the revision points at now, so the later dfget
       // of the same revision (or of the commit) lands on this task. The job's Authorization, else the manager's HF_TOKEN.
       const file = await resolveHfFile(url, { env: hubEnv, signal, ...(hasAuthorization ? { authorization: authorizationOf(args.headers) } : {}) });
-      tasks.push(plannedTask(file.url, "", idInput, { ...file.headers, ...args.headers }, schedulers));
+      tasks.push(plannedTask(file.url, file.digest, idInput, { ...file.headers, ...args.headers }, schedulers));
     }
     // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
     return uniqueBy(tasks, (task) => task.result.taskId);

@@ -5,7 +5,7 @@ import { ErrorCode, LacewingError } from "@lacewing/common";
 import { TestHub } from "../testing/test-hub.js";
 import { hubOf } from "./hub.js";
 import { listHf } from "./list-hf.js";
-import { resolveHfFile } from "./resolve-hf-file.js";
+import { hfDownloadOf, resolveHfFile } from "./resolve-hf-file.js";
 
 const TOKEN = "hf_test_token";
 const big = Buffer.alloc(4096, 7);
@@ -48,6 +48,7 @@ describe("hf:// against the test hub", () => {
       assert.equal(file.pinnedUrl, `hf://owner/model/config.json@${second}`);
       assert.equal(file.size, 7);
       assert.deepEqual(file.headers, {});
+      assert.equal(file.digest, "", "a small file's ETag is a git blob id, not a content digest");
     });
 
     it("keeps a pinned commit, and reads an LFS file's size and sha256 from the redirect without following it", async () => {
@@ -57,6 +58,7 @@ describe("hf:// against the test hub", () => {
       assert.equal(file.url, `${hub.endpoint}/owner/model/resolve/${first}/weights/model.bin`);
       assert.equal(file.size, big.byteLength);
       assert.equal(file.version, sha256(big));
+      assert.equal(file.digest, `sha256:${sha256(big)}`, "an LFS file's oid is its content's SHA-256, for the daemon to verify");
       assert.equal(hub.stats.storageRequests, 0, "the storage host is the daemon's business");
       assert.equal(hub.stats.requests["resolve"], 1, "one HEAD, no revision lookup");
     });
@@ -92,6 +94,19 @@ describe("hf:// against the test hub", () => {
 
     it("refuses an HF_ENDPOINT that is not an http(s) URL as a config error naming it", () => {
       assert.throws(() => hubOf({ env: { HF_ENDPOINT: "ftp://x" } }), hasCode(ErrorCode.config, /HF_ENDPOINT/));
+    });
+  });
+
+  describe("hfDownloadOf", () => {
+    it("makes the download of a pinned hf:// file without asking the hub, and refuses one that is not pinned", () => {
+      hub.resetStats();
+      assert.deepEqual(hfDownloadOf(`hf://datasets/owner/data/a b.txt@${first}`, { env: { ...env, HF_TOKEN: TOKEN } }), {
+        url: `${hub.endpoint}/datasets/owner/data/resolve/${first}/a%20b.txt`,
+        headers: { Authorization: `Bearer ${TOKEN}` },
+      });
+      assert.deepEqual(hub.stats.requests, {});
+      assert.throws(() => hfDownloadOf("hf://owner/model/config.json@main", { env }), hasCode(ErrorCode.badUrl, /pinned/));
+      assert.throws(() => hfDownloadOf(`hf://owner/model@${first}`, { env }), hasCode(ErrorCode.badUrl));
     });
   });
 

@@ -1,6 +1,6 @@
 import { ErrorCode, LacewingError } from "@lacewing/common";
-import { DEFAULT_HF_REVISION, formatHfUrl, isCommitSha, parseHfUrl } from "./hf-url.js";
-import { hubOf, hubRequest, malformedAnswer, resolveUrlOf, type HubOptions } from "./hub.js";
+import { DEFAULT_HF_REVISION, formatHfUrl, isCommitSha, parseHfUrl, type HfUrl } from "./hf-url.js";
+import { hubOf, hubRequest, malformedAnswer, resolveUrlOf, type Hub, type HubOptions } from "./hub.js";
 
 /** What the daemon downloads for one `hf://` file: an ordinary https download pinned to a commit. */
 export interface ResolvedHfFile {
@@ -16,6 +16,8 @@ export interface ResolvedHfFile {
   size: number;
   /** The LFS sha256 or the git blob id, from the Hub's ETag; "" when it did not say. */
   version: string;
+  /** `sha256:<hex>` for an LFS file (its LFS oid is the content's SHA-256), for the daemon to verify; "" for a small file. */
+  digest: string;
 }
 
 const MAX_RELATIVE_REDIRECTS = 5;
@@ -53,14 +55,33 @@ export async function resolveHfFile(url: string, options: HubOptions = {}): Prom
   const commit = response.headers.get("x-repo-commit") ?? (isCommitSha(revision) ? revision : "");
   if (!isCommitSha(commit)) throw malformedAnswer(hub, "file answer without a commit (X-Repo-Commit)");
   const size = Number(response.headers.get("x-linked-size") ?? response.headers.get("content-length") ?? -1);
-  const etag = response.headers.get("x-linked-etag") ?? response.headers.get("etag") ?? "";
+  const etag = (response.headers.get("x-linked-etag") ?? response.headers.get("etag") ?? "").replace(/^W\//, "").replace(/^"|"$/g, "");
+  // Only an LFS file (the Hub redirects it to storage) has its SHA-256 as ETag; a small file's is its git blob id.
+  const lfs = response.status >= 300 && response.headers.get("x-linked-etag") !== null && /^[0-9a-f]{64}$/.test(etag);
   const pinned = { ...parsed, revision: commit };
   return {
-    url: resolveUrlOf(hub, pinned, commit),
-    headers: hub.authorization === undefined ? {} : { Authorization: hub.authorization },
+    ...downloadOf(hub, pinned),
     revision: commit,
     pinnedUrl: formatHfUrl(pinned),
     size: Number.isSafeInteger(size) && size >= 0 ? size : -1,
-    version: etag.replace(/^W\//, "").replace(/^"|"$/g, ""),
+    version: etag,
+    digest: lfs ? `sha256:${etag}` : "",
   };
+}
+
+/**
+ * The download of an `hf://…/<path>@<full commit sha>` URL (as listHf hands
+ * them out) without asking the hub: the resolve URL of that commit and the
+ * token header. Throws LW_ERR_BAD_URL for a URL that is not pinned to a full
+ * sha (resolveHfFile pins one) or that names no file.
+ */
+export function hfDownloadOf(url: string, options: Omit<HubOptions, "signal"> = {}): { url: string; headers: Record<string, string> } {
+  const parsed = parseHfUrl(url);
+  if (parsed.path === "" || parsed.revision === undefined || !isCommitSha(parsed.revision))
+    throw new LacewingError(ErrorCode.badUrl, "invalid_argument", `${JSON.stringify(url)} is not a file pinned to a full commit sha (hf://…/<path>@<sha>)`);
+  return downloadOf(hubOf(options), { ...parsed, revision: parsed.revision });
+}
+
+function downloadOf(hub: Hub, pinned: HfUrl & { revision: string }): { url: string; headers: Record<string, string> } {
+  return { url: resolveUrlOf(hub, pinned, pinned.revision), headers: hub.authorization === undefined ? {} : { Authorization: hub.authorization } };
 }
