@@ -123,15 +123,15 @@ function hubErrorOf(response: Response, hub: Hub, subject: HubCallSubject): Lace
     return new LacewingError(ErrorCode.hubAuth, "permission_denied", `${repo} is gated: accept its conditions on the Hub with the account of HF_TOKEN`, {
       details,
     });
-  if (response.status === 401)
-    return new LacewingError(
-      ErrorCode.hubAuth,
-      "unauthenticated",
-      hub.authorization === undefined
-        ? `${hub.endpoint} asks for a token for ${repo}: set HF_TOKEN`
-        : `${hub.endpoint} refused the token for ${repo} (HF_TOKEN)`,
-      { details },
-    );
+  if (response.status === 401) {
+    // huggingface_hub's rule: a 401 is a refused token only when the Hub says so; otherwise it hides a repository.
+    const message = response.headers.get("x-error-message") ?? "";
+    if (hub.authorization !== undefined && (message === INVALID_CREDENTIALS || message === ""))
+      return new LacewingError(ErrorCode.hubAuth, "unauthenticated", `${hub.endpoint} refused the token for ${repo} (HF_TOKEN)`, { details });
+    if (hub.authorization === undefined && message === INVALID_CREDENTIALS)
+      return new LacewingError(ErrorCode.hubAuth, "unauthenticated", `${hub.endpoint} asks for a token for ${repo}: set HF_TOKEN`, { details });
+    return new LacewingError(ErrorCode.hubRepoNotFound, "not_found", `${repo} not found on ${hub.endpoint}${tokenHint}`, { details });
+  }
   if (response.status === 403) return new LacewingError(ErrorCode.hubAuth, "permission_denied", `${hub.endpoint} denies access to ${repo}`, { details });
   if (response.status === 404)
     return new LacewingError(ErrorCode.hubEntryNotFound, "not_found", `${hub.endpoint} has nothing at ${repo} ${subject.revision}/${subject.url.path}`, {
@@ -141,6 +141,9 @@ function hubErrorOf(response: Response, hub: Hub, subject: HubCallSubject): Lace
     details: { ...details, retryable: response.status >= 500 || response.status === 429 },
   });
 }
+
+/** The Hub's X-Error-Message for a token it does not accept. */
+const INVALID_CREDENTIALS = "Invalid credentials in Authorization header";
 
 export function malformedAnswer(hub: Hub, what: string): LacewingError {
   return new LacewingError(ErrorCode.hubUnavailable, "unavailable", `${hub.endpoint} sent a malformed ${what}`);
