@@ -24,7 +24,10 @@ describe("hub answers that do not parse, or that mean something other than they 
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
 
   const env = () => ({ HF_ENDPOINT: endpoint });
   const json =
@@ -90,6 +93,11 @@ describe("hub answers that do not parse, or that mean something other than they 
       resolveHfFile("hf://o/down/f", { env: env() }),
       (err: unknown) => code(ErrorCode.hubUnavailable, /503/)(err) && (err as LacewingError).details["retryable"] === true,
     );
+  });
+
+  it("gives up on a hub that does not answer, after the call's deadline", async () => {
+    routes.set("/o/slow/resolve/main/f", () => undefined);
+    await assert.rejects(resolveHfFile("hf://o/slow/f", { env: env(), timeoutMs: 200 }), code(ErrorCode.hubUnavailable, /did not answer within 0.2 s/));
   });
 
   it("follows a relative redirect (a renamed repository) but keeps the URL the user named for the download", async () => {

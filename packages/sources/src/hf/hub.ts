@@ -3,6 +3,9 @@ import type { HfRepoType, HfUrl } from "./hf-url.js";
 
 export const DEFAULT_HF_ENDPOINT = "https://huggingface.co";
 
+/** How long one hub call (headers and body) may take by default. */
+const HUB_REQUEST_TIMEOUT_MS = 30_000;
+
 /** Where a hub call goes and with which credentials. */
 export interface HubOptions {
   /** HF_TOKEN, HUGGING_FACE_HUB_TOKEN and HF_ENDPOINT are read from here; the process's environment by default. */
@@ -10,12 +13,15 @@ export interface HubOptions {
   /** An explicit `Authorization` header value; wins over the token variables. */
   authorization?: string;
   signal?: AbortSignal;
+  /** How long one hub call (headers and body) may take; 30 s by default. */
+  timeoutMs?: number;
 }
 
 /** The hub a call talks to: its endpoint (no trailing "/") and the Authorization to send, if any. */
 export interface Hub {
   endpoint: string;
   authorization: string | undefined;
+  timeoutMs: number;
 }
 
 /**
@@ -38,7 +44,7 @@ export function hubOf(options: HubOptions = {}): Hub {
     throw new LacewingError(ErrorCode.config, "invalid_argument", "HF_ENDPOINT (environment) must not carry credentials or a query string");
   const token = nonEmpty(env["HF_TOKEN"]) ?? nonEmpty(env["HUGGING_FACE_HUB_TOKEN"]);
   const authorization = nonEmpty(options.authorization) ?? (token === undefined ? undefined : `Bearer ${token}`);
-  return { endpoint: endpoint.toString().replace(/\/+$/, ""), authorization };
+  return { endpoint: endpoint.toString().replace(/\/+$/, ""), authorization, timeoutMs: options.timeoutMs ?? HUB_REQUEST_TIMEOUT_MS };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -81,6 +87,9 @@ export async function hubRequest(
   init: { method: "GET" | "HEAD"; signal?: AbortSignal | undefined; subject: HubCallSubject },
 ): Promise<Response> {
   let response: Response;
+  // A hub that stops answering must not hang dfget or a preheat: each call has its own deadline, as the daemon's origin requests do.
+  const deadline = AbortSignal.timeout(hub.timeoutMs);
+  const signal = init.signal === undefined ? deadline : AbortSignal.any([init.signal, deadline]);
   try {
     response = await fetch(url, {
       method: init.method,
@@ -91,10 +100,15 @@ export async function hubRequest(
         "accept-encoding": "identity",
         "user-agent": "lacewing",
       },
-      ...(init.signal === undefined ? {} : { signal: init.signal }),
+      signal,
     });
   } catch (err) {
     if (init.signal?.aborted === true) throw new LacewingError(ErrorCode.cancelled, "cancelled", "cancelled while asking the hub", { cause: err });
+    if (deadline.aborted)
+      throw new LacewingError(ErrorCode.hubUnavailable, "unavailable", `the hub at ${hub.endpoint} did not answer within ${hub.timeoutMs / 1000} s`, {
+        cause: err,
+        details: { retryable: true },
+      });
     const cause = (err as { cause?: unknown }).cause;
     throw new LacewingError(ErrorCode.hubUnavailable, "unavailable", `cannot reach the hub at ${hub.endpoint}: ${errorMessage(cause ?? err)}`, { cause: err });
   }
