@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -39,7 +39,8 @@ describe("dfget hf://", () => {
     const output = join(dir, "out.bin");
     const code = await runDfget({
       argv: [url, "-O", output, "--socket", socket, "--json", ...extra],
-      env: { HF_ENDPOINT: hub.endpoint, ...env },
+      // HF_HOME where no login token file is, whatever the machine's user has stored.
+      env: { HF_ENDPOINT: hub.endpoint, HF_HOME: join(dir, "hf-home"), ...env },
       cwd: dir,
       stdout: { write: (chunk: string) => (stdout += chunk) },
       stderr: { write: (chunk: string) => ((stderr += chunk), true) } as unknown as NodeJS.WritableStream,
@@ -55,6 +56,18 @@ describe("dfget hf://", () => {
     assert.equal(download?.url, `${hub.endpoint}/ok/model/resolve/${commit}/weights.bin`);
     assert.deepEqual(download?.requestHeaders, { Authorization: `Bearer ${TOKEN}` });
     assert.equal(download?.digest, `sha256:${createHash("sha256").update(Buffer.alloc(2048, 1)).digest("hex")}`, "the LFS sha256 is checked");
+  });
+
+  it("reads the token `huggingface-cli login` stored when no variable names one", async () => {
+    const home = join(dir, "logged-in");
+    await mkdir(home);
+    await writeFile(join(home, "token"), TOKEN);
+    const before = daemon.received.length;
+    const result = await run("hf://ok/model/weights.bin", { HF_HOME: home });
+    await rm(join(dir, "out.bin"), { force: true });
+    await rm(home, { recursive: true });
+    assert.equal(result.code, ExitCode.ok, result.stderr);
+    assert.deepEqual(daemon.received[before]?.download.requestHeaders, { Authorization: `Bearer ${TOKEN}` });
   });
 
   it("lets -H Authorization win over HF_TOKEN, for the hub and the daemon alike", async () => {

@@ -23,6 +23,8 @@ export async function resolveHubUrl(request: DfgetRequest, env: NodeJS.ProcessEn
   const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1];
   const file = await resolveHfFile(request.download.url, {
     env,
+    // A user's CLI: the token `huggingface-cli login` stored counts, as it does for huggingface_hub.
+    tokenFile: true,
     ...(authorization === undefined ? {} : { authorization }),
     ...(signal === undefined ? {} : { signal }),
   });

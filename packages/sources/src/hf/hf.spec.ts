@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ErrorCode, LacewingError } from "@lacewing/common";
 import { TestHub } from "../testing/test-hub.js";
@@ -74,6 +77,20 @@ describe("hf:// against the test hub", () => {
         assert.deepEqual(file.headers, { Authorization: `Bearer ${TOKEN}` }, name);
       }
       assert.equal(hubOf({ env: { HF_TOKEN: "new", HUGGING_FACE_HUB_TOKEN: "old" } }).authorization, "Bearer new");
+    });
+
+    it("reads the login token file only when asked, and only when no variable names a token", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "hf-home-"));
+      try {
+        await writeFile(join(dir, "token"), `${TOKEN}\n`);
+        assert.equal(hubOf({ env: { HF_HOME: dir }, tokenFile: true }).authorization, `Bearer ${TOKEN}`);
+        assert.equal(hubOf({ env: { HF_HOME: dir } }).authorization, undefined, "a server does not read it");
+        assert.equal(hubOf({ env: { HF_HOME: dir, HF_TOKEN: "env" }, tokenFile: true }).authorization, "Bearer env");
+        assert.equal(hubOf({ env: { HF_TOKEN_PATH: join(dir, "token") }, tokenFile: true }).authorization, `Bearer ${TOKEN}`);
+        assert.equal(hubOf({ env: { HF_HOME: join(dir, "none") }, tokenFile: true }).authorization, undefined);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it("fails with the Hub's reason: missing repo, private repo without a token, wrong token, missing revision, missing file", async () => {

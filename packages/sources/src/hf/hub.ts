@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { ErrorCode, LacewingError, errorMessage } from "@lacewing/common";
 import type { HfRepoType, HfUrl } from "./hf-url.js";
 
@@ -15,6 +18,12 @@ export interface HubOptions {
   signal?: AbortSignal;
   /** How long one hub call (headers and body) may take; 30 s by default. */
   timeoutMs?: number;
+  /**
+   * Also read the token file `huggingface-cli login` writes (HF_TOKEN_PATH, or
+   * `token` under HF_HOME, default ~/.cache/huggingface) when no variable
+   * names a token: right for a user's CLI, not for a server.
+   */
+  tokenFile?: boolean;
 }
 
 /** The hub a call talks to: its endpoint (no trailing "/") and the Authorization to send, if any. */
@@ -26,8 +35,9 @@ export interface Hub {
 
 /**
  * The endpoint and credentials, as huggingface_hub reads them: `HF_ENDPOINT`
- * (default https://huggingface.co), then `HF_TOKEN`, and the legacy
- * `HUGGING_FACE_HUB_TOKEN` only when HF_TOKEN is unset or empty.
+ * (default https://huggingface.co), then `HF_TOKEN`, the legacy
+ * `HUGGING_FACE_HUB_TOKEN` only when HF_TOKEN is unset or empty, and (when
+ * asked) the login token file.
  */
 export function hubOf(options: HubOptions = {}): Hub {
   const env = options.env ?? process.env;
@@ -42,9 +52,20 @@ export function hubOf(options: HubOptions = {}): Hub {
     throw new LacewingError(ErrorCode.config, "invalid_argument", "HF_ENDPOINT (environment) must be an http or https URL");
   if (endpoint.username !== "" || endpoint.password !== "" || endpoint.search !== "")
     throw new LacewingError(ErrorCode.config, "invalid_argument", "HF_ENDPOINT (environment) must not carry credentials or a query string");
-  const token = nonEmpty(env["HF_TOKEN"]) ?? nonEmpty(env["HUGGING_FACE_HUB_TOKEN"]);
+  const token = nonEmpty(env["HF_TOKEN"]) ?? nonEmpty(env["HUGGING_FACE_HUB_TOKEN"]) ?? (options.tokenFile === true ? tokenFromFile(env) : undefined);
   const authorization = nonEmpty(options.authorization) ?? (token === undefined ? undefined : `Bearer ${token}`);
   return { endpoint: endpoint.toString().replace(/\/+$/, ""), authorization, timeoutMs: options.timeoutMs ?? HUB_REQUEST_TIMEOUT_MS };
+}
+
+/** The token `huggingface-cli login` stored, where huggingface_hub looks for it; undefined when there is none. */
+function tokenFromFile(env: NodeJS.ProcessEnv): string | undefined {
+  const home = nonEmpty(env["HF_HOME"]) ?? join(nonEmpty(env["XDG_CACHE_HOME"]) ?? join(nonEmpty(env["HOME"]) ?? homedir(), ".cache"), "huggingface");
+  const path = nonEmpty(env["HF_TOKEN_PATH"]) ?? join(home, "token");
+  try {
+    return nonEmpty(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
