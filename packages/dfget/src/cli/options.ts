@@ -17,6 +17,7 @@ import {
   PIECE_LENGTH_RULE,
 } from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
+import { isHubUrl } from "./hub-url.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -81,7 +82,7 @@ export interface CommandOutput {
 export function createCommand(output?: CommandOutput): Command {
   const command = new Command("dfget")
     .description("Download a file through the local Lacewing dfdaemon (peer-to-peer, verified, written atomically).")
-    .argument("<url>", "http(s) URL to download")
+    .argument("<url>", "http(s) URL, or hf://[datasets/|spaces/]<owner>/<repo>/<path>[@<revision>] (HF_TOKEN, HF_ENDPOINT)")
     .requiredOption("-O, --output <file>", "Where to place the downloaded file")
     .option("--digest <alg:hex>", "Expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
     .option("-H, --header <header>", "Request header 'Name: value' for the origin (repeatable)", collect)
@@ -133,7 +134,8 @@ export interface ResolveOptions {
  * without the daemon is checked here, so bad input never reaches it.
  */
 export async function resolveRequest(commandLine: CommandLine, options: ResolveOptions): Promise<DfgetRequest> {
-  parseUrl(commandLine.url);
+  // An hf:// URL is checked and resolved after this (hub-url.ts): that takes the network.
+  if (!isHubUrl(commandLine.url)) parseUrl(commandLine.url);
   const digest = commandLine.digest === undefined ? "" : formatDigest(parseDigest(commandLine.digest));
   const flagHeaders = commandLine.headers.map(parseHeader);
   const config = loadConfig(configSchema, {

@@ -1,4 +1,5 @@
 import { REDACTED, parseUrl, redactUrl } from "@lacewing/common";
+import { isHfUrl, parseHfUrl } from "@lacewing/sources";
 import { invalidField } from "../schema/validate.js";
 import type { CreateJobBody } from "../schema/api-schemas.js";
 import type { JobSecrets, JobType, PreheatArgs } from "./job.js";
@@ -22,6 +23,16 @@ export function createJobInputOf(body: CreateJobBody): CreateJobInput {
   if (raw.type === "image" && all.length !== 1) throw invalidField("args.urls", "an image preheat takes exactly one manifest url");
   all.forEach((u, i) => {
     const fieldName = url !== "" && i === 0 ? "args.url" : "args.urls";
+    if (isHfUrl(u)) {
+      if (raw.type === "image") throw invalidField(fieldName, "an image preheat takes a registry manifest URL, not an hf:// URL");
+      try {
+        parseHfUrl(u);
+      } catch (err) {
+        // An hf:// URL holds no credentials (the token is a header or the manager's HF_TOKEN), so its message may quote it.
+        throw invalidField(fieldName, (err as Error).message);
+      }
+      return;
+    }
     try {
       parseUrl(u);
     } catch (err) {
@@ -73,7 +84,7 @@ export function splitSecrets(args: PreheatArgs): { args: PreheatArgs; secrets: J
 export function redactArgs(args: PreheatArgs): PreheatArgs {
   return {
     ...args,
-    urls: args.urls.map((url) => redactUrl(url, { filteredQueryParams: args.filteredQueryParams })),
+    urls: args.urls.map((url) => (isPlainHfUrl(url) ? url : redactUrl(url, { filteredQueryParams: args.filteredQueryParams }))),
     headers: Object.fromEntries(Object.keys(args.headers).map((name) => [name, REDACTED])),
     password: args.password === "" ? "" : REDACTED,
   };
@@ -92,4 +103,15 @@ export function withSecrets(args: PreheatArgs, secrets: JobSecrets): PreheatArgs
 /** Job ids are matched in the form they are made in (lower case, as randomUUID makes them); the schema checked the shape. */
 export function normalJobId(id: string): string {
   return id.toLowerCase();
+}
+
+/** An hf:// URL that parses names a repository and a path, nothing secret, so views show it as it is; anything else under that scheme reads "[redacted]". */
+function isPlainHfUrl(url: string): boolean {
+  if (!isHfUrl(url)) return false;
+  try {
+    parseHfUrl(url);
+    return true;
+  } catch {
+    return false;
+  }
 }
