@@ -1,4 +1,4 @@
-import { REDACTED, parseUrl, redactUrl } from "@lacewing/common";
+import { REDACTED, checkSourceUrl, isS3Url, parseUrl, redactUrl } from "@lacewing/common";
 import { invalidField } from "../schema/validate.js";
 import type { CreateJobBody } from "../schema/api-schemas.js";
 import type { JobSecrets, JobType, PreheatArgs } from "./job.js";
@@ -23,10 +23,16 @@ export function createJobInputOf(body: CreateJobBody): CreateJobInput {
   all.forEach((u, i) => {
     const fieldName = url !== "" && i === 0 ? "args.url" : "args.urls";
     try {
-      parseUrl(u);
+      // A file may live in object storage; an image's manifest is always behind a registry's http(s).
+      if (raw.type === "file") checkSourceUrl(u);
+      else parseUrl(u);
     } catch (err) {
       // parseUrl's message quotes the URL, and a URL may hold credentials.
-      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) ? (err as Error).message : "not a valid URL");
+      // An s3:// URL names an object and holds no secret: its own message says what is wrong.
+      throw invalidField(
+        fieldName,
+        /^unsupported URL scheme/.test((err as Error).message) || isS3Url(u) ? (err as Error).message : "not a valid URL",
+      );
     }
     if (raw.type === "image" && !MANIFEST_PATH.test(new URL(u).pathname))
       throw invalidField(fieldName, "must be a manifest URL like https://registry/v2/<name>/manifests/<tag|digest>");

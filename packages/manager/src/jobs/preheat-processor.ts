@@ -1,5 +1,5 @@
 import type { DownloadSchema, MessageInitShape } from "@lacewing/api";
-import { errorMessage, isLacewingError, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
+import { errorMessage, isLacewingError, isS3Url, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
 import type { JobStore } from "../db/job-store.js";
 import type { ManagerMetrics } from "../metrics.js";
 import { resolveImage } from "../oci/image-resolver.js";
@@ -138,11 +138,9 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     // An explicit Authorization header wins over username/password.
     const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
     const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
+    const planned = await Promise.all(args.urls.map((url) => (isS3Url(url) ? plannedS3Task(url, idInput, signal, schedulers) : plannedTask(url, "", idInput, headers, schedulers))));
     // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
-    return uniqueBy(
-      args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers)),
-      (task) => task.result.taskId,
-    );
+    return uniqueBy(planned, (task) => task.result.taskId);
   }
   const manifestUrl = args.urls[0] as string;
   const image = await resolveImage({
@@ -168,7 +166,7 @@ function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
 function plannedTask(
   url: string,
   digest: string,
-  idInput: { tag: string; application: string; filteredQueryParams: string[] },
+  idInput: { tag: string; application: string; filteredQueryParams: string[]; sourceVersion?: string },
   headers: Record<string, string>,
   schedulers: SchedulerPool,
 ): PlannedTask {
@@ -187,6 +185,26 @@ function plannedTask(
     },
     download: { url, digest, tag: idInput.tag, application: idInput.application, filteredQueryParams: idInput.filteredQueryParams, requestHeaders: headers },
   };
+}
+
+/**
+ * An s3:// object: the manager pins its ETag (HeadObject with the manager's
+ * own AWS_* access), so the task id is the one a later `dfget` of the same
+ * object computes, and the access goes with the download to the seed peers
+ * (over mTLS, like request headers; the stored result names only the URL).
+ */
+async function plannedS3Task(
+  url: string,
+  idInput: { tag: string; application: string; filteredQueryParams: string[] },
+  signal: AbortSignal,
+  schedulers: SchedulerPool,
+): Promise<PlannedTask> {
+  const { resolveS3Access, statS3Object } = await import("@lacewing/sources");
+  const objectStorage = await resolveS3Access(process.env);
+  const { etag } = await statS3Object(url, objectStorage, { signal });
+  const { result } = plannedTask(url, "", { ...idInput, sourceVersion: etag }, {}, schedulers);
+  const { tag, application, filteredQueryParams } = idInput;
+  return { result, download: { url, tag, application, filteredQueryParams, objectStorage, sourceVersion: etag } };
 }
 
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
