@@ -30,6 +30,9 @@ import { join } from "node:path";
  *   body when they differ.
  * - **Origin bytes.** `bytesServed` counts the object bytes (GET bodies of
  *   objects, not listings) the front sent: what the bucket served.
+ * - **One-byte ranges.** s3rver answers `Range: bytes=N-N` with the rest of
+ *   the object (it takes an end of 0 for none); the front cuts the body to
+ *   the range asked, as S3 answers it.
  *
  * s3rver runs in a child process with `--openssl-legacy-provider`: its
  * ListObjectsV2 continuation tokens are DES-encrypted, which OpenSSL 3 only
@@ -143,13 +146,31 @@ export class TestS3Origin {
           sendError(res, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
           return;
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
         const counted = isObjectGet && (answer.statusCode === 200 || answer.statusCode === 206);
         if (counted) this.objectGets++;
+        // s3rver answers `bytes=N-N` with everything from N on (it reads an end of 0 as none): cut the body to what was asked, as S3 does.
+        const asked = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers["range"] ?? ""));
+        const given = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(answer.headers["content-range"] ?? ""));
+        let limit = Infinity;
+        if (answer.statusCode === 206 && asked && given && asked[1] === given[1] && Number(asked[2]) < Number(given[2])) {
+          limit = Number(asked[2]) - Number(asked[1]) + 1;
+          answer.headers["content-range"] = `bytes ${asked[1]}-${asked[2]}/${given[3]}`;
+          answer.headers["content-length"] = String(limit);
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        let sent = 0;
         answer.on("data", (chunk: Buffer) => {
-          if (counted) this.bytesServed += chunk.byteLength;
+          const part = chunk.subarray(0, Math.max(0, limit - sent));
+          sent += part.byteLength;
+          if (counted) this.bytesServed += part.byteLength;
+          if (part.byteLength > 0) res.write(part);
+          if (sent >= limit) {
+            answer.destroy();
+            res.end();
+          }
         });
-        answer.pipe(res);
+        answer.on("end", () => res.end());
+        answer.on("error", () => res.destroy());
       },
     );
     upstream.on("error", () => res.destroy());

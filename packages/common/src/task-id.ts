@@ -52,6 +52,7 @@ const OCI_BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{
 
 /** The content digest of an OCI blob URL (`/v2/<name>/blobs/<digest>`), or undefined. */
 export function ociBlobDigestOf(url: string | URL): string | undefined {
+  if (typeof url === "string" && isS3Url(url)) return undefined;
   const parsed = typeof url === "string" ? parseUrl(url) : url;
   return OCI_BLOB_PATH.exec(parsed.pathname)?.[2];
 }
