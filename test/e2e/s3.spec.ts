@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { access, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { access, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -18,6 +18,17 @@ interface DfgetJson {
   taskId: string;
   traffic: { origin: number; peers: number; cache: number };
   error?: { code: string; message: string };
+}
+
+/** Every file under `dir` smaller than 1 MiB (metadata, journals, not piece data) that contains `needle`. */
+async function filesHolding(dir: string, needle: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    if ((await stat(path)).size < MiB && (await readFile(path, "latin1")).includes(needle)) found.push(path);
+  }
+  return found;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -87,6 +98,8 @@ describe("s3:// on loopback: s3rver (SigV4 checked) + scheduler + seed peer + 3 
     const logs = allOutput();
     assert.ok(!logs.includes(origin.secretAccessKey), "no process logged the secret");
     assert.ok(!logs.includes("NodeVersionSupportWarning"), "the SDK's Node version warning reached no log");
+    assert.doesNotMatch(logs, /X-Amz-Signature=[0-9a-f]{64}/, "no presigned URL in the logs");
+    for (const daemon of [seed, ...peers]) assert.deepEqual(await filesHolding(daemon.dir, origin.secretAccessKey), [], `${daemon.name} stored no credential`);
   });
 
   it("an object overwritten under the same key is a new task: the new bytes arrive, never the cached ones", async () => {
