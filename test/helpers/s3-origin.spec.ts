@@ -51,13 +51,25 @@ describe("@lacewing/sources against s3rver behind the SigV4-verifying front", ()
   });
 
   it("a missing bucket, a missing key and a wrong secret are each their own error", async () => {
-    await assert.rejects(collect(listS3("s3://nothere/x/", { env: origin.env() })), (err) => rejectsWith(ErrorCode.objectNotFound)(err) && /bucket nothere does not exist/.test((err as Error).message));
+    await assert.rejects(
+      collect(listS3("s3://nothere/x/", { env: origin.env() })),
+      (err) => rejectsWith(ErrorCode.objectNotFound)(err) && /bucket nothere does not exist/.test((err as Error).message),
+    );
     const access = await resolveS3Access(origin.env());
-    await assert.rejects(statS3Object("s3://nothere/x", access), (err) => rejectsWith(ErrorCode.objectNotFound)(err) && /bucket nothere does not exist/.test((err as Error).message));
-    await assert.rejects(statS3Object("s3://models/missing.bin", access), (err) => rejectsWith(ErrorCode.objectNotFound)(err) && /no object missing.bin in bucket models/.test((err as Error).message));
+    await assert.rejects(
+      statS3Object("s3://nothere/x", access),
+      (err) => rejectsWith(ErrorCode.objectNotFound)(err) && /bucket nothere does not exist/.test((err as Error).message),
+    );
+    await assert.rejects(
+      statS3Object("s3://models/missing.bin", access),
+      (err) => rejectsWith(ErrorCode.objectNotFound)(err) && /no object missing.bin in bucket models/.test((err as Error).message),
+    );
     const refusedBefore = origin.refused;
     await assert.rejects(statS3Object("s3://models/llm/config.json", { ...access, secretAccessKey: "wrong" }), rejectsWith(ErrorCode.objectAccessDenied));
-    await assert.rejects(collect(listS3("s3://models/llm/", { env: origin.env({ AWS_SECRET_ACCESS_KEY: "wrong" }) })), rejectsWith(ErrorCode.objectAccessDenied));
+    await assert.rejects(
+      collect(listS3("s3://models/llm/", { env: origin.env({ AWS_SECRET_ACCESS_KEY: "wrong" }) })),
+      rejectsWith(ErrorCode.objectAccessDenied),
+    );
     assert.ok(origin.refused > refusedBefore, "the front refused the bad signatures");
   });
 

@@ -9,7 +9,6 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-
 /**
  * An S3 origin for the tests: `s3rver` (an S3-protocol server in Node, from
  * npm) behind a small front that does what s3rver does not.
@@ -200,7 +199,8 @@ export class TestS3Origin {
       amzDate = param("X-Amz-Date") ?? "";
       payloadHash = "UNSIGNED-PAYLOAD";
       const expires = Number(param("X-Amz-Expires"));
-      if (!Number.isFinite(expires) || Date.parse(isoOf(amzDate)) + expires * 1000 < Date.now()) return { code: "AccessDenied", message: "Request has expired" };
+      if (!Number.isFinite(expires) || Date.parse(isoOf(amzDate)) + expires * 1000 < Date.now())
+        return { code: "AccessDenied", message: "Request has expired" };
     } else if (typeof req.headers["authorization"] === "string") {
       kind = "header";
       const match = /^AWS4-HMAC-SHA256 Credential=([^,]+), ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/.exec(req.headers["authorization"]);
@@ -221,7 +221,12 @@ export class TestS3Origin {
       .join("&");
     const canonicalHeaders = signedHeaders
       .split(";")
-      .map((name) => `${name}:${String(req.headers[name] ?? "").trim().replace(/\s+/g, " ")}\n`)
+      .map(
+        (name) =>
+          `${name}:${String(req.headers[name] ?? "")
+            .trim()
+            .replace(/\s+/g, " ")}\n`,
+      )
       .join("");
     const canonicalRequest = [req.method, path, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].join("\n");
     const scope = `${date}/${region}/${service}/aws4_request`;

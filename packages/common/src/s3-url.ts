@@ -31,7 +31,8 @@ export function parseS3Url(url: string, options: { prefix?: boolean } = {}): S3L
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const key = slash < 0 ? "" : rest.slice(slash + 1);
   if (bucket === "") throw bad("the bucket is missing");
-  if (!BUCKET.test(bucket) || bucket.includes("..")) throw bad(`${JSON.stringify(bucket)} is not a bucket name (3-63 lower-case letters, digits, dots and hyphens)`);
+  if (!BUCKET.test(bucket) || bucket.includes(".."))
+    throw bad(`${JSON.stringify(bucket)} is not a bucket name (3-63 lower-case letters, digits, dots and hyphens)`);
   if (!options.prefix && key === "") throw bad("the key is missing (s3://bucket/key)");
   if (!options.prefix && key.endsWith("/")) throw bad("the key ends with / (a directory: download it with dfget -r)");
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw bad(`the key is longer than ${MAX_KEY_BYTES} bytes`);

@@ -103,7 +103,9 @@ export function canonicalUrl(url: string, filteredQueryParams: readonly string[]
  * names the same task.
  */
 export function taskIdOf(input: TaskIdInput): string {
-  const subject = isS3Url(input.url) ? `${s3UrlOf(parseS3Url(input.url))}\0${input.sourceVersion ?? ""}` : (ociBlobDigestOf(input.url) ?? canonicalUrl(input.url, input.filteredQueryParams));
+  const subject = isS3Url(input.url)
+    ? `${s3UrlOf(parseS3Url(input.url))}\0${input.sourceVersion ?? ""}`
+    : (ociBlobDigestOf(input.url) ?? canonicalUrl(input.url, input.filteredQueryParams));
   return createHash("sha256")
     .update(subject)
     .update("\0")

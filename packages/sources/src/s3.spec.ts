@@ -14,7 +14,13 @@ describe("s3SettingsOf", () => {
       forcePathStyle: true,
     });
     assert.deepEqual(
-      s3SettingsOf({ AWS_REGION: "us-west-2", AWS_DEFAULT_REGION: "eu-west-1", AWS_ENDPOINT_URL_S3: "http://s3", AWS_ENDPOINT_URL: "http://all", AWS_S3_FORCE_PATH_STYLE: "no" }),
+      s3SettingsOf({
+        AWS_REGION: "us-west-2",
+        AWS_DEFAULT_REGION: "eu-west-1",
+        AWS_ENDPOINT_URL_S3: "http://s3",
+        AWS_ENDPOINT_URL: "http://all",
+        AWS_S3_FORCE_PATH_STYLE: "no",
+      }),
       { region: "us-west-2", endpoint: "http://s3", forcePathStyle: false },
     );
   });
@@ -37,7 +43,10 @@ describe("resolveS3Access", () => {
     const dir = await mkdtemp(join(tmpdir(), "lw-aws-"));
     try {
       const credentials = join(dir, "credentials");
-      await writeFile(credentials, "[default]\naws_access_key_id = DEF\naws_secret_access_key = DEFS\n[ci]\naws_access_key_id = CIK\naws_secret_access_key = CIS\n");
+      await writeFile(
+        credentials,
+        "[default]\naws_access_key_id = DEF\naws_secret_access_key = DEFS\n[ci]\naws_access_key_id = CIK\naws_secret_access_key = CIS\n",
+      );
       // The SDK's file provider reads these from the process's environment.
       const saved = { file: process.env["AWS_SHARED_CREDENTIALS_FILE"], config: process.env["AWS_CONFIG_FILE"] };
       process.env["AWS_SHARED_CREDENTIALS_FILE"] = credentials;
@@ -48,7 +57,10 @@ describe("resolveS3Access", () => {
         assert.equal((await resolveS3Access(env)).accessKeyId, "DEF");
         await assert.rejects(resolveS3Access({ ...env, AWS_PROFILE: "nope" }), /AWS_PROFILE "nope" gives no credentials/);
       } finally {
-        for (const [name, value] of [["AWS_SHARED_CREDENTIALS_FILE", saved.file], ["AWS_CONFIG_FILE", saved.config]] as const)
+        for (const [name, value] of [
+          ["AWS_SHARED_CREDENTIALS_FILE", saved.file],
+          ["AWS_CONFIG_FILE", saved.config],
+        ] as const)
           if (value === undefined) delete process.env[name];
           else process.env[name] = value;
       }

@@ -1,9 +1,14 @@
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import type { LookupFunction } from "node:net";
+// Types only: the SDK itself is loaded on first use (loadSdk).
+import type * as S3SdkModule from "@aws-sdk/client-s3";
+import type { ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
+import type * as CredentialProvidersModule from "@aws-sdk/credential-providers";
 import { ErrorCode, LacewingError, isAbortError, parseS3Url, s3UrlOf, type S3Location } from "@lacewing/common";
 import type { ListFiles, RemoteFile } from "./remote-file.js";
 
-type S3Sdk = typeof import("@aws-sdk/client-s3");
-type S3ClientType = import("@aws-sdk/client-s3").S3Client;
+type S3Sdk = typeof S3SdkModule;
 
 /**
  * How to reach an S3-compatible store: the caller's credentials and
@@ -84,9 +89,14 @@ export async function resolveS3Access(env: NodeJS.ProcessEnv, overrides: { force
   } catch (err) {
     // No profile named and none usable in the files: the daemon's own chain decides, as with no files at all.
     if (!env["AWS_PROFILE"]) return access;
-    throw new LacewingError(ErrorCode.config, "invalid_argument", `AWS_PROFILE ${JSON.stringify(env["AWS_PROFILE"])} gives no credentials: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new LacewingError(
+      ErrorCode.config,
+      "invalid_argument",
+      `AWS_PROFILE ${JSON.stringify(env["AWS_PROFILE"])} gives no credentials: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -119,17 +129,17 @@ async function loadSdk(): Promise<S3Sdk> {
   return import("@aws-sdk/client-s3");
 }
 
-async function loadCredentialProviders(): Promise<typeof import("@aws-sdk/credential-providers")> {
+async function loadCredentialProviders(): Promise<typeof CredentialProvidersModule> {
   process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
   return import("@aws-sdk/credential-providers");
 }
 
 /** An S3 client for `access`; what it leaves empty comes from `env`, and empty credentials mean the SDK's default chain. */
-async function clientOf(access: Partial<S3Access> | undefined, options: S3CallOptions): Promise<S3ClientType> {
+async function clientOf(access: Partial<S3Access> | undefined, options: S3CallOptions): Promise<S3Client> {
   const sdk = await loadSdk();
   const settings = s3SettingsOf(options.env ?? process.env);
   const endpoint = access?.endpoint || settings.endpoint;
-  const requestHandler = options.lookup === undefined ? undefined : await handlerOptions(options.lookup);
+  const requestHandler = options.lookup === undefined ? undefined : handlerOptions(options.lookup);
   return new sdk.S3Client({
     region: access?.region || settings.region || DEFAULT_REGION,
     ...(endpoint ? { endpoint } : {}),
@@ -149,11 +159,9 @@ async function clientOf(access: Partial<S3Access> | undefined, options: S3CallOp
   });
 }
 
-async function handlerOptions(lookup: LookupFunction): Promise<{ httpAgent: import("node:http").Agent; httpsAgent: import("node:https").Agent }> {
-  const http = await import("node:http");
-  const https = await import("node:https");
+function handlerOptions(lookup: LookupFunction): { httpAgent: HttpAgent; httpsAgent: HttpsAgent } {
   // net.connect takes `lookup` from the agent's options: every address the store's name resolves to is checked.
-  return { httpAgent: new http.Agent({ keepAlive: true, lookup } as never), httpsAgent: new https.Agent({ keepAlive: true, lookup } as never) };
+  return { httpAgent: new HttpAgent({ keepAlive: true, lookup } as never), httpsAgent: new HttpsAgent({ keepAlive: true, lookup } as never) };
 }
 
 /** Whether S3 (or a store speaking its protocol) said the credentials are wrong or not allowed. */
@@ -187,11 +195,21 @@ function s3ErrorOf(err: unknown, what: string, location: S3Location): LacewingEr
     );
   const status = statusOf(err);
   if (status !== undefined)
-    return new LacewingError(ErrorCode.originStatus, status >= 500 ? "unavailable" : "failed_precondition", `${what} failed: the object store answered HTTP ${status} (${name})`, {
-      cause: err,
-      details: { status, retryable: status >= 500 },
-    });
-  return new LacewingError(ErrorCode.originUnreachable, "unavailable", `cannot reach the object store for s3://${location.bucket}/: ${(err as Error).message}`, { cause: err });
+    return new LacewingError(
+      ErrorCode.originStatus,
+      status >= 500 ? "unavailable" : "failed_precondition",
+      `${what} failed: the object store answered HTTP ${status} (${name})`,
+      {
+        cause: err,
+        details: { status, retryable: status >= 500 },
+      },
+    );
+  return new LacewingError(
+    ErrorCode.originUnreachable,
+    "unavailable",
+    `cannot reach the object store for s3://${location.bucket}/: ${(err as Error).message}`,
+    { cause: err },
+  );
 }
 
 function notFound(location: S3Location, what: "bucket" | "key", cause?: unknown): LacewingError {
@@ -298,7 +316,7 @@ export const listS3: ListFiles = (rootUrl, options = {}) => ({
     try {
       let token: string | undefined;
       do {
-        let page: import("@aws-sdk/client-s3").ListObjectsV2CommandOutput;
+        let page: ListObjectsV2CommandOutput;
         try {
           page = await client.send(
             new sdk.ListObjectsV2Command({ Bucket: location.bucket, Prefix: prefix, ...(token === undefined ? {} : { ContinuationToken: token }) }),
@@ -309,7 +327,12 @@ export const listS3: ListFiles = (rootUrl, options = {}) => ({
         }
         for (const object of page.Contents ?? []) {
           if (object.Key === undefined || object.Key.endsWith("/")) continue;
-          yield { key: object.Key.slice(prefix.length), url: s3UrlOf({ bucket: location.bucket, key: object.Key }), size: object.Size ?? 0, version: object.ETag ?? "" };
+          yield {
+            key: object.Key.slice(prefix.length),
+            url: s3UrlOf({ bucket: location.bucket, key: object.Key }),
+            size: object.Size ?? 0,
+            version: object.ETag ?? "",
+          };
         }
         token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
       } while (token !== undefined);

@@ -1,5 +1,16 @@
 import type { Download } from "@lacewing/api";
-import { ErrorCode, LacewingError, MAX_TIMER_MS, PIECE_LENGTH_RULE, checkSourceUrl, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
+import {
+  ErrorCode,
+  LacewingError,
+  MAX_TIMER_MS,
+  PIECE_LENGTH_RULE,
+  checkSourceUrl,
+  isPieceLength,
+  ociBlobDigestOf,
+  parseDigest,
+  parseUrl,
+  taskIdOf,
+} from "@lacewing/common";
 import type { S3Access } from "@lacewing/sources";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */

@@ -51,15 +51,19 @@ export function originFiller(options: OriginFillerOptions): TaskFiller {
   return async ({ task, spec, signal, ledger, verify }) => {
     const s3 = isS3Url(spec.url) ? await s3OriginOf(spec, { signal, dispatcher: options.dispatcher, policy: options.policy }) : undefined;
     try {
-      await fetchFromOrigin(task, s3?.request ?? { url: spec.url, headers: spec.requestHeaders, signal, dispatcher: options.dispatcher, policy: options.policy }, {
-        concurrency: options.concurrency,
-        attempts: options.attempts,
-        pieceLength: spec.pieceLength,
-        log: options.log,
-        buffers: options.buffers,
-        reader: options.reader,
-        onPiece: (piece, costMs) => ledger.record({ piece, source: "origin", parentId: "", costMs }),
-      });
+      await fetchFromOrigin(
+        task,
+        s3?.request ?? { url: spec.url, headers: spec.requestHeaders, signal, dispatcher: options.dispatcher, policy: options.policy },
+        {
+          concurrency: options.concurrency,
+          attempts: options.attempts,
+          pieceLength: spec.pieceLength,
+          log: options.log,
+          buffers: options.buffers,
+          reader: options.reader,
+          onPiece: (piece, costMs) => ledger.record({ piece, source: "origin", parentId: "", costMs }),
+        },
+      );
     } catch (err) {
       throw s3 === undefined ? err : s3ReadErrorOf(err, spec);
     } finally {

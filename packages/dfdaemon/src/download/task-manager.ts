@@ -309,7 +309,9 @@ function ownOptionsMayHelp(joiner: DownloadSpec, first: DownloadSpec, err: unkno
   if (err.code === ErrorCode.noSource) return first.disableBackToSource === true && joiner.disableBackToSource !== true;
   if (err.code === ErrorCode.originStatus && err.details["retryable"] !== true) return !sameHeaders(joiner.requestHeaders, first.requestHeaders);
   if (err.code === ErrorCode.objectAccessDenied)
-    return joiner.objectStorage?.accessKeyId !== first.objectStorage?.accessKeyId || joiner.objectStorage?.secretAccessKey !== first.objectStorage?.secretAccessKey;
+    return (
+      joiner.objectStorage?.accessKeyId !== first.objectStorage?.accessKeyId || joiner.objectStorage?.secretAccessKey !== first.objectStorage?.secretAccessKey
+    );
   return false;
 }
 

@@ -40,7 +40,10 @@ describe("s3:// download specs", () => {
 
   it("refuse a malformed s3 URL and an endpoint that is not http(s) or holds credentials", () => {
     assert.throws(() => downloadSpecOf(create(DownloadSchema, { url: "s3://bucket" })), /the key is missing/);
-    assert.throws(() => downloadSpecOf(create(DownloadSchema, { url: "s3://bucket/k", objectStorage: { endpoint: "file:///etc" } })), /must be an http or https URL/);
+    assert.throws(
+      () => downloadSpecOf(create(DownloadSchema, { url: "s3://bucket/k", objectStorage: { endpoint: "file:///etc" } })),
+      /must be an http or https URL/,
+    );
     assert.throws(
       () => downloadSpecOf(create(DownloadSchema, { url: "s3://bucket/k", objectStorage: { endpoint: "http://u:p@h" } })),
       /must not hold credentials/,

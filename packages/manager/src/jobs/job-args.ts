@@ -29,10 +29,7 @@ export function createJobInputOf(body: CreateJobBody): CreateJobInput {
     } catch (err) {
       // parseUrl's message quotes the URL, and a URL may hold credentials.
       // An s3:// URL names an object and holds no secret: its own message says what is wrong.
-      throw invalidField(
-        fieldName,
-        /^unsupported URL scheme/.test((err as Error).message) || isS3Url(u) ? (err as Error).message : "not a valid URL",
-      );
+      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) || isS3Url(u) ? (err as Error).message : "not a valid URL");
     }
     if (raw.type === "image" && !MANIFEST_PATH.test(new URL(u).pathname))
       throw invalidField(fieldName, "must be a manifest URL like https://registry/v2/<name>/manifests/<tag|digest>");

@@ -138,7 +138,9 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     // An explicit Authorization header wins over username/password.
     const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
     const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
-    const planned = await Promise.all(args.urls.map((url) => (isS3Url(url) ? plannedS3Task(url, idInput, signal, schedulers) : plannedTask(url, "", idInput, headers, schedulers))));
+    const planned = await Promise.all(
+      args.urls.map((url) => (isS3Url(url) ? plannedS3Task(url, idInput, signal, schedulers) : plannedTask(url, "", idInput, headers, schedulers))),
+    );
     // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
     return uniqueBy(planned, (task) => task.result.taskId);
   }

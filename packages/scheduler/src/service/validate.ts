@@ -1,6 +1,16 @@
 import { isIP } from "node:net";
 import type { Download, Host, TaskInfo } from "@lacewing/api";
-import { ErrorCode, LacewingError, MAX_PIECE_COUNT, checkSourceUrl, isPieceLength, parseDigest, pieceCountOf, pieceGeometryProblem, PIECE_LENGTH_RULE } from "@lacewing/common";
+import {
+  ErrorCode,
+  LacewingError,
+  MAX_PIECE_COUNT,
+  checkSourceUrl,
+  isPieceLength,
+  parseDigest,
+  pieceCountOf,
+  pieceGeometryProblem,
+  PIECE_LENGTH_RULE,
+} from "@lacewing/common";
 
 /**
  * Bounds on everything a client tells the scheduler. Every field is checked
