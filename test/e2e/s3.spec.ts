@@ -152,6 +152,27 @@ describe("s3:// on loopback: s3rver (SigV4 checked) + scheduler + seed peer + 3 
     assert.ok(!allOutput().includes(origin.secretAccessKey), "no process logged the secret");
   });
 
+  it("an object overwritten in the middle of a download fails it clearly (LW_ERR_OBJECT_CHANGED), mixes nothing and writes nothing", async () => {
+    const key = "llm/changing.bin";
+    await origin.put("models", key, randomBytesOf(8 * MiB, 54));
+    // The probe and two pieces of the old object, then the object changes under the download.
+    let reads = 0;
+    origin.beforeObjectGet = async (path) => {
+      if (path === `/models/${key}` && ++reads === 3) await origin.put("models", key, randomBytesOf(8 * MiB, 55));
+    };
+    try {
+      const out = join(root, "changing.out");
+      const result = await dfgetS3(peers[2]!, `s3://models/${key}`, out, origin.env(), "--piece-length", "1MiB");
+      assert.equal(result.code, 1, result.stderr);
+      const report = JSON.parse(result.stdout) as DfgetJson;
+      assert.equal(report.error?.code, "LW_ERR_OBJECT_CHANGED", result.stdout);
+      assert.match(report.error?.message ?? "", /was overwritten during the download/);
+      assert.equal(await exists(out), false);
+    } finally {
+      origin.beforeObjectGet = undefined;
+    }
+  });
+
   it("bad input fails with one line and the right exit code, and writes nothing", async () => {
     const cases: Array<{ url: string; env?: Record<string, string>; exit: number; code: string; message: RegExp }> = [
       { url: "s3://models", exit: 2, code: "LW_ERR_BAD_URL", message: /the key is missing/ },

@@ -53,6 +53,11 @@ export class TestS3Origin {
   refused = 0;
   /** Requests whose signature checked out, by how they were signed. */
   readonly verified = { header: 0, query: 0 };
+  /**
+   * Awaited before a verified object GET is forwarded, with its URL path: a
+   * test overwrites an object at an exact point of a download with it.
+   */
+  beforeObjectGet: ((path: string) => Promise<void>) | undefined;
   readonly #server: Server;
   #s3rver: ChildProcess | undefined;
   #upstream: { address: string; port: number } | undefined;
@@ -135,6 +140,16 @@ export class TestS3Origin {
     delete headers["authorization"];
     delete headers["x-amz-security-token"];
     const isObjectGet = req.method === "GET" && url.pathname.split("/").filter((s) => s !== "").length >= 2;
+    const hook = isObjectGet ? this.beforeObjectGet : undefined;
+    if (hook === undefined) this.#forward(req, res, url, headers, isObjectGet);
+    else
+      hook(url.pathname).then(
+        () => this.#forward(req, res, url, headers, isObjectGet),
+        () => res.destroy(),
+      );
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, url: URL, headers: IncomingMessage["headers"], isObjectGet: boolean): void {
     const upstream = request(
       { host: this.#upstream!.address, port: this.#upstream!.port, method: req.method, path: `${url.pathname}${url.search}`, headers },
       (answer) => {
