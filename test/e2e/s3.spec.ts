@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { startManagerProcess, type ManagerProcess } from "../helpers/manager.js";
 import { randomBytesOf } from "../helpers/origin.js";
-import { BIN, runCommand, type CommandResult } from "../helpers/processes.js";
+import { BIN, runCommand, startDaemon, type CommandResult } from "../helpers/processes.js";
 import { TestS3Origin } from "../helpers/s3-origin.js";
 
 const MiB = 1024 * 1024;
@@ -170,6 +170,21 @@ describe("s3:// on loopback: s3rver (SigV4 checked) + scheduler + seed peer + 3 
       assert.equal(await exists(out), false);
     } finally {
       origin.beforeObjectGet = undefined;
+    }
+  });
+
+  it("a caller without credentials leaves them to the daemon's own AWS chain", async () => {
+    const dir = join(root, "own-chain");
+    const own = await startDaemon(dir, [], { env: origin.env() });
+    try {
+      await origin.put("models", "llm/own.bin", randomBytesOf(2 * MiB, 56));
+      // No AWS_* at all on dfget's side: the download carries empty credentials.
+      const result = await runCommand(BIN.dfget, ["s3://models/llm/own.bin", "-O", join(root, "own.out"), "--socket", own.socket, "--no-progress", "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal((JSON.parse(result.stdout) as DfgetJson).traffic.origin, 2 * MiB);
+      assert.ok(!own.output().includes("NodeVersionSupportWarning"));
+    } finally {
+      await own.stop();
     }
   });
 
