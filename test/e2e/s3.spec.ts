@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { access, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { access, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -149,7 +149,23 @@ describe("s3:// on loopback: s3rver (SigV4 checked) + scheduler + seed peer + 3 
     const malformed = await manager.request("POST", "/api/v1/jobs", { type: "preheat", args: { type: "file", url: "s3://models" } });
     assert.equal(malformed.status, 400);
     assert.match(JSON.stringify(malformed.body), /the key is missing/);
-    assert.ok(!allOutput().includes(origin.secretAccessKey), "no process logged the secret");
+    const logs = allOutput();
+    assert.ok(!logs.includes(origin.secretAccessKey), "no process logged the secret");
+    assert.ok(!logs.includes("NodeVersionSupportWarning"), "the SDK's Node version warning reached no log");
+  });
+
+  it("takes the keys of AWS_PROFILE's profile from the shared credentials file", async () => {
+    await origin.put("models", "llm/profile.bin", randomBytesOf(1 * MiB, 57));
+    const credentials = join(root, "aws-credentials");
+    await writeFile(
+      credentials,
+      `[other]\naws_access_key_id = NOPE\naws_secret_access_key = nope\n[ci]\naws_access_key_id = ${origin.accessKeyId}\naws_secret_access_key = ${origin.secretAccessKey}\n`,
+    );
+    const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, ...settings } = origin.env();
+    const env = { ...settings, AWS_PROFILE: "ci", AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_CONFIG_FILE: join(root, "aws-config") };
+    const result = await dfgetS3(peers[1]!, "s3://models/llm/profile.bin", join(root, "profile.out"), env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "", "nothing on dfget's stderr (the SDK's providers warn nothing either)");
   });
 
   it("an object overwritten in the middle of a download fails it clearly (LW_ERR_OBJECT_CHANGED), mixes nothing and writes nothing", async () => {
