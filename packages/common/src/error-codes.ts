@@ -36,6 +36,12 @@ export const ErrorCode = {
   originUnreachable: "LW_ERR_ORIGIN_UNREACHABLE",
   /** The origin (or a redirect) names an address the daemon must not fetch from: see dfdaemon's source/origin-policy.ts. */
   originRefused: "LW_ERR_ORIGIN_REFUSED",
+  /** An s3:// bucket or key that does not exist (the message says which). */
+  objectNotFound: "LW_ERR_OBJECT_NOT_FOUND",
+  /** The object store refused the credentials (unknown key id, wrong secret, no permission). */
+  objectAccessDenied: "LW_ERR_OBJECT_ACCESS_DENIED",
+  /** The object was overwritten after its version was pinned (an If-Match that no longer holds). */
+  objectChanged: "LW_ERR_OBJECT_CHANGED",
   digestMismatch: "LW_ERR_DIGEST_MISMATCH",
   output: "LW_ERR_OUTPUT",
   diskFull: "LW_ERR_DISK_FULL",

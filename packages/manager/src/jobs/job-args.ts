@@ -1,4 +1,4 @@
-import { REDACTED, parseUrl, redactUrl } from "@lacewing/common";
+import { REDACTED, checkSourceUrl, isS3Url, parseUrl, redactUrl } from "@lacewing/common";
 import { isHfUrl, parseHfUrl } from "@lacewing/sources";
 import { invalidField } from "../schema/validate.js";
 import type { CreateJobBody } from "../schema/api-schemas.js";
@@ -34,10 +34,13 @@ export function createJobInputOf(body: CreateJobBody): CreateJobInput {
       return;
     }
     try {
-      parseUrl(u);
+      // A file may live in object storage; an image's manifest is always behind a registry's http(s).
+      if (raw.type === "file") checkSourceUrl(u);
+      else parseUrl(u);
     } catch (err) {
       // parseUrl's message quotes the URL, and a URL may hold credentials.
-      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) ? (err as Error).message : "not a valid URL");
+      // An s3:// URL names an object and holds no secret: its own message says what is wrong.
+      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) || isS3Url(u) ? (err as Error).message : "not a valid URL");
     }
     if (raw.type === "image" && !MANIFEST_PATH.test(new URL(u).pathname))
       throw invalidField(fieldName, "must be a manifest URL like https://registry/v2/<name>/manifests/<tag|digest>");

@@ -1,5 +1,5 @@
 import type { DownloadSchema, MessageInitShape } from "@lacewing/api";
-import { errorMessage, isLacewingError, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
+import { errorMessage, isLacewingError, isS3Url, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
 import type { JobStore } from "../db/job-store.js";
 import type { ManagerMetrics } from "../metrics.js";
 import { isHfUrl, resolveHfFile } from "@lacewing/sources";
@@ -143,6 +143,10 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
     const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
     const tasks: PlannedTask[] = [];
     for (const url of args.urls) {
+      if (isS3Url(url)) {
+        tasks.push(await plannedS3Task(url, idInput, signal, schedulers));
+        continue;
+      }
       if (!isHfUrl(url)) {
         tasks.push(plannedTask(url, "", idInput, headers, schedulers));
         continue;
@@ -179,7 +183,7 @@ function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
 function plannedTask(
   url: string,
   digest: string,
-  idInput: { tag: string; application: string; filteredQueryParams: string[] },
+  idInput: { tag: string; application: string; filteredQueryParams: string[]; sourceVersion?: string },
   headers: Record<string, string>,
   schedulers: SchedulerPool,
 ): PlannedTask {
@@ -202,6 +206,26 @@ function plannedTask(
 
 function authorizationOf(headers: Record<string, string>): string {
   return Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1] ?? "";
+}
+
+/**
+ * An s3:// object: the manager pins its ETag (HeadObject with the manager's
+ * own AWS_* access), so the task id is the one a later `dfget` of the same
+ * object computes, and the access goes with the download to the seed peers
+ * (over mTLS, like request headers; the stored result names only the URL).
+ */
+async function plannedS3Task(
+  url: string,
+  idInput: { tag: string; application: string; filteredQueryParams: string[] },
+  signal: AbortSignal,
+  schedulers: SchedulerPool,
+): Promise<PlannedTask> {
+  const { resolveS3Access, statS3Object } = await import("@lacewing/sources");
+  const objectStorage = await resolveS3Access(process.env);
+  const { etag } = await statS3Object(url, objectStorage, { signal });
+  const { result } = plannedTask(url, "", { ...idInput, sourceVersion: etag }, {}, schedulers);
+  const { tag, application, filteredQueryParams } = idInput;
+  return { result, download: { url, tag, application, filteredQueryParams, objectStorage, sourceVersion: etag } };
 }
 
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
