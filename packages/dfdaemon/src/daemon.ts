@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { createHash } from "node:crypto";
 import type { Agent } from "undici";
 import { HostType, RpcServer, dfdaemonv1 } from "@lacewing/api";
-import { ErrorCode, LacewingError, MetricsServer, securityOf, type Logger, type Security } from "@lacewing/common";
+import { ErrorCode, LacewingError, MetricsServer, isS3Url, securityOf, type Logger, type Security } from "@lacewing/common";
 import { localApi } from "./api/local-api.js";
 import type { DfdaemonConfig } from "./config.js";
 import { TaskManager } from "./download/task-manager.js";
@@ -23,6 +23,7 @@ import { TaskStore } from "./storage/task-store.js";
 import { CacheCollector } from "./gc/collector.js";
 import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
 import { checkOriginUrl, createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
+import { pinSourceVersion } from "./source/s3-source.js";
 import { RangeReader } from "./source/range-reader.js";
 import { UploadGrants } from "./upload/upload-grants.js";
 import { UPLOAD_MEMORY_PER_SLOT, UploadServer } from "./upload/upload-server.js";
@@ -117,7 +118,14 @@ export class Dfdaemon {
       log,
       onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
     });
-    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(policy), outputTempTtlMs: config.outputTempTtl });
+    this.tasks = new TaskManager({
+      store: this.store,
+      log,
+      metrics: this.metrics,
+      fill: this.#filler(policy),
+      outputTempTtlMs: config.outputTempTtl,
+      pin: (spec, signal) => pinSourceVersion(spec, policy, signal),
+    });
     this.#mirror = new RegistryMirror({
       tasks: this.tasks,
       store: this.store,
@@ -152,7 +160,8 @@ export class Dfdaemon {
   #filler(policy: OriginPolicy): TaskFiller {
     const fill = this.#sources(policy);
     return async (request) => {
-      checkOriginUrl(new URL(request.spec.url), policy);
+      // An s3:// URL names a bucket, not a host: its store's endpoint is checked where it is reached (source/s3-source.ts).
+      if (!isS3Url(request.spec.url)) checkOriginUrl(new URL(request.spec.url), policy);
       // The one place back-to-source is decided: the daemon's setting joins the caller's, and fillers read only the spec.
       const disableBackToSource = request.spec.disableBackToSource === true || this.config.disableBackToSource;
       await fill({ ...request, spec: { ...request.spec, disableBackToSource } });
