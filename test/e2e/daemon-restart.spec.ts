@@ -21,7 +21,7 @@ const ORIGIN_CONCURRENCY = 8;
  */
 interface ResumeOrigin {
   /** Serves `bytes` as object `key` (a new version each time, with new validators) and returns the URL dfget is given. */
-  put(key: string, bytes: Buffer): string;
+  put(key: string, bytes: Buffer): Promise<string>;
   /** Body bytes the origin sent since it started, whatever the request. */
   bytesSent(): number;
   /** Body bytes per second over all responses, 0 for unlimited: slows the origin so a restart lands mid-way. */
@@ -30,6 +30,8 @@ interface ResumeOrigin {
   readonly probeBytes: number;
   /** Arguments dfget needs besides the URL (credentials as -H, …). */
   readonly dfgetArgs: string[];
+  /** Environment dfget needs (the caller's AWS_* for s3://, …). */
+  readonly dfgetEnv: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -38,7 +40,7 @@ async function httpOrigin(): Promise<ResumeOrigin> {
   origin.validators = true;
   await origin.start();
   return {
-    put: (key, bytes) => {
+    put: async (key, bytes) => {
       origin.replace(`/${key}`, bytes);
       return origin.url(`/${key}`);
     },
@@ -46,11 +48,21 @@ async function httpOrigin(): Promise<ResumeOrigin> {
     pace: (bytesPerSecond) => (origin.bytesPerSecond = bytesPerSecond),
     probeBytes: 1,
     dfgetArgs: [],
+    dfgetEnv: {},
     close: () => origin.close(),
   };
 }
 
-const ORIGINS: Record<string, () => Promise<ResumeOrigin>> = { http: httpOrigin };
+/**
+ * The origins every case runs against; `big` also runs the 2 GiB case, whose
+ * whole cost each origin would add to CI again (s3rver would store the 2 GiB
+ * on disk beside the daemon's copy). An s3:// entry wraps TestS3Origin:
+ * put() through its put(), bytesSent() its bytesServed, pace() by delaying
+ * each object GET (beforeObjectGet), dfgetEnv its env().
+ */
+const ORIGINS: Record<string, { start: () => Promise<ResumeOrigin>; big: boolean }> = {
+  http: { start: httpOrigin, big: true },
+};
 
 interface JournaledPiece {
   number: number;
@@ -81,7 +93,7 @@ interface DfgetJson {
   traffic: { origin: number; peers: number; cache: number };
 }
 
-for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
+for (const [kind, { start: makeOrigin, big }] of Object.entries(ORIGINS)) {
   describe(`a dfget of a ${kind} URL survives its daemon being killed and started again`, () => {
     let dir: string;
     let origin: ResumeOrigin;
@@ -110,7 +122,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       url: string,
       out: string,
       killAfter: number,
-      meanwhile: () => void = () => undefined,
+      meanwhile: () => Promise<void> | void = () => undefined,
       args = daemonArgs,
       signal: NodeJS.Signals = "SIGKILL",
     ) {
@@ -119,18 +131,11 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       const tasksDir = join(dir, "data", "tasks");
       await rm(tasksDir, { recursive: true, force: true });
       daemon = await startDaemon(dir, args);
-      const run = runCommand(BIN.dfget, [
-        url,
-        "-O",
-        out,
-        "--socket",
-        daemon.socket,
-        "--no-progress",
-        "--json",
-        "--reconnect-timeout",
-        "2m",
-        ...origin.dfgetArgs,
-      ]);
+      const run = runCommand(
+        BIN.dfget,
+        [url, "-O", out, "--socket", daemon.socket, "--no-progress", "--json", "--reconnect-timeout", "2m", ...origin.dfgetArgs],
+        origin.dfgetEnv,
+      );
       let taskDir = "";
       await waitUntil(
         `${killAfter} pieces were journaled`,
@@ -150,56 +155,58 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
         contentLength: number;
         validators?: { etag?: string; lastModified?: string };
       };
-      meanwhile();
+      await meanwhile();
       daemon = await startDaemon(dir, args);
       const result = await run;
-      assert.equal(result.code, 0, `dfget: ${result.stderr}`);
+      const status = result.code === 0 ? undefined : await runCommand(BIN.dfdaemon, ["status", "--json", "--socket", daemon.socket]);
+      assert.equal(result.code, 0, `${result.stderr}\nthe restarted daemon's log:\n${daemon.output()}\nstatus: ${status?.stdout ?? ""}`);
       const summary = JSON.parse(result.stdout) as DfgetJson;
       return { summary, sentAtKill, kept, keptBytes: kept.reduce((sum, p) => sum + p.length, 0), meta };
     }
 
-    it("2 GiB: the output is the origin's, and the origin sends it once plus at most the pieces in flight at the kill", async (t) => {
-      const size = 2 * GiB;
-      let at = Date.now();
-      const content = randomBytesOf(size, 21);
-      // One update takes at most 2 GiB - 1.
-      const hash = createHash("sha256");
-      for (let offset = 0; offset < size; offset += 256 * MiB) hash.update(content.subarray(offset, offset + 256 * MiB));
-      const expected = hash.digest("hex");
-      const url = origin.put("big.bin", content);
-      t.diagnostic(`made and hashed 2 GiB in ${Date.now() - at} ms`);
-      const out = join(dir, "big.bin");
-      const sentBefore = origin.bytesSent();
-      at = Date.now();
-      // 256 pieces of 8 MiB; killed a quarter of the way in.
-      const { summary, sentAtKill, kept, keptBytes, meta } = await restartDuring(url, out, 64);
-      t.diagnostic(`dfget of 2 GiB with a daemon restart took ${Date.now() - at} ms`);
-      const total = meta.contentLength / meta.pieceLength;
-      assert.equal(meta.contentLength, size, "the unfinished task's meta kept the length");
-      assert.ok(meta.validators?.etag !== undefined && meta.validators.lastModified !== undefined, "and the origin's validators");
-      assert.ok(kept.length < total, "killed before the end");
+    if (big)
+      it("2 GiB: the output is the origin's, and the origin sends it once plus at most the pieces in flight at the kill", async (t) => {
+        const size = 2 * GiB;
+        let at = Date.now();
+        const content = randomBytesOf(size, 21);
+        // One update takes at most 2 GiB - 1.
+        const hash = createHash("sha256");
+        for (let offset = 0; offset < size; offset += 256 * MiB) hash.update(content.subarray(offset, offset + 256 * MiB));
+        const expected = hash.digest("hex");
+        const url = await origin.put("big.bin", content);
+        t.diagnostic(`made and hashed 2 GiB in ${Date.now() - at} ms`);
+        const out = join(dir, "big.bin");
+        const sentBefore = origin.bytesSent();
+        at = Date.now();
+        // 256 pieces of 8 MiB; killed a quarter of the way in.
+        const { summary, sentAtKill, kept, keptBytes, meta } = await restartDuring(url, out, 64);
+        t.diagnostic(`dfget of 2 GiB with a daemon restart took ${Date.now() - at} ms`);
+        const total = meta.contentLength / meta.pieceLength;
+        assert.equal(meta.contentLength, size, "the unfinished task's meta kept the length");
+        assert.ok(meta.validators?.etag !== undefined && meta.validators.lastModified !== undefined, "and the origin's validators");
+        assert.ok(kept.length < total, "killed before the end");
 
-      assert.equal(await sha256Of(out), expected, "byte-identical to the origin's");
-      assert.ok(summary.reconnects >= 1, "dfget reconnected");
-      assert.equal(summary.contentLength, size);
-      assert.deepEqual(summary.traffic, { origin: size - keptBytes, peers: 0, cache: keptBytes }, "what the restarted daemon had kept counts as cache");
+        assert.equal(await sha256Of(out), expected, "byte-identical to the origin's");
+        assert.ok(summary.reconnects >= 1, "dfget reconnected");
+        assert.equal(summary.contentLength, size);
+        assert.deepEqual(summary.traffic, { origin: size - keptBytes, peers: 0, cache: keptBytes }, "what the restarted daemon had kept counts as cache");
 
-      const before = sentAtKill - sentBefore;
-      const after = origin.bytesSent() - sentAtKill;
-      assert.equal(after, size - keptBytes + origin.probeBytes, "after the restart: the probe and exactly the pieces not kept");
-      const lost = before - origin.probeBytes - keptBytes;
-      assert.ok(lost >= 0 && lost <= ORIGIN_CONCURRENCY * meta.pieceLength, `lost ${lost} bytes in flight, at most ${ORIGIN_CONCURRENCY} pieces`);
-      assert.ok(before + after <= size + ORIGIN_CONCURRENCY * meta.pieceLength + 2 * origin.probeBytes, "the file once plus the pieces in flight");
-      await rm(out, { force: true });
-      origin.put("big.bin", Buffer.alloc(0));
-    });
+        const before = sentAtKill - sentBefore;
+        const after = origin.bytesSent() - sentAtKill;
+        assert.equal(after, size - keptBytes + origin.probeBytes, "after the restart: the probe and exactly the pieces not kept");
+        const lost = before - origin.probeBytes - keptBytes;
+        assert.ok(lost >= 0 && lost <= ORIGIN_CONCURRENCY * meta.pieceLength, `lost ${lost} bytes in flight, at most ${ORIGIN_CONCURRENCY} pieces`);
+        assert.ok(before + after <= size + ORIGIN_CONCURRENCY * meta.pieceLength + 2 * origin.probeBytes, "the file once plus the pieces in flight");
+        await rm(out, { force: true });
+        await origin.put("big.bin", Buffer.alloc(0));
+      });
 
     it("through a scheduler: the restarted peer registers with the pieces it kept and fetches only the others", async () => {
       const scheduler = await startScheduler();
       try {
         const size = 64 * MiB;
         const content = randomBytesOf(size, 41);
-        const url = origin.put("p2p.bin", content);
+        const url = await origin.put("p2p.bin", content);
         const out = join(dir, "p2p.bin");
         origin.pace(16 * MiB);
         let result: Awaited<ReturnType<typeof restartDuring>>;
@@ -226,7 +233,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
     it("a daemon stopped gracefully (SIGTERM, as an upgrade does) is waited for just the same", async () => {
       const size = 64 * MiB;
       const content = randomBytesOf(size, 51);
-      const url = origin.put("graceful.bin", content);
+      const url = await origin.put("graceful.bin", content);
       const out = join(dir, "graceful.bin");
       origin.pace(16 * MiB);
       let result: Awaited<ReturnType<typeof restartDuring>>;
@@ -245,7 +252,7 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       const size = 64 * MiB;
       const oldContent = randomBytesOf(size, 31);
       const newContent = randomBytesOf(size, 32);
-      const url = origin.put("changing.bin", oldContent);
+      const url = await origin.put("changing.bin", oldContent);
       const out = join(dir, "changing.bin");
       // 64 pieces of 1 MiB at 16 MiB/s: a few seconds, so the kill lands early.
       origin.pace(16 * MiB);
@@ -253,9 +260,9 @@ for (const [kind, makeOrigin] of Object.entries(ORIGINS)) {
       let summary: DfgetJson;
       let sentAtKill: number;
       try {
-        ({ summary, sentAtKill } = await restartDuring(url, out, 8, () => {
+        ({ summary, sentAtKill } = await restartDuring(url, out, 8, async () => {
           // Same length: only the validators can tell the versions apart.
-          origin.put("changing.bin", newContent);
+          await origin.put("changing.bin", newContent);
           origin.pace(0);
         }));
       } finally {
