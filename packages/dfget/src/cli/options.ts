@@ -18,6 +18,9 @@ import {
 } from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
 
+/** Each file is a download, and each download takes daemon piece memory and origin or peer connections: a bound keeps one dfget from crowding a node. */
+export const MAX_CONCURRENT_FILES = 64;
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -40,6 +43,17 @@ export const configSchema = {
   }),
   progress: field.boolean({ description: "Never draw a progress bar (one is drawn only when stderr is a terminal)", default: true, negatable: true }),
   logLevel: field.enum(LOG_LEVELS, { description: "Log level of the JSON logs on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
+  include: field.list({
+    description: "With -r: download only keys matching this glob (repeatable; * stays within a path segment, ** spans segments, ? is one character)",
+    default: [],
+    placeholder: "<glob>",
+  }),
+  exclude: field.list({ description: "With -r: skip keys matching this glob (repeatable; wins over --include)", default: [], placeholder: "<glob>" }),
+  maxConcurrent: field.number({
+    description: `With -r: files downloaded at once, 1-${MAX_CONCURRENT_FILES}`,
+    default: 4,
+    check: (v) => (Number.isInteger(v) && v >= 1 && v <= MAX_CONCURRENT_FILES ? undefined : `must be a whole number from 1 to ${MAX_CONCURRENT_FILES}`),
+  }),
 };
 export type DfgetConfig = ConfigOf<typeof configSchema>;
 
@@ -62,6 +76,8 @@ export interface CommandLine {
   digest: string | undefined;
   headers: string[];
   json: boolean;
+  /** -r: the URL is a directory, the output a directory. */
+  recursive: boolean;
   configFile: string | undefined;
   /** Flags the user gave, keyed like `configSchema`; absent flags are left out so config and env apply. */
   flags: Partial<Record<keyof typeof configSchema, unknown>>;
@@ -82,7 +98,8 @@ export function createCommand(output?: CommandOutput): Command {
   const command = new Command("dfget")
     .description("Download a file through the local Lacewing dfdaemon (peer-to-peer, verified, written atomically).")
     .argument("<url>", "http(s) URL to download")
-    .requiredOption("-O, --output <file>", "Where to place the downloaded file")
+    .requiredOption("-O, --output <file>", "Where to place the downloaded file (with -r, the directory to download into)")
+    .option("-r, --recursive", "Download every file below the URL, a directory (s3://bucket/prefix/, hf://owner/repo), into the -O directory")
     .option("--digest <alg:hex>", "Expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
     .option("-H, --header <header>", "Request header 'Name: value' for the origin (repeatable)", collect)
     .option("--json", "Print one JSON object with the result on stdout")
@@ -117,6 +134,7 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
       digest: options["digest"] as string | undefined,
       headers: (options["header"] as string[] | undefined) ?? [],
       json: options["json"] === true,
+      recursive: options["recursive"] === true,
       configFile: options["config"] as string | undefined,
       flags,
     },
@@ -218,4 +236,62 @@ export async function checkOutput(output: string, cwd: string): Promise<string> 
 
 function outputError(message: string): LacewingError {
   return new LacewingError(ErrorCode.output, "permission_denied", message);
+}
+
+/** A validated `dfget -r`: the settings every file's download shares, and what only a directory run has. */
+export interface DirectoryRequest {
+  rootUrl: string;
+  /** Absolute path of the output directory; created after the listing if missing. */
+  outputDir: string;
+  socket: string;
+  include: string[];
+  exclude: string[];
+  maxConcurrent: number;
+  json: boolean;
+  progress: boolean;
+  logLevel: LogLevel;
+}
+
+/**
+ * Validates a `-r` command line. Each file is later resolved with
+ * resolveRequest (its own URL and output), so it gets exactly what a
+ * single-file download gets; here are the checks that can fail before
+ * listing: the settings, the headers, and an output that is not a
+ * directory. `--digest` names one file's content, so it is refused.
+ */
+export async function resolveDirectoryRequest(commandLine: CommandLine, options: ResolveOptions): Promise<DirectoryRequest> {
+  if (commandLine.digest !== undefined) {
+    throw new LacewingError(ErrorCode.usage, "invalid_argument", "--digest names one file's content and cannot be used with -r (see dfget --help)");
+  }
+  commandLine.headers.forEach(parseHeader);
+  const config = loadConfig(configSchema, {
+    file: commandLine.configFile === undefined ? undefined : resolve(options.cwd, commandLine.configFile),
+    env: options.env,
+    flags: commandLine.flags,
+  });
+  Object.entries(config.headers).forEach(([name, value]) => parseHeader(`${name}: ${value}`));
+  if (commandLine.output.trim() === "") throw outputError("output directory is empty");
+  const outputDir = resolve(options.cwd, commandLine.output);
+  const existing = await stat(outputDir).catch((err: NodeJS.ErrnoException) => err);
+  if (!(existing instanceof Error)) {
+    if (!existing.isDirectory()) throw outputError(`output ${outputDir} is not a directory; with -r, -O names the directory to download into`);
+    try {
+      await access(outputDir, constants.W_OK);
+    } catch (err) {
+      throw outputError(`cannot write to directory ${outputDir} (${(err as NodeJS.ErrnoException).code ?? "not writable"})`);
+    }
+  } else if (existing.code !== "ENOENT") {
+    throw outputError(`cannot use directory ${outputDir} (${existing.code ?? existing.message})`);
+  }
+  return {
+    rootUrl: commandLine.url,
+    outputDir,
+    socket: resolve(options.cwd, config.socket),
+    include: config.include,
+    exclude: config.exclude,
+    maxConcurrent: config.maxConcurrent,
+    json: commandLine.json,
+    progress: config.progress,
+    logLevel: config.logLevel,
+  };
 }
