@@ -8,7 +8,6 @@ const MAX_KEY_BYTES = 1024;
 /** NAME_MAX: a longer segment cannot be a file name, and the daemon's temp name adds to it. */
 const MAX_SEGMENT_BYTES = 200;
 // C0 controls and DEL: NUL truncates paths, the others rewrite a terminal when a key is printed.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 /** `.<name>.lacewing-…`: names the daemon gives temp files while it places an output, and removes when stale. */
 const DAEMON_TEMP = /^\..*\.lacewing-/;
