@@ -8,6 +8,7 @@ import {
   LacewingError,
   addSchemaOptions,
   field,
+  flagOf,
   formatDigest,
   isPieceLength,
   loadConfig,
@@ -56,6 +57,9 @@ export const configSchema = {
   }),
 };
 export type DfgetConfig = ConfigOf<typeof configSchema>;
+
+/** Settings that mean nothing for one file: typed without -r they are a mistake (in a config file they may serve both). */
+const DIRECTORY_ONLY_FLAGS = ["include", "exclude", "maxConcurrent"] as const satisfies ReadonlyArray<keyof typeof configSchema>;
 
 /** Everything a validated invocation needs; the daemon gets `download` as is. */
 export interface DfgetRequest {
@@ -126,6 +130,11 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
   // Only what was typed: an absent flag leaves the key to the config file, the environment and the default.
   const flags: CommandLine["flags"] = {};
   for (const key of Object.keys(configSchema) as Array<keyof typeof configSchema>) if (command.getOptionValueSource(key) === "cli") flags[key] = options[key];
+  const recursive = options["recursive"] === true;
+  const directoryOnly = DIRECTORY_ONLY_FLAGS.filter((key) => flags[key] !== undefined);
+  if (!recursive && directoryOnly.length > 0) {
+    throw new LacewingError(ErrorCode.usage, "invalid_argument", `${directoryOnly.map(flagOf).join(", ")} only apply with -r (see dfget --help)`);
+  }
   return {
     kind: "run",
     commandLine: {
@@ -134,7 +143,7 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
       digest: options["digest"] as string | undefined,
       headers: (options["header"] as string[] | undefined) ?? [],
       json: options["json"] === true,
-      recursive: options["recursive"] === true,
+      recursive,
       configFile: options["config"] as string | undefined,
       flags,
     },

@@ -222,6 +222,14 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
     assert.match(summary, /^saved 2 files in .*\/tty: 2 downloaded, 4\.3 KiB in .* \(origin 200 B, peers 4\.1 KiB, cache 0 B\); 0 unchanged$/);
   });
 
+  it("--include, --exclude and --max-concurrent without -r are a usage error", async () => {
+    const before = daemon.received.length;
+    const run = await dfget(["http://origin.test/ok/single", "-O", "single", "--exclude", "*.md", "--max-concurrent", "2"]);
+    assert.equal(run.code, 2);
+    assert.match(oneErrorLine(run.stderr), /^dfget: --exclude, --max-concurrent only apply with -r/);
+    assert.equal(daemon.received.length, before);
+  });
+
   it("-r with an http(s) URL is a usage error", async () => {
     const run = await dfget(["-r", "https://example.com/dir/", "-O", "http-dir"]);
     assert.equal(run.code, 2);
