@@ -45,7 +45,12 @@ export function createDirectoryProgressRenderer(options: DirectoryProgressOption
 
 /** `[#########---------------]  37%  3/20 files  1.5 GiB / 4.0 GiB  85.0 MiB/s  ETA 0:31` */
 export function formatDirectoryProgressLine(progress: DirectoryProgress, bytesPerSecond: number | undefined): string {
-  const fraction = progress.totalBytes <= 0 ? (progress.filesTotal === 0 ? 1 : progress.filesDone / progress.filesTotal) : Math.min(1, progress.completedBytes / progress.totalBytes);
+  const fraction =
+    progress.totalBytes <= 0
+      ? progress.filesTotal === 0
+        ? 1
+        : progress.filesDone / progress.filesTotal
+      : Math.min(1, progress.completedBytes / progress.totalBytes);
   const filled = Math.floor(fraction * BAR_WIDTH);
   const bar = `[${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}]`;
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);

@@ -16,7 +16,6 @@ function remote(key: string, scenario = "ok", version = "v1"): RemoteFile {
 }
 
 function listerOf(files: () => RemoteFile[], seen?: string[]): ListFiles {
-  // eslint-disable-next-line @typescript-eslint/require-await
   return async function* (rootUrl) {
     seen?.push(rootUrl);
     yield* files();
@@ -132,7 +131,11 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
     });
     // Each file is its own download with the single-file request: its URL, its absolute output, the shared flags.
     const calls = daemon.received.slice(before).map((call) => call.download);
-    assert.deepEqual(calls.map((d) => d.outputPath).sort(), [join(out, "config.json"), join(out, "weights/model-1.safetensors"), join(out, "weights/model-2.safetensors")]);
+    assert.deepEqual(calls.map((d) => d.outputPath).sort(), [
+      join(out, "config.json"),
+      join(out, "weights/model-1.safetensors"),
+      join(out, "weights/model-2.safetensors"),
+    ]);
     assert.ok(calls.every((d) => d.tag === "t1"));
     assert.deepEqual(await readFile(join(out, "weights/model-2.safetensors")), FAKE_CONTENT);
     assert.deepEqual((await readdir(out)).sort(), [STATE_FILE, "config.json", "weights"]);
@@ -162,7 +165,19 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
 
   it("--include and --exclude (repeatable) pick the files by key", async () => {
     listing = [remote("config.json"), remote("tokenizer.json"), remote("sub/extra.json"), remote("model.safetensors"), remote("README.md")];
-    const run = await dfget(["-r", "s3://bucket/f/", "-O", "filtered", "--include", "*.json", "--include", "**/*.safetensors", "--exclude", "tokenizer.*", "--json"]);
+    const run = await dfget([
+      "-r",
+      "s3://bucket/f/",
+      "-O",
+      "filtered",
+      "--include",
+      "*.json",
+      "--include",
+      "**/*.safetensors",
+      "--exclude",
+      "tokenizer.*",
+      "--json",
+    ]);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(
       (JSON.parse(run.stdout) as DirectoryJson).files.map((f) => f.key),
@@ -181,7 +196,10 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
     assert.equal(json.code, 1);
     const doc = JSON.parse(json.stdout) as DirectoryJson;
     assert.equal(doc.ok, false);
-    assert.deepEqual(doc.error, { code: "LW_ERR_ORIGIN_STATUS", message: "missing.bin: origin answered 404 Not Found for http://origin.test/origin-404/missing.bin" });
+    assert.deepEqual(doc.error, {
+      code: "LW_ERR_ORIGIN_STATUS",
+      message: "missing.bin: origin answered 404 Not Found for http://origin.test/origin-404/missing.bin",
+    });
     assert.deepEqual(
       doc.files.map((f) => [f.key, f.status, f.ok, f.error?.code]),
       [
@@ -218,7 +236,12 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
     const run = await dfget(["-r", "s3://bucket/tty/", "-O", "tty"], { tty: true });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /\r\x1b\[K\[#{24}\] 100%  2\/2 files  4\.3 KiB \/ 4\.3 KiB/);
-    const summary = run.stderr.split("\n").filter((line) => line !== "").at(-1)?.replace(/^[\s\S]*\r\x1b\[K/, "") ?? "";
+    const summary =
+      run.stderr
+        .split("\n")
+        .filter((line) => line !== "")
+        .at(-1)
+        ?.replace(/^[\s\S]*\r\x1b\[K/, "") ?? "";
     assert.match(summary, /^saved 2 files in .*\/tty: 2 downloaded, 4\.3 KiB in .* \(origin 200 B, peers 4\.1 KiB, cache 0 B\); 0 unchanged$/);
   });
 

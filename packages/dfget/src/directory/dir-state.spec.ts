@@ -34,7 +34,10 @@ describe("the state file", () => {
     assert.equal(parseDirState(JSON.stringify({ format: 2, files: {} })), undefined);
     assert.equal(parseDirState(JSON.stringify({ format: 1, files: [] })), undefined);
     const partly = parseDirState(
-      JSON.stringify({ format: 1, files: { good: { version: "v", size: 1, mtimeMs: 2 }, bad: { version: 7, size: 1, mtimeMs: 2 }, worse: { version: "v", size: -1, mtimeMs: 2 } } }),
+      JSON.stringify({
+        format: 1,
+        files: { good: { version: "v", size: 1, mtimeMs: 2 }, bad: { version: 7, size: 1, mtimeMs: 2 }, worse: { version: "v", size: -1, mtimeMs: 2 } },
+      }),
     );
     assert.deepEqual([...(partly?.files.keys() ?? [])], ["good"]);
 

@@ -46,7 +46,15 @@ function fakeDownloader(behaviour: { fail?: (key: string) => LacewingError | und
 }
 
 function result(remote: RemoteFile, output: string, bytes: number): DownloadResult {
-  return { taskId: `t-${remote.key}`, url: remote.url, output, contentLength: bytes, digest: "", elapsedMs: 1, traffic: { origin: 1, peers: bytes - 1, cache: 0 } };
+  return {
+    taskId: `t-${remote.key}`,
+    url: remote.url,
+    output,
+    contentLength: bytes,
+    digest: "",
+    elapsedMs: 1,
+    traffic: { origin: 1, peers: bytes - 1, cache: 0 },
+  };
 }
 
 describe("downloadDirectory", () => {
@@ -58,7 +66,12 @@ describe("downloadDirectory", () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  async function run(root: string, files: RemoteFile[], downloadFile: DownloadFile, extra: { maxConcurrent?: number; signal?: AbortSignal; onProgress?: (p: DirectoryProgress) => void } = {}) {
+  async function run(
+    root: string,
+    files: RemoteFile[],
+    downloadFile: DownloadFile,
+    extra: { maxConcurrent?: number; signal?: AbortSignal; onProgress?: (p: DirectoryProgress) => void } = {},
+  ) {
     const state = new DirStateWriter(root, await readDirState(root));
     const outcome = await downloadDirectory({
       root,
@@ -125,7 +138,12 @@ describe("downloadDirectory", () => {
   it("a failure every file would share (no daemon) starts no further file and reports the rest as not started", async () => {
     const root = await mkdtemp(join(base, "fatal-"));
     const fake = fakeDownloader({ fail: () => new LacewingError(ErrorCode.noDaemon, "unavailable", "cannot reach /run/test.sock (ENOENT)") });
-    const outcome = await run(root, Array.from({ length: 10 }, (_, i) => file(`f${i}`)), fake.downloadFile, { maxConcurrent: 2 });
+    const outcome = await run(
+      root,
+      Array.from({ length: 10 }, (_, i) => file(`f${i}`)),
+      fake.downloadFile,
+      { maxConcurrent: 2 },
+    );
     assert.equal(outcome.failure?.exitCode, 3);
     assert.match(outcome.failure?.message ?? "", /^f0: no dfdaemon is listening on \/run\/test\.sock/);
     assert.ok(fake.calls.length <= 2, `started ${fake.calls.length}`);
@@ -178,7 +196,12 @@ describe("downloadDirectory", () => {
     let open!: () => void;
     const gate2 = new Promise<void>((resolve) => (open = resolve));
     const slow = fakeDownloader({ gate: gate2 });
-    const cancelled = run(root, Array.from({ length: 6 }, (_, i) => file(`f${i}`)), slow.downloadFile, { maxConcurrent: 2, signal: controller.signal });
+    const cancelled = run(
+      root,
+      Array.from({ length: 6 }, (_, i) => file(`f${i}`)),
+      slow.downloadFile,
+      { maxConcurrent: 2, signal: controller.signal },
+    );
     while (slow.calls.length < 2) await new Promise((resolve) => setImmediate(resolve));
     controller.abort();
     open();

@@ -54,7 +54,6 @@ function file(key: string, size = 10): RemoteFile {
 }
 
 function listerOf(files: RemoteFile[]): ListFiles {
-  // eslint-disable-next-line @typescript-eslint/require-await
   return async function* () {
     yield* files;
   };
@@ -90,13 +89,16 @@ describe("listDirectory", () => {
 
   it("refuses a key listed twice and a key that is also another key's directory", async () => {
     await assert.rejects(listDirectory(listerOf([file("a"), file("a")]), "s3://b/", { filter: all, env: {} }), /"a": it is listed twice/);
-    await assert.rejects(listDirectory(listerOf([file("a/b/c"), file("a/b")]), "s3://b/", { filter: all, env: {} }), /"a\/b": it is listed both as a file and as a directory/);
+    await assert.rejects(
+      listDirectory(listerOf([file("a/b/c"), file("a/b")]), "s3://b/", { filter: all, env: {} }),
+      /"a\/b": it is listed both as a file and as a directory/,
+    );
   });
 
   it("passes env and signal to the lister", async () => {
     const seen: unknown[] = [];
     const signal = new AbortController().signal;
-    // eslint-disable-next-line @typescript-eslint/require-await
+
     const list: ListFiles = async function* (root, options) {
       seen.push(root, options?.env, options?.signal);
     };
