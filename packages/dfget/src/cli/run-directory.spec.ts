@@ -253,6 +253,31 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
     assert.equal(daemon.received.length, before);
   });
 
+  it("Ctrl-C during the listing exits 130 even when the lister throws a foreign AbortError", async () => {
+    const interrupt = new AbortController();
+    const stuck: ListFiles = async function* (_root, options) {
+      yield* [];
+      await new Promise((_resolve, reject) => {
+        const fail = (): void => reject(new DOMException("aborted", "AbortError"));
+        if (options?.signal?.aborted === true) fail();
+        options?.signal?.addEventListener("abort", fail);
+      });
+    };
+    const stderr = stream(false);
+    const running = runDfget({
+      argv: ["-r", "s3://bucket/slow/", "-O", "slow", "--socket", socket],
+      env: {},
+      cwd: dir,
+      stdout: { write: () => true },
+      stderr: stderr.stream,
+      signal: interrupt.signal,
+      listers: { "s3:": stuck },
+    });
+    setImmediate(() => interrupt.abort());
+    assert.equal(await running, 130);
+    assert.match(oneErrorLine(stderr.text()), /^dfget: listing cancelled$/);
+  });
+
   it("-r with an http(s) URL is a usage error", async () => {
     const run = await dfget(["-r", "https://example.com/dir/", "-O", "http-dir"]);
     assert.equal(run.code, 2);

@@ -1,5 +1,5 @@
 import { mkdir } from "node:fs/promises";
-import { createLogger, redactUrl, silentLogger } from "@lacewing/common";
+import { ErrorCode, LacewingError, createLogger, isLacewingError, redactUrl, silentLogger } from "@lacewing/common";
 import { download } from "../download.js";
 import { DirStateWriter, readDirState } from "../directory/dir-state.js";
 import { downloadDirectory, type DirectoryResult, type DownloadFile } from "../directory/download-directory.js";
@@ -45,6 +45,10 @@ export async function runDirectory(commandLine: CommandLine, io: DirectoryIo): P
     filter: createKeyFilter({ include: request.include, exclude: request.exclude }),
     env: io.env,
     ...(io.signal === undefined ? {} : { signal: io.signal }),
+  }).catch((err: unknown) => {
+    // A lister stopped by Ctrl-C may throw anything (an SDK's AbortError); the user only needs to hear it was cancelled.
+    if (io.signal?.aborted === true && !isLacewingError(err)) throw new LacewingError(ErrorCode.cancelled, "cancelled", "listing cancelled", { cause: err });
+    throw err;
   });
   logger.info({ files: files.length }, "directory listed");
   await mkdir(request.outputDir, { recursive: true });
