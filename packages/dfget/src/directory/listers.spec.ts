@@ -2,9 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isLacewingError } from "@lacewing/common";
 import type { ListFiles } from "@lacewing/sources";
-import { DEFAULT_LISTERS, listerFor } from "./listers.js";
+import { DEFAULT_LISTERS, lazyLister, listerFor } from "./listers.js";
 
- 
 const fake: ListFiles = async function* () {
   await Promise.resolve();
 };
@@ -41,5 +40,27 @@ describe("listerFor", () => {
       () => listerFor("not a url", {}),
       (err: unknown) => isLacewingError(err) && err.code === "LW_ERR_BAD_URL",
     );
+  });
+});
+
+describe("lazyLister", () => {
+  it("loads the real lister once, on first use, and passes the root URL and options through", async () => {
+    let loads = 0;
+    const seen: unknown[] = [];
+    const lister = lazyLister(async () => {
+      loads++;
+      await Promise.resolve();
+      return async function* (rootUrl, options) {
+        await Promise.resolve();
+        seen.push(rootUrl, options?.env);
+        yield { key: "a", url: `${rootUrl}a`, size: 1, version: "v" };
+      };
+    });
+    assert.equal(loads, 0);
+    const keys: string[] = [];
+    for (let i = 0; i < 2; i++) for await (const file of lister("s3://b/p/", { env: { AWS_REGION: "x" } })) keys.push(file.key);
+    assert.equal(loads, 1);
+    assert.deepEqual(keys, ["a", "a"]);
+    assert.deepEqual(seen, ["s3://b/p/", { AWS_REGION: "x" }, "s3://b/p/", { AWS_REGION: "x" }]);
   });
 });

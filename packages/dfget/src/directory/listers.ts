@@ -5,11 +5,23 @@ import type { ListFiles } from "@lacewing/sources";
 export type ListerRegistry = Readonly<Record<string, ListFiles>>;
 
 /**
- * The listers `dfget -r` uses. Each source package export plugs in here
- * with one line, e.g. `"s3:": listS3,` and `"hf:": listHf,` (imported from
- * @lacewing/sources); nothing else in dfget names a scheme.
+ * The listers `dfget -r` uses; nothing else in dfget names a scheme. Each
+ * plugs in with one line, loaded lazily so that a single-file dfget (whose
+ * start-up counts) never loads an SDK it does not use:
+ *
+ *   "s3:": lazyLister(async () => (await import("@lacewing/sources")).listS3),
+ *   "hf:": lazyLister(async () => (await import("@lacewing/sources")).listHf),
  */
 export const DEFAULT_LISTERS: ListerRegistry = {};
+
+/** A lister that loads the real one on first use (a dynamic import), then delegates to it. */
+export function lazyLister(load: () => Promise<ListFiles>): ListFiles {
+  let loaded: Promise<ListFiles> | undefined;
+  return async function* (rootUrl, options) {
+    loaded ??= load();
+    yield* (await loaded)(rootUrl, options);
+  };
+}
 
 /** What `dfget -r` says about a scheme it cannot list. */
 export const SUPPORTED_DIRECTORIES = "dfget -r supports s3:// and hf:// directories";
