@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { access, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -229,6 +229,29 @@ describe("dfget -r against a fake dfdaemon and a fake lister", () => {
     }
     await assert.rejects(access(join(dir, "evil")), "the output directory is not even created");
     await assert.rejects(access(join(dir, "escape.bin")));
+  });
+
+  it("refuses to write through a symlinked directory planted inside DIR: the file fails with its key, nothing lands outside", async () => {
+    const outside = await mkdtemp(join(dir, "outside-"));
+    await mkdir(join(dir, "planted"));
+    await symlink(outside, join(dir, "planted", "etc"));
+    listing = [remote("etc/passwd"), remote("fine.bin")];
+    const before = daemon.received.length;
+    const run = await dfget(["-r", "s3://bucket/planted/", "-O", "planted", "--json"]);
+    assert.equal(run.code, 6);
+    assert.match(oneErrorLine(run.stderr), /^dfget: etc\/passwd: .*planted\/etc is a symlink; refusing to write through it$/);
+    assert.deepEqual(
+      (JSON.parse(run.stdout) as DirectoryJson).files.map((f) => [f.key, f.status]),
+      [
+        ["etc/passwd", "failed"],
+        ["fine.bin", "downloaded"],
+      ],
+    );
+    assert.deepEqual(
+      daemon.received.slice(before).map((call) => call.download.url),
+      ["http://origin.test/ok/fine.bin"],
+    );
+    assert.deepEqual(await readdir(outside), []);
   });
 
   it("draws one overall bar on a terminal and ends with one summary line", async () => {
