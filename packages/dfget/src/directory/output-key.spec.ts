@@ -101,8 +101,21 @@ describe("listDirectory", () => {
 
     const list: ListFiles = async function* (root, options) {
       seen.push(root, options?.env, options?.signal);
+      yield { key: "a", url: "hf://o/r/a@0", size: 1, version: "v" };
     };
     await listDirectory(list, "hf://o/r", { filter: all, env: { HF_TOKEN: "t" }, signal });
     assert.deepEqual(seen, ["hf://o/r", { HF_TOKEN: "t" }, signal]);
+  });
+
+  it("fails a listing with no file at all (a mistyped prefix), not one whose files the filters all drop", async () => {
+    const empty: ListFiles = async function* () {};
+    await assert.rejects(listDirectory(empty, "s3://bucket/typo/", { filter: all, env: {} }), {
+      code: "LW_ERR_OBJECT_NOT_FOUND",
+      message: /no file below s3:\/\/bucket\/typo\//,
+    });
+    const one: ListFiles = async function* () {
+      yield { key: "a.bin", url: "s3://bucket/p/a.bin", size: 1, version: '"e"' };
+    };
+    assert.deepEqual(await listDirectory(one, "s3://bucket/p/", { filter: () => false, env: {} }), []);
   });
 });
