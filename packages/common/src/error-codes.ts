@@ -51,6 +51,8 @@ export const ErrorCode = {
   pieceNotFound: "LW_ERR_PIECE_NOT_FOUND",
   /** The task is being downloaded or read and cannot be evicted now. */
   taskBusy: "LW_ERR_TASK_BUSY",
+  /** A directory listing (dfget -r) names a file that cannot be written safely below the output directory: `../`, an absolute path, … */
+  unsafeKey: "LW_ERR_UNSAFE_KEY",
 
   // The scheduler.
   hostNotAnnounced: "LW_ERR_HOST_NOT_ANNOUNCED",

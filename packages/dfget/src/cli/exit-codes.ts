@@ -69,6 +69,7 @@ export const EXIT_CODE_OF = {
   LW_ERR_TASK_NOT_FOUND: ExitCode.failure,
   LW_ERR_PIECE_NOT_FOUND: ExitCode.failure,
   LW_ERR_TASK_BUSY: ExitCode.failure,
+  LW_ERR_UNSAFE_KEY: ExitCode.failure,
   LW_ERR_HOST_NOT_ANNOUNCED: ExitCode.failure,
   LW_ERR_NOT_REGISTERED: ExitCode.failure,
   LW_ERR_PEER_NOT_FOUND: ExitCode.failure,
