@@ -1,10 +1,14 @@
+import { realpathSync } from "node:fs";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
+import { createRequire } from "node:module";
 import type { LookupFunction } from "node:net";
+import { pathToFileURL } from "node:url";
 // Types only: the SDK itself is loaded on first use (loadSdk).
 import type * as S3SdkModule from "@aws-sdk/client-s3";
 import type { ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
 import type * as CredentialProvidersModule from "@aws-sdk/credential-providers";
+import type * as PresignerModule from "@aws-sdk/s3-request-presigner";
 import { ErrorCode, LacewingError, isAbortError, parseS3Url, s3UrlOf, type S3Location } from "@lacewing/common";
 import type { ListFiles, RemoteFile } from "./remote-file.js";
 
@@ -126,12 +130,28 @@ async function sharedFilesExist(env: NodeJS.ProcessEnv): Promise<boolean> {
  */
 async function loadSdk(): Promise<S3Sdk> {
   process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
-  return import("@aws-sdk/client-s3");
+  return (await importByRealPath("@aws-sdk/client-s3")) as S3Sdk;
 }
 
 async function loadCredentialProviders(): Promise<typeof CredentialProvidersModule> {
   process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
-  return import("@aws-sdk/credential-providers");
+  return (await importByRealPath("@aws-sdk/credential-providers")) as typeof CredentialProvidersModule;
+}
+
+/**
+ * Imports an SDK package from the file it really is, not through the
+ * package manager's symlink. A daemon restarted on a data directory that
+ * held an unfinished s3:// task was seen (Node 20.20, pnpm's layout)
+ * resolving `@aws-sdk/client-s3` to its symlinked path under
+ * packages/sources/node_modules, from where the SDK's own dependencies
+ * cannot be found ("Cannot find module '@aws-sdk/checksums/…'"), although
+ * the same daemon on a fresh directory resolved it to the real one. Loading
+ * the real path makes the SDK's requires start from its real directory,
+ * whatever the loaders' caches hold. See the daemon-restart e2e's s3 case.
+ */
+async function importByRealPath(specifier: string): Promise<unknown> {
+  const resolved = realpathSync(createRequire(import.meta.url).resolve(specifier));
+  return import(pathToFileURL(resolved).href);
 }
 
 /** An S3 client for `access`; what it leaves empty comes from `env`, and empty credentials mean the SDK's default chain. */
@@ -271,7 +291,7 @@ export async function createS3ReadSigner(
 ): Promise<S3ReadSigner> {
   const location = parseS3Url(url);
   const sdk = await loadSdk();
-  const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
+  const { getSignedUrl } = (await importByRealPath("@aws-sdk/s3-request-presigner")) as typeof PresignerModule;
   const client = await clientOf(access, options);
   const lifetimeMs = (options.expiresInSeconds ?? 900) * 1000;
   let current: { url: string; signedAt: number } | undefined;

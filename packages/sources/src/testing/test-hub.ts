@@ -73,6 +73,8 @@ export class TestHub {
   private readonly blobs = new Map<string, Buffer>();
   private readonly secret = randomBytes(16);
   private commitCounter = 0;
+  /** Awaited before the storage host answers a GET: a test slows the storage host with it. */
+  beforeStorageGet: (() => Promise<void>) | undefined;
 
   private constructor(
     private readonly hub: Server,
@@ -214,7 +216,17 @@ export class TestHub {
       res.end("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>");
       return;
     }
-    this.stats.storageBytes += sendRanged(req, res, content);
+    // As the Hub's storage (S3 behind a CDN) answers: the object's validators, which a resumed download checks.
+    res.setHeader("etag", `"${sha256}"`);
+    res.setHeader("last-modified", new Date(0).toUTCString());
+    const hook = req.method === "GET" ? this.beforeStorageGet : undefined;
+    if (hook === undefined) this.stats.storageBytes += sendRanged(req, res, content);
+    else
+      hook().then(
+        // A client gone while it was held back (a killed daemon) is sent nothing, and nothing is counted.
+        () => (req.socket.destroyed ? res.destroy() : (this.stats.storageBytes += sendRanged(req, res, content))),
+        () => res.destroy(),
+      );
   }
 
   private sign(sha256: string, expires: string): string {
