@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/common/v1/common.proto.
  */
 export const file_lacewing_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYWNld2luZy9jb21tb24vdjEvY29tbW9uLnByb3RvEhJsYWNld2luZy5jb21tb24udjEijQMKBEhvc3QSCgoCaWQYASABKAkSCgoCaXAYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDAoEcG9ydBgEIAEoDRIVCg1kb3dubG9hZF9wb3J0GAUgASgNEioKBHR5cGUYBiABKA4yHC5sYWNld2luZy5jb21tb24udjEuSG9zdFR5cGUSCwoDaWRjGAcgASgJEhAKCGxvY2F0aW9uGAggASgJEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2xpbWl0GAkgASgNEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2NvdW50GAogASgNEhQKDHVwbG9hZF9ieXRlcxgLIAEoBBIZChF1cGxvYWRfcmF0ZV9saW1pdBgMIAEoBBIhChlhbm5vdW5jZV9pbnRlcnZhbF9zZWNvbmRzGA0gASgNEg8KB2NsdXN0ZXIYDiABKAkSFAoMZG93bmxvYWRfdGxzGA8gASgIEhMKC2NhY2hlX2J5dGVzGBAgASgEEhkKEWNhY2hlX3F1b3RhX2J5dGVzGBEgASgEItwCCghEb3dubG9hZBILCgN1cmwYASABKAkSCwoDdGFnGAIgASgJEhMKC2FwcGxpY2F0aW9uGAMgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgEIAMoCRJJCg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyMC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQuUmVxdWVzdEhlYWRlcnNFbnRyeRIOCgZkaWdlc3QYBiABKAkSFAoMcGllY2VfbGVuZ3RoGAcgASgEEh4KFmRpc2FibGVfYmFja190b19zb3VyY2UYCCABKAgSEwoLb3V0cHV0X3BhdGgYCSABKAkSEgoKdGltZW91dF9tcxgKIAEoBBIRCgl0cmlnZ2VyZWQYCyABKAgaNQoTUmVxdWVzdEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInwKCVBpZWNlSW5mbxIOCgZudW1iZXIYASABKA0SDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIRCglwYXJlbnRfaWQYBSABKAkSDwoHY29zdF9tcxgGIAEoDRIOCgZzaGEyNTYYByABKAxKBAgEEAVSBWNyYzMyIi0KC1BpZWNlRGlnZXN0Eg4KBm51bWJlchgBIAEoDRIOCgZzaGEyNTYYAiABKAwibwoIVGFza0luZm8SDwoHdGFza19pZBgBIAEoCRIWCg5jb250ZW50X2xlbmd0aBgCIAEoAxIUCgxwaWVjZV9sZW5ndGgYAyABKAQSFAoMdG90YWxfcGllY2VzGAQgASgNEg4KBmRpZ2VzdBgFIAEoCSpPCghIb3N0VHlwZRIZChVIT1NUX1RZUEVfVU5TUEVDSUZJRUQQABIUChBIT1NUX1RZUEVfTk9STUFMEAESEgoOSE9TVF9UWVBFX1NFRUQQAmIGcHJvdG8z");
+  fileDesc("Ch9sYWNld2luZy9jb21tb24vdjEvY29tbW9uLnByb3RvEhJsYWNld2luZy5jb21tb24udjEijQMKBEhvc3QSCgoCaWQYASABKAkSCgoCaXAYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDAoEcG9ydBgEIAEoDRIVCg1kb3dubG9hZF9wb3J0GAUgASgNEioKBHR5cGUYBiABKA4yHC5sYWNld2luZy5jb21tb24udjEuSG9zdFR5cGUSCwoDaWRjGAcgASgJEhAKCGxvY2F0aW9uGAggASgJEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2xpbWl0GAkgASgNEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2NvdW50GAogASgNEhQKDHVwbG9hZF9ieXRlcxgLIAEoBBIZChF1cGxvYWRfcmF0ZV9saW1pdBgMIAEoBBIhChlhbm5vdW5jZV9pbnRlcnZhbF9zZWNvbmRzGA0gASgNEg8KB2NsdXN0ZXIYDiABKAkSFAoMZG93bmxvYWRfdGxzGA8gASgIEhMKC2NhY2hlX2J5dGVzGBAgASgEEhkKEWNhY2hlX3F1b3RhX2J5dGVzGBEgASgEItwCCghEb3dubG9hZBILCgN1cmwYASABKAkSCwoDdGFnGAIgASgJEhMKC2FwcGxpY2F0aW9uGAMgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgEIAMoCRJJCg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyMC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQuUmVxdWVzdEhlYWRlcnNFbnRyeRIOCgZkaWdlc3QYBiABKAkSFAoMcGllY2VfbGVuZ3RoGAcgASgEEh4KFmRpc2FibGVfYmFja190b19zb3VyY2UYCCABKAgSEwoLb3V0cHV0X3BhdGgYCSABKAkSEgoKdGltZW91dF9tcxgKIAEoBBIRCgl0cmlnZ2VyZWQYCyABKAgaNQoTUmVxdWVzdEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInwKCVBpZWNlSW5mbxIOCgZudW1iZXIYASABKA0SDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIRCglwYXJlbnRfaWQYBSABKAkSDwoHY29zdF9tcxgGIAEoDRIOCgZzaGEyNTYYByABKAxKBAgEEAVSBWNyYzMyIi0KC1BpZWNlRGlnZXN0Eg4KBm51bWJlchgBIAEoDRIOCgZzaGEyNTYYAiABKAwibwoIVGFza0luZm8SDwoHdGFza19pZBgBIAEoCRIWCg5jb250ZW50X2xlbmd0aBgCIAEoAxIUCgxwaWVjZV9sZW5ndGgYAyABKAQSFAoMdG90YWxfcGllY2VzGAQgASgNEg4KBmRpZ2VzdBgFIAEoCSJKCg9QZXJzaXN0ZW50Q2FjaGUSEAoIcmVwbGljYXMYASABKA0SFQoNZXhwaXJlc19hdF9tcxgCIAEoAxIOCgZ0dGxfbXMYAyABKAQqTwoISG9zdFR5cGUSGQoVSE9TVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQSE9TVF9UWVBFX05PUk1BTBABEhIKDkhPU1RfVFlQRV9TRUVEEAJiBnByb3RvMw");
 
 /**
  * Host is what a dfdaemon tells the scheduler about the node it runs on.
@@ -337,6 +337,43 @@ export type TaskInfo = Message<"lacewing.common.v1.TaskInfo"> & {
  */
 export const TaskInfoSchema: GenMessage<TaskInfo> = /*@__PURE__*/
   messageDesc(file_lacewing_common_v1_common, 4);
+
+/**
+ * A persistent cache task (dfcache import): content with no origin, which the
+ * scheduler keeps on `replicas` hosts until it expires. Its task id is chosen
+ * by the importer (or is the content's sha256), not derived from a URL.
+ *
+ * @generated from message lacewing.common.v1.PersistentCache
+ */
+export type PersistentCache = Message<"lacewing.common.v1.PersistentCache"> & {
+  /**
+   * Hosts that should hold a copy, the importer's included; 1 to 64.
+   *
+   * @generated from field: uint32 replicas = 1;
+   */
+  replicas: number;
+
+  /**
+   * Milliseconds since the epoch after which every copy is removed.
+   *
+   * @generated from field: int64 expires_at_ms = 2;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * The TTL the importer asked for, in milliseconds (for stat).
+   *
+   * @generated from field: uint64 ttl_ms = 3;
+   */
+  ttlMs: bigint;
+};
+
+/**
+ * Describes the message lacewing.common.v1.PersistentCache.
+ * Use `create(PersistentCacheSchema)` to create a new message.
+ */
+export const PersistentCacheSchema: GenMessage<PersistentCache> = /*@__PURE__*/
+  messageDesc(file_lacewing_common_v1_common, 5);
 
 /**
  * HostType distinguishes ordinary nodes from seed peers, which fetch from the
