@@ -14,6 +14,10 @@ export const ExitCode = {
   digestMismatch: 5,
   /** The output file cannot be written. */
   outputNotWritable: 6,
+  /** dfcache import: the file to import cannot be read. */
+  inputNotReadable: 7,
+  /** dfcache: no persistent cache task has this id. */
+  cacheNotFound: 8,
   /** Interrupted with Ctrl-C (128 + SIGINT). */
   interrupted: 130,
 } as const;
@@ -66,6 +70,9 @@ export const EXIT_CODE_OF = {
   LW_ERR_TASK_NOT_FOUND: ExitCode.failure,
   LW_ERR_PIECE_NOT_FOUND: ExitCode.failure,
   LW_ERR_TASK_BUSY: ExitCode.failure,
+  LW_ERR_INPUT: ExitCode.inputNotReadable,
+  LW_ERR_CACHE_NOT_FOUND: ExitCode.cacheNotFound,
+  LW_ERR_CACHE_DELETED: ExitCode.failure,
   LW_ERR_HOST_NOT_ANNOUNCED: ExitCode.failure,
   LW_ERR_NOT_REGISTERED: ExitCode.failure,
   LW_ERR_PEER_NOT_FOUND: ExitCode.failure,
