@@ -25,6 +25,7 @@ import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
 import { checkOriginUrl, createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
 import { RangeReader } from "./source/range-reader.js";
 import { UploadGrants } from "./upload/upload-grants.js";
+import { PersistentCache } from "./persistent/persistent-cache.js";
 import { UPLOAD_MEMORY_PER_SLOT, UploadServer } from "./upload/upload-server.js";
 
 /** Longest a download waits for its scheduler's answer to a register or reschedule (the scheduler waits 10 s for a parent by default). */
@@ -52,6 +53,8 @@ export class Dfdaemon {
   readonly metrics: DfdaemonMetrics;
   readonly schedulers: SchedulerPool;
   readonly collector: CacheCollector;
+  /** dfcache: persistent cache tasks on this node. */
+  readonly persistent: PersistentCache;
   readonly security: Security;
   readonly #log: Logger;
   // dfget talks to the unix socket, which its file permissions guard; nothing else listens in the clear.
@@ -115,7 +118,15 @@ export class Dfdaemon {
       hostInfo: () => this.#hostInfo(),
       announceIntervalMs: config.announceInterval,
       log,
-      onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
+      onNewHost: (endpoint) =>
+        void announceCachedTasks({
+          pool: this.schedulers,
+          store: this.store,
+          hostId: this.hostId,
+          endpoint,
+          log,
+          onDeleted: (taskId) => void this.collector.evict(taskId, "deleted").catch(() => undefined),
+        }),
     });
     this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(policy), outputTempTtlMs: config.outputTempTtl });
     this.#mirror = new RegistryMirror({
@@ -136,6 +147,7 @@ export class Dfdaemon {
       evictions: this.metrics.evictions,
       onEvicted: (taskId, reason) => this.#onEvicted(taskId, reason),
     });
+    this.persistent = new PersistentCache({ store: this.store, tasks: this.tasks, collector: this.collector, pool: this.schedulers, hostId: this.hostId, log });
   }
 
   /** An evicted task must stop being handed out as a parent at once: tell the schedulers (DeleteTask). */
@@ -152,7 +164,8 @@ export class Dfdaemon {
   #filler(policy: OriginPolicy): TaskFiller {
     const fill = this.#sources(policy);
     return async (request) => {
-      checkOriginUrl(new URL(request.spec.url), policy);
+      // A persistent cache task has no origin: its dfcache:// URL is a name, and it is never fetched.
+      if (request.spec.persistent === undefined) checkOriginUrl(new URL(request.spec.url), policy);
       // The one place back-to-source is decided: the daemon's setting joins the caller's, and fillers read only the spec.
       const disableBackToSource = request.spec.disableBackToSource === true || this.config.disableBackToSource;
       await fill({ ...request, spec: { ...request.spec, disableBackToSource } });
@@ -198,7 +211,7 @@ export class Dfdaemon {
     await mkdir(config.dataDir, { recursive: true });
     await this.store.open();
     await this.#upload.listen(config.listenIp, config.uploadPort);
-    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log }, this.#children));
+    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log, persistent: this.persistent }, this.#children));
     this.#peerPort = await this.#peerServer.listen(`${config.listenIp}:${config.peerPort}`);
     this.#localServer.add(
       dfdaemonv1.DfdaemonDownload,
@@ -212,6 +225,7 @@ export class Dfdaemon {
         collector: this.collector,
         gcPolicy: gcPolicyOf(config),
         schedulers: () => this.schedulers.status(),
+        persistent: this.persistent,
       }),
     );
     await mkdir(dirname(config.socket), { recursive: true });

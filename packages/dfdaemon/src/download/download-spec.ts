@@ -1,5 +1,16 @@
 import type { Download } from "@lacewing/api";
-import { ErrorCode, LacewingError, MAX_TIMER_MS, PIECE_LENGTH_RULE, isPieceLength, ociBlobDigestOf, parseDigest, parseUrl, taskIdOf } from "@lacewing/common";
+import {
+  ErrorCode,
+  LacewingError,
+  MAX_TIMER_MS,
+  PIECE_LENGTH_RULE,
+  isPieceLength,
+  ociBlobDigestOf,
+  parseDigest,
+  parseUrl,
+  taskIdOf,
+  type PersistentCacheMeta,
+} from "@lacewing/common";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -18,6 +29,30 @@ export interface DownloadSpec {
   disableBackToSource?: boolean;
   /** Started by the scheduler (seed fetch, preheat), not by a local client. */
   triggered?: boolean;
+  /**
+   * A persistent cache task (dfcache export, or a replica the scheduler
+   * ordered): the task id is this, not the URL's, and it comes from peers
+   * only. `url` is then `dfcache://<id>`, for logs and the store.
+   */
+  persistent?: { taskId: string; cache: PersistentCacheMeta };
+}
+
+/** The spec of a download of a persistent cache task: from peers only, never from an origin. */
+export function persistentSpecOf(taskId: string, cache: PersistentCacheMeta, fields: { outputPath: string; timeoutMs: number; triggered: boolean }): DownloadSpec {
+  return {
+    url: `dfcache://${taskId}`,
+    tag: "",
+    application: "",
+    filteredQueryParams: [],
+    requestHeaders: {},
+    digest: "",
+    pieceLength: 0,
+    outputPath: fields.outputPath,
+    timeoutMs: fields.timeoutMs,
+    disableBackToSource: true,
+    triggered: fields.triggered,
+    persistent: { taskId, cache },
+  };
 }
 
 /** Checks a Download message and turns it into a spec; a missing or bad URL is invalid_argument. */
@@ -47,6 +82,7 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
 
 /** The task id a spec names: its URL without volatile query parameters, tag and application. */
 export function taskIdOfSpec(spec: DownloadSpec): string {
+  if (spec.persistent !== undefined) return spec.persistent.taskId;
   return taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
 }
 
