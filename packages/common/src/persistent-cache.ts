@@ -10,7 +10,7 @@ export const PERSISTENT_CACHE_BOUNDS = {
   /** Copies the scheduler keeps, the importer's included. */
   replicas: { min: 1, max: 64, default: 3 },
   /** Milliseconds. */
-  ttlMs: { min: 1_000, max: 30 * 86_400_000, default: 3_600_000 },
+  ttlMs: { min: 1_000, max: 7 * 86_400_000, default: 3_600_000 },
 } as const;
 
 /** Persistent cache task ids are 64 lowercase hex digits, like every task id (a content id is the file's sha256). */
@@ -40,7 +40,7 @@ export function replicasProblem(replicas: number): string | undefined {
 
 export function ttlProblem(ttlMs: number): string | undefined {
   const { min, max } = PERSISTENT_CACHE_BOUNDS.ttlMs;
-  return Number.isFinite(ttlMs) && ttlMs >= min && ttlMs <= max ? undefined : `must be from 1s to 30d`;
+  return Number.isFinite(ttlMs) && ttlMs >= min && ttlMs <= max ? undefined : "must be from 1s to 7d";
 }
 
 export function checkPersistentTaskId(id: string, field = "task_id"): string {
@@ -67,7 +67,7 @@ export function checkPersistentCache(
   if (ttl !== undefined) throw invalid(`${field}.ttl_ms`, ttl);
   const expiresAt = Number(cache.expiresAtMs);
   if (!Number.isSafeInteger(expiresAt) || expiresAt > now + PERSISTENT_CACHE_BOUNDS.ttlMs.max + 60_000)
-    throw invalid(`${field}.expires_at_ms`, "is further away than the longest TTL (30d)");
+    throw invalid(`${field}.expires_at_ms`, "is further away than the longest TTL (7d)");
   return { replicas: cache.replicas, expiresAt, ttlMs };
 }
 

@@ -137,7 +137,7 @@ export async function download(request: DownloadInit, options: DownloadOptions):
 }
 
 /** Fails fast, with a clear reason, when nothing can be listening at `socket`. */
-async function assertSocket(socket: string): Promise<void> {
+export async function assertSocket(socket: string): Promise<void> {
   const info = await stat(socket).catch((err: NodeJS.ErrnoException) => err);
   if (info instanceof Error) {
     throw new LacewingError(ErrorCode.noDaemon, "unavailable", `cannot reach ${socket} (${info.code ?? info.message})`, { cause: info });
