@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { startPeer, startScheduler, waitForHosts, type Daemon, type SchedulerProcess } from "../helpers/cluster.js";
 import { randomBytesOf } from "../helpers/origin.js";
+import { schedulerClient } from "../helpers/pki.js";
 import { BIN, runCommand, type CommandResult } from "../helpers/processes.js";
 
 const MiB = 1024 * 1024;
@@ -119,6 +120,31 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
     const result = await dfcache(fresh, "export", checkpointId, "-O", join(root, "fresh.out"));
     assert.equal(result.code, 0, result.stderr);
     assert.equal(sha256(await readFile(join(root, "fresh.out"))), checkpointId);
+  });
+
+  it("a restarted scheduler learns the task again, with its replicas and expiry, from the holders' re-announcements", async () => {
+    const before = await waitForStat(peers[0]!, checkpointId, (s) => s.code === 0 && s.json.replicasHeld !== null && s.json.replicasHeld >= 3);
+    const port = Number(scheduler.address.slice(scheduler.address.lastIndexOf(":") + 1));
+    await scheduler.stop();
+    scheduler = await startScheduler(["--gc-interval", "1s"], { port });
+    await waitForHosts(scheduler.address, 7);
+    // Asked directly: only the holders' announcements can have told the new scheduler.
+    const client = schedulerClient(scheduler.address);
+    try {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const answer = await client.statTask({ taskId: checkpointId }, { timeoutMs: 2_000 }).catch(() => undefined);
+        if (answer?.persistent !== undefined && answer.persistent.replicasHeld >= 3) {
+          assert.equal(answer.persistent.cache?.replicas, 3);
+          assert.equal(new Date(Number(answer.persistent.cache?.expiresAtMs)).toISOString(), before.expiresAt, "the same expiry, not a new TTL");
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`the restarted scheduler does not know the task: ${String(answer?.persistent?.replicasHeld)}`);
+        await sleep(250);
+      }
+    } finally {
+      client.close();
+    }
   });
 
   it("a replica lost with its host is placed again from the remaining holders", async () => {
