@@ -211,7 +211,10 @@ export class Dfdaemon {
     await mkdir(config.dataDir, { recursive: true });
     await this.store.open();
     await this.#upload.listen(config.listenIp, config.uploadPort);
-    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log, persistent: this.persistent }, this.#children));
+    this.#peerServer.add(
+      dfdaemonv1.DfdaemonPeer,
+      peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log, persistent: this.persistent }, this.#children),
+    );
     this.#peerPort = await this.#peerServer.listen(`${config.listenIp}:${config.peerPort}`);
     this.#localServer.add(
       dfdaemonv1.DfdaemonDownload,

@@ -38,7 +38,11 @@ export interface DownloadSpec {
 }
 
 /** The spec of a download of a persistent cache task: from peers only, never from an origin. */
-export function persistentSpecOf(taskId: string, cache: PersistentCacheMeta, fields: { outputPath: string; timeoutMs: number; triggered: boolean }): DownloadSpec {
+export function persistentSpecOf(
+  taskId: string,
+  cache: PersistentCacheMeta,
+  fields: { outputPath: string; timeoutMs: number; triggered: boolean },
+): DownloadSpec {
   return {
     url: `dfcache://${taskId}`,
     tag: "",

@@ -11,7 +11,12 @@ import { peerService } from "./peer-service.js";
 const TASK_ID = "d".repeat(64);
 
 function contextOf(role: Role): CallContext {
-  return { signal: new AbortController().signal, secure: true, caller: { role, name: "", subject: `lacewing:${role}` }, peer: "127.0.0.1:1" } as unknown as CallContext;
+  return {
+    signal: new AbortController().signal,
+    secure: true,
+    caller: { role, name: "", subject: `lacewing:${role}` },
+    peer: "127.0.0.1:1",
+  } as unknown as CallContext;
 }
 
 /** The peer service over a PersistentCache that records the orders it is given. */
@@ -24,10 +29,7 @@ function serviceWithOrders() {
       return true;
     },
   } as unknown as PersistentCache;
-  const service = peerService(
-    { store: {} as TaskStore, tasks: {} as TaskManager, grants: new UploadGrants(0), log: silentLogger(), persistent },
-    new Set(),
-  );
+  const service = peerService({ store: {} as TaskStore, tasks: {} as TaskManager, grants: new UploadGrants(0), log: silentLogger(), persistent }, new Set());
   return { service, orders };
 }
 
@@ -42,8 +44,16 @@ describe("DfdaemonPeer: a scheduler's orders about persistent cache tasks", () =
     });
     const remove = create(dfdaemonv1.DeletePersistentTaskRequestSchema, { taskId: TASK_ID });
     for (const role of ["peer", "seed", "manager"] as const) {
-      await assert.rejects(Promise.resolve().then(() => service.triggerDownload(trigger, contextOf(role))), denied, role);
-      await assert.rejects(Promise.resolve().then(() => service.deletePersistentTask(remove, contextOf(role))), denied, role);
+      await assert.rejects(
+        Promise.resolve().then(() => service.triggerDownload(trigger, contextOf(role))),
+        denied,
+        role,
+      );
+      await assert.rejects(
+        Promise.resolve().then(() => service.deletePersistentTask(remove, contextOf(role))),
+        denied,
+        role,
+      );
     }
     assert.deepEqual(orders, []);
     assert.deepEqual(await service.triggerDownload(trigger, contextOf("scheduler")), { taskId: TASK_ID, finished: false, description: "accepted" });

@@ -118,7 +118,9 @@ export class PersistentCache {
       contentLength,
       cache:
         local?.persistent ??
-        (remoteCache === undefined ? undefined : { replicas: remoteCache.replicas, expiresAt: Number(remoteCache.expiresAtMs), ttlMs: Number(remoteCache.ttlMs) }),
+        (remoteCache === undefined
+          ? undefined
+          : { replicas: remoteCache.replicas, expiresAt: Number(remoteCache.expiresAtMs), ttlMs: Number(remoteCache.ttlMs) }),
       schedulerKnown: remote?.persistent !== undefined,
       holders: remote?.persistent?.holderHostIds ?? [],
     };

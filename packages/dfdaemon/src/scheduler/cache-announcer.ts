@@ -29,7 +29,13 @@ export type AnnounceOutcome = "announced" | "deleted" | "failed";
  * digests and, for a persistent cache task, its metadata (replicas, expiry):
  * a short AnnouncePeer stream, register, read task_complete, close.
  */
-export async function announceTask(pool: Pick<SchedulerPool, "client">, endpoint: string, hostId: string, task: StoredTask, log: Logger): Promise<AnnounceOutcome> {
+export async function announceTask(
+  pool: Pick<SchedulerPool, "client">,
+  endpoint: string,
+  hostId: string,
+  task: StoredTask,
+  log: Logger,
+): Promise<AnnounceOutcome> {
   const stream = new AnnounceStream(endpoint, pool.client(endpoint), { hostId, taskId: task.taskId, peerId: newPeerId(hostId, task.taskId) });
   const persistent = task.persistent;
   const answer = await stream.ask(

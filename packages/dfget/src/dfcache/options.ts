@@ -74,7 +74,10 @@ function usage(message: string): LacewingError {
   return new LacewingError(ErrorCode.usage, "invalid_argument", message);
 }
 
-export function createDfcacheCommand(output?: CommandOutput): { program: Command; chosen: () => { name: string; command: Command; args: string[] } | undefined } {
+export function createDfcacheCommand(output?: CommandOutput): {
+  program: Command;
+  chosen: () => { name: string; command: Command; args: string[] } | undefined;
+} {
   let chosen: { name: string; command: Command; args: string[] } | undefined;
   const program = new Command("dfcache")
     .description("Put files into the Lacewing P2P network as persistent cache tasks (no origin), kept on a number of hosts until they expire.")

@@ -100,7 +100,9 @@ async function call(request: DfcacheRequest, signal: AbortSignal | undefined): P
           ttlMs: Number(response.cache?.ttlMs ?? 0n),
           expiresAt: expiresAt > 0 ? new Date(expiresAt).toISOString() : null,
         };
-        const held = response.schedulerKnown ? `${response.replicasHeld} held (${response.holderHostIds.join(", ") || "none"})` : "held unknown (no scheduler answered)";
+        const held = response.schedulerKnown
+          ? `${response.replicasHeld} held (${response.holderHostIds.join(", ") || "none"})`
+          : "held unknown (no scheduler answered)";
         const text = [
           `id          ${json.taskId}`,
           `local       ${json.local ? "yes" : "no"}`,

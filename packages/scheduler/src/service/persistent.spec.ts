@@ -62,7 +62,11 @@ describe("Scheduler: persistent cache tasks (dfcache)", () => {
     ]) {
       const stream = new PeerStream(client, "importer", "imp", TASK);
       registerComplete(stream, bad);
-      await assert.rejects(stream.next(), code(ErrorCode.badRequest), JSON.stringify(bad, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
+      await assert.rejects(
+        stream.next(),
+        code(ErrorCode.badRequest),
+        JSON.stringify(bad, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v)),
+      );
     }
   });
 
