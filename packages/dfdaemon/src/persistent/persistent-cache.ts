@@ -141,7 +141,11 @@ export class PersistentCache {
       }
     }
     const local = this.#deps.store.get(taskId)?.persistent !== undefined;
-    if (local) await this.#deps.collector.evict(taskId, "deleted");
+    // The scheduler's order to this very node may have removed it meanwhile: gone is what was asked for.
+    if (local)
+      await this.#deps.collector.evict(taskId, "deleted").catch((err: unknown) => {
+        if (!(err instanceof Error && "code" in err && err.code === ErrorCode.taskNotFound)) throw err;
+      });
     if (holders === undefined && !local) throw notFound(taskId);
     return { holders: holders ?? 0, local };
   }
