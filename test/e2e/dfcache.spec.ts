@@ -61,7 +61,8 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
   let importer: Daemon;
   let peers: Daemon[];
   const all = (): Daemon[] => [seed, importer, ...peers];
-  const checkpoint = randomBytesOf(64 * MiB + 12345, 71);
+  // 64 MiB keeps CI fast; LACEWING_DFCACHE_MIB=1024 is the issue's 1 GiB checkpoint, run by hand.
+  const checkpoint = randomBytesOf(Number(process.env["LACEWING_DFCACHE_MIB"] ?? 64) * MiB + 12345, 71);
   let checkpointId = "";
 
   before(async () => {
