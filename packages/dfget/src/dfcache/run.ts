@@ -23,7 +23,7 @@ export async function runDfcache(io: DfgetIo): Promise<number> {
     io.stdout.write(json ? `${JSON.stringify({ ok: true, ...result.json })}\n` : result.text);
     return ExitCode.ok;
   } catch (err) {
-    const failure = describeFailure(err, { socket });
+    const failure = describeFailure(err, { socket, program: { name: "dfcache", socketEnv: "DFCACHE_SOCKET" } });
     io.stderr.write(`dfcache: ${failure.message}\n`);
     if (json) io.stdout.write(`${JSON.stringify({ ok: false, error: { code: failure.code, message: failure.message } })}\n`);
     return failure.exitCode;
