@@ -128,6 +128,8 @@ export function daemonPortsOf(started: StartLine): DaemonPorts {
 export interface DaemonOptions {
   /** Let it fetch from loopback origins, as every test origin is (default true). */
   loopbackOrigins?: boolean;
+  /** More environment for the daemon (its own AWS_* for s3://, say). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -152,6 +154,7 @@ export async function startDaemon(
       ...extra,
     ],
     "dfdaemon started",
+    options.env,
   );
   return { ...daemon, socket: String(daemon.started["socket"]), ports: daemonPortsOf(daemon.started) };
 }

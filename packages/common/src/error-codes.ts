@@ -36,6 +36,12 @@ export const ErrorCode = {
   originUnreachable: "LW_ERR_ORIGIN_UNREACHABLE",
   /** The origin (or a redirect) names an address the daemon must not fetch from: see dfdaemon's source/origin-policy.ts. */
   originRefused: "LW_ERR_ORIGIN_REFUSED",
+  /** An s3:// bucket or key that does not exist (the message says which). */
+  objectNotFound: "LW_ERR_OBJECT_NOT_FOUND",
+  /** The object store refused the credentials (unknown key id, wrong secret, no permission). */
+  objectAccessDenied: "LW_ERR_OBJECT_ACCESS_DENIED",
+  /** The object was overwritten after its version was pinned (an If-Match that no longer holds). */
+  objectChanged: "LW_ERR_OBJECT_CHANGED",
   digestMismatch: "LW_ERR_DIGEST_MISMATCH",
   output: "LW_ERR_OUTPUT",
   diskFull: "LW_ERR_DISK_FULL",
@@ -76,6 +82,18 @@ export const ErrorCode = {
   managerRegistryAuth: "LW_ERR_MANAGER_REGISTRY_AUTH",
   managerNoScheduler: "LW_ERR_MANAGER_NO_SCHEDULER",
   managerSchedulerUnavailable: "LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE",
+
+  // Model hubs (hf://), wherever they are resolved: dfget, the manager.
+  /** The Hub has no such repository, or hides a private one from this token (its X-Error-Code RepoNotFound). */
+  hubRepoNotFound: "LW_ERR_HUB_REPO_NOT_FOUND",
+  /** The repository has no such branch, tag or commit (RevisionNotFound). */
+  hubRevisionNotFound: "LW_ERR_HUB_REVISION_NOT_FOUND",
+  /** The revision has no such file or directory (EntryNotFound). */
+  hubEntryNotFound: "LW_ERR_HUB_ENTRY_NOT_FOUND",
+  /** The Hub refused the token, asked for one, or the repository is gated. */
+  hubAuth: "LW_ERR_HUB_AUTH",
+  /** The Hub cannot be reached, failed (5xx, 429) or sent an answer that does not parse. */
+  hubUnavailable: "LW_ERR_HUB_UNAVAILABLE",
 } as const;
 
 /** The gRPC status names, for the codes of calls that failed in transport (no peer chose a code). */

@@ -9,7 +9,8 @@
  */
 export { LacewingError, isLacewingError, errorMessage, isAbortError, type ErrorKind, type LacewingErrorOptions } from "./errors.js";
 export { ErrorCode, RPC_STATUS_NAMES, isErrorCode, type RpcErrorCode } from "./error-codes.js";
-export { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf, type TaskIdInput } from "./task-id.js";
+export { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, checkSourceUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf, type TaskIdInput } from "./task-id.js";
+export { isS3Url, parseS3Url, s3UrlOf, type S3Location } from "./s3-url.js";
 export {
   MAX_CONTENT_LENGTH,
   MAX_PIECE_COUNT,

@@ -1,3 +1,4 @@
+import { isS3Url, parseS3Url, s3UrlOf } from "./s3-url.js";
 import { DEFAULT_FILTERED_QUERY_PARAMS } from "./task-id.js";
 
 /** What a hidden value is shown as, in URLs, API views and logs alike. */
@@ -24,9 +25,18 @@ export interface RedactUrlOptions {
  * A URL safe to show or log: userinfo (`user:pass@`) reads `[redacted]@`,
  * signed-URL and credential query values read `[redacted]`, the fragment is
  * dropped. Redacting a redacted URL gives it back unchanged. A string that
- * is not an http(s) URL could hold anything, so it reads `[redacted]`.
+ * is not an http(s) URL could hold anything, so it reads `[redacted]`. An
+ * s3:// URL names an object and holds no secret (credentials travel beside
+ * it): it is shown as parseS3Url reads it.
  */
 export function redactUrl(url: string, options: RedactUrlOptions = {}): string {
+  if (isS3Url(url)) {
+    try {
+      return s3UrlOf(parseS3Url(url, { prefix: true }));
+    } catch {
+      return REDACTED;
+    }
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);

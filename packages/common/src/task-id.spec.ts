@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isLacewingError } from "./errors.js";
-import { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf } from "./task-id.js";
+import { DEFAULT_FILTERED_QUERY_PARAMS, canonicalUrl, checkSourceUrl, newPeerId, ociBlobDigestOf, parseUrl, taskIdOf } from "./task-id.js";
 
 const DIGEST = `sha256:${"ab12".repeat(16)}`;
 
@@ -140,5 +140,23 @@ describe("newPeerId", () => {
     assert.ok(a.startsWith(`host-1-${taskId.slice(0, 12)}-`));
     assert.match(a, /-[0-9a-f]{12}$/);
     assert.notEqual(a, b);
+  });
+});
+
+describe("s3:// task ids", () => {
+  it("pin the object's version: the same key with another ETag is another task, the same ETag the same task", () => {
+    const first = taskIdOf({ url: "s3://bucket/models/a.bin", sourceVersion: '"etag-1"' });
+    assert.equal(taskIdOf({ url: "s3://bucket/models/a.bin", sourceVersion: '"etag-1"' }), first);
+    assert.notEqual(taskIdOf({ url: "s3://bucket/models/a.bin", sourceVersion: '"etag-2"' }), first);
+    assert.notEqual(taskIdOf({ url: "s3://bucket/models/b.bin", sourceVersion: '"etag-1"' }), first);
+  });
+
+  it("are checked by checkSourceUrl, which names what is wrong", () => {
+    checkSourceUrl("s3://bucket/key");
+    checkSourceUrl("https://h/x");
+    assert.throws(() => checkSourceUrl("s3://bucket"), /the key is missing/);
+    assert.throws(() => checkSourceUrl("s3:///key"), /the bucket is missing/);
+    assert.throws(() => checkSourceUrl("s3://Bad_Bucket/key"), /is not a bucket name/);
+    assert.throws(() => checkSourceUrl("ftp://h/x"), /unsupported URL scheme ftp/);
   });
 });

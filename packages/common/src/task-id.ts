@@ -1,6 +1,7 @@
 import { ErrorCode } from "./error-codes.js";
 import { createHash } from "node:crypto";
 import { LacewingError } from "./errors.js";
+import { isS3Url, parseS3Url, s3UrlOf } from "./s3-url.js";
 
 /**
  * Query parameters dropped before hashing a URL into a task id by default:
@@ -40,14 +41,29 @@ export interface TaskIdInput {
   application?: string;
   /** Extra query parameters to drop, on top of the defaults. */
   filteredQueryParams?: readonly string[];
+  /**
+   * The pinned version of an s3:// object (its ETag): the same key
+   * overwritten is another task. Ignored for http(s) URLs.
+   */
+  sourceVersion?: string;
 }
 
 const OCI_BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 /** The content digest of an OCI blob URL (`/v2/<name>/blobs/<digest>`), or undefined. */
 export function ociBlobDigestOf(url: string | URL): string | undefined {
+  if (typeof url === "string" && isS3Url(url)) return undefined;
   const parsed = typeof url === "string" ? parseUrl(url) : url;
   return OCI_BLOB_PATH.exec(parsed.pathname)?.[2];
+}
+
+/**
+ * Checks a URL a download may name: http(s) (parsed) or s3://bucket/key
+ * (checked by parseS3Url); throws LW_ERR_BAD_URL.
+ */
+export function checkSourceUrl(url: string): void {
+  if (isS3Url(url)) parseS3Url(url);
+  else parseUrl(url);
 }
 
 /** Parses an http(s) URL or throws LW_ERR_BAD_URL. */
@@ -82,11 +98,14 @@ export function canonicalUrl(url: string, filteredQueryParams: readonly string[]
 /**
  * Task id: sha256 over the canonical URL (or, for an OCI blob, its content
  * digest, so the same layer from two registries is one task), the tag and
- * the application.
+ * the application. An s3:// object's subject is its URL and its pinned
+ * version, so whoever pins the same ETag (a daemon, the manager's preheat)
+ * names the same task.
  */
 export function taskIdOf(input: TaskIdInput): string {
-  const digest = ociBlobDigestOf(input.url);
-  const subject = digest ?? canonicalUrl(input.url, input.filteredQueryParams);
+  const subject = isS3Url(input.url)
+    ? `${s3UrlOf(parseS3Url(input.url))}\0${input.sourceVersion ?? ""}`
+    : (ociBlobDigestOf(input.url) ?? canonicalUrl(input.url, input.filteredQueryParams));
   return createHash("sha256")
     .update(subject)
     .update("\0")

@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { createHash } from "node:crypto";
 import type { Agent } from "undici";
 import { HostType, RpcServer, dfdaemonv1 } from "@lacewing/api";
-import { ErrorCode, LacewingError, MetricsServer, securityOf, type Logger, type Security } from "@lacewing/common";
+import { ErrorCode, LacewingError, MetricsServer, isS3Url, securityOf, type Logger, type Security } from "@lacewing/common";
 import { localApi } from "./api/local-api.js";
 import type { DfdaemonConfig } from "./config.js";
 import { TaskManager } from "./download/task-manager.js";
@@ -23,6 +23,7 @@ import { TaskStore } from "./storage/task-store.js";
 import { CacheCollector } from "./gc/collector.js";
 import type { EvictionReason, GcPolicy } from "./gc/eviction-policy.js";
 import { checkOriginUrl, createOriginAgent, type OriginPolicy } from "./source/origin-policy.js";
+import { pinSourceVersion } from "./source/s3-source.js";
 import { RangeReader } from "./source/range-reader.js";
 import { UploadGrants } from "./upload/upload-grants.js";
 import { PersistentCache } from "./persistent/persistent-cache.js";
@@ -128,7 +129,14 @@ export class Dfdaemon {
           onDeleted: (taskId) => void this.collector.evict(taskId, "deleted").catch(() => undefined),
         }),
     });
-    this.tasks = new TaskManager({ store: this.store, log, metrics: this.metrics, fill: this.#filler(policy), outputTempTtlMs: config.outputTempTtl });
+    this.tasks = new TaskManager({
+      store: this.store,
+      log,
+      metrics: this.metrics,
+      fill: this.#filler(policy),
+      outputTempTtlMs: config.outputTempTtl,
+      pin: (spec, signal) => pinSourceVersion(spec, policy, signal),
+    });
     this.#mirror = new RegistryMirror({
       tasks: this.tasks,
       store: this.store,
@@ -165,7 +173,8 @@ export class Dfdaemon {
     const fill = this.#sources(policy);
     return async (request) => {
       // A persistent cache task has no origin: its dfcache:// URL is a name, and it is never fetched.
-      if (request.spec.persistent === undefined) checkOriginUrl(new URL(request.spec.url), policy);
+      // An s3:// URL names a bucket, not a host: its store's endpoint is checked where it is reached (source/s3-source.ts).
+      if (request.spec.persistent === undefined && !isS3Url(request.spec.url)) checkOriginUrl(new URL(request.spec.url), policy);
       // The one place back-to-source is decided: the daemon's setting joins the caller's, and fillers read only the spec.
       const disableBackToSource = request.spec.disableBackToSource === true || this.config.disableBackToSource;
       await fill({ ...request, spec: { ...request.spec, disableBackToSource } });

@@ -23,6 +23,8 @@ export interface ManagerOptions {
   queueLockDurationMs?: number;
   /** TLS material given directly (tests); otherwise it comes from config.tlsDir / config.insecure. */
   security?: Security;
+  /** Where hf:// preheats read HF_ENDPOINT and HF_TOKEN (process.env by default); tests point it at their hub. */
+  hubEnv?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -98,7 +100,15 @@ export class Manager {
             });
       this.#queue = queue;
       await queue.start(
-        createPreheatProcessor({ store, schedulers, metrics, logger, taskConcurrency: config.taskConcurrency, triggerTimeoutMs: config.triggerTimeout }),
+        createPreheatProcessor({
+          store,
+          schedulers,
+          metrics,
+          logger,
+          taskConcurrency: config.taskConcurrency,
+          triggerTimeoutMs: config.triggerTimeout,
+          ...(this.#options.hubEnv === undefined ? {} : { hubEnv: this.#options.hubEnv }),
+        }),
       );
       // Jobs a previous run left pending or running (their queue entry may be gone).
       const unfinished = await store.unfinishedIds();

@@ -34,11 +34,15 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
       const spec = downloadSpecOf(request.download);
       const events = new AsyncQueue<DownloadResponse>();
       let lastProgress = 0;
+      // The task id as the download named it (an s3:// object's pinned version included), once it started.
+      let startedTaskId: string | undefined;
       deps.tasks
         .download(spec, {
           signal: context.signal,
-          onStart: (taskId, contentLength) =>
-            events.push({ response: { case: "started", value: { taskId, hostId: deps.hostId, contentLength: BigInt(contentLength) } } }),
+          onStart: (taskId, contentLength) => {
+            startedTaskId = taskId;
+            events.push({ response: { case: "started", value: { taskId, hostId: deps.hostId, contentLength: BigInt(contentLength) } } });
+          },
           onProgress: (p) => {
             const now = Date.now();
             if (now - lastProgress < 100 && p.completedPieces !== p.totalPieces) return;
@@ -79,7 +83,7 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
           },
           (err: unknown) => {
             deps.recentFailures.push({
-              taskId: taskIdOfSpec(spec),
+              taskId: startedTaskId ?? taskIdOfSpec(spec),
               url: spec.url.split("?")[0] ?? "",
               description: err instanceof Error ? err.message : String(err),
               atMs: Date.now(),

@@ -119,12 +119,13 @@ async function fetchRanged(
  * redirects anew: a signed redirect may have expired).
  */
 async function readPiece(origin: OriginRequest, source: OriginProbe["source"], reader: RangeReader, offset: number, into: Buffer): Promise<string> {
+  const fresh = origin.resign === undefined ? undefined : await origin.resign();
   try {
-    return await reader.read({ ...source, ...(origin.signal ? { signal: origin.signal } : {}) }, offset, into);
+    return await reader.read({ ...source, ...(fresh === undefined ? {} : { url: fresh }), ...(origin.signal ? { signal: origin.signal } : {}) }, offset, into);
   } catch (err) {
     if (!(err instanceof RangeFallbackError)) throw err;
   }
-  const body = await fetchRange(origin, offset, into.byteLength);
+  const body = await fetchRange(fresh === undefined ? origin : { ...origin, url: fresh }, offset, into.byteLength);
   let at = 0;
   for (const chunk of body.chunks) {
     chunk.copy(into, at);

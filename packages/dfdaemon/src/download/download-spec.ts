@@ -4,6 +4,7 @@ import {
   LacewingError,
   MAX_TIMER_MS,
   PIECE_LENGTH_RULE,
+  checkSourceUrl,
   isPieceLength,
   ociBlobDigestOf,
   parseDigest,
@@ -11,6 +12,7 @@ import {
   taskIdOf,
   type PersistentCacheMeta,
 } from "@lacewing/common";
+import type { S3Access } from "@lacewing/sources";
 
 /** What a caller asks the daemon for (a Download message, unwrapped). */
 export interface DownloadSpec {
@@ -29,6 +31,10 @@ export interface DownloadSpec {
   disableBackToSource?: boolean;
   /** Started by the scheduler (seed fetch, preheat), not by a local client. */
   triggered?: boolean;
+  /** For s3:// URLs: the caller's credentials and endpoint, or undefined for this daemon's own. Like requestHeaders: never stored, never logged. */
+  objectStorage?: S3Access;
+  /** For s3:// URLs: the pinned ETag (part of the task id); empty until resolved (see source/s3-source.ts). */
+  sourceVersion?: string;
   /**
    * A persistent cache task (dfcache export, or a replica the scheduler
    * ordered): the task id is this, not the URL's, and it comes from peers
@@ -62,7 +68,20 @@ export function persistentSpecOf(
 /** Checks a Download message and turns it into a spec; a missing or bad URL is invalid_argument. */
 export function downloadSpecOf(download: Download | undefined): DownloadSpec {
   if (!download?.url) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "download.url is required");
-  parseUrl(download.url);
+  checkSourceUrl(download.url);
+  const storage = download.objectStorage;
+  if (storage?.endpoint) {
+    // The endpoint is reached like any origin (source/s3-source.ts checks it against the policy); here only its syntax.
+    const endpoint = (() => {
+      try {
+        return parseUrl(storage.endpoint);
+      } catch {
+        throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "download.object_storage.endpoint must be an http or https URL");
+      }
+    })();
+    if (endpoint.username !== "" || endpoint.password !== "")
+      throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "download.object_storage.endpoint must not hold credentials");
+  }
   const pieceLength = Number(download.pieceLength);
   if (pieceLength !== 0 && !isPieceLength(pieceLength))
     throw new LacewingError(ErrorCode.badRequest, "invalid_argument", `piece length ${pieceLength} is not ${PIECE_LENGTH_RULE}`);
@@ -81,13 +100,32 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
     timeoutMs: Number(download.timeoutMs),
     disableBackToSource: download.disableBackToSource,
     triggered: download.triggered,
+    ...(storage === undefined
+      ? {}
+      : {
+          objectStorage: {
+            accessKeyId: storage.accessKeyId,
+            secretAccessKey: storage.secretAccessKey,
+            sessionToken: storage.sessionToken,
+            region: storage.region,
+            endpoint: storage.endpoint,
+            forcePathStyle: storage.forcePathStyle,
+          },
+        }),
+    sourceVersion: download.sourceVersion,
   };
 }
 
-/** The task id a spec names: its URL without volatile query parameters, tag and application. */
+/** The task id a spec names: its URL without volatile query parameters (an s3:// object's pinned version), tag and application. */
 export function taskIdOfSpec(spec: DownloadSpec): string {
   if (spec.persistent !== undefined) return spec.persistent.taskId;
-  return taskIdOf({ url: spec.url, tag: spec.tag, application: spec.application, filteredQueryParams: spec.filteredQueryParams });
+  return taskIdOf({
+    url: spec.url,
+    tag: spec.tag,
+    application: spec.application,
+    filteredQueryParams: spec.filteredQueryParams,
+    ...(spec.sourceVersion === undefined ? {} : { sourceVersion: spec.sourceVersion }),
+  });
 }
 
 /**

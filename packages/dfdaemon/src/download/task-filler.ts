@@ -1,10 +1,11 @@
 import type { Dispatcher } from "undici";
-import type { Logger } from "@lacewing/common";
+import { isS3Url, type Logger } from "@lacewing/common";
 import type { OriginPolicy } from "../source/origin-policy.js";
 import type { RangeReader } from "../source/range-reader.js";
 import type { PieceBuffers } from "../storage/piece-buffers.js";
 import type { StoredTask } from "../storage/stored-task.js";
 import type { DownloadSpec } from "./download-spec.js";
+import { s3OriginOf, s3ReadErrorOf } from "../source/s3-source.js";
 import { fetchFromOrigin } from "./back-to-source.js";
 import type { PieceLedger } from "./piece-ledger.js";
 
@@ -48,19 +49,26 @@ export interface OriginFillerOptions {
 /** Fills a task straight from its origin with concurrent ranged requests (no scheduler, or back to source). */
 export function originFiller(options: OriginFillerOptions): TaskFiller {
   return async ({ task, spec, signal, ledger, verify }) => {
-    await fetchFromOrigin(
-      task,
-      { url: spec.url, headers: spec.requestHeaders, signal, dispatcher: options.dispatcher, policy: options.policy },
-      {
-        concurrency: options.concurrency,
-        attempts: options.attempts,
-        pieceLength: spec.pieceLength,
-        log: options.log,
-        buffers: options.buffers,
-        reader: options.reader,
-        onPiece: (piece, costMs) => ledger.record({ piece, source: "origin", parentId: "", costMs }),
-      },
-    );
+    const s3 = isS3Url(spec.url) ? await s3OriginOf(spec, { signal, dispatcher: options.dispatcher, policy: options.policy }) : undefined;
+    try {
+      await fetchFromOrigin(
+        task,
+        s3?.request ?? { url: spec.url, headers: spec.requestHeaders, signal, dispatcher: options.dispatcher, policy: options.policy },
+        {
+          concurrency: options.concurrency,
+          attempts: options.attempts,
+          pieceLength: spec.pieceLength,
+          log: options.log,
+          buffers: options.buffers,
+          reader: options.reader,
+          onPiece: (piece, costMs) => ledger.record({ piece, source: "origin", parentId: "", costMs }),
+        },
+      );
+    } catch (err) {
+      throw s3 === undefined ? err : s3ReadErrorOf(err, spec);
+    } finally {
+      s3?.close();
+    }
     await verify();
   };
 }

@@ -71,6 +71,11 @@ export interface TaskManagerOptions {
   fill: TaskFiller;
   /** Temp files beside an output older than this are a crashed run's leftovers (config `outputTempTtl`). */
   outputTempTtlMs: number;
+  /**
+   * Completes a spec before its task id is derived (an s3:// object's version
+   * is pinned: source/s3-source.ts); identity when absent.
+   */
+  pin?: (spec: DownloadSpec, signal: AbortSignal | undefined) => Promise<DownloadSpec>;
 }
 
 /**
@@ -117,7 +122,8 @@ export class TaskManager {
       },
     };
     try {
-      const result = await this.#download(spec, once);
+      const pinned = this.#options.pin === undefined ? spec : await this.#options.pin(spec, hooks.signal);
+      const result = await this.#download(pinned, once);
       this.#options.metrics.downloads.inc({ result: "succeeded" });
       return result;
     } catch (err) {
@@ -305,6 +311,10 @@ function ownOptionsMayHelp(joiner: DownloadSpec, first: DownloadSpec, err: unkno
   if (!isLacewingError(err)) return false;
   if (err.code === ErrorCode.noSource) return first.disableBackToSource === true && joiner.disableBackToSource !== true;
   if (err.code === ErrorCode.originStatus && err.details["retryable"] !== true) return !sameHeaders(joiner.requestHeaders, first.requestHeaders);
+  if (err.code === ErrorCode.objectAccessDenied)
+    return (
+      joiner.objectStorage?.accessKeyId !== first.objectStorage?.accessKeyId || joiner.objectStorage?.secretAccessKey !== first.objectStorage?.secretAccessKey
+    );
   return false;
 }
 

@@ -276,6 +276,9 @@ class PeerTaskRun {
                 pieceLength: BigInt(spec.pieceLength),
                 disableBackToSource: spec.disableBackToSource === true,
                 triggered: spec.triggered === true,
+                // Like the request headers: to the scheduler over mTLS, and on to the seed it triggers; never stored.
+                ...(spec.objectStorage === undefined ? {} : { objectStorage: spec.objectStorage }),
+                sourceVersion: spec.sourceVersion ?? "",
               },
               heldPieces: task.pieces().map((p) => p.number),
               ...(spec.persistent === undefined ? {} : { persistent: persistentCacheMessageOf(spec.persistent.cache) }),

@@ -10,6 +10,11 @@ export interface OriginRequest {
   /** Connections that obey `policy` (createOriginAgent). */
   dispatcher: Dispatcher;
   policy: OriginPolicy;
+  /**
+   * A fresh URL for the same bytes (a presigned URL signed again once it
+   * ages): asked before each piece, so a long download outlives the expiry.
+   */
+  resign?: () => Promise<string>;
 }
 
 /** What the first request learned of the origin's content. */

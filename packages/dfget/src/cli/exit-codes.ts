@@ -64,6 +64,9 @@ export const EXIT_CODE_OF = {
   LW_ERR_ORIGIN_PROTOCOL: ExitCode.failure,
   LW_ERR_ORIGIN_UNREACHABLE: ExitCode.failure,
   LW_ERR_ORIGIN_REFUSED: ExitCode.failure,
+  LW_ERR_OBJECT_NOT_FOUND: ExitCode.failure,
+  LW_ERR_OBJECT_ACCESS_DENIED: ExitCode.failure,
+  LW_ERR_OBJECT_CHANGED: ExitCode.failure,
   LW_ERR_DIGEST_MISMATCH: ExitCode.digestMismatch,
   LW_ERR_OUTPUT: ExitCode.outputNotWritable,
   LW_ERR_DISK_FULL: ExitCode.failure,
@@ -96,6 +99,11 @@ export const EXIT_CODE_OF = {
   LW_ERR_MANAGER_REGISTRY_AUTH: ExitCode.failure,
   LW_ERR_MANAGER_NO_SCHEDULER: ExitCode.failure,
   LW_ERR_MANAGER_SCHEDULER_UNAVAILABLE: ExitCode.failure,
+  LW_ERR_HUB_REPO_NOT_FOUND: ExitCode.failure,
+  LW_ERR_HUB_REVISION_NOT_FOUND: ExitCode.failure,
+  LW_ERR_HUB_ENTRY_NOT_FOUND: ExitCode.failure,
+  LW_ERR_HUB_AUTH: ExitCode.failure,
+  LW_ERR_HUB_UNAVAILABLE: ExitCode.failure,
 } as const satisfies Record<Exclude<ErrorCode, RpcErrorCode>, ExitCodeValue>;
 
 /** The exit code of a call that failed in transport or carried a code this dfget does not know, by its kind. */

@@ -12,11 +12,13 @@ import {
   isPieceLength,
   loadConfig,
   parseDigest,
-  parseUrl,
+  checkSourceUrl,
+  isS3Url,
   type ConfigOf,
   PIECE_LENGTH_RULE,
 } from "@lacewing/common";
 import type { DownloadInit } from "../download.js";
+import { isHubUrl } from "./hub-url.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -39,6 +41,10 @@ export const configSchema = {
     check: (v) => (v === 0 || isPieceLength(v) ? undefined : `must be 0 or ${PIECE_LENGTH_RULE}`),
   }),
   progress: field.boolean({ description: "Never draw a progress bar (one is drawn only when stderr is a terminal)", default: true, negatable: true }),
+  s3ForcePathStyle: field.boolean({
+    description: "s3:// URLs: path-style addressing (ENDPOINT/bucket/key), as AWS_S3_FORCE_PATH_STYLE=true also asks",
+    default: false,
+  }),
   logLevel: field.enum(LOG_LEVELS, { description: "Log level of the JSON logs on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
 };
 export type DfgetConfig = ConfigOf<typeof configSchema>;
@@ -81,7 +87,7 @@ export interface CommandOutput {
 export function createCommand(output?: CommandOutput): Command {
   const command = new Command("dfget")
     .description("Download a file through the local Lacewing dfdaemon (peer-to-peer, verified, written atomically).")
-    .argument("<url>", "http(s) URL to download")
+    .argument("<url>", "http(s) URL, or hf://[datasets/|spaces/]<owner>/<repo>/<path>[@<revision>] (HF_TOKEN, HF_ENDPOINT)")
     .requiredOption("-O, --output <file>", "Where to place the downloaded file")
     .option("--digest <alg:hex>", "Expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
     .option("-H, --header <header>", "Request header 'Name: value' for the origin (repeatable)", collect)
@@ -133,7 +139,8 @@ export interface ResolveOptions {
  * without the daemon is checked here, so bad input never reaches it.
  */
 export async function resolveRequest(commandLine: CommandLine, options: ResolveOptions): Promise<DfgetRequest> {
-  parseUrl(commandLine.url);
+  // An hf:// URL is checked and resolved after this (hub-url.ts): that takes the network.
+  if (!isHubUrl(commandLine.url)) checkSourceUrl(commandLine.url);
   const digest = commandLine.digest === undefined ? "" : formatDigest(parseDigest(commandLine.digest));
   const flagHeaders = commandLine.headers.map(parseHeader);
   const config = loadConfig(configSchema, {
@@ -143,6 +150,7 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
   });
   const requestHeaders = mergeHeaders([...Object.entries(config.headers).map(([name, value]) => parseHeader(`${name}: ${value}`)), ...flagHeaders]);
   const outputPath = await checkOutput(commandLine.output, options.cwd);
+  const objectStorage = isS3Url(commandLine.url) ? await callerS3Access(options.env, config.s3ForcePathStyle) : undefined;
   return {
     socket: resolve(options.cwd, config.socket),
     download: {
@@ -156,12 +164,24 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
       pieceLength: BigInt(config.pieceLength),
       outputPath,
       timeoutMs: BigInt(Math.ceil(config.timeout)),
+      ...(objectStorage === undefined ? {} : { objectStorage }),
     },
     timeoutMs: config.timeout,
     json: commandLine.json,
     progress: config.progress,
     logLevel: config.logLevel,
   };
+}
+
+/**
+ * The caller's S3 access (AWS_* variables, else AWS_PROFILE and the shared
+ * files), sent to the local daemon with the download. The sources package
+ * (and the AWS SDK behind it) is loaded only here, so an http download
+ * starts no slower for it.
+ */
+async function callerS3Access(env: NodeJS.ProcessEnv, forcePathStyle: boolean): Promise<NonNullable<DfgetRequest["download"]["objectStorage"]>> {
+  const { resolveS3Access } = await import("@lacewing/sources");
+  return resolveS3Access(env, forcePathStyle ? { forcePathStyle: true } : {});
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

@@ -1,5 +1,6 @@
 import { DEFAULTS, createLogger, redactUrl, silentLogger } from "@lacewing/common";
 import { download, type DownloadResult } from "../download.js";
+import { resolveHubUrl } from "./hub-url.js";
 import { describeFailure, ExitCode, type Failure } from "./exit-codes.js";
 import { parseCommandLine, resolveRequest, type DfgetRequest } from "./options.js";
 import { createProgressRenderer, formatSummary, type ProgressRenderer } from "./progress.js";
@@ -26,7 +27,7 @@ export async function runDfget(io: DfgetIo): Promise<number> {
     const parsed = parseCommandLine(io.argv, { writeOut: (text) => io.stdout.write(text) });
     if (parsed.kind === "exit") return parsed.code;
     json = parsed.commandLine.json;
-    request = await resolveRequest(parsed.commandLine, { env: io.env, cwd: io.cwd });
+    request = await resolveHubUrl(await resolveRequest(parsed.commandLine, { env: io.env, cwd: io.cwd }), io.env, io.signal);
     const result = await downloadWithFeedback(request, io);
     if (json) io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
     else if (io.stderr.isTTY === true) io.stderr.write(`${formatSummary(result)}\n`);

@@ -1,4 +1,5 @@
-import { REDACTED, parseUrl, redactUrl } from "@lacewing/common";
+import { REDACTED, checkSourceUrl, isS3Url, parseUrl, redactUrl } from "@lacewing/common";
+import { isHfUrl, parseHfUrl } from "@lacewing/sources";
 import { invalidField } from "../schema/validate.js";
 import type { CreateJobBody } from "../schema/api-schemas.js";
 import type { JobSecrets, JobType, PreheatArgs } from "./job.js";
@@ -22,11 +23,24 @@ export function createJobInputOf(body: CreateJobBody): CreateJobInput {
   if (raw.type === "image" && all.length !== 1) throw invalidField("args.urls", "an image preheat takes exactly one manifest url");
   all.forEach((u, i) => {
     const fieldName = url !== "" && i === 0 ? "args.url" : "args.urls";
+    if (isHfUrl(u)) {
+      if (raw.type === "image") throw invalidField(fieldName, "an image preheat takes a registry manifest URL, not an hf:// URL");
+      try {
+        parseHfUrl(u);
+      } catch (err) {
+        // An hf:// URL holds no credentials (the token is a header or the manager's HF_TOKEN), so its message may quote it.
+        throw invalidField(fieldName, (err as Error).message);
+      }
+      return;
+    }
     try {
-      parseUrl(u);
+      // A file may live in object storage; an image's manifest is always behind a registry's http(s).
+      if (raw.type === "file") checkSourceUrl(u);
+      else parseUrl(u);
     } catch (err) {
       // parseUrl's message quotes the URL, and a URL may hold credentials.
-      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) ? (err as Error).message : "not a valid URL");
+      // An s3:// URL names an object and holds no secret: its own message says what is wrong.
+      throw invalidField(fieldName, /^unsupported URL scheme/.test((err as Error).message) || isS3Url(u) ? (err as Error).message : "not a valid URL");
     }
     if (raw.type === "image" && !MANIFEST_PATH.test(new URL(u).pathname))
       throw invalidField(fieldName, "must be a manifest URL like https://registry/v2/<name>/manifests/<tag|digest>");
@@ -73,7 +87,7 @@ export function splitSecrets(args: PreheatArgs): { args: PreheatArgs; secrets: J
 export function redactArgs(args: PreheatArgs): PreheatArgs {
   return {
     ...args,
-    urls: args.urls.map((url) => redactUrl(url, { filteredQueryParams: args.filteredQueryParams })),
+    urls: args.urls.map((url) => (isPlainHfUrl(url) ? url : redactUrl(url, { filteredQueryParams: args.filteredQueryParams }))),
     headers: Object.fromEntries(Object.keys(args.headers).map((name) => [name, REDACTED])),
     password: args.password === "" ? "" : REDACTED,
   };
@@ -92,4 +106,15 @@ export function withSecrets(args: PreheatArgs, secrets: JobSecrets): PreheatArgs
 /** Job ids are matched in the form they are made in (lower case, as randomUUID makes them); the schema checked the shape. */
 export function normalJobId(id: string): string {
   return id.toLowerCase();
+}
+
+/** An hf:// URL that parses names a repository and a path, nothing secret, so views show it as it is; anything else under that scheme reads "[redacted]". */
+function isPlainHfUrl(url: string): boolean {
+  if (!isHfUrl(url)) return false;
+  try {
+    parseHfUrl(url);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,8 @@
 import type { DownloadSchema, MessageInitShape } from "@lacewing/api";
-import { errorMessage, isLacewingError, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
+import { errorMessage, isLacewingError, isS3Url, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
 import type { JobStore } from "../db/job-store.js";
 import type { ManagerMetrics } from "../metrics.js";
+import { isHfUrl, resolveHfFile } from "@lacewing/sources";
 import { resolveImage } from "../oci/image-resolver.js";
 import type { SchedulerPool } from "../scheduler/scheduler-pool.js";
 import { ShutdownError, type JobProcessor } from "./job-queue.js";
@@ -15,6 +16,8 @@ export interface PreheatProcessorOptions {
   /** Tasks of one job triggered at once. */
   taskConcurrency: number;
   triggerTimeoutMs: number;
+  /** Where hf:// preheats read HF_ENDPOINT and, when the job names no Authorization header, HF_TOKEN; the process's environment by default. */
+  hubEnv?: NodeJS.ProcessEnv;
 }
 
 /** A task to trigger: its result row plus what the seed peers need to fetch it. */
@@ -43,7 +46,7 @@ export function createPreheatProcessor(options: PreheatProcessorOptions): JobPro
 
     let planned: PlannedTask[];
     try {
-      planned = await planTasks(args, signal, options.schedulers);
+      planned = await planTasks(args, signal, options.schedulers, options.hubEnv ?? process.env);
     } catch (err) {
       throwIfShutdown(signal);
       if (await cancelledMeanwhile(store, jobId)) return;
@@ -132,17 +135,29 @@ async function cancelledMeanwhile(store: JobStore, jobId: string): Promise<boole
   return (await store.state(jobId)) === "cancelled";
 }
 
-async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: SchedulerPool): Promise<PlannedTask[]> {
+async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: SchedulerPool, hubEnv: NodeJS.ProcessEnv): Promise<PlannedTask[]> {
   const idInput = { tag: args.tag, application: args.application, filteredQueryParams: args.filteredQueryParams };
   if (args.type === "file") {
     // An explicit Authorization header wins over username/password.
     const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
     const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
+    const tasks: PlannedTask[] = [];
+    for (const url of args.urls) {
+      if (isS3Url(url)) {
+        tasks.push(await plannedS3Task(url, idInput, signal, schedulers));
+        continue;
+      }
+      if (!isHfUrl(url)) {
+        tasks.push(plannedTask(url, "", idInput, headers, schedulers));
+        continue;
+      }
+      // The download dfget would hand its daemon: the commit the revision points at now, so the later dfget
+      // of the same revision (or of the commit) lands on this task. The job's Authorization, else the manager's HF_TOKEN.
+      const file = await resolveHfFile(url, { env: hubEnv, signal, ...(hasAuthorization ? { authorization: authorizationOf(args.headers) } : {}) });
+      tasks.push(plannedTask(file.url, file.digest, idInput, { ...file.headers, ...args.headers }, schedulers));
+    }
     // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
-    return uniqueBy(
-      args.urls.map((url) => plannedTask(url, "", idInput, headers, schedulers)),
-      (task) => task.result.taskId,
-    );
+    return uniqueBy(tasks, (task) => task.result.taskId);
   }
   const manifestUrl = args.urls[0] as string;
   const image = await resolveImage({
@@ -168,7 +183,7 @@ function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
 function plannedTask(
   url: string,
   digest: string,
-  idInput: { tag: string; application: string; filteredQueryParams: string[] },
+  idInput: { tag: string; application: string; filteredQueryParams: string[]; sourceVersion?: string },
   headers: Record<string, string>,
   schedulers: SchedulerPool,
 ): PlannedTask {
@@ -187,6 +202,30 @@ function plannedTask(
     },
     download: { url, digest, tag: idInput.tag, application: idInput.application, filteredQueryParams: idInput.filteredQueryParams, requestHeaders: headers },
   };
+}
+
+function authorizationOf(headers: Record<string, string>): string {
+  return Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1] ?? "";
+}
+
+/**
+ * An s3:// object: the manager pins its ETag (HeadObject with the manager's
+ * own AWS_* access), so the task id is the one a later `dfget` of the same
+ * object computes, and the access goes with the download to the seed peers
+ * (over mTLS, like request headers; the stored result names only the URL).
+ */
+async function plannedS3Task(
+  url: string,
+  idInput: { tag: string; application: string; filteredQueryParams: string[] },
+  signal: AbortSignal,
+  schedulers: SchedulerPool,
+): Promise<PlannedTask> {
+  const { resolveS3Access, statS3Object } = await import("@lacewing/sources");
+  const objectStorage = await resolveS3Access(process.env);
+  const { etag } = await statS3Object(url, objectStorage, { signal });
+  const { result } = plannedTask(url, "", { ...idInput, sourceVersion: etag }, {}, schedulers);
+  const { tag, application, filteredQueryParams } = idInput;
+  return { result, download: { url, tag, application, filteredQueryParams, objectStorage, sourceVersion: etag } };
 }
 
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {

@@ -103,7 +103,9 @@ export const JobPage = Type.Object({
 const PreheatRequestArgs = Type.Object(
   {
     type: Type.Enum(["image", "file"], { description: "image: resolve a manifest into its blobs; file: download the URLs" }),
-    url: Type.Optional(Type.String({ description: "image: the manifest URL https://registry/v2/<name>/manifests/<tag|digest>; file: one URL" })),
+    url: Type.Optional(
+      Type.String({ description: "image: the manifest URL https://registry/v2/<name>/manifests/<tag|digest>; file: one http(s) or s3://bucket/key URL" }),
+    ),
     urls: Type.Optional(Type.Array(Type.String(), { description: "file: several URLs, one task per distinct task id" })),
     tag: Type.Optional(Type.String({ default: "", description: "part of the task id, as dfget --tag" })),
     application: Type.Optional(Type.String({ default: "", description: "part of the task id, as dfget --application" })),

@@ -59,6 +59,7 @@ export class FakeScheduler extends EventEmitter {
             tag: download?.tag ?? "",
             application: download?.application ?? "",
             filteredQueryParams: download?.filteredQueryParams ?? [],
+            sourceVersion: download?.sourceVersion ?? "",
           }),
         };
         this.triggers.push(call);

@@ -34,7 +34,10 @@ export interface JobJson {
   error: string;
 }
 
-export async function startManager(flags: Record<string, unknown>, options: { queueLockDurationMs?: number } = {}): Promise<ManagerUnderTest> {
+export async function startManager(
+  flags: Record<string, unknown>,
+  options: { queueLockDurationMs?: number; hubEnv?: NodeJS.ProcessEnv } = {},
+): Promise<ManagerUnderTest> {
   const config = loadManagerConfig({ flags: { listen: "127.0.0.1:0", grpcListen: "127.0.0.1:0", token: "secret-token", ...flags } });
   const sink = new PassThrough();
   const logged: Buffer[] = [];

@@ -132,7 +132,13 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
     async triggerDownload(request, context) {
       requireRole(context, ["manager"], "TriggerDownload");
       const download = checkDownload(request.download);
-      const taskId = taskIdOf({ url: download.url, tag: download.tag, application: download.application, filteredQueryParams: download.filteredQueryParams });
+      const taskId = taskIdOf({
+        url: download.url,
+        tag: download.tag,
+        application: download.application,
+        filteredQueryParams: download.filteredQueryParams,
+        sourceVersion: download.sourceVersion,
+      });
       const hosts = hostsForScope(deps, taskId, request.scope);
       if (hosts.length === 0)
         throw new LacewingError(

@@ -1,6 +1,16 @@
 import { isIP } from "node:net";
 import type { Download, Host, TaskInfo } from "@lacewing/api";
-import { ErrorCode, LacewingError, MAX_PIECE_COUNT, isPieceLength, parseDigest, pieceCountOf, pieceGeometryProblem, PIECE_LENGTH_RULE } from "@lacewing/common";
+import {
+  ErrorCode,
+  LacewingError,
+  MAX_PIECE_COUNT,
+  checkSourceUrl,
+  isPieceLength,
+  parseDigest,
+  pieceCountOf,
+  pieceGeometryProblem,
+  PIECE_LENGTH_RULE,
+} from "@lacewing/common";
 
 /**
  * Bounds on everything a client tells the scheduler. Every field is checked
@@ -64,13 +74,24 @@ export function checkHost(host: Host | undefined): Host {
 export function checkDownload(download: Download | undefined, field = "download"): Download {
   if (download === undefined) throw invalid(field, "is required");
   checkText(`${field}.url`, download.url, MAX_URL_LENGTH, true);
-  let url: URL;
   try {
-    url = new URL(download.url);
+    checkSourceUrl(download.url);
   } catch {
-    throw invalid(`${field}.url`, "is not a URL");
+    throw invalid(`${field}.url`, "must be an http, https or s3 URL");
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw invalid(`${field}.url`, "must be http or https");
+  checkText(`${field}.source_version`, download.sourceVersion, MAX_SHORT_TEXT);
+  if (download.objectStorage !== undefined) {
+    const storage = download.objectStorage;
+    for (const [name, value] of Object.entries({
+      access_key_id: storage.accessKeyId,
+      secret_access_key: storage.secretAccessKey,
+      session_token: storage.sessionToken,
+      region: storage.region,
+      endpoint: storage.endpoint,
+    }))
+      // Session tokens run to a few KiB; the text is never echoed, only its field.
+      checkText(`${field}.object_storage.${name}`, value, name === "session_token" ? MAX_HEADER_VALUE : MAX_URL_LENGTH);
+  }
   checkText(`${field}.tag`, download.tag, MAX_SHORT_TEXT);
   checkText(`${field}.application`, download.application, MAX_SHORT_TEXT);
   if (download.filteredQueryParams.length > MAX_FILTERED_PARAMS)

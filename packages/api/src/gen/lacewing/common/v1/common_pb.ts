@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/common/v1/common.proto.
  */
 export const file_lacewing_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYWNld2luZy9jb21tb24vdjEvY29tbW9uLnByb3RvEhJsYWNld2luZy5jb21tb24udjEijQMKBEhvc3QSCgoCaWQYASABKAkSCgoCaXAYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDAoEcG9ydBgEIAEoDRIVCg1kb3dubG9hZF9wb3J0GAUgASgNEioKBHR5cGUYBiABKA4yHC5sYWNld2luZy5jb21tb24udjEuSG9zdFR5cGUSCwoDaWRjGAcgASgJEhAKCGxvY2F0aW9uGAggASgJEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2xpbWl0GAkgASgNEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2NvdW50GAogASgNEhQKDHVwbG9hZF9ieXRlcxgLIAEoBBIZChF1cGxvYWRfcmF0ZV9saW1pdBgMIAEoBBIhChlhbm5vdW5jZV9pbnRlcnZhbF9zZWNvbmRzGA0gASgNEg8KB2NsdXN0ZXIYDiABKAkSFAoMZG93bmxvYWRfdGxzGA8gASgIEhMKC2NhY2hlX2J5dGVzGBAgASgEEhkKEWNhY2hlX3F1b3RhX2J5dGVzGBEgASgEItwCCghEb3dubG9hZBILCgN1cmwYASABKAkSCwoDdGFnGAIgASgJEhMKC2FwcGxpY2F0aW9uGAMgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgEIAMoCRJJCg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyMC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQuUmVxdWVzdEhlYWRlcnNFbnRyeRIOCgZkaWdlc3QYBiABKAkSFAoMcGllY2VfbGVuZ3RoGAcgASgEEh4KFmRpc2FibGVfYmFja190b19zb3VyY2UYCCABKAgSEwoLb3V0cHV0X3BhdGgYCSABKAkSEgoKdGltZW91dF9tcxgKIAEoBBIRCgl0cmlnZ2VyZWQYCyABKAgaNQoTUmVxdWVzdEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInwKCVBpZWNlSW5mbxIOCgZudW1iZXIYASABKA0SDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIRCglwYXJlbnRfaWQYBSABKAkSDwoHY29zdF9tcxgGIAEoDRIOCgZzaGEyNTYYByABKAxKBAgEEAVSBWNyYzMyIi0KC1BpZWNlRGlnZXN0Eg4KBm51bWJlchgBIAEoDRIOCgZzaGEyNTYYAiABKAwibwoIVGFza0luZm8SDwoHdGFza19pZBgBIAEoCRIWCg5jb250ZW50X2xlbmd0aBgCIAEoAxIUCgxwaWVjZV9sZW5ndGgYAyABKAQSFAoMdG90YWxfcGllY2VzGAQgASgNEg4KBmRpZ2VzdBgFIAEoCSJKCg9QZXJzaXN0ZW50Q2FjaGUSEAoIcmVwbGljYXMYASABKA0SFQoNZXhwaXJlc19hdF9tcxgCIAEoAxIOCgZ0dGxfbXMYAyABKAQqTwoISG9zdFR5cGUSGQoVSE9TVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQSE9TVF9UWVBFX05PUk1BTBABEhIKDkhPU1RfVFlQRV9TRUVEEAJiBnByb3RvMw");
+  fileDesc("Ch9sYWNld2luZy9jb21tb24vdjEvY29tbW9uLnByb3RvEhJsYWNld2luZy5jb21tb24udjEijQMKBEhvc3QSCgoCaWQYASABKAkSCgoCaXAYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDAoEcG9ydBgEIAEoDRIVCg1kb3dubG9hZF9wb3J0GAUgASgNEioKBHR5cGUYBiABKA4yHC5sYWNld2luZy5jb21tb24udjEuSG9zdFR5cGUSCwoDaWRjGAcgASgJEhAKCGxvY2F0aW9uGAggASgJEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2xpbWl0GAkgASgNEh8KF2NvbmN1cnJlbnRfdXBsb2FkX2NvdW50GAogASgNEhQKDHVwbG9hZF9ieXRlcxgLIAEoBBIZChF1cGxvYWRfcmF0ZV9saW1pdBgMIAEoBBIhChlhbm5vdW5jZV9pbnRlcnZhbF9zZWNvbmRzGA0gASgNEg8KB2NsdXN0ZXIYDiABKAkSFAoMZG93bmxvYWRfdGxzGA8gASgIEhMKC2NhY2hlX2J5dGVzGBAgASgEEhkKEWNhY2hlX3F1b3RhX2J5dGVzGBEgASgEIq8DCghEb3dubG9hZBILCgN1cmwYASABKAkSCwoDdGFnGAIgASgJEhMKC2FwcGxpY2F0aW9uGAMgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgEIAMoCRJJCg9yZXF1ZXN0X2hlYWRlcnMYBSADKAsyMC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQuUmVxdWVzdEhlYWRlcnNFbnRyeRIOCgZkaWdlc3QYBiABKAkSFAoMcGllY2VfbGVuZ3RoGAcgASgEEh4KFmRpc2FibGVfYmFja190b19zb3VyY2UYCCABKAgSEwoLb3V0cHV0X3BhdGgYCSABKAkSEgoKdGltZW91dF9tcxgKIAEoBBIRCgl0cmlnZ2VyZWQYCyABKAgSOQoOb2JqZWN0X3N0b3JhZ2UYDCABKAsyIS5sYWNld2luZy5jb21tb24udjEuT2JqZWN0U3RvcmFnZRIWCg5zb3VyY2VfdmVyc2lvbhgNIAEoCRo1ChNSZXF1ZXN0SGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilAEKDU9iamVjdFN0b3JhZ2USFQoNYWNjZXNzX2tleV9pZBgBIAEoCRIZChFzZWNyZXRfYWNjZXNzX2tleRgCIAEoCRIVCg1zZXNzaW9uX3Rva2VuGAMgASgJEg4KBnJlZ2lvbhgEIAEoCRIQCghlbmRwb2ludBgFIAEoCRIYChBmb3JjZV9wYXRoX3N0eWxlGAYgASgIInwKCVBpZWNlSW5mbxIOCgZudW1iZXIYASABKA0SDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIRCglwYXJlbnRfaWQYBSABKAkSDwoHY29zdF9tcxgGIAEoDRIOCgZzaGEyNTYYByABKAxKBAgEEAVSBWNyYzMyIi0KC1BpZWNlRGlnZXN0Eg4KBm51bWJlchgBIAEoDRIOCgZzaGEyNTYYAiABKAwibwoIVGFza0luZm8SDwoHdGFza19pZBgBIAEoCRIWCg5jb250ZW50X2xlbmd0aBgCIAEoAxIUCgxwaWVjZV9sZW5ndGgYAyABKAQSFAoMdG90YWxfcGllY2VzGAQgASgNEg4KBmRpZ2VzdBgFIAEoCSJKCg9QZXJzaXN0ZW50Q2FjaGUSEAoIcmVwbGljYXMYASABKA0SFQoNZXhwaXJlc19hdF9tcxgCIAEoAxIOCgZ0dGxfbXMYAyABKAQqTwoISG9zdFR5cGUSGQoVSE9TVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQSE9TVF9UWVBFX05PUk1BTBABEhIKDkhPU1RfVFlQRV9TRUVEEAJiBnByb3RvMw");
 
 /**
  * Host is what a dfdaemon tells the scheduler about the node it runs on.
@@ -208,6 +208,26 @@ export type Download = Message<"lacewing.common.v1.Download"> & {
    * @generated from field: bool triggered = 11;
    */
   triggered: boolean;
+
+  /**
+   * For s3:// URLs: the caller's credentials and endpoint. Like
+   * request_headers they travel only over the local socket and mTLS, are
+   * never logged and never stored on disk. Absent: the fetching daemon uses
+   * its own default AWS credential chain.
+   *
+   * @generated from field: lacewing.common.v1.ObjectStorage object_storage = 12;
+   */
+  objectStorage?: ObjectStorage | undefined;
+
+  /**
+   * For s3:// URLs: the object's ETag, pinned by whoever first resolved the
+   * URL (the caller's daemon, the manager for preheat). Part of the task id,
+   * and every ranged read is conditional on it (If-Match), so an object
+   * overwritten under the same key is a new task and never mixes contents.
+   *
+   * @generated from field: string source_version = 13;
+   */
+  sourceVersion: string;
 };
 
 /**
@@ -216,6 +236,59 @@ export type Download = Message<"lacewing.common.v1.Download"> & {
  */
 export const DownloadSchema: GenMessage<Download> = /*@__PURE__*/
   messageDesc(file_lacewing_common_v1_common, 1);
+
+/**
+ * ObjectStorage is how to reach an S3-compatible store, as the AWS
+ * conventions (AWS_* variables, shared config files) resolved it for the
+ * caller. Secret: see Download.object_storage.
+ *
+ * @generated from message lacewing.common.v1.ObjectStorage
+ */
+export type ObjectStorage = Message<"lacewing.common.v1.ObjectStorage"> & {
+  /**
+   * @generated from field: string access_key_id = 1;
+   */
+  accessKeyId: string;
+
+  /**
+   * @generated from field: string secret_access_key = 2;
+   */
+  secretAccessKey: string;
+
+  /**
+   * @generated from field: string session_token = 3;
+   */
+  sessionToken: string;
+
+  /**
+   * Empty: the fetching daemon's own AWS_REGION (or us-east-1).
+   *
+   * @generated from field: string region = 4;
+   */
+  region: string;
+
+  /**
+   * An S3-compatible endpoint ("https://host:port"); empty for AWS's own.
+   *
+   * @generated from field: string endpoint = 5;
+   */
+  endpoint: string;
+
+  /**
+   * Path-style addressing (https://endpoint/bucket/key) instead of
+   * virtual-hosted (https://bucket.endpoint/key).
+   *
+   * @generated from field: bool force_path_style = 6;
+   */
+  forcePathStyle: boolean;
+};
+
+/**
+ * Describes the message lacewing.common.v1.ObjectStorage.
+ * Use `create(ObjectStorageSchema)` to create a new message.
+ */
+export const ObjectStorageSchema: GenMessage<ObjectStorage> = /*@__PURE__*/
+  messageDesc(file_lacewing_common_v1_common, 2);
 
 /**
  * PieceInfo describes one verified piece.
@@ -267,7 +340,7 @@ export type PieceInfo = Message<"lacewing.common.v1.PieceInfo"> & {
  * Use `create(PieceInfoSchema)` to create a new message.
  */
 export const PieceInfoSchema: GenMessage<PieceInfo> = /*@__PURE__*/
-  messageDesc(file_lacewing_common_v1_common, 2);
+  messageDesc(file_lacewing_common_v1_common, 3);
 
 /**
  * The digest of one piece, as the scheduler knows it.
@@ -293,7 +366,7 @@ export type PieceDigest = Message<"lacewing.common.v1.PieceDigest"> & {
  * Use `create(PieceDigestSchema)` to create a new message.
  */
 export const PieceDigestSchema: GenMessage<PieceDigest> = /*@__PURE__*/
-  messageDesc(file_lacewing_common_v1_common, 3);
+  messageDesc(file_lacewing_common_v1_common, 4);
 
 /**
  * TaskInfo is what is known of a task's content.
@@ -336,7 +409,7 @@ export type TaskInfo = Message<"lacewing.common.v1.TaskInfo"> & {
  * Use `create(TaskInfoSchema)` to create a new message.
  */
 export const TaskInfoSchema: GenMessage<TaskInfo> = /*@__PURE__*/
-  messageDesc(file_lacewing_common_v1_common, 4);
+  messageDesc(file_lacewing_common_v1_common, 5);
 
 /**
  * A persistent cache task (dfcache import): content with no origin, which the
@@ -373,7 +446,7 @@ export type PersistentCache = Message<"lacewing.common.v1.PersistentCache"> & {
  * Use `create(PersistentCacheSchema)` to create a new message.
  */
 export const PersistentCacheSchema: GenMessage<PersistentCache> = /*@__PURE__*/
-  messageDesc(file_lacewing_common_v1_common, 5);
+  messageDesc(file_lacewing_common_v1_common, 6);
 
 /**
  * HostType distinguishes ordinary nodes from seed peers, which fetch from the
