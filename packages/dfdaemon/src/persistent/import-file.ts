@@ -35,7 +35,8 @@ const PIECES_IN_FLIGHT = 4;
  * changed meanwhile fails the import. A copy rather than a link: the store's
  * file must be one nobody else can write (see data-identity.ts). Anything
  * left by a failed import is removed; a task this id already holds
- * finished must have the same content, and only its metadata changes.
+ * finished must have the same content, and keeps its persistent metadata
+ * (replicas, expiry) if it has any, so every copy agrees on it.
  */
 export async function importFile(store: TaskStore, options: ImportOptions): Promise<ImportResult> {
   const file = await openInput(options.path);
@@ -50,7 +51,8 @@ export async function importFile(store: TaskStore, options: ImportOptions): Prom
       const held = await existing.contentDigest("sha256");
       if (held !== digest)
         throw daemonError(ErrorCode.taskMismatch, "failed_precondition", `task ${taskId} already holds other content (${held}); import it under another --id`);
-      await existing.setPersistent(options.cache);
+      // Already persistent here: its metadata stays what the cluster knows (delete it first to change replicas or TTL).
+      if (existing.persistent === undefined || existing.persistent.expiresAt <= Date.now()) await existing.setPersistent(options.cache);
       return { task: existing, digest };
     }
     if (existing !== undefined) {

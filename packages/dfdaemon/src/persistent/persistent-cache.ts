@@ -85,7 +85,7 @@ export class PersistentCache {
         break;
       }
     }
-    return { taskId: task.taskId, contentLength: task.contentLength, digest, cache, announced };
+    return { taskId: task.taskId, contentLength: task.contentLength, digest, cache: task.persistent ?? cache, announced };
   }
 
   /** Places the task at `outputPath`: from this node's copy, or from peers (never an origin). */

@@ -21,6 +21,7 @@ export async function runDfcache(io: DfgetIo): Promise<number> {
     await assertSocket(request.socket);
     const result = await call(request, io.signal);
     io.stdout.write(json ? `${JSON.stringify({ ok: true, ...result.json })}\n` : result.text);
+    if (!json && result.warning !== undefined) io.stderr.write(`dfcache: warning: ${result.warning}\n`);
     return ExitCode.ok;
   } catch (err) {
     const failure = describeFailure(err, { socket, program: { name: "dfcache", socketEnv: "DFCACHE_SOCKET" } });
@@ -33,6 +34,8 @@ export async function runDfcache(io: DfgetIo): Promise<number> {
 interface Output {
   json: Record<string, unknown>;
   text: string;
+  /** A success with a caveat, for people (stderr); --json carries the fact itself. */
+  warning?: string;
 }
 
 async function call(request: DfcacheRequest, signal: AbortSignal | undefined): Promise<Output> {
@@ -62,6 +65,9 @@ async function call(request: DfcacheRequest, signal: AbortSignal | undefined): P
             announced: response.announced,
           },
           text: `${response.taskId}\n`,
+          ...(response.announced
+            ? {}
+            : { warning: "no scheduler acknowledged the task yet; it is stored here and announced when this node next meets its scheduler" }),
         };
       }
       case "export": {
