@@ -54,6 +54,15 @@ async function storeHolds(daemon: Daemon, id: string): Promise<boolean> {
   return (await readdir(join(daemon.dir, "data", "tasks")).catch(() => [] as string[])).includes(id);
 }
 
+/** Waits until the task's directory is gone from the daemon's store: the store forgets a task at once and removes its files right after. */
+async function waitUntilRemoved(daemon: Daemon, id: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (await storeHolds(daemon, id)) {
+    if (Date.now() > deadline) throw new Error(`${daemon.name} still stores ${id}`);
+    await sleep(100);
+  }
+}
+
 describe("dfcache on loopback: persistent cache tasks with replicas, TTL and delete, scheduler + seed + 6 dfdaemons", () => {
   let root: string;
   let scheduler: SchedulerProcess;
@@ -179,7 +188,7 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
     const holders = all().filter((d) => held.holders.includes(hostIdOf(d)));
     assert.equal(holders.length, 3);
     for (const holder of holders) await waitForStat(holder, id, (s) => s.code === 8 && s.json.error?.code === "LW_ERR_CACHE_NOT_FOUND", 30_000);
-    for (const holder of holders) assert.equal(await storeHolds(holder, id), false, `${holder.name} removed its copy`);
+    for (const holder of holders) await waitUntilRemoved(holder, id);
   });
 
   it("delete on any node removes the task from every holder", async () => {
@@ -197,7 +206,7 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal((JSON.parse(deleted.stdout) as { holders: number }).holders, 3);
     for (const holder of holders) await waitForStat(holder, id, (s) => s.code === 8, 20_000);
-    for (const holder of holders) assert.equal(await storeHolds(holder, id), false, `${holder.name} removed its copy`);
+    for (const holder of holders) await waitUntilRemoved(holder, id);
     const again = await dfcache(other, "export", id, "-O", join(root, "gone.out"));
     assert.equal(again.code, 8, again.stderr);
   });

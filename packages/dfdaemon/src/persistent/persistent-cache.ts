@@ -140,12 +140,8 @@ export class PersistentCache {
         throw err;
       }
     }
-    const local = this.#deps.store.get(taskId)?.persistent !== undefined;
-    // The scheduler's order to this very node may have removed it meanwhile: gone is what was asked for.
-    if (local)
-      await this.#deps.collector.evict(taskId, "deleted").catch((err: unknown) => {
-        if (!(err instanceof Error && "code" in err && err.code === ErrorCode.taskNotFound)) throw err;
-      });
+    // Removed like the scheduler's order to this node (which may get here first): retried while the copy is read.
+    const local = this.#deps.store.get(taskId)?.persistent !== undefined && this.deleteOrdered(taskId);
     if (holders === undefined && !local) throw notFound(taskId);
     return { holders: holders ?? 0, local };
   }
