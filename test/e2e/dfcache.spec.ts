@@ -70,6 +70,9 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
   let importer: Daemon;
   let peers: Daemon[];
   const all = (): Daemon[] => [seed, importer, ...peers];
+  /** Daemons the tests killed. */
+  const dead = new Set<Daemon>();
+  const live = (): Daemon[] => all().filter((d) => !dead.has(d));
   // 64 MiB keeps CI fast; LACEWING_DFCACHE_MIB=1024 is the issue's 1 GiB checkpoint, run by hand.
   const checkpoint = randomBytesOf(Number(process.env["LACEWING_DFCACHE_MIB"] ?? 64) * MiB + 12345, 71);
   let checkpointId = "";
@@ -124,6 +127,7 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
 
   it("with the importer killed, a fresh node still exports it from the replicas", async () => {
     await importer.stop("SIGKILL");
+    dead.add(importer);
     const fresh = await startPeer(root, "fresh", scheduler.address);
     peers.push(fresh);
     await waitForHosts(scheduler.address, 7);
@@ -169,12 +173,12 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
     const lost = all().find((d) => hostIdOf(d) === lostId)!;
     assert.ok(lost !== undefined, `holder ${lostId} is one of ours`);
     await lost.stop("SIGKILL");
+    dead.add(lost);
     const restored = await waitForStat(owner, id, (s) => s.code === 0 && s.json.replicasHeld === 2 && !s.json.holders.includes(lostId));
     const replacement = all().find((d) => hostIdOf(d) === restored.holders.find((h) => h !== hostIdOf(owner)))!;
     assert.ok(await storeHolds(replacement, id), "the new holder stores it");
     // The killed host's daemon is not coming back; the remaining tests use the others.
     peers = peers.filter((p) => p !== lost);
-    if (lost === seed) seed = peers.shift()!;
   });
 
   it("TTL expiry removes the task from every holder, and stat then says it is gone", async () => {
@@ -200,7 +204,7 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
     const id = sha256(bytes);
     const held = await waitForStat(owner, id, (s) => s.code === 0 && s.json.replicasHeld === 3);
     const holders = all().filter((d) => held.holders.includes(hostIdOf(d)));
-    const other = all().find((d) => !held.holders.includes(hostIdOf(d)))!;
+    const other = live().find((d) => !held.holders.includes(hostIdOf(d)))!;
     // From a holder: its own copy goes, and the scheduler's order to it meets a copy already gone.
     const deleted = await dfcache(holders[1]!, "delete", id);
     assert.equal(deleted.code, 0, deleted.stderr);
