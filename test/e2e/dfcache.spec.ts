@@ -185,7 +185,7 @@ describe("dfcache on loopback: persistent cache tasks with replicas, TTL and del
     const owner = peers[0]!;
     const bytes = randomBytesOf(3 * MiB, 73);
     await writeFile(join(root, "short.bin"), bytes);
-    const result = await dfcache(owner, "import", join(root, "short.bin"), "--replicas", "3", "--ttl", "8s");
+    const result = await dfcache(owner, "import", join(root, "short.bin"), "--replicas", "3", "--ttl", "10s");
     assert.equal(result.code, 0, result.stderr);
     const id = sha256(bytes);
     const held = await waitForStat(owner, id, (s) => s.code === 0 && s.json.replicasHeld === 3);
