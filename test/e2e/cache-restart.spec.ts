@@ -50,7 +50,17 @@ describe("restart after kill -9 in the middle of a download", () => {
     // 4 pieces at a time at 16 MiB/s: a wave of 4 pieces lands about every second.
     origin.bytesPerSecond = 16 * MiB;
     daemon = await startDaemon(dir, ["--origin-concurrency", "4"]);
-    const first = runCommand(BIN.dfget, [origin.url("/big.bin"), "-O", join(dir, "first.bin"), "--socket", daemon.socket, "--no-progress"]);
+    // No reconnect: this dfget is to fail with its daemon (daemon-restart.spec.ts has the one that waits for it).
+    const first = runCommand(BIN.dfget, [
+      origin.url("/big.bin"),
+      "-O",
+      join(dir, "first.bin"),
+      "--socket",
+      daemon.socket,
+      "--no-progress",
+      "--reconnect-timeout",
+      "0",
+    ]);
     const tasksDir = join(dir, "data", "tasks");
     let taskDir = "";
     // Polled often: the kill must land after a few pieces and well before the last.

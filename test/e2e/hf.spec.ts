@@ -23,6 +23,11 @@ interface DfgetJson {
   error?: { code: string; message: string };
 }
 
+interface DirectoryJson {
+  files: Array<{ key: string; url: string; status: string }>;
+  summary: { downloaded: number; unchanged: number };
+}
+
 describe("hf:// through a scheduler, a seed peer and 3 dfdaemons, with a test hub and its storage host", () => {
   let root: string;
   let hub: TestHub;
@@ -131,6 +136,56 @@ describe("hf:// through a scheduler, a seed peer and 3 dfdaemons, with a test hu
     assert.equal(report.traffic.origin, 0);
     assert.equal(sha256(await readFile(join(root, "preheated.bin"))), sha256(blob));
     assert.equal(hub.stats.storageBytes, blob.byteLength + 1, "origin once: the preheat's fetch only");
+  });
+
+  it("dfget -r of a repository: every file at a pinned commit on three daemons at once, then @main after it moved fetches only what changed", async () => {
+    hub.createRepo({ id: "owner/ckpt" });
+    const shard1 = randomBytesOf(4 * MiB + 3, 43);
+    const shard2 = randomBytesOf(3 * MiB + 1, 44);
+    const shard2b = randomBytesOf(3 * MiB + 9, 45);
+    const snapshot = { "config.json": '{"layers":2}', "README.md": "# ckpt\n", "model-1.safetensors": shard1, "sub/model-2.safetensors": shard2 };
+    const pinned = hub.commit("owner/ckpt", snapshot);
+    hub.resetStats();
+    const dirOf = (peer: Daemon): string => join(root, `${peer.name}-ckpt`);
+    const run = (peer: Daemon, url: string, ...extra: string[]): Promise<CommandResult> =>
+      runCommand(BIN.dfget, ["-r", url, "-O", dirOf(peer), "--socket", peer.socket, "--no-progress", "--json", ...extra], hubEnv(hub, TOKEN));
+    const results = await Promise.all(peers.map((peer) => run(peer, `hf://owner/ckpt@${pinned}`)));
+    for (const [i, result] of results.entries()) {
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as DirectoryJson;
+      assert.equal(report.summary.downloaded, 4);
+      for (const [key, content] of Object.entries(snapshot))
+        assert.equal(sha256(await readFile(join(dirOf(peers[i]!), key))), sha256(Buffer.from(content)), `${peers[i]!.name}: ${key}`);
+    }
+    // The large files leave the storage host once each (plus the seed's probe byte), however many nodes ask.
+    assert.equal(hub.stats.storageBytes, shard1.byteLength + shard2.byteLength + 2);
+    assert.equal(hub.stats.storageAuthorizations, 0);
+
+    // main moves: one shard changes. @main into the same directory fetches that shard only.
+    const moved = hub.commit("owner/ckpt", { ...snapshot, "sub/model-2.safetensors": shard2b });
+    hub.resetStats();
+    const rerun = await run(peers[0]!, "hf://owner/ckpt");
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const report = JSON.parse(rerun.stdout) as DirectoryJson;
+    assert.deepEqual(
+      report.files.filter((f) => f.status === "downloaded").map((f) => f.key),
+      ["sub/model-2.safetensors"],
+    );
+    assert.ok(
+      report.files.every((f) => f.url.endsWith(`@${moved}`)),
+      "every file pinned to the commit main points at now",
+    );
+    assert.equal(sha256(await readFile(join(dirOf(peers[0]!), "sub/model-2.safetensors"))), sha256(shard2b));
+    assert.equal(hub.stats.storageBytes, shard2b.byteLength + 1);
+
+    // --include keeps only what it names.
+    const only = await runCommand(
+      BIN.dfget,
+      ["-r", "hf://owner/ckpt", "-O", join(root, "configs"), "--socket", peers[1]!.socket, "--no-progress", "--json", "--include", "*.json"],
+      hubEnv(hub, TOKEN),
+    );
+    assert.equal(only.code, 0, only.stderr);
+    assert.deepEqual(await readdir(join(root, "configs")).then((names) => names.filter((n) => !n.startsWith("."))), ["config.json"]);
   });
 
   it("bad input: each a one-line error with its code and exit code, and no output file", async () => {

@@ -25,7 +25,8 @@ interface Cluster {
 let cluster: Cluster;
 
 /** Small pieces, so a 32 MiB blob has enough of them for peers to trade while the faults happen. */
-const dfget = (daemon: Daemon, url: string, out: string): ReturnType<typeof dfgetWith> => dfgetWith(daemon, url, out, "--piece-length", "1MiB");
+const dfget = (daemon: Daemon, url: string, out: string, ...extra: string[]): ReturnType<typeof dfgetWith> =>
+  dfgetWith(daemon, url, out, "--piece-length", "1MiB", ...extra);
 
 beforeEach(async () => {
   const root = await mkdtemp(join(tmpdir(), "lacewing-faults-"));
@@ -96,7 +97,10 @@ describe("P2P faults: every surviving peer ends with the right bytes", () => {
     await peer("seed", scheduler.address, ["--seed", ...slow]);
     const children = [await peer("a", scheduler.address, slow), await peer("b", scheduler.address, slow), await peer("c", scheduler.address, slow)];
     await waitForHosts(scheduler.address, 4);
-    const downloads = children.map((child) => dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`)));
+    // The victim's own dfget fails with its daemon rather than wait for it to come back.
+    const downloads = children.map((child) =>
+      dfget(child, cluster.origin.url("/blob.bin"), join(cluster.root, `${child.name}.out`), "--reconnect-timeout", "0"),
+    );
     // Kill a child while it is serving pieces to the others and has not finished.
     let victim: Daemon | undefined;
     await waitUntil("a child uploads to the others", async () => {

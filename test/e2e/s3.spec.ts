@@ -20,6 +20,12 @@ interface DfgetJson {
   error?: { code: string; message: string };
 }
 
+interface DirectoryJson {
+  ok: boolean;
+  files: Array<{ key: string; status: string; traffic: { origin: number; peers: number; cache: number } }>;
+  summary: { downloaded: number; unchanged: number; traffic: { origin: number; peers: number; cache: number } };
+}
+
 /** Every file under `dir` smaller than 1 MiB (metadata, journals, not piece data) that contains `needle`. */
 async function filesHolding(dir: string, needle: string): Promise<string[]> {
   const found: string[] = [];
@@ -201,6 +207,68 @@ describe("s3:// on loopback: s3rver (SigV4 checked) + scheduler + seed peer + 3 
       assert.ok(!own.output().includes("NodeVersionSupportWarning"));
     } finally {
       await own.stop();
+    }
+  });
+
+  it("dfget -r of a prefix on three nodes at once: every file, the bucket serves each once; a re-run fetches only the changed object", async () => {
+    const files: Record<string, Buffer> = {
+      "config.json": Buffer.from('{"layers": 2}'),
+      "model-00001-of-00002.safetensors": randomBytesOf(6 * MiB + 11, 54),
+      "model-00002-of-00002.safetensors": randomBytesOf(5 * MiB + 7, 55),
+      "tokenizer/vocab.txt": randomBytesOf(300_000, 56),
+    };
+    for (const [key, bytes] of Object.entries(files)) await origin.put("models", `ckpt/${key}`, bytes);
+    origin.bytesServed = 0;
+    const total = Object.values(files).reduce((n, b) => n + b.byteLength, 0);
+    const dirOf = (peer: Daemon): string => join(root, `${peer.name}-ckpt`);
+    const results = await Promise.all(
+      peers.map((peer) =>
+        runCommand(
+          BIN.dfget,
+          ["-r", "s3://models/ckpt/", "-O", dirOf(peer), "--socket", peer.socket, "--no-progress", "--json", "--max-concurrent", "2"],
+          origin.env(),
+        ),
+      ),
+    );
+    for (const [i, result] of results.entries()) {
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as DirectoryJson;
+      assert.equal(report.summary.downloaded, 4);
+      assert.deepEqual(report.files.map((f) => f.key).sort(), Object.keys(files).sort());
+      for (const [key, bytes] of Object.entries(files)) assert.equal(sha256(await readFile(join(dirOf(peers[i]!), key))), sha256(bytes), key);
+    }
+    // Each object once (plus the seed's probe byte per object; an empty-range probe of a small object reads one byte too).
+    assert.ok(origin.bytesServed >= total && origin.bytesServed <= total + 4, `bucket bytes ${origin.bytesServed} for ${total}`);
+    const summed = results.map((r) => (JSON.parse(r.stdout) as DirectoryJson).summary.traffic.origin).reduce((a, b) => a + b, 0);
+    assert.equal(summed, 0, "no peer went to the bucket: the seed fetched");
+
+    // One object overwritten: a re-run on one node fetches that one and leaves the rest.
+    const changed = randomBytesOf(5 * MiB + 9, 57);
+    await origin.put("models", "ckpt/model-00002-of-00002.safetensors", changed);
+    origin.bytesServed = 0;
+    const rerun = await runCommand(
+      BIN.dfget,
+      ["-r", "s3://models/ckpt/", "-O", dirOf(peers[0]!), "--socket", peers[0]!.socket, "--no-progress", "--json"],
+      origin.env(),
+    );
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const report = JSON.parse(rerun.stdout) as DirectoryJson;
+    assert.deepEqual(
+      report.files.filter((f) => f.status === "downloaded").map((f) => f.key),
+      ["model-00002-of-00002.safetensors"],
+    );
+    assert.equal(report.summary.unchanged, 3);
+    assert.equal(sha256(await readFile(join(dirOf(peers[0]!), "model-00002-of-00002.safetensors"))), sha256(changed));
+    assert.ok(origin.bytesServed <= changed.byteLength + 1, "only the changed object left the bucket");
+  });
+
+  it("dfget -r of a missing bucket or an empty prefix says so in one line and creates nothing", async () => {
+    for (const url of ["s3://nobucket/prefix/", "s3://models/no-such-prefix/"]) {
+      const out = join(root, "absent-dir");
+      const result = await runCommand(BIN.dfget, ["-r", url, "-O", out, "--socket", peers[0]!.socket, "--no-progress"], origin.env());
+      assert.notEqual(result.code, 0, `${url}: ${result.stdout}`);
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.equal(await exists(out), false, `${url}: no directory made`);
     }
   });
 

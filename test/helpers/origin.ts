@@ -32,7 +32,11 @@ export class TestOrigin {
   bytesPerSecond = 0;
   /** When the rate limiter lets the next chunk out. */
   #nextSendAt = 0;
+  /** Send an ETag and a Last-Modified with every file (of its current version), as object stores and web servers do. */
+  validators = false;
   readonly #files: Map<string, Buffer>;
+  /** Bumped by replace(): each version of a file has its own ETag and Last-Modified. */
+  readonly #versions = new Map<string, number>();
   readonly #server: Server;
 
   constructor(files: Record<string, Buffer>) {
@@ -49,6 +53,18 @@ export class TestOrigin {
   url(path: string): string {
     const { address, port } = this.#server.address() as AddressInfo;
     return `http://${address}:${port}${path}`;
+  }
+
+  /** Serves new bytes under `path` from now on, as an object overwritten under the same key. */
+  replace(path: string, bytes: Buffer): void {
+    this.#files.set(path, bytes);
+    this.#versions.set(path, (this.#versions.get(path) ?? 0) + 1);
+  }
+
+  #validatorsOf(path: string): Record<string, string> {
+    if (!this.validators) return {};
+    const version = this.#versions.get(path) ?? 0;
+    return { etag: `"v${version}-${this.#files.get(path)?.byteLength ?? 0}"`, "last-modified": new Date(Date.UTC(2026, 0, 1 + version)).toUTCString() };
   }
 
   async close(): Promise<void> {
@@ -89,7 +105,8 @@ export class TestOrigin {
       res.writeHead(401, { "www-authenticate": 'Bearer realm="test"' }).end("unauthorized");
       return;
     }
-    const body = this.#files.get((req.url ?? "").split("?")[0] ?? "");
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    const body = this.#files.get(path);
     if ((this.faults.failFirst ?? 0) >= this.requests) {
       res.writeHead(500).end("boom");
       return;
@@ -112,7 +129,7 @@ export class TestOrigin {
     }
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
     if (!range || this.faults.ignoreRange) {
-      res.writeHead(200, { "content-length": String(body.byteLength) });
+      res.writeHead(200, { "content-length": String(body.byteLength), ...this.#validatorsOf(path) });
       this.#send(res, body);
       return;
     }
@@ -123,7 +140,11 @@ export class TestOrigin {
       return;
     }
     const slice = body.subarray(start, end + 1);
-    res.writeHead(206, { "content-range": `bytes ${start}-${end}/${body.byteLength}`, "content-length": String(slice.byteLength) });
+    res.writeHead(206, {
+      "content-range": `bytes ${start}-${end}/${body.byteLength}`,
+      "content-length": String(slice.byteLength),
+      ...this.#validatorsOf(path),
+    });
     if (this.faults.resetOnRequest === this.requests) {
       const half = slice.subarray(0, slice.byteLength >> 1);
       this.bytesSent += half.byteLength;

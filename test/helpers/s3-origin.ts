@@ -63,7 +63,14 @@ export class TestS3Origin {
   #upstream: { address: string; port: number } | undefined;
   #directory = "";
 
-  constructor(readonly buckets: readonly string[]) {
+  readonly #listen: { host: string; port: number };
+
+  /** `listen`: where the front listens (loopback on a free port by default; the benchmark's origin host takes 0.0.0.0 and a fixed port). */
+  constructor(
+    readonly buckets: readonly string[],
+    listen: { host?: string; port?: number } = {},
+  ) {
+    this.#listen = { host: listen.host ?? "127.0.0.1", port: listen.port ?? 0 };
     this.#server = createServer((req, res) => this.#handle(req, res));
   }
 
@@ -77,13 +84,14 @@ export class TestS3Origin {
     const [first] = (await Promise.race([once(lines, "line"), once(this.#s3rver, "exit").then(() => [undefined])])) as [string | undefined];
     if (first === undefined) throw new Error("s3rver did not start");
     this.#upstream = JSON.parse(first) as { address: string; port: number };
-    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => this.#server.listen(this.#listen.port, this.#listen.host, resolve));
     return this.endpoint;
   }
 
+  /** The front's URL; for a front on all addresses, the loopback one. */
   get endpoint(): string {
     const { port } = this.#server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return `http://${this.#listen.host === "0.0.0.0" ? "127.0.0.1" : this.#listen.host}:${port}`;
   }
 
   /** The AWS_* environment of a caller holding this origin's key (path style). */

@@ -57,6 +57,8 @@ export const ErrorCode = {
   cacheNotFound: "LW_ERR_CACHE_NOT_FOUND",
   /** The persistent cache task was deleted (or expired) cluster-wide: a holder's copy is removed rather than announced. */
   cacheDeleted: "LW_ERR_CACHE_DELETED",
+  /** A directory listing (dfget -r) names a file that cannot be written safely below the output directory: `../`, an absolute path, … */
+  unsafeKey: "LW_ERR_UNSAFE_KEY",
 
   // The scheduler.
   hostNotAnnounced: "LW_ERR_HOST_NOT_ANNOUNCED",

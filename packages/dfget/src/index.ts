@@ -15,6 +15,7 @@ export {
   type DownloadInit,
   type DownloadOptions,
   type DownloadProgressEvent,
+  type DownloadReconnectEvent,
   type DownloadResult,
   type DownloadStartedEvent,
 } from "./download.js";

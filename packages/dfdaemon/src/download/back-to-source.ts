@@ -1,5 +1,5 @@
 import { ErrorCode, isLacewingError, MIN_AUTO_PIECE_LENGTH, pieceDigestOf, pieceLengthFor, pieceRangeOf, retry, type Logger } from "@lacewing/common";
-import { fetchRange, isRetryableOriginError, probeOrigin, type OriginProbe, type OriginRequest } from "../source/origin-client.js";
+import { fetchRange, isRetryableOriginError, probeOrigin, validatorChange, type OriginProbe, type OriginRequest } from "../source/origin-client.js";
 import { RangeFallbackError, type RangeReader } from "../source/range-reader.js";
 import type { PieceBuffers } from "../storage/piece-buffers.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
@@ -35,6 +35,7 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
     ...(origin.signal ? { signal: origin.signal } : {}),
   };
   const probe = await retry(() => probeOrigin(origin), tryOptions);
+  await dropIfStale(task, probe, options.log);
   // A task that already has a piece size (from parents, or an earlier run) keeps it: piece numbers must agree across peers.
   const pieceLength =
     task.lengthKnown && task.contentLength === probe.contentLength
@@ -48,6 +49,12 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
     }
     await task.setLength(probe.contentLength, pieceLength);
   }
+  // Recorded before the first piece is written, so the pieces and the version they are of survive a crash together.
+  // Pieces held without validators (from peers, or an older daemon) are not claimed for this version.
+  const held = task.validators;
+  if (task.pieceCount === 0 && (held.etag !== probe.validators.etag || held.lastModified !== probe.validators.lastModified)) {
+    await task.setValidators(probe.validators);
+  }
   if (probe.ranged) {
     await fetchRanged(task, origin, probe.source, options, tryOptions);
     return;
@@ -60,6 +67,27 @@ export async function fetchFromOrigin(task: StoredTask, origin: OriginRequest, o
     if (!stream) throw daemonError(ErrorCode.originProtocol, "unavailable", "origin stopped ignoring Range between requests");
     await fetchSequential(task, stream, options);
   }, tryOptions);
+}
+
+/**
+ * A task resumed from pieces fetched earlier (a restarted daemon, a caller
+ * that came back) must not mix them with a newer version of the object:
+ * when the validators they were fetched under (or the length) no longer
+ * match the origin's, they are dropped and the task starts over. Without
+ * validators from both fetches, only a changed length can tell.
+ */
+async function dropIfStale(task: StoredTask, probe: OriginProbe, log: Logger): Promise<void> {
+  if (task.pieceCount === 0 || Object.keys(task.validators).length === 0) return;
+  const reason =
+    probe.contentLength >= 0 && task.lengthKnown && probe.contentLength !== task.contentLength
+      ? `content length ${task.contentLength} is now ${probe.contentLength}`
+      : validatorChange(task.validators, probe.validators);
+  if (reason === undefined) return;
+  log.warn(
+    { taskId: task.taskId, pieces: task.pieceCount, reason },
+    "origin object changed since the held pieces were fetched: dropping them and starting over",
+  );
+  await task.discardPieces();
 }
 
 /**

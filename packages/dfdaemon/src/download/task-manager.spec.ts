@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { ErrorCode, deferred, isLacewingError, pieceDigestOf, silentLogger } from "@lacewing/common";
 import { daemonError } from "../errors.js";
 import { createDfdaemonMetrics } from "../metrics.js";
-import { downloadSpec, tempStore } from "../testing/fixtures.js";
+import { downloadSpec, taskMeta, tempStore } from "../testing/fixtures.js";
 import { taskIdOfSpec, type DownloadSpec } from "./download-spec.js";
 import type { FillRequest, TaskFiller } from "./task-filler.js";
 import { TaskManager } from "./task-manager.js";
@@ -126,5 +126,29 @@ describe("TaskManager: what a caller is told while it waits", () => {
     gate.resolve();
     await Promise.all([first, second]);
     assert.equal(tasks.activeDownloads, 0);
+  });
+});
+
+describe("TaskManager: a resumed task", () => {
+  const temp = tempStore("lacewing-resumed-");
+
+  it("reports the pieces it kept as progress at once and as cache in its traffic", async () => {
+    const request = downloadSpec("http://origin.example/resumed");
+    const halves = [Buffer.from("kept"), Buffer.from("rest")];
+    const pieceOf = (number: number) => ({ number, offset: number * 4, length: 4, sha256: pieceDigestOf(halves[number]!) });
+    // What a restarted daemon finds: the task with its first piece, as left by the run before.
+    const kept = await temp.store.create(taskMeta({ taskId: taskIdOfSpec(request), url: request.url, contentLength: 8, pieceLength: 4 }));
+    await kept.writePiece(pieceOf(0), halves[0]!);
+    const fill: TaskFiller = async ({ task, ledger }) => {
+      for (const number of [0, 1]) {
+        if (task.hasPiece(number)) continue;
+        if (await task.writePiece(pieceOf(number), halves[number]!)) ledger.record({ piece: pieceOf(number), source: "origin", parentId: "", costMs: 1 });
+      }
+    };
+    const tasks = new TaskManager({ store: temp.store, log: silentLogger(), metrics: createDfdaemonMetrics(temp.store), fill, outputTempTtlMs: 600_000 });
+    const progress: number[] = [];
+    const result = await tasks.download(request, { onProgress: (p) => progress.push(p.completedBytes) });
+    assert.deepEqual(progress, [4, 8], "the kept piece first, before anything landed");
+    assert.deepEqual(result.traffic, { fromOrigin: 4, fromPeers: 0, fromCache: 4 });
   });
 });

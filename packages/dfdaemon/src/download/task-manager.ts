@@ -160,7 +160,11 @@ export class TaskManager {
       const run = this.#runFor(taskId, spec);
       // Before any progress: the task exists a moment after the run starts, long before it ends.
       run.created.promise.then(
-        (created) => hooks.onStart?.(taskId, created.contentLength),
+        (created) => {
+          hooks.onStart?.(taskId, created.contentLength);
+          // A resumed task (kept across a restart, or joined midway) reports what it holds at once, so progress carries on from there.
+          if (created.pieceCount > 0) hooks.onProgress?.(progressOf(created));
+        },
         () => undefined,
       );
       const report = (p: DownloadProgress): void => hooks.onProgress?.(p);
@@ -177,7 +181,9 @@ export class TaskManager {
       } finally {
         run.off("progress", report);
       }
-      traffic = { ...run.ledger.traffic, fromCache: 0 };
+      // What this run did not fetch it already held (pieces kept across a restart or an earlier failed run): the cache's.
+      const fetched = run.ledger.traffic.fromOrigin + run.ledger.traffic.fromPeers;
+      traffic = { ...run.ledger.traffic, fromCache: Math.max(0, task.contentLength - fetched) };
     }
     // Counted in synchronously once found: the collector cannot evict it while it is verified and placed.
     const release = task.acquire();
@@ -267,14 +273,7 @@ export class TaskManager {
         ...(spec.persistent === undefined ? {} : { persistent: spec.persistent.cache }),
       }));
     run.created.resolve(task);
-    run.ledger.on("piece", () =>
-      run.emit("progress", {
-        completedBytes: task.completedBytes,
-        contentLength: task.contentLength,
-        completedPieces: task.pieceCount,
-        totalPieces: task.totalPieces,
-      }),
-    );
+    run.ledger.on("piece", () => run.emit("progress", progressOf(task)));
     try {
       const expected = spec.digest ? parseDigest(spec.digest) : undefined;
       await this.#options.fill({
@@ -300,6 +299,10 @@ export class TaskManager {
   close(): void {
     this.#closing.abort();
   }
+}
+
+function progressOf(task: StoredTask): DownloadProgress {
+  return { completedBytes: task.completedBytes, contentLength: task.contentLength, completedPieces: task.pieceCount, totalPieces: task.totalPieces };
 }
 
 /**

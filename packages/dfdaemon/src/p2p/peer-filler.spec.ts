@@ -216,6 +216,25 @@ describe("a download as a peer (fake scheduler, fake parents)", () => {
     assert.equal(run.ledger.traffic.fromOrigin, 0, "the reschedule's parent served; nothing waited forever");
   });
 
+  it("a kept piece the scheduler's digest contradicts (the object changed while the daemon was down) is dropped, never mixed in", async () => {
+    const run = await request();
+    // What a restarted daemon kept: piece 0 of an older version, fetched without validators.
+    await run.task.setLength(bytes.byteLength, PIECE);
+    const older = Buffer.alloc(PIECE, 7);
+    await run.task.writePiece({ number: 0, offset: 0, length: PIECE, sha256: pieceDigestOf(older) }, older);
+    const scheduler = new FakeScheduler();
+    const parents = new FakeParents();
+    const a = parents.add({ id: "a", bytes, pieceLength: PIECE, finished: true });
+    const fill = peerFiller(options(scheduler, parents))(run);
+    const stream = await scheduler.stream(0);
+    const register = await stream.next("register");
+    assert.deepEqual(register.case === "register" ? register.value.heldPieces : undefined, [0], "registered with the piece it kept");
+    await answerRegister(stream, run.taskId, [a]);
+    await fill;
+    await assertComplete(run);
+    assert.equal(stream.count("backToSourceStarted"), 1, "the origin decided");
+  });
+
   it("a reschedule the scheduler never answers is given up after the answer timeout, and the download goes back to source", async () => {
     const run = await request();
     const scheduler = new FakeScheduler();

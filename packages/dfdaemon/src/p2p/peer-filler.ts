@@ -76,6 +76,8 @@ class PeerTaskRun {
   #stream: AnnounceStream | undefined;
   /** Why the scheduler ordered back-to-source while parents were being used. */
   #sourceOrder: string | undefined;
+  /** A piece kept from an earlier run contradicts the scheduler's digest (the object changed meanwhile). */
+  #keptStale = false;
   /** Settles when #sourceOrder is set, to wake the download loop. */
   readonly #ordered = deferred<"ordered">();
   /** A refresh is waiting for its answer. */
@@ -307,6 +309,12 @@ class PeerTaskRun {
     if (this.#request.spec.disableBackToSource === true)
       throw daemonError(ErrorCode.noSource, "unavailable", `peers could not serve the task and back-to-source is disabled: ${description}`);
     this.#dispatcher.stop();
+    // Kept pieces the scheduler contradicted, with no validators to ask the origin whether they are still its: dropped.
+    const { task } = this.#request;
+    if (this.#keptStale && Object.keys(task.validators).length === 0 && task.pieceCount > 0) {
+      this.#log.warn({ pieces: task.pieceCount }, "dropping kept pieces of another version of the object");
+      await task.discardPieces();
+    }
     this.#o.metrics.backToSource.inc({ reason });
     this.#log.info({ reason: description }, "going back to source");
     this.#stream?.send({ case: "backToSourceStarted", value: { description } });
@@ -336,6 +344,17 @@ class PeerTaskRun {
   #onUpdate(update: schedulerv1.TaskUpdate): void {
     const { lengthLearned, learned } = this.#trusted.apply(update);
     if (lengthLearned) this.#learnLength(undefined);
+    // A piece this node kept (from before a restart) that the scheduler's digest contradicts is of another version of
+    // the object: peers cannot complete such a copy, the origin decides (back-to-source drops stale pieces).
+    const { task } = this.#request;
+    const stale = learned.find((number) => {
+      const held = task.piece(number);
+      return held !== undefined && held.sha256 !== this.#trusted.digest(number);
+    });
+    if (stale !== undefined) {
+      this.#keptStale = true;
+      this.#orderBackToSource(`piece ${stale} this node kept differs from the scheduler's digest: the object changed`);
+    }
     this.#dispatcher.trustedChanged(learned);
   }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { fetchRange } from "./origin-client.js";
+import { fetchRange, validatorChange } from "./origin-client.js";
 import { createOriginAgent } from "./origin-policy.js";
 
 const policy = { allowLoopback: true };
@@ -66,5 +66,18 @@ describe("origin client errors", () => {
         return true;
       },
     );
+  });
+});
+
+describe("validatorChange", () => {
+  it("lets the ETag decide when the held pieces have one, else Last-Modified, and counts a validator gone as a change", () => {
+    const monday = "Mon, 05 Jan 2026 00:00:00 GMT";
+    const tuesday = "Tue, 06 Jan 2026 00:00:00 GMT";
+    assert.equal(validatorChange({ etag: '"a"', lastModified: monday }, { etag: '"a"', lastModified: tuesday }), undefined);
+    assert.match(validatorChange({ etag: '"a"' }, { etag: '"b"' }) ?? "", /ETag "a" is now "b"/);
+    assert.match(validatorChange({ etag: '"a"' }, { lastModified: monday }) ?? "", /now absent/);
+    assert.equal(validatorChange({ lastModified: monday }, { lastModified: monday, etag: '"new"' }), undefined);
+    assert.match(validatorChange({ lastModified: monday }, { lastModified: tuesday }) ?? "", /Last-Modified/);
+    assert.equal(validatorChange({}, { etag: '"a"' }), undefined, "nothing to compare");
   });
 });

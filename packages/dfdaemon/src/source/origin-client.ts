@@ -27,6 +27,18 @@ export interface OriginProbe {
   source: { url: string; headers: Record<string, string> };
   /** For an origin that ignored Range: the whole body, to read sequentially. */
   body?: Dispatcher.ResponseData["body"];
+  /** What identifies this version of the object (ETag, Last-Modified), as the origin sent them; empty when it sent neither. */
+  validators: OriginValidators;
+}
+
+/**
+ * The origin's validators of an object's version. Kept with a task so that
+ * a download resumed later (after a daemon restart) can tell whether the
+ * pieces it holds are still of the object the origin serves.
+ */
+export interface OriginValidators {
+  etag?: string;
+  lastModified?: string;
 }
 
 const MAX_REDIRECTS = 5;
@@ -38,15 +50,16 @@ const MAX_REDIRECTS = 5;
 export async function probeOrigin(req: OriginRequest): Promise<OriginProbe> {
   const response = await send(req, { range: "bytes=0-0" });
   const source = { url: response.finalUrl, headers: response.finalHeaders };
+  const validators = validatorsOf(response.headers);
   if (response.statusCode === 206) {
     const total = parseContentRange(response.headers["content-range"])?.total;
     await response.body.dump();
-    if (total === undefined) return { contentLength: -1, ranged: false, source, body: (await send(req, {})).body };
-    return { contentLength: total, ranged: true, source };
+    if (total === undefined) return { contentLength: -1, ranged: false, source, body: (await send(req, {})).body, validators };
+    return { contentLength: total, ranged: true, source, validators };
   }
   if (response.statusCode === 416) {
     await response.body.dump();
-    return { contentLength: 0, ranged: true, source };
+    return { contentLength: 0, ranged: true, source, validators };
   }
   const length = Number(response.headers["content-length"]);
   return {
@@ -54,7 +67,31 @@ export async function probeOrigin(req: OriginRequest): Promise<OriginProbe> {
     ranged: false,
     source,
     body: response.body,
+    validators,
   };
+}
+
+function validatorsOf(headers: Dispatcher.ResponseData["headers"]): OriginValidators {
+  const etag = headers["etag"];
+  const lastModified = headers["last-modified"];
+  return {
+    ...(typeof etag === "string" && etag !== "" ? { etag } : {}),
+    ...(typeof lastModified === "string" && lastModified !== "" ? { lastModified } : {}),
+  };
+}
+
+/**
+ * Why pieces fetched under `held` must not be mixed with what the origin
+ * serves under `now`, or undefined when they may. The strongest validator
+ * the held pieces have decides (the ETag, else Last-Modified); one the
+ * origin no longer sends counts as a change, since nothing then says the
+ * object is the same.
+ */
+export function validatorChange(held: OriginValidators, now: OriginValidators): string | undefined {
+  if (held.etag !== undefined) return held.etag === now.etag ? undefined : `ETag ${held.etag} is now ${now.etag ?? "absent"}`;
+  if (held.lastModified !== undefined)
+    return held.lastModified === now.lastModified ? undefined : `Last-Modified ${held.lastModified} is now ${now.lastModified ?? "absent"}`;
+  return undefined;
 }
 
 /** Fetches exactly `length` bytes at `offset`, or fails saying how the origin misbehaved. */

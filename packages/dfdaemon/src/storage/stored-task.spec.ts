@@ -38,6 +38,31 @@ describe("StoredTask", () => {
     await loaded.close();
   });
 
+  it("keeps the origin's validators across a reload, and discarded pieces stay gone after one", async () => {
+    const dir = await newDir();
+    const task = await StoredTask.create(dir, meta());
+    await task.setValidators({ etag: '"v1"', lastModified: "Thu, 01 Jan 2026 00:00:00 GMT" });
+    const bytes = Buffer.from("abcd");
+    await task.writePiece({ number: 0, offset: 0, length: 4, sha256: pieceDigestOf(bytes) }, bytes);
+    await task.close();
+    const loaded = await StoredTask.load(dir);
+    assert.deepEqual(loaded.validators, { etag: '"v1"', lastModified: "Thu, 01 Jan 2026 00:00:00 GMT" });
+    assert.equal(loaded.pieceCount, 1);
+    await loaded.discardPieces();
+    assert.equal(loaded.pieceCount, 0);
+    assert.equal(loaded.completedBytes, 0);
+    const other = Buffer.from("efgh");
+    await loaded.writePiece({ number: 1, offset: 4, length: 4, sha256: pieceDigestOf(other) }, other);
+    await loaded.close();
+    const again = await StoredTask.load(dir);
+    assert.deepEqual(
+      again.pieces().map((p) => p.number),
+      [1],
+      "only the piece written after the discard",
+    );
+    await again.close();
+  });
+
   it("drops a journaled piece whose bytes were torn by a crash", async () => {
     const dir = await newDir();
     const task = await StoredTask.create(dir, meta());

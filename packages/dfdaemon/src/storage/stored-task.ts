@@ -15,6 +15,7 @@ import {
   type PersistentCacheMeta,
 } from "@lacewing/common";
 import { daemonError } from "../errors.js";
+import type { OriginValidators } from "../source/origin-client.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
 
 /** What is kept of a task on disk besides its bytes. Never holds request headers. */
@@ -33,6 +34,12 @@ export interface TaskMeta {
    * whatever the TTL and watermarks say, and re-announced with this metadata.
    */
   persistent?: PersistentCacheMeta;
+  /**
+   * The origin's ETag / Last-Modified when the pieces were fetched from it,
+   * so a resumed download can tell a changed object from the one its pieces
+   * are of. Absent in metadata of older daemons and for pieces only peers gave.
+   */
+  validators?: OriginValidators;
 }
 
 /**
@@ -188,6 +195,37 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
   async setPersistent(persistent: PersistentCacheMeta): Promise<void> {
     this.#meta = { ...this.#meta, persistent: { ...persistent } };
     await this.#saveMeta();
+  }
+
+  /** The origin validators the held pieces were fetched under; empty when unknown. */
+  get validators(): OriginValidators {
+    return this.#meta.validators ?? {};
+  }
+
+  /** Records the validators of the origin's object, before pieces of it are written, so they survive a crash with the pieces. */
+  async setValidators(validators: OriginValidators): Promise<void> {
+    this.#meta = { ...this.#meta, validators };
+    await this.#saveMeta();
+  }
+
+  /**
+   * Forgets every piece (the origin's object changed since they were
+   * fetched): the journal is emptied, so none of them is served again or
+   * survives a restart, and their bytes will be overwritten. Only for an
+   * unfinished task, which no output links to.
+   */
+  async discardPieces(): Promise<void> {
+    if (this.#meta.finished) throw daemonError(ErrorCode.storage, "internal", `task ${this.taskId} is finished; its pieces are not discarded`);
+    await this.#syncing;
+    try {
+      await this.#journal!.truncate(0);
+      await this.#journal!.datasync();
+    } catch (err) {
+      throw storageError(err, "cannot empty the piece journal");
+    }
+    this.#pieces.clear();
+    this.#completedBytes = 0;
+    this.#contentDigests.clear();
   }
 
   /** What the task tells peers, schedulers and local clients about its content. */

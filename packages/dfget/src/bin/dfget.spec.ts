@@ -102,6 +102,7 @@ describe("dfget binary against a fake dfdaemon", () => {
       digest: "sha256:fake",
       elapsedMs: 42,
       traffic: { origin: 100, peers: FAKE_CONTENT.length - 100, cache: 0 },
+      reconnects: 0,
     });
     assert.deepEqual(await readFile(output), FAKE_CONTENT);
   });

@@ -78,6 +78,7 @@ export const EXIT_CODE_OF = {
   LW_ERR_INPUT: ExitCode.inputNotReadable,
   LW_ERR_CACHE_NOT_FOUND: ExitCode.cacheNotFound,
   LW_ERR_CACHE_DELETED: ExitCode.failure,
+  LW_ERR_UNSAFE_KEY: ExitCode.failure,
   LW_ERR_HOST_NOT_ANNOUNCED: ExitCode.failure,
   LW_ERR_NOT_REGISTERED: ExitCode.failure,
   LW_ERR_PEER_NOT_FOUND: ExitCode.failure,

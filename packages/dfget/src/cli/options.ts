@@ -8,6 +8,7 @@ import {
   LacewingError,
   addSchemaOptions,
   field,
+  flagOf,
   formatDigest,
   isPieceLength,
   loadConfig,
@@ -20,6 +21,9 @@ import {
 import type { DownloadInit } from "../download.js";
 import { isHubUrl } from "./hub-url.js";
 
+/** Each file is a download, and each download takes daemon piece memory and origin or peer connections: a bound keeps one dfget from crowding a node. */
+export const MAX_CONCURRENT_FILES = 64;
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -30,6 +34,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const configSchema = {
   socket: field.string({ description: "dfdaemon unix socket", default: DEFAULTS.dfdaemon.socket, env: "DFGET_SOCKET", placeholder: "<path>" }),
   timeout: field.duration({ description: "Overall deadline of the download, e.g. 30s, 5m, 1h; 0 for none", default: 0, env: "DFGET_TIMEOUT" }),
+  reconnectTimeout: field.duration({
+    description: "How long to wait for the local dfdaemon to come back when it goes away mid-download (a restart); the download then resumes. 0 fails at once",
+    default: 180_000,
+    env: "DFGET_RECONNECT_TIMEOUT",
+  }),
   tag: field.string({ description: "Tag that separates otherwise identical URLs into different tasks", default: "", placeholder: "<tag>" }),
   application: field.string({ description: "Application name, part of the task id", default: "", placeholder: "<name>" }),
   filter: field.list({ description: "Query parameters to drop before deriving the task id (repeatable)", default: [], placeholder: "<param>" }),
@@ -46,8 +55,22 @@ export const configSchema = {
     default: false,
   }),
   logLevel: field.enum(LOG_LEVELS, { description: "Log level of the JSON logs on stderr", default: "silent", env: "DFGET_LOG_LEVEL" }),
+  include: field.list({
+    description: "With -r: download only keys matching this glob (repeatable; * stays within a path segment, ** spans segments, ? is one character)",
+    default: [],
+    placeholder: "<glob>",
+  }),
+  exclude: field.list({ description: "With -r: skip keys matching this glob (repeatable; wins over --include)", default: [], placeholder: "<glob>" }),
+  maxConcurrent: field.number({
+    description: `With -r: files downloaded at once, 1-${MAX_CONCURRENT_FILES}`,
+    default: 4,
+    check: (v) => (Number.isInteger(v) && v >= 1 && v <= MAX_CONCURRENT_FILES ? undefined : `must be a whole number from 1 to ${MAX_CONCURRENT_FILES}`),
+  }),
 };
 export type DfgetConfig = ConfigOf<typeof configSchema>;
+
+/** Settings that mean nothing for one file: typed without -r they are a mistake (in a config file they may serve both). */
+const DIRECTORY_ONLY_FLAGS = ["include", "exclude", "maxConcurrent"] as const satisfies ReadonlyArray<keyof typeof configSchema>;
 
 /** Everything a validated invocation needs; the daemon gets `download` as is. */
 export interface DfgetRequest {
@@ -56,6 +79,8 @@ export interface DfgetRequest {
   download: DownloadInit & { url: string; outputPath: string; timeoutMs: bigint };
   /** 0 when there is no deadline. */
   timeoutMs: number;
+  /** How long to wait for a daemon that went away mid-download; 0 fails at once. */
+  reconnectTimeoutMs: number;
   json: boolean;
   progress: boolean;
   logLevel: LogLevel;
@@ -68,6 +93,8 @@ export interface CommandLine {
   digest: string | undefined;
   headers: string[];
   json: boolean;
+  /** -r: the URL is a directory, the output a directory. */
+  recursive: boolean;
   configFile: string | undefined;
   /** Flags the user gave, keyed like `configSchema`; absent flags are left out so config and env apply. */
   flags: Partial<Record<keyof typeof configSchema, unknown>>;
@@ -87,8 +114,9 @@ export interface CommandOutput {
 export function createCommand(output?: CommandOutput): Command {
   const command = new Command("dfget")
     .description("Download a file through the local Lacewing dfdaemon (peer-to-peer, verified, written atomically).")
-    .argument("<url>", "http(s) URL, or hf://[datasets/|spaces/]<owner>/<repo>/<path>[@<revision>] (HF_TOKEN, HF_ENDPOINT)")
-    .requiredOption("-O, --output <file>", "Where to place the downloaded file")
+    .argument("<url>", "http(s) URL, s3://bucket/key, or hf://[datasets/|spaces/]<owner>/<repo>/<path>[@<revision>] (HF_TOKEN, HF_ENDPOINT)")
+    .requiredOption("-O, --output <file>", "Where to place the downloaded file (with -r, the directory to download into)")
+    .option("-r, --recursive", "Download every file below the URL, a directory (s3://bucket/prefix/, hf://owner/repo), into the -O directory")
     .option("--digest <alg:hex>", "Expected sha256:<hex> or sha512:<hex> of the whole file; the daemon verifies it")
     .option("-H, --header <header>", "Request header 'Name: value' for the origin (repeatable)", collect)
     .option("--json", "Print one JSON object with the result on stdout")
@@ -115,6 +143,11 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
   // Only what was typed: an absent flag leaves the key to the config file, the environment and the default.
   const flags: CommandLine["flags"] = {};
   for (const key of Object.keys(configSchema) as Array<keyof typeof configSchema>) if (command.getOptionValueSource(key) === "cli") flags[key] = options[key];
+  const recursive = options["recursive"] === true;
+  const directoryOnly = DIRECTORY_ONLY_FLAGS.filter((key) => flags[key] !== undefined);
+  if (!recursive && directoryOnly.length > 0) {
+    throw new LacewingError(ErrorCode.usage, "invalid_argument", `${directoryOnly.map(flagOf).join(", ")} only apply with -r (see dfget --help)`);
+  }
   return {
     kind: "run",
     commandLine: {
@@ -123,6 +156,7 @@ export function parseCommandLine(argv: readonly string[], output?: CommandOutput
       digest: options["digest"] as string | undefined,
       headers: (options["header"] as string[] | undefined) ?? [],
       json: options["json"] === true,
+      recursive,
       configFile: options["config"] as string | undefined,
       flags,
     },
@@ -167,6 +201,7 @@ export async function resolveRequest(commandLine: CommandLine, options: ResolveO
       ...(objectStorage === undefined ? {} : { objectStorage }),
     },
     timeoutMs: config.timeout,
+    reconnectTimeoutMs: config.reconnectTimeout,
     json: commandLine.json,
     progress: config.progress,
     logLevel: config.logLevel,
@@ -238,4 +273,66 @@ export async function checkOutput(output: string, cwd: string): Promise<string> 
 
 function outputError(message: string): LacewingError {
   return new LacewingError(ErrorCode.output, "permission_denied", message);
+}
+
+/** A validated `dfget -r`: the settings every file's download shares, and what only a directory run has. */
+export interface DirectoryRequest {
+  rootUrl: string;
+  /** Absolute path of the output directory; created after the listing if missing. */
+  outputDir: string;
+  socket: string;
+  include: string[];
+  exclude: string[];
+  maxConcurrent: number;
+  json: boolean;
+  progress: boolean;
+  logLevel: LogLevel;
+  /** s3:// listings: path-style addressing (--s3-force-path-style). */
+  s3ForcePathStyle: boolean;
+}
+
+/**
+ * Validates a `-r` command line. Each file is later resolved with
+ * resolveRequest (its own URL and output), so it gets exactly what a
+ * single-file download gets; here are the checks that can fail before
+ * listing: the settings, the headers, and an output that is not a
+ * directory. `--digest` names one file's content, so it is refused.
+ */
+export async function resolveDirectoryRequest(commandLine: CommandLine, options: ResolveOptions): Promise<DirectoryRequest> {
+  if (commandLine.digest !== undefined) {
+    throw new LacewingError(ErrorCode.usage, "invalid_argument", "--digest names one file's content and cannot be used with -r (see dfget --help)");
+  }
+  commandLine.headers.forEach(parseHeader);
+  const config = loadConfig(configSchema, {
+    file: commandLine.configFile === undefined ? undefined : resolve(options.cwd, commandLine.configFile),
+    env: options.env,
+    flags: commandLine.flags,
+  });
+  Object.entries(config.headers).forEach(([name, value]) => parseHeader(`${name}: ${value}`));
+  if (commandLine.output.trim() === "") throw outputError("output directory is empty");
+  const outputDir = resolve(options.cwd, commandLine.output);
+  const existing = await stat(outputDir).catch((err: NodeJS.ErrnoException) => err);
+  if (!(existing instanceof Error)) {
+    if (!existing.isDirectory()) throw outputError(`output ${outputDir} is not a directory; with -r, -O names the directory to download into`);
+    try {
+      await access(outputDir, constants.W_OK);
+    } catch (err) {
+      throw outputError(`cannot write to directory ${outputDir} (${(err as NodeJS.ErrnoException).code ?? "not writable"})`);
+    }
+  } else if (existing.code !== "ENOENT") {
+    throw outputError(`cannot use directory ${outputDir} (${existing.code ?? existing.message})`);
+  }
+  return {
+    rootUrl: commandLine.url,
+    outputDir,
+    socket: resolve(options.cwd, config.socket),
+    include: config.include,
+    exclude: config.exclude,
+    maxConcurrent: config.maxConcurrent,
+    json: commandLine.json,
+    progress: config.progress,
+    logLevel: config.logLevel,
+
+    s3ForcePathStyle: config.s3ForcePathStyle,
+  };
 }

@@ -56,6 +56,7 @@ describe("progress formatting", () => {
       digest: "",
       elapsedMs: 2000,
       traffic: { origin: 2 * MiB, peers: 8 * MiB, cache: 0 },
+      reconnects: 0,
     });
     assert.equal(summary, "saved /tmp/y: 10.0 MiB in 2.0s, 5.0 MiB/s (origin 2.0 MiB, peers 8.0 MiB, cache 0 B)");
   });

@@ -59,7 +59,7 @@ export function createProgressRenderer(options: ProgressRendererOptions): Progre
 }
 
 /** Rate over a sliding window of (time, bytes) samples. */
-function createRateMeter(windowMs: number): { record(at: number, bytes: number): void; bytesPerSecond(): number | undefined } {
+export function createRateMeter(windowMs: number): { record(at: number, bytes: number): void; bytesPerSecond(): number | undefined } {
   const samples: Array<{ at: number; bytes: number }> = [];
   return {
     record(at, bytes) {

@@ -79,6 +79,41 @@ describe("runDfget on a terminal", () => {
   });
 });
 
+describe("runDfget on a terminal when the daemon restarts mid-download", () => {
+  it("says once that it lost the daemon, carries on once it is back, and counts what it had kept as cache", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dfget-run-restart-"));
+    const socket = join(dir, "d.sock");
+    const daemon = new FakeDfdaemon();
+    await daemon.start(socket);
+    try {
+      const stderr = fakeTty();
+      let clock = 0;
+      const running = runDfget({
+        argv: ["http://origin.test/resume/f", "-O", join(dir, "f"), "--socket", socket],
+        env: {},
+        cwd: dir,
+        stdout: { write: () => true },
+        stderr: stderr.stream,
+        now: () => (clock += 200),
+      });
+      // Halfway on the bar: the first call is in flight.
+      for (const deadline = Date.now() + 10_000; !stderr.text().includes(" 50%");) {
+        assert.ok(Date.now() < deadline, "the bar reached 50%");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await daemon.kill();
+      await daemon.start(socket);
+      assert.equal(await running, ExitCode.ok);
+      const text = stderr.text();
+      assert.equal(text.match(/dfget: lost the daemon \([^)]*\); waiting up to 3m00s for it to come back\n/g)?.length, 1);
+      assert.match(text, /\(origin 1\.1 KiB, peers 0 B, cache 1\.1 KiB\)\n$/);
+    } finally {
+      await daemon.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("runDfget with a bad timeout", () => {
   it("exits with the usage code and one line on stderr for --timeout 60d, without reaching a daemon", async () => {
     let stderr = "";

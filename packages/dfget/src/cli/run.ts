@@ -1,9 +1,11 @@
 import { DEFAULTS, createLogger, redactUrl, silentLogger } from "@lacewing/common";
 import { download, type DownloadResult } from "../download.js";
 import { resolveHubUrl } from "./hub-url.js";
+import type { ListerRegistry } from "../directory/listers.js";
 import { describeFailure, ExitCode, type Failure } from "./exit-codes.js";
 import { parseCommandLine, resolveRequest, type DfgetRequest } from "./options.js";
-import { createProgressRenderer, formatSummary, type ProgressRenderer } from "./progress.js";
+import { createProgressRenderer, formatElapsed, formatSummary, type ProgressRenderer } from "./progress.js";
+import { runDirectory } from "./run-directory.js";
 
 /** The process around one dfget run; the bin passes the real one, tests may pass fakes. */
 export interface DfgetIo {
@@ -16,6 +18,8 @@ export interface DfgetIo {
   /** Aborted on Ctrl-C. */
   signal?: AbortSignal;
   now?: () => number;
+  /** Directory listers for `-r` by URL scheme; dfget's own (directory/listers.ts) unless a test passes fakes. */
+  listers?: ListerRegistry;
 }
 
 /** Runs dfget to completion and returns its exit code. Never throws. */
@@ -27,6 +31,11 @@ export async function runDfget(io: DfgetIo): Promise<number> {
     const parsed = parseCommandLine(io.argv, { writeOut: (text) => io.stdout.write(text) });
     if (parsed.kind === "exit") return parsed.code;
     json = parsed.commandLine.json;
+    if (parsed.commandLine.recursive) {
+      const outcome = await runDirectory(parsed.commandLine, io);
+      if (outcome.failure !== undefined) io.stderr.write(`dfget: ${outcome.failure.message}\n`);
+      return outcome.exitCode;
+    }
     request = await resolveHubUrl(await resolveRequest(parsed.commandLine, { env: io.env, cwd: io.cwd }), io.env, io.signal);
     const result = await downloadWithFeedback(request, io);
     if (json) io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
@@ -51,6 +60,7 @@ async function downloadWithFeedback(request: DfgetRequest, io: DfgetIo): Promise
     return await download(request.download, {
       socket: request.socket,
       timeoutMs: request.timeoutMs,
+      reconnectTimeoutMs: request.reconnectTimeoutMs,
       logger,
       ...(io.signal === undefined ? {} : { signal: io.signal }),
       ...(bar === undefined
@@ -58,6 +68,11 @@ async function downloadWithFeedback(request: DfgetRequest, io: DfgetIo): Promise
         : {
             onStarted: (event) => bar.update(0, event.contentLength),
             onProgress: (event) => bar.update(event.completedBytes, event.contentLength),
+            // Said once per loss above the bar, which stands still until the daemon is back.
+            onReconnecting: (event) => {
+              bar.clear();
+              io.stderr.write(`dfget: lost the daemon (${event.reason}); waiting up to ${formatElapsed(event.waitMs)} for it to come back\n`);
+            },
           }),
     });
   } finally {

@@ -25,14 +25,20 @@ export const FAKE_CONTENT = Buffer.from("lacewing fake content\n".repeat(100));
  *   /output-error/*    LW_ERR_OUTPUT
  *   /daemon-timeout/*  LW_ERR_TIMEOUT once download.timeoutMs passed
  *   /hang/*            never answers until cancelled
+ *   /resume/*          the first call for a URL reports half the bytes, then waits (for the test to kill the
+ *                      fake); a later call reports that half as held, finishes, and counts it as cache
+ *
+ * It can be stopped and started again on the same socket, as a daemon restarts;
+ * what it received is kept across restarts.
  */
 export class FakeDfdaemon {
   readonly received: ReceivedDownload[] = [];
-  readonly #server = new RpcServer({ security: { mode: "insecure" } });
+  #server: RpcServer | undefined;
   #waiters: Array<(call: ReceivedDownload) => void> = [];
 
-  constructor() {
-    this.#server.add(dfdaemonv1.DfdaemonDownload, {
+  async start(socket: string): Promise<void> {
+    const server = new RpcServer({ security: { mode: "insecure" } });
+    server.add(dfdaemonv1.DfdaemonDownload, {
       download: (request, context) => this.#download(request.download, context.signal),
       statTask: () => Promise.reject(unimplemented()),
       deleteTask: () => Promise.reject(unimplemented()),
@@ -43,14 +49,19 @@ export class FakeDfdaemon {
       statCache: () => Promise.reject(unimplemented()),
       deleteCache: () => Promise.reject(unimplemented()),
     });
-  }
-
-  async start(socket: string): Promise<void> {
-    await this.#server.listen(`unix:${socket}`);
+    await server.listen(`unix:${socket}`);
+    this.#server = server;
   }
 
   async close(): Promise<void> {
-    await this.#server.close();
+    await this.#server?.close();
+    this.#server = undefined;
+  }
+
+  /** Goes away at once, cutting every call in flight, as a daemon killed with SIGKILL does. */
+  async kill(): Promise<void> {
+    await this.#server?.close(0);
+    this.#server = undefined;
   }
 
   /** Resolves with the next download call; ask before starting dfget. */
@@ -69,9 +80,20 @@ export class FakeDfdaemon {
 
     const path = new URL(download.url).pathname;
     const scenario = path.split("/")[1];
+    const half = BigInt(FAKE_CONTENT.length / 2);
+    const total = BigInt(FAKE_CONTENT.length);
+    let held = 0n;
     yield { response: { case: "started", value: { taskId: "task-1", hostId: "host-1", contentLength: BigInt(FAKE_CONTENT.length) } } };
     switch (scenario) {
       case "ok":
+        break;
+      case "resume":
+        if (this.received.filter((earlier) => earlier.download.url === download.url).length === 1) {
+          yield { response: { case: "progress", value: { completedBytes: half, contentLength: total, completedPieces: 1, totalPieces: 2 } } };
+          await call.cancelled;
+          return;
+        }
+        held = half;
         break;
       case "origin-404":
         throw new LacewingError(ErrorCode.originStatus, "failed_precondition", `origin answered 404 Not Found for ${download.url}`);
@@ -88,8 +110,6 @@ export class FakeDfdaemon {
       default:
         throw new LacewingError(ErrorCode.internal, "internal", `fake daemon has no scenario ${scenario ?? ""}`);
     }
-    const half = BigInt(FAKE_CONTENT.length / 2);
-    const total = BigInt(FAKE_CONTENT.length);
     yield { response: { case: "progress", value: { completedBytes: half, contentLength: total, completedPieces: 1, totalPieces: 2 } } };
     yield { response: { case: "progress", value: { completedBytes: total, contentLength: total, completedPieces: 2, totalPieces: 2 } } };
     const partial = `${download.outputPath}.lacewing-partial`;
@@ -104,7 +124,10 @@ export class FakeDfdaemon {
           digest: download.digest || "sha256:fake",
           outputPath: download.outputPath,
           elapsedMs: 42n,
-          traffic: { bytesFromOrigin: 100n, bytesFromPeers: total - 100n, bytesFromCache: 0n },
+          traffic:
+            held > 0n
+              ? { bytesFromOrigin: total - held, bytesFromPeers: 0n, bytesFromCache: held }
+              : { bytesFromOrigin: 100n, bytesFromPeers: total - 100n, bytesFromCache: 0n },
         },
       },
     };
