@@ -59,6 +59,9 @@ export class FakeParent {
         this.triggerCalls++;
         return { taskId: "", finished: false, description: "accepted" };
       },
+      deletePersistentTask: async () => {
+        return { held: false };
+      },
     });
     // The download port speaks the piece protocol, answering each request with whatever the script says.
     this.#download = createServer((socket) => {

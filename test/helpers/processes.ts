@@ -10,6 +10,7 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..")
 export const BIN = {
   dfdaemon: join(ROOT, "packages/dfdaemon/bin/dfdaemon.js"),
   dfget: join(ROOT, "packages/dfget/bin/dfget.js"),
+  dfcache: join(ROOT, "packages/dfget/bin/dfcache.js"),
   scheduler: join(ROOT, "packages/scheduler/bin/lacewing-scheduler.js"),
   manager: join(ROOT, "packages/manager/bin/lacewing-manager.js"),
 };

@@ -51,6 +51,12 @@ export const ErrorCode = {
   pieceNotFound: "LW_ERR_PIECE_NOT_FOUND",
   /** The task is being downloaded or read and cannot be evicted now. */
   taskBusy: "LW_ERR_TASK_BUSY",
+  /** dfcache import: the file to import is missing, not a regular file, or unreadable. */
+  input: "LW_ERR_INPUT",
+  /** No persistent cache task has this id (dfcache export, stat, delete). */
+  cacheNotFound: "LW_ERR_CACHE_NOT_FOUND",
+  /** The persistent cache task was deleted (or expired) cluster-wide: a holder's copy is removed rather than announced. */
+  cacheDeleted: "LW_ERR_CACHE_DELETED",
   /** A directory listing (dfget -r) names a file that cannot be written safely below the output directory: `../`, an absolute path, … */
   unsafeKey: "LW_ERR_UNSAFE_KEY",
 

@@ -52,3 +52,13 @@ export { createCertificateAuthority, issueCertificate, type IssueOptions, type K
 export { TLS_FILES, commonNameOf, loadTlsMaterial, tlsMaterialOf, type TlsMaterial } from "./security/tls-material.js";
 export { isLoopbackAddress, securityConfigFields, securityOf, type Security, type SecuritySettings } from "./security/security.js";
 export { LocalPki, writeTlsDir } from "./security/local-pki.js";
+export {
+  PERSISTENT_CACHE_BOUNDS,
+  checkPersistentCache,
+  checkPersistentTaskId,
+  persistentCacheMessageOf,
+  persistentTaskIdProblem,
+  replicasProblem,
+  ttlProblem,
+  type PersistentCacheMeta,
+} from "./persistent-cache.js";

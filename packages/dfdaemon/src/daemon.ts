@@ -26,6 +26,7 @@ import { checkOriginUrl, createOriginAgent, type OriginPolicy } from "./source/o
 import { pinSourceVersion } from "./source/s3-source.js";
 import { RangeReader } from "./source/range-reader.js";
 import { UploadGrants } from "./upload/upload-grants.js";
+import { PersistentCache } from "./persistent/persistent-cache.js";
 import { UPLOAD_MEMORY_PER_SLOT, UploadServer } from "./upload/upload-server.js";
 
 /** Longest a download waits for its scheduler's answer to a register or reschedule (the scheduler waits 10 s for a parent by default). */
@@ -53,6 +54,8 @@ export class Dfdaemon {
   readonly metrics: DfdaemonMetrics;
   readonly schedulers: SchedulerPool;
   readonly collector: CacheCollector;
+  /** dfcache: persistent cache tasks on this node. */
+  readonly persistent: PersistentCache;
   readonly security: Security;
   readonly #log: Logger;
   // dfget talks to the unix socket, which its file permissions guard; nothing else listens in the clear.
@@ -116,7 +119,15 @@ export class Dfdaemon {
       hostInfo: () => this.#hostInfo(),
       announceIntervalMs: config.announceInterval,
       log,
-      onNewHost: (endpoint) => void announceCachedTasks({ pool: this.schedulers, store: this.store, hostId: this.hostId, endpoint, log }),
+      onNewHost: (endpoint) =>
+        void announceCachedTasks({
+          pool: this.schedulers,
+          store: this.store,
+          hostId: this.hostId,
+          endpoint,
+          log,
+          onDeleted: (taskId) => void this.collector.evict(taskId, "deleted").catch(() => undefined),
+        }),
     });
     this.tasks = new TaskManager({
       store: this.store,
@@ -144,6 +155,7 @@ export class Dfdaemon {
       evictions: this.metrics.evictions,
       onEvicted: (taskId, reason) => this.#onEvicted(taskId, reason),
     });
+    this.persistent = new PersistentCache({ store: this.store, tasks: this.tasks, collector: this.collector, pool: this.schedulers, hostId: this.hostId, log });
   }
 
   /** An evicted task must stop being handed out as a parent at once: tell the schedulers (DeleteTask). */
@@ -160,8 +172,9 @@ export class Dfdaemon {
   #filler(policy: OriginPolicy): TaskFiller {
     const fill = this.#sources(policy);
     return async (request) => {
+      // A persistent cache task has no origin: its dfcache:// URL is a name, and it is never fetched.
       // An s3:// URL names a bucket, not a host: its store's endpoint is checked where it is reached (source/s3-source.ts).
-      if (!isS3Url(request.spec.url)) checkOriginUrl(new URL(request.spec.url), policy);
+      if (request.spec.persistent === undefined && !isS3Url(request.spec.url)) checkOriginUrl(new URL(request.spec.url), policy);
       // The one place back-to-source is decided: the daemon's setting joins the caller's, and fillers read only the spec.
       const disableBackToSource = request.spec.disableBackToSource === true || this.config.disableBackToSource;
       await fill({ ...request, spec: { ...request.spec, disableBackToSource } });
@@ -207,7 +220,10 @@ export class Dfdaemon {
     await mkdir(config.dataDir, { recursive: true });
     await this.store.open();
     await this.#upload.listen(config.listenIp, config.uploadPort);
-    this.#peerServer.add(dfdaemonv1.DfdaemonPeer, peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log }, this.#children));
+    this.#peerServer.add(
+      dfdaemonv1.DfdaemonPeer,
+      peerService({ store: this.store, tasks: this.tasks, grants: this.#grants, log: this.#log, persistent: this.persistent }, this.#children),
+    );
     this.#peerPort = await this.#peerServer.listen(`${config.listenIp}:${config.peerPort}`);
     this.#localServer.add(
       dfdaemonv1.DfdaemonDownload,
@@ -221,6 +237,7 @@ export class Dfdaemon {
         collector: this.collector,
         gcPolicy: gcPolicyOf(config),
         schedulers: () => this.schedulers.status(),
+        persistent: this.persistent,
       }),
     );
     await mkdir(dirname(config.socket), { recursive: true });

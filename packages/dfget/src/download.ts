@@ -281,7 +281,7 @@ function remainingTimeout(request: DownloadInit, startedAt: number): bigint {
 }
 
 /** Fails fast, with a clear reason, when nothing can be listening at `socket`. */
-async function assertSocket(socket: string): Promise<void> {
+export async function assertSocket(socket: string): Promise<void> {
   const info = await stat(socket).catch((err: NodeJS.ErrnoException) => err);
   if (info instanceof Error) {
     throw new LacewingError(ErrorCode.noDaemon, "unavailable", `cannot reach ${socket} (${info.code ?? info.message})`, { cause: info });

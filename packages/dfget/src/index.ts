@@ -21,3 +21,4 @@ export {
 } from "./download.js";
 export { ExitCode, describeFailure, type ExitCodeValue, type Failure, type FailureContext } from "./cli/exit-codes.js";
 export { runDfget, type DfgetIo } from "./cli/run.js";
+export { runDfcache } from "./dfcache/run.js";

@@ -6,6 +6,7 @@ import { MetricsServer } from "@lacewing/common";
 import { FlowRecorder } from "./flow/flow-recorder.js";
 import { isHostAlive } from "./resource/host.js";
 import { ResourceRegistry } from "./resource/resource-registry.js";
+import { PersistentKeeper } from "./persistent/persistent-keeper.js";
 import { SeedTrigger } from "./seed/seed-trigger.js";
 import { createSchedulerService, forgetHost, type SchedulerServiceDeps } from "./service/scheduler-service.js";
 
@@ -48,6 +49,8 @@ export class SchedulerServer {
   /** The recent flow of each task's pieces, for the manager's console. */
   readonly flow = new FlowRecorder();
   readonly metrics: SchedulerMetrics;
+  /** Persistent cache tasks (dfcache): replica counts, expiry, deletion. */
+  readonly persistent: PersistentKeeper;
   readonly #logger: Logger;
   readonly security: Security;
   readonly #rpc: RpcServer;
@@ -70,6 +73,14 @@ export class SchedulerServer {
     this.#metricsServer = options.serveMetrics === true ? new MetricsServer(this.metrics.registry, () => this.#started) : undefined;
     this.#metricsHost = options.metricsHost ?? "0.0.0.0";
     const seedTrigger = this.#seedTrigger;
+    const now = options.now ?? Date.now;
+    this.persistent = new PersistentKeeper({
+      registry: this.registry,
+      logger: this.#logger,
+      now,
+      placeReplica: (host, task, persistent) => seedTrigger.triggerPersistent(host, task.id, persistent),
+      orderDelete: (host, taskId) => seedTrigger.deletePersistent(host, taskId),
+    });
     this.#deps = {
       registry: this.registry,
       options: {
@@ -80,7 +91,8 @@ export class SchedulerServer {
         crossZoneOnce: this.config.crossZoneOnce,
       },
       logger: this.#logger,
-      now: options.now ?? Date.now,
+      now,
+      persistent: this.persistent,
       random: options.random ?? Math.random,
       metrics: this.metrics,
       seedTrigger,
@@ -134,6 +146,8 @@ export class SchedulerServer {
         this.#logger.info({ hostId: host.id, lastAnnouncedAt: host.lastAnnouncedAt }, "host stopped announcing");
         forgetHost(this.#deps, host.id);
       }
+      // After dropping hosts: a persistent task that lost a holder with them gets a new copy now.
+      this.persistent.reconcile();
       this.registry.forgetStaleTasks(now, STALE_TASK_MS);
       this.flow.forgetIdle(now);
     } catch (err) {

@@ -9,6 +9,8 @@ import { daemonError } from "../errors.js";
 import type { CacheCollector } from "../gc/collector.js";
 import type { GcPolicy } from "../gc/eviction-policy.js";
 import { gcResponseOf } from "./gc-response.js";
+import type { PersistentCache } from "../persistent/persistent-cache.js";
+import { persistentCacheMessageOf, MAX_TIMER_MS } from "@lacewing/common";
 
 type DownloadResponse = MessageInitShape<typeof dfdaemonv1.DownloadResponseSchema>;
 
@@ -22,6 +24,7 @@ export interface LocalApiDeps {
   startedAt: number;
   recentFailures: Array<{ taskId: string; url: string; description: string; atMs: number }>;
   schedulers: () => SchedulerState[];
+  persistent: PersistentCache;
 }
 
 /** The daemon's unix-socket API for dfget. */
@@ -107,6 +110,56 @@ export function localApi(deps: LocalApiDeps): ServiceImpl<typeof dfdaemonv1.Dfda
       // Refused with LW_ERR_TASK_BUSY while the task is downloaded or read; reported to the scheduler like any eviction.
       await deps.collector.evict(request.taskId, "manual");
       return {};
+    },
+
+    async importCache(request) {
+      const result = await deps.persistent.import({
+        path: request.path,
+        taskId: request.taskId,
+        replicas: request.replicas,
+        ttlMs: Number(request.ttlMs),
+        pieceLength: Number(request.pieceLength),
+      });
+      return {
+        taskId: result.taskId,
+        contentLength: BigInt(result.contentLength),
+        digest: result.digest,
+        cache: persistentCacheMessageOf(result.cache),
+        announced: result.announced,
+      };
+    },
+
+    async exportCache(request, context) {
+      if (request.timeoutMs > BigInt(MAX_TIMER_MS)) throw daemonError(ErrorCode.badRequest, "invalid_argument", `timeout_ms is above ${MAX_TIMER_MS}`);
+      const result = await deps.persistent.export(request.taskId, request.outputPath, Number(request.timeoutMs), context.signal);
+      return {
+        taskId: result.taskId,
+        contentLength: BigInt(result.contentLength),
+        outputPath: result.outputPath,
+        elapsedMs: BigInt(result.elapsedMs),
+        traffic: {
+          bytesFromOrigin: BigInt(result.traffic.fromOrigin),
+          bytesFromPeers: BigInt(result.traffic.fromPeers),
+          bytesFromCache: BigInt(result.traffic.fromCache),
+        },
+      };
+    },
+
+    async statCache(request) {
+      const stat = await deps.persistent.stat(request.taskId);
+      return {
+        taskId: stat.taskId,
+        local: stat.local,
+        contentLength: BigInt(stat.contentLength),
+        ...(stat.cache === undefined ? {} : { cache: persistentCacheMessageOf(stat.cache) }),
+        schedulerKnown: stat.schedulerKnown,
+        replicasHeld: stat.holders.length,
+        holderHostIds: stat.holders,
+      };
+    },
+
+    async deleteCache(request) {
+      return deps.persistent.delete(request.taskId);
     },
 
     async gc(request) {

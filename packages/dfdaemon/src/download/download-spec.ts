@@ -10,6 +10,7 @@ import {
   parseDigest,
   parseUrl,
   taskIdOf,
+  type PersistentCacheMeta,
 } from "@lacewing/common";
 import type { S3Access } from "@lacewing/sources";
 
@@ -34,6 +35,34 @@ export interface DownloadSpec {
   objectStorage?: S3Access;
   /** For s3:// URLs: the pinned ETag (part of the task id); empty until resolved (see source/s3-source.ts). */
   sourceVersion?: string;
+  /**
+   * A persistent cache task (dfcache export, or a replica the scheduler
+   * ordered): the task id is this, not the URL's, and it comes from peers
+   * only. `url` is then `dfcache://<id>`, for logs and the store.
+   */
+  persistent?: { taskId: string; cache: PersistentCacheMeta };
+}
+
+/** The spec of a download of a persistent cache task: from peers only, never from an origin. */
+export function persistentSpecOf(
+  taskId: string,
+  cache: PersistentCacheMeta,
+  fields: { outputPath: string; timeoutMs: number; triggered: boolean },
+): DownloadSpec {
+  return {
+    url: `dfcache://${taskId}`,
+    tag: "",
+    application: "",
+    filteredQueryParams: [],
+    requestHeaders: {},
+    digest: "",
+    pieceLength: 0,
+    outputPath: fields.outputPath,
+    timeoutMs: fields.timeoutMs,
+    disableBackToSource: true,
+    triggered: fields.triggered,
+    persistent: { taskId, cache },
+  };
 }
 
 /** Checks a Download message and turns it into a spec; a missing or bad URL is invalid_argument. */
@@ -89,6 +118,7 @@ export function downloadSpecOf(download: Download | undefined): DownloadSpec {
 
 /** The task id a spec names: its URL without volatile query parameters (an s3:// object's pinned version), tag and application. */
 export function taskIdOfSpec(spec: DownloadSpec): string {
+  if (spec.persistent !== undefined) return spec.persistent.taskId;
   return taskIdOf({
     url: spec.url,
     tag: spec.tag,

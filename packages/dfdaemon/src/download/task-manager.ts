@@ -150,6 +150,8 @@ export class TaskManager {
     let task: StoredTask;
     let traffic: Traffic;
     if (cached?.finished) {
+      // A copy fetched as an ordinary task (or before an import renewed it) becomes persistent with the metadata asked for.
+      if (spec.persistent !== undefined && cached.persistent?.expiresAt !== spec.persistent.cache.expiresAt) await cached.setPersistent(spec.persistent.cache);
       hooks.onStart?.(taskId, cached.contentLength);
       task = cached;
       traffic = { fromOrigin: 0, fromPeers: 0, fromCache: cached.contentLength };
@@ -261,13 +263,14 @@ export class TaskManager {
       store.get(taskId) ??
       (await store.create({
         taskId,
-        url: stripQuery(spec.url),
+        url: spec.persistent === undefined ? stripQuery(spec.url) : spec.url,
         contentLength: -1,
         pieceLength: spec.pieceLength,
         digest: spec.digest,
         finished: false,
         createdAt: Date.now(),
         lastAccessedAt: Date.now(),
+        ...(spec.persistent === undefined ? {} : { persistent: spec.persistent.cache }),
       }));
     run.created.resolve(task);
     run.ledger.on("piece", () => run.emit("progress", progressOf(task)));

@@ -168,11 +168,15 @@ export class CacheCollector extends EventEmitter<{
   }
 
   #views(): TaskView[] {
-    return this.#options.store.all().map((task) => ({ ...this.#evictionOf(task), footprint: footprintOf(task), busy: this.isBusy(task) }));
+    return this.#options.store.all().map((task) => this.#viewOf(task));
   }
 
   #evictionOf(task: StoredTask): Omit<Eviction, "reason" | "detail"> {
     return { taskId: task.taskId, url: task.url, bytes: task.completedBytes, lastAccessedAt: task.lastAccessedAt, finished: task.finished };
+  }
+
+  #viewOf(task: StoredTask): TaskView {
+    return { ...this.#evictionOf(task), footprint: footprintOf(task), busy: this.isBusy(task), expiresAt: task.persistent?.expiresAt };
   }
 
   async #filesystem(): Promise<FilesystemUsage | undefined> {

@@ -1,6 +1,6 @@
 import { formatBytes } from "@lacewing/common";
 
-export type EvictionReason = "ttl" | "watermark" | "quota" | "manual";
+export type EvictionReason = "ttl" | "watermark" | "quota" | "manual" | "expired" | "deleted";
 
 /** What the policy needs to know of one stored task. */
 export interface TaskView {
@@ -14,6 +14,8 @@ export interface TaskView {
   finished: boolean;
   /** Being downloaded or read right now: never evicted. */
   busy: boolean;
+  /** A persistent cache task's expiry (ms since the epoch): kept until then whatever else the policy says, removed after. */
+  expiresAt?: number | undefined;
 }
 
 export interface GcPolicy {
@@ -50,11 +52,16 @@ export interface Eviction {
  * quota when one is set (the cache's bytes count), else of the filesystem
  * (its used bytes count, whoever wrote them). Idle unfinished tasks
  * (left by a crash or a failed caller) count like finished ones: they are
- * kept for a resume, but only under the same rules.
+ * kept for a resume, but only under the same rules. Persistent cache tasks
+ * (dfcache) are never planned before their expiry, and always after it.
  */
 export function planEvictions(tasks: TaskView[], now: number, filesystem: FilesystemUsage | undefined, policy: GcPolicy): Eviction[] {
-  const idle = tasks.filter((t) => !t.busy);
   const evictions: Eviction[] = [];
+  // A persistent task goes at its expiry and only then: neither the TTL nor a watermark touches it before.
+  for (const task of tasks)
+    if (!task.busy && task.expiresAt !== undefined && now >= task.expiresAt)
+      evictions.push(evictionOf(task, "expired", `persistent cache task expired ${formatAge(now - task.expiresAt)} ago`));
+  const idle = tasks.filter((t) => !t.busy && t.expiresAt === undefined);
   for (const task of idle) {
     const age = now - task.lastAccessedAt;
     if (age >= policy.taskTtlMs) evictions.push(evictionOf(task, "ttl", `not accessed for ${formatAge(age)} (ttl ${formatAge(policy.taskTtlMs)})`));
@@ -89,7 +96,7 @@ export type RoomPlan = { evictions: Eviction[] } | { error: string };
 export function planRoom(tasks: TaskView[], taskId: string, bytes: number, filesystem: FilesystemUsage | undefined, policy: GcPolicy): RoomPlan {
   const self = tasks.find((t) => t.taskId === taskId);
   const others = tasks.filter((t) => t.taskId !== taskId);
-  const lru = leastRecentlyUsed(others.filter((t) => !t.busy));
+  const lru = leastRecentlyUsed(others.filter((t) => !t.busy && t.expiresAt === undefined));
   const evictions: Eviction[] = [];
   if (policy.quotaBytes > 0) {
     const needed = (self?.bytes ?? 0) + bytes;

@@ -1,5 +1,5 @@
 import { RpcError, schedulerv1 } from "@lacewing/api";
-import { ErrorCode, deferred, errorMessage, isLacewingError, newPeerId, pieceLengthFor, type Logger } from "@lacewing/common";
+import { ErrorCode, deferred, errorMessage, isLacewingError, newPeerId, persistentCacheMessageOf, pieceLengthFor, type Logger } from "@lacewing/common";
 import type { FillRequest, PieceEvent, TaskFiller } from "../download/task-filler.js";
 import { daemonError } from "../errors.js";
 import type { DfdaemonMetrics, PieceFailureReason } from "../metrics.js";
@@ -283,6 +283,7 @@ class PeerTaskRun {
                 sourceVersion: spec.sourceVersion ?? "",
               },
               heldPieces: task.pieces().map((p) => p.number),
+              ...(spec.persistent === undefined ? {} : { persistent: persistentCacheMessageOf(spec.persistent.cache) }),
             },
           },
           this.#o.answerTimeoutMs,
@@ -295,6 +296,8 @@ class PeerTaskRun {
         stream.close();
         const err = stream.error ?? new Error("the scheduler ended the stream without an answer");
         if (err instanceof RpcError && err.code === ErrorCode.hostNotAnnounced && attempt === 0 && (await pool.announceNow(endpoint))) continue;
+        // The scheduler does not know the persistent task: no other will, and there is no origin to fall back to.
+        if (err instanceof RpcError && err.code === ErrorCode.cacheNotFound) throw err;
         this.#log.warn({ scheduler: endpoint, err: errorMessage(err) }, "cannot register with scheduler");
         break;
       }

@@ -6,6 +6,7 @@ import { daemonError } from "../errors.js";
 import type { StoredPiece, StoredTask } from "../storage/stored-task.js";
 import type { TaskStore } from "../storage/task-store.js";
 import type { UploadGrants } from "../upload/upload-grants.js";
+import type { PersistentCache } from "../persistent/persistent-cache.js";
 
 type SyncResponse = MessageInitShape<typeof dfdaemonv1.SyncPiecesResponseSchema>;
 
@@ -14,6 +15,8 @@ export interface PeerServiceDeps {
   tasks: TaskManager;
   grants: UploadGrants;
   log: Logger;
+  /** dfcache's persistent tasks; without it (unit tests of the other calls) their orders are refused. */
+  persistent?: PersistentCache;
 }
 
 const TASK_ID = /^[0-9a-f]{64}$/;
@@ -51,6 +54,11 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
 
     async triggerDownload(request, context) {
       requireRole(context, ["scheduler"], "TriggerDownload");
+      if (request.persistentTaskId !== "") {
+        // A replica of a persistent cache task: from peers only, kept with the scheduler's metadata.
+        persistentOf(deps).placeReplica(request.persistentTaskId, request.persistent);
+        return { taskId: request.persistentTaskId, finished: false, description: "accepted" };
+      }
       const spec = { ...downloadSpecOf(request.download), outputPath: "", triggered: true };
       const run = deps.tasks.download(spec, {});
       if (!request.wait) {
@@ -67,7 +75,18 @@ export function peerService(deps: PeerServiceDeps, children: Set<string>): Servi
         return { taskId: "", finished: false, description: errorMessage(err) };
       }
     },
+
+    async deletePersistentTask(request, context) {
+      // Only a scheduler orders a copy removed: it decides when a persistent task is deleted or expired cluster-wide.
+      requireRole(context, ["scheduler"], "DeletePersistentTask");
+      return { held: persistentOf(deps).deleteOrdered(request.taskId) };
+    },
   };
+}
+
+function persistentOf(deps: PeerServiceDeps): PersistentCache {
+  if (deps.persistent === undefined) throw new LacewingError(ErrorCode.unimplemented, "failed_precondition", "this peer keeps no persistent cache tasks");
+  return deps.persistent;
 }
 
 /**

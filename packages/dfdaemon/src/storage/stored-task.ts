@@ -4,7 +4,16 @@ import type { Readable } from "node:stream";
 import { chmod, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { MessageInitShape, TaskInfoSchema } from "@lacewing/api";
-import { ErrorCode, createDigester, deferred, pieceCountOf, pieceDigestOf, type Deferred, type DigestAlgorithm } from "@lacewing/common";
+import {
+  ErrorCode,
+  createDigester,
+  deferred,
+  pieceCountOf,
+  pieceDigestOf,
+  type Deferred,
+  type DigestAlgorithm,
+  type PersistentCacheMeta,
+} from "@lacewing/common";
 import { daemonError } from "../errors.js";
 import type { OriginValidators } from "../source/origin-client.js";
 import { DataGuard, detachDataFile } from "./data-identity.js";
@@ -20,6 +29,11 @@ export interface TaskMeta {
   finished: boolean;
   createdAt: number;
   lastAccessedAt: number;
+  /**
+   * Set for a persistent cache task (dfcache): kept until `expiresAt`
+   * whatever the TTL and watermarks say, and re-announced with this metadata.
+   */
+  persistent?: PersistentCacheMeta;
   /**
    * The origin's ETag / Last-Modified when the pieces were fetched from it,
    * so a resumed download can tell a changed object from the one its pieces
@@ -170,6 +184,17 @@ export class StoredTask extends EventEmitter<{ piece: [StoredPiece]; info: []; f
 
   get lastAccessedAt(): number {
     return this.#meta.lastAccessedAt;
+  }
+
+  /** The persistent cache metadata, for a dfcache task; undefined for an ordinary one. */
+  get persistent(): PersistentCacheMeta | undefined {
+    return this.#meta.persistent;
+  }
+
+  /** Makes the task persistent (or updates its metadata), durably. */
+  async setPersistent(persistent: PersistentCacheMeta): Promise<void> {
+    this.#meta = { ...this.#meta, persistent: { ...persistent } };
+    await this.#saveMeta();
   }
 
   /** The origin validators the held pieces were fetched under; empty when unknown. */

@@ -14,6 +14,10 @@ export const ExitCode = {
   digestMismatch: 5,
   /** The output file cannot be written. */
   outputNotWritable: 6,
+  /** dfcache import: the file to import cannot be read. */
+  inputNotReadable: 7,
+  /** dfcache: no persistent cache task has this id. */
+  cacheNotFound: 8,
   /** Interrupted with Ctrl-C (128 + SIGINT). */
   interrupted: 130,
 } as const;
@@ -30,6 +34,8 @@ export interface Failure {
 export interface FailureContext {
   /** The daemon socket, for the "how to start a daemon" hint. */
   socket: string;
+  /** The command the hint names, and its socket variable; dfget's by default. */
+  program?: { name: string; socketEnv: string };
 }
 
 /**
@@ -69,6 +75,9 @@ export const EXIT_CODE_OF = {
   LW_ERR_TASK_NOT_FOUND: ExitCode.failure,
   LW_ERR_PIECE_NOT_FOUND: ExitCode.failure,
   LW_ERR_TASK_BUSY: ExitCode.failure,
+  LW_ERR_INPUT: ExitCode.inputNotReadable,
+  LW_ERR_CACHE_NOT_FOUND: ExitCode.cacheNotFound,
+  LW_ERR_CACHE_DELETED: ExitCode.failure,
   LW_ERR_UNSAFE_KEY: ExitCode.failure,
   LW_ERR_HOST_NOT_ANNOUNCED: ExitCode.failure,
   LW_ERR_NOT_REGISTERED: ExitCode.failure,
@@ -129,13 +138,13 @@ export function describeFailure(err: unknown, context: FailureContext): Failure 
   }
   if (isLabelled(err.code)) {
     const exitCode = EXIT_CODE_OF[err.code];
-    const message = exitCode === ExitCode.noDaemon ? noDaemonMessage(context.socket, err.message) : err.message;
+    const message = exitCode === ExitCode.noDaemon ? noDaemonMessage(context, err.message) : err.message;
     return { exitCode, code: err.code, message };
   }
   if (err instanceof RpcError && err.transport) {
     switch (err.status) {
       case GrpcStatus.UNAVAILABLE:
-        return { exitCode: ExitCode.noDaemon, code: ErrorCode.noDaemon, message: noDaemonMessage(context.socket, err.message) };
+        return { exitCode: ExitCode.noDaemon, code: ErrorCode.noDaemon, message: noDaemonMessage(context, err.message) };
       case GrpcStatus.DEADLINE_EXCEEDED:
         return { exitCode: ExitCode.timeout, code: ErrorCode.timeout, message: "download timed out" };
       case GrpcStatus.UNIMPLEMENTED:
@@ -152,12 +161,14 @@ const ERRNO_REASONS: Record<string, string> = {
   ENOTSOCK: "not a socket",
 };
 
-function noDaemonMessage(socket: string, detail: string): string {
+function noDaemonMessage(context: FailureContext, detail: string): string {
+  const { socket } = context;
+  const program = context.program ?? { name: "dfget", socketEnv: "DFGET_SOCKET" };
   const errno = /\b(E[A-Z]{3,})\b/.exec(detail)?.[1];
   const reason = (errno === undefined ? undefined : ERRNO_REASONS[errno]) ?? detail;
   return (
     `no dfdaemon is listening on ${socket} (${reason}); start one with ` +
     `\`npx dfdaemon --scheduler HOST:PORT --data-dir DIR --advertise-ip IP --socket ${socket}\` ` +
-    `or point dfget at a running one with --socket / DFGET_SOCKET`
+    `or point ${program.name} at a running one with --socket / ${program.socketEnv}`
   );
 }

@@ -44,6 +44,10 @@ export class FakeDfdaemon {
       deleteTask: () => Promise.reject(unimplemented()),
       status: () => Promise.reject(unimplemented()),
       gc: () => Promise.reject(unimplemented()),
+      importCache: () => Promise.reject(unimplemented()),
+      exportCache: () => Promise.reject(unimplemented()),
+      statCache: () => Promise.reject(unimplemented()),
+      deleteCache: () => Promise.reject(unimplemented()),
     });
     await server.listen(`unix:${socket}`);
     this.#server = server;

@@ -43,6 +43,7 @@ export class FakeScheduler extends EventEmitter {
       deletePeer: () => Promise.resolve(unimplemented()),
       deleteTask: () => Promise.resolve(unimplemented()),
       deleteHost: () => Promise.resolve(unimplemented()),
+      deletePersistentTask: () => Promise.resolve(unimplemented()),
       listTasks: () => Promise.resolve(this.tasks),
       getTaskFlow: (request) => {
         const flow = this.flows.get(request.taskId);

@@ -19,6 +19,19 @@ export interface SeedTriggerState {
 /** What a watcher of a task hears: its length or digest source became known, or a piece's digest did. */
 export type TaskChange = { kind: "info" } | { kind: "digest"; number: number };
 
+/**
+ * What makes a task a persistent cache task (dfcache): content without an
+ * origin, kept on `replicas` hosts until `expiresAt`.
+ */
+export interface PersistentTaskState {
+  replicas: number;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+  ttlMs: number;
+  /** Hosts ordered to download a replica, with when: counted as holders until they finish or the order times out. */
+  readonly placements: Map<string, number>;
+}
+
 /** A task: one piece of content, however many peers download it. */
 export interface Task {
   readonly id: string;
@@ -69,6 +82,8 @@ export interface Task {
   /** Streams to tell what the task learns (see TaskChange). */
   readonly watchers: Set<(change: TaskChange) => void>;
   createdAt: number;
+  /** Set for a persistent cache task (dfcache import); such a task never goes back to source. */
+  persistent: PersistentTaskState | undefined;
 }
 
 export function newTask(id: string, download: Download, now: number): Task {
@@ -95,6 +110,7 @@ export function newTask(id: string, download: Download, now: number): Task {
     waiters: new Set(),
     watchers: new Set(),
     createdAt: now,
+    persistent: undefined,
   };
 }
 

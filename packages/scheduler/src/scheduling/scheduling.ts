@@ -143,7 +143,7 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
       throw new LacewingError(ErrorCode.peerGone, "aborted", "the peer was removed while waiting for parents");
 
     const zone = sourceZoneOf(deps, childHost, deps.now());
-    if (task.tainted && !sourceInProgress(deps, task, child, zone)) {
+    if (task.tainted && task.persistent === undefined && !sourceInProgress(deps, task, child, zone)) {
       // A peer found the last copies wrong: this one fetches from the origin itself, not from a seed's cache.
       task.backToSourcePeers.set(zone, child.id);
       return { kind: "back_to_source", reason: "the copies peers held did not match the task's digest", cause: "tainted" };
@@ -158,7 +158,9 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
       if (child.state === "pending") child.state = "running";
       return { kind: "parents", parents };
     }
-    if (isSeedHost(childHost) || child.triggered) {
+    if (task.persistent !== undefined) {
+      // A persistent cache task has no origin: the child waits for a holder, and nobody is sent to the source.
+    } else if (isSeedHost(childHost) || child.triggered) {
       // A seed peer (or a triggered download) is the source the others wait
       // for, unless another one was just sent to the source and has not
       // started yet: a preheat triggers all seed peers (or all peers) at
@@ -174,7 +176,12 @@ export async function schedulePeer(deps: SchedulingDeps, task: Task, child: Peer
 
     const left = deadline - Date.now();
     const outcome = left <= 0 ? "timeout" : await registry.waitForChange(task, left, signal);
-    if (outcome === "timeout") return { kind: "back_to_source", reason: "no parent appeared in time", cause: "timeout" };
+    if (outcome === "timeout")
+      return {
+        kind: "back_to_source",
+        reason: task.persistent === undefined ? "no parent appeared in time" : "no holder of the persistent task can serve it",
+        cause: "timeout",
+      };
   }
 }
 

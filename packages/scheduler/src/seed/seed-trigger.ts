@@ -1,5 +1,5 @@
 import { createClient, dfdaemonv1, type DownloadSchema, type MessageInitShape, type RpcClient } from "@lacewing/api";
-import { MEMBER_ROLES, type Security } from "@lacewing/common";
+import { MEMBER_ROLES, persistentCacheMessageOf, type PersistentCacheMeta, type Security } from "@lacewing/common";
 import { isSeedHost, type HostRecord } from "../resource/host.js";
 
 type PeerClient = RpcClient<typeof dfdaemonv1.DfdaemonPeer>;
@@ -34,6 +34,24 @@ export class SeedTrigger {
       { download: { ...download, triggered: true }, wait: options.wait },
       { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(options.signal === undefined ? {} : { signal: options.signal }) },
     );
+  }
+
+  /**
+   * Orders `host` to download a replica of a persistent cache task from its
+   * holders, peer-to-peer only (the task has no origin). Answers once the
+   * daemon accepted.
+   */
+  async triggerPersistent(host: HostRecord, taskId: string, cache: PersistentCacheMeta): Promise<void> {
+    const response = await this.#clientFor(host).triggerDownload(
+      { persistentTaskId: taskId, persistent: persistentCacheMessageOf(cache), wait: false },
+      { timeoutMs: ACCEPT_TIMEOUT_MS },
+    );
+    if (response.description !== "accepted") throw new Error(response.description || "the daemon did not accept the replica");
+  }
+
+  /** Orders `host` to delete its copy of a persistent cache task. */
+  async deletePersistent(host: HostRecord, taskId: string): Promise<void> {
+    await this.#clientFor(host).deletePersistentTask({ taskId }, { timeoutMs: ACCEPT_TIMEOUT_MS });
   }
 
   /** Forgets a host's client (the host left or moved). */

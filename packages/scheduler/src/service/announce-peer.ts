@@ -1,5 +1,6 @@
-import { schedulerv1, type Download, type TaskInfo } from "@lacewing/api";
-import { ErrorCode, AsyncQueue, LacewingError, errorMessage, taskIdOf, type Logger } from "@lacewing/common";
+import { DownloadSchema, create, schedulerv1, type Download, type TaskInfo } from "@lacewing/api";
+import { ErrorCode, AsyncQueue, LacewingError, checkPersistentCache, errorMessage, taskIdOf, type Logger } from "@lacewing/common";
+import type { PersistentKeeper } from "../persistent/persistent-keeper.js";
 import { ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import { newPeer, type Peer } from "../resource/peer.js";
 import {
@@ -25,6 +26,8 @@ export interface AnnouncePeerDeps extends SchedulingDeps {
   readonly maxPeersPerHost: number;
   /** Where accepted piece reports go for the operators' flow view. */
   readonly flow: FlowRecorder;
+  /** Persistent cache tasks (dfcache): their replica counts and removals. */
+  readonly persistent: PersistentKeeper;
 }
 
 type Request = schedulerv1.AnnouncePeerRequest;
@@ -202,11 +205,22 @@ class PeerSession {
     checkId("peer_id", peerId);
     if (this.#peer !== undefined)
       throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "one AnnouncePeer stream carries one peer and registers it once");
-    const download = register.complete ? register.download : checkDownload(register.download);
-    if (download === undefined) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "register needs a download");
-    if (!register.complete && taskIdOf(download) !== taskId)
-      throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "task_id is not the task id of the download it registers");
     const now = this.#deps.now();
+    const persistent = register.persistent !== undefined;
+    if (persistent && !register.complete) {
+      // A download of a persistent cache task: its id is the importer's, so there is no download to derive it from.
+      const known = registry.tasks.get(taskId);
+      if (known?.persistent === undefined)
+        throw new LacewingError(ErrorCode.cacheNotFound, "not_found", `no persistent cache task ${taskId} is known to this scheduler`);
+    }
+    const download = persistent
+      ? create(DownloadSchema, { disableBackToSource: true, triggered: register.download?.triggered === true })
+      : register.complete
+        ? register.download
+        : checkDownload(register.download);
+    if (download === undefined) throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "register needs a download");
+    if (!register.complete && !persistent && taskIdOf(download) !== taskId)
+      throw new LacewingError(ErrorCode.badRequest, "invalid_argument", "task_id is not the task id of the download it registers");
     const host = registry.aliveHost(hostId, now);
     if (host === undefined)
       throw new LacewingError(ErrorCode.hostNotAnnounced, "failed_precondition", `host ${hostId} has not announced itself; announce the host and retry`, {
@@ -236,6 +250,9 @@ class PeerSession {
     peer.session = this.#id;
     this.#logIds = { taskId, peerId, hostId };
     if (register.complete) {
+      if (register.persistent !== undefined) this.#adoptPersistent(task, register.persistent, now);
+      else if (task.persistent !== undefined)
+        throw new LacewingError(ErrorCode.taskMismatch, "failed_precondition", `task ${taskId} is a persistent cache task; announce it as one`);
       this.#registerComplete(task, peer, register);
       return;
     }
@@ -290,6 +307,26 @@ class PeerSession {
     this.#decisions = this.#decisions.then(() => {
       if (!this.#controller.signal.aborted) this.responses.push({ response: { case: "taskComplete", value: { taskInfo: taskInfoOf(task) } } });
     });
+  }
+
+  /**
+   * A holder announces a persistent cache task (its import, or its copy
+   * after a scheduler restart): the first metadata the scheduler hears wins,
+   * bounded; a copy of a task removed cluster-wide is refused, so its holder
+   * drops it; an expired one too.
+   */
+  #adoptPersistent(task: Task, message: NonNullable<schedulerv1.RegisterPeerRequest["persistent"]>, now: number): void {
+    const meta = checkPersistentCache(message, now);
+    if (this.#deps.persistent.wasRemoved(task.id, meta.expiresAt) || meta.expiresAt <= now)
+      throw new LacewingError(ErrorCode.cacheDeleted, "not_found", `persistent cache task ${task.id} was deleted or expired; remove the copy`);
+    if (task.persistent === undefined) {
+      if (task.peers.size > 0 && task.totalPieces > 0)
+        throw new LacewingError(ErrorCode.taskMismatch, "failed_precondition", `task ${task.id} is an ordinary task, not a persistent cache task`);
+      task.persistent = { ...meta, placements: new Map() };
+      this.#log.info({ replicas: meta.replicas, expiresAt: meta.expiresAt }, "persistent task announced");
+    }
+    this.#deps.persistent.track(task);
+    this.#deps.persistent.kick();
   }
 
   /** Only a peer that fetches from the origin is believed about the task's length; the first such report wins. */

@@ -1,5 +1,5 @@
 import { HostType, callerIp, requireRole, schedulerv1, type CallContext, type ServiceImpl } from "@lacewing/api";
-import { ErrorCode, LacewingError, MEMBER_ROLES, errorMessage, rendezvousPick, taskIdOf } from "@lacewing/common";
+import { ErrorCode, LacewingError, MEMBER_ROLES, errorMessage, persistentCacheMessageOf, rendezvousPick, taskIdOf } from "@lacewing/common";
 import { isHostAlive, ownsHost, type HostOwner, type HostRecord } from "../resource/host.js";
 import type { SeedTrigger } from "../seed/seed-trigger.js";
 import { noteSourceLost } from "../scheduling/scheduling.js";
@@ -64,7 +64,30 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
       if (task === undefined) throw new LacewingError(ErrorCode.taskNotFound, "not_found", `task ${request.taskId} is not known to this scheduler`);
       const peers = [...task.peers.values()];
       const finished = peers.filter((peer) => peer.state === "succeeded").length;
-      return { info: taskInfoOf(task), state: taskStateOf(task), peerCount: peers.length, finishedPeerCount: finished };
+      const persistent =
+        task.persistent === undefined
+          ? undefined
+          : (() => {
+              const held = deps.persistent.status(task).held;
+              return { cache: persistentCacheMessageOf(task.persistent), replicasHeld: held.length, holderHostIds: held };
+            })();
+      return {
+        info: taskInfoOf(task),
+        state: taskStateOf(task),
+        peerCount: peers.length,
+        finishedPeerCount: finished,
+        ...(persistent === undefined ? {} : { persistent }),
+      };
+    },
+
+    async deletePersistentTask(request, context) {
+      // Any cluster member may delete a persistent cache task, as any node may import one (dfcache on that node); the manager too.
+      requireRole(context, [...MEMBER_ROLES, "manager"], "DeletePersistentTask");
+      checkTaskId(request.taskId);
+      const task = registry.tasks.get(request.taskId);
+      if (task?.persistent === undefined)
+        throw new LacewingError(ErrorCode.cacheNotFound, "not_found", `no persistent cache task ${request.taskId} is known to this scheduler`);
+      return { holders: deps.persistent.remove(task, "deleted") };
     },
 
     async deletePeer(request, context) {
@@ -92,6 +115,8 @@ export function createSchedulerService(deps: SchedulerServiceDeps): ServiceImpl<
         task.taintedHosts.delete(request.hostId);
       }
       const removed = registry.deleteTaskOnHost(request.hostId, request.taskId);
+      // A holder that let go of a persistent task's copy leaves it short of replicas.
+      if (task?.persistent !== undefined) deps.persistent.kick();
       if (task !== undefined) registry.dropIfUnused(task);
       if (removed > 0) logger.debug({ taskId: request.taskId, hostId: request.hostId, peers: removed }, "task deleted on host");
       return {};

@@ -209,6 +209,9 @@ export async function startFakeDaemon(
       calls.push(request);
       return handler(request);
     },
+    async deletePersistentTask() {
+      return { held: false };
+    },
   });
   const port = await server.listen("127.0.0.1:0");
   return { port, calls, close: () => server.close(200) };

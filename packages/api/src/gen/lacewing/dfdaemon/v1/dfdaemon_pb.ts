@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Download, PieceInfo, TaskInfo } from "../../common/v1/common_pb.js";
+import type { Download, PersistentCache, PieceInfo, TaskInfo } from "../../common/v1/common_pb.js";
 import { file_lacewing_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/dfdaemon/v1/dfdaemon.proto.
  */
 export const file_lacewing_dfdaemon_v1_dfdaemon: GenFile = /*@__PURE__*/
-  fileDesc("CiNsYWNld2luZy9kZmRhZW1vbi92MS9kZmRhZW1vbi5wcm90bxIUbGFjZXdpbmcuZGZkYWVtb24udjEiQQoPRG93bmxvYWRSZXF1ZXN0Ei4KCGRvd25sb2FkGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLkRvd25sb2FkIl8KDlRyYWZmaWNTdW1tYXJ5EhkKEWJ5dGVzX2Zyb21fb3JpZ2luGAEgASgEEhgKEGJ5dGVzX2Zyb21fcGVlcnMYAiABKAQSGAoQYnl0ZXNfZnJvbV9jYWNoZRgDIAEoBCJLCg9Eb3dubG9hZFN0YXJ0ZWQSDwoHdGFza19pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEhYKDmNvbnRlbnRfbGVuZ3RoGAMgASgDInMKEERvd25sb2FkUHJvZ3Jlc3MSFwoPY29tcGxldGVkX2J5dGVzGAEgASgEEhYKDmNvbnRlbnRfbGVuZ3RoGAIgASgDEhgKEGNvbXBsZXRlZF9waWVjZXMYAyABKA0SFAoMdG90YWxfcGllY2VzGAQgASgNIqsBChBEb3dubG9hZEZpbmlzaGVkEg8KB3Rhc2tfaWQYASABKAkSFgoOY29udGVudF9sZW5ndGgYAiABKAMSNQoHdHJhZmZpYxgDIAEoCzIkLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlRyYWZmaWNTdW1tYXJ5Eg4KBmRpZ2VzdBgEIAEoCRITCgtvdXRwdXRfcGF0aBgFIAEoCRISCgplbGFwc2VkX21zGAYgASgEItABChBEb3dubG9hZFJlc3BvbnNlEjgKB3N0YXJ0ZWQYASABKAsyJS5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFN0YXJ0ZWRIABI6Cghwcm9ncmVzcxgCIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkUHJvZ3Jlc3NIABI6CghmaW5pc2hlZBgDIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkRmluaXNoZWRIAEIKCghyZXNwb25zZSInChRTdGF0TG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIowBChVTdGF0TG9jYWxUYXNrUmVzcG9uc2USKgoEaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbxIYChBjb21wbGV0ZWRfcGllY2VzGAIgASgNEhAKCGZpbmlzaGVkGAMgASgIEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMiKQoWRGVsZXRlTG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIhkKF0RlbGV0ZUxvY2FsVGFza1Jlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QiSQoPU2NoZWR1bGVyU3RhdHVzEg8KB2FkZHJlc3MYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEhIKCmxhc3RfZXJyb3IYAyABKAkiUQoNUmVjZW50RmFpbHVyZRIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRINCgVhdF9tcxgEIAEoAyKqAgoOU3RhdHVzUmVzcG9uc2USDwoHaG9zdF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBHNlZWQYAyABKAgSOQoKc2NoZWR1bGVycxgEIAMoCzIlLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlNjaGVkdWxlclN0YXR1cxITCgtjYWNoZV9ieXRlcxgFIAEoBBIZChFjYWNoZV9xdW90YV9ieXRlcxgGIAEoBBISCgp0YXNrX2NvdW50GAcgASgNEhgKEGFjdGl2ZV9kb3dubG9hZHMYCCABKA0SPAoPcmVjZW50X2ZhaWx1cmVzGAkgAygLMiMubGFjZXdpbmcuZGZkYWVtb24udjEuUmVjZW50RmFpbHVyZRIRCgl1cHRpbWVfbXMYCiABKAQiHAoJR2NSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgijwEKEUV2aWN0aW9uQ2FuZGlkYXRlEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEg0KBWJ5dGVzGAMgASgEEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMSDgoGcmVhc29uGAUgASgJEg4KBmRldGFpbBgGIAEoCRIQCghmaW5pc2hlZBgHIAEoCCLwAQoKQ2FjaGVVc2FnZRITCgtjYWNoZV9ieXRlcxgBIAEoBBITCgtxdW90YV9ieXRlcxgCIAEoBBIYChBmaWxlc3lzdGVtX2J5dGVzGAMgASgEEh0KFWZpbGVzeXN0ZW1fdXNlZF9ieXRlcxgEIAEoBBIeChZoaWdoX3dhdGVybWFya19wZXJjZW50GAUgASgNEh0KFWxvd193YXRlcm1hcmtfcGVyY2VudBgGIAEoDRISCgp0YXNrX2NvdW50GAcgASgNEhcKD2J1c3lfdGFza19jb3VudBgIIAEoDRITCgt0YXNrX3R0bF9tcxgJIAEoBCKKAQoKR2NSZXNwb25zZRIPCgdkcnlfcnVuGAEgASgIEjoKCWV2aWN0aW9ucxgCIAMoCzInLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkV2aWN0aW9uQ2FuZGlkYXRlEi8KBXVzYWdlGAMgASgLMiAubGFjZXdpbmcuZGZkYWVtb24udjEuQ2FjaGVVc2FnZSJbChFTeW5jUGllY2VzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSDwoHaG9zdF9pZBgDIAEoCRITCgtoZWxkX3BpZWNlcxgEIAMoDSKdAgoSU3luY1BpZWNlc1Jlc3BvbnNlEjEKCXRhc2tfaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mb0gAEi4KBXBpZWNlGAIgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mb0gAEjAKCGZpbmlzaGVkGAMgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvSAASMgoFZ3JhbnQYBCABKAsyIS5sYWNld2luZy5kZmRhZW1vbi52MS5VcGxvYWRHcmFudEgAEjIKBnBpZWNlcxgFIAEoCzIgLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlBpZWNlQmF0Y2hIAEIKCghyZXNwb25zZSI7CgpQaWVjZUJhdGNoEi0KBnBpZWNlcxgBIAMoCzIdLmxhY2V3aW5nLmNvbW1vbi52MS5QaWVjZUluZm8iHAoLVXBsb2FkR3JhbnQSDQoFdG9rZW4YASABKAkiVgoWVHJpZ2dlckRvd25sb2FkUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBIMCgR3YWl0GAIgASgIIlEKF1RyaWdnZXJEb3dubG9hZFJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSEAoIZmluaXNoZWQYAiABKAgSEwoLZGVzY3JpcHRpb24YAyABKAky3QMKEERmZGFlbW9uRG93bmxvYWQSWwoIRG93bmxvYWQSJS5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFJlcXVlc3QaJi5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFJlc3BvbnNlMAESYwoIU3RhdFRhc2sSKi5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0TG9jYWxUYXNrUmVxdWVzdBorLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXRMb2NhbFRhc2tSZXNwb25zZRJpCgpEZWxldGVUYXNrEiwubGFjZXdpbmcuZGZkYWVtb24udjEuRGVsZXRlTG9jYWxUYXNrUmVxdWVzdBotLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRlbGV0ZUxvY2FsVGFza1Jlc3BvbnNlElMKBlN0YXR1cxIjLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXR1c1JlcXVlc3QaJC5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0dXNSZXNwb25zZRJHCgJHYxIfLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkdjUmVxdWVzdBogLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkdjUmVzcG9uc2Uy4QEKDERmZGFlbW9uUGVlchJhCgpTeW5jUGllY2VzEicubGFjZXdpbmcuZGZkYWVtb24udjEuU3luY1BpZWNlc1JlcXVlc3QaKC5sYWNld2luZy5kZmRhZW1vbi52MS5TeW5jUGllY2VzUmVzcG9uc2UwARJuCg9UcmlnZ2VyRG93bmxvYWQSLC5sYWNld2luZy5kZmRhZW1vbi52MS5UcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Gi0ubGFjZXdpbmcuZGZkYWVtb24udjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
+  fileDesc("CiNsYWNld2luZy9kZmRhZW1vbi92MS9kZmRhZW1vbi5wcm90bxIUbGFjZXdpbmcuZGZkYWVtb24udjEiQQoPRG93bmxvYWRSZXF1ZXN0Ei4KCGRvd25sb2FkGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLkRvd25sb2FkIl8KDlRyYWZmaWNTdW1tYXJ5EhkKEWJ5dGVzX2Zyb21fb3JpZ2luGAEgASgEEhgKEGJ5dGVzX2Zyb21fcGVlcnMYAiABKAQSGAoQYnl0ZXNfZnJvbV9jYWNoZRgDIAEoBCJLCg9Eb3dubG9hZFN0YXJ0ZWQSDwoHdGFza19pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEhYKDmNvbnRlbnRfbGVuZ3RoGAMgASgDInMKEERvd25sb2FkUHJvZ3Jlc3MSFwoPY29tcGxldGVkX2J5dGVzGAEgASgEEhYKDmNvbnRlbnRfbGVuZ3RoGAIgASgDEhgKEGNvbXBsZXRlZF9waWVjZXMYAyABKA0SFAoMdG90YWxfcGllY2VzGAQgASgNIqsBChBEb3dubG9hZEZpbmlzaGVkEg8KB3Rhc2tfaWQYASABKAkSFgoOY29udGVudF9sZW5ndGgYAiABKAMSNQoHdHJhZmZpYxgDIAEoCzIkLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlRyYWZmaWNTdW1tYXJ5Eg4KBmRpZ2VzdBgEIAEoCRITCgtvdXRwdXRfcGF0aBgFIAEoCRISCgplbGFwc2VkX21zGAYgASgEItABChBEb3dubG9hZFJlc3BvbnNlEjgKB3N0YXJ0ZWQYASABKAsyJS5sYWNld2luZy5kZmRhZW1vbi52MS5Eb3dubG9hZFN0YXJ0ZWRIABI6Cghwcm9ncmVzcxgCIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkUHJvZ3Jlc3NIABI6CghmaW5pc2hlZBgDIAEoCzImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkRmluaXNoZWRIAEIKCghyZXNwb25zZSInChRTdGF0TG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIowBChVTdGF0TG9jYWxUYXNrUmVzcG9uc2USKgoEaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbxIYChBjb21wbGV0ZWRfcGllY2VzGAIgASgNEhAKCGZpbmlzaGVkGAMgASgIEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMiKQoWRGVsZXRlTG9jYWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIhkKF0RlbGV0ZUxvY2FsVGFza1Jlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QiSQoPU2NoZWR1bGVyU3RhdHVzEg8KB2FkZHJlc3MYASABKAkSEQoJcmVhY2hhYmxlGAIgASgIEhIKCmxhc3RfZXJyb3IYAyABKAkiUQoNUmVjZW50RmFpbHVyZRIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRINCgVhdF9tcxgEIAEoAyKqAgoOU3RhdHVzUmVzcG9uc2USDwoHaG9zdF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBHNlZWQYAyABKAgSOQoKc2NoZWR1bGVycxgEIAMoCzIlLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlNjaGVkdWxlclN0YXR1cxITCgtjYWNoZV9ieXRlcxgFIAEoBBIZChFjYWNoZV9xdW90YV9ieXRlcxgGIAEoBBISCgp0YXNrX2NvdW50GAcgASgNEhgKEGFjdGl2ZV9kb3dubG9hZHMYCCABKA0SPAoPcmVjZW50X2ZhaWx1cmVzGAkgAygLMiMubGFjZXdpbmcuZGZkYWVtb24udjEuUmVjZW50RmFpbHVyZRIRCgl1cHRpbWVfbXMYCiABKAQiHAoJR2NSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgijwEKEUV2aWN0aW9uQ2FuZGlkYXRlEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEg0KBWJ5dGVzGAMgASgEEhsKE2xhc3RfYWNjZXNzZWRfYXRfbXMYBCABKAMSDgoGcmVhc29uGAUgASgJEg4KBmRldGFpbBgGIAEoCRIQCghmaW5pc2hlZBgHIAEoCCLwAQoKQ2FjaGVVc2FnZRITCgtjYWNoZV9ieXRlcxgBIAEoBBITCgtxdW90YV9ieXRlcxgCIAEoBBIYChBmaWxlc3lzdGVtX2J5dGVzGAMgASgEEh0KFWZpbGVzeXN0ZW1fdXNlZF9ieXRlcxgEIAEoBBIeChZoaWdoX3dhdGVybWFya19wZXJjZW50GAUgASgNEh0KFWxvd193YXRlcm1hcmtfcGVyY2VudBgGIAEoDRISCgp0YXNrX2NvdW50GAcgASgNEhcKD2J1c3lfdGFza19jb3VudBgIIAEoDRITCgt0YXNrX3R0bF9tcxgJIAEoBCKKAQoKR2NSZXNwb25zZRIPCgdkcnlfcnVuGAEgASgIEjoKCWV2aWN0aW9ucxgCIAMoCzInLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkV2aWN0aW9uQ2FuZGlkYXRlEi8KBXVzYWdlGAMgASgLMiAubGFjZXdpbmcuZGZkYWVtb24udjEuQ2FjaGVVc2FnZSJbChFTeW5jUGllY2VzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSDwoHaG9zdF9pZBgDIAEoCRITCgtoZWxkX3BpZWNlcxgEIAMoDSKdAgoSU3luY1BpZWNlc1Jlc3BvbnNlEjEKCXRhc2tfaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mb0gAEi4KBXBpZWNlGAIgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mb0gAEjAKCGZpbmlzaGVkGAMgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvSAASMgoFZ3JhbnQYBCABKAsyIS5sYWNld2luZy5kZmRhZW1vbi52MS5VcGxvYWRHcmFudEgAEjIKBnBpZWNlcxgFIAEoCzIgLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlBpZWNlQmF0Y2hIAEIKCghyZXNwb25zZSI7CgpQaWVjZUJhdGNoEi0KBnBpZWNlcxgBIAMoCzIdLmxhY2V3aW5nLmNvbW1vbi52MS5QaWVjZUluZm8iHAoLVXBsb2FkR3JhbnQSDQoFdG9rZW4YASABKAkiqwEKFlRyaWdnZXJEb3dubG9hZFJlcXVlc3QSLgoIZG93bmxvYWQYASABKAsyHC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQSDAoEd2FpdBgCIAEoCBIaChJwZXJzaXN0ZW50X3Rhc2tfaWQYAyABKAkSNwoKcGVyc2lzdGVudBgEIAEoCzIjLmxhY2V3aW5nLmNvbW1vbi52MS5QZXJzaXN0ZW50Q2FjaGUiUQoXVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIQCghmaW5pc2hlZBgCIAEoCBITCgtkZXNjcmlwdGlvbhgDIAEoCSIuChtEZWxldGVQZXJzaXN0ZW50VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIsChxEZWxldGVQZXJzaXN0ZW50VGFza1Jlc3BvbnNlEgwKBGhlbGQYASABKAgiawoSSW1wb3J0Q2FjaGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDwoHdGFza19pZBgCIAEoCRIQCghyZXBsaWNhcxgDIAEoDRIOCgZ0dGxfbXMYBCABKAQSFAoMcGllY2VfbGVuZ3RoGAUgASgEIpUBChNJbXBvcnRDYWNoZVJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSFgoOY29udGVudF9sZW5ndGgYAiABKAMSDgoGZGlnZXN0GAMgASgJEjIKBWNhY2hlGAQgASgLMiMubGFjZXdpbmcuY29tbW9uLnYxLlBlcnNpc3RlbnRDYWNoZRIRCglhbm5vdW5jZWQYBSABKAgiTgoSRXhwb3J0Q2FjaGVSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSEwoLb3V0cHV0X3BhdGgYAiABKAkSEgoKdGltZW91dF9tcxgDIAEoBCKeAQoTRXhwb3J0Q2FjaGVSZXNwb25zZRIPCgd0YXNrX2lkGAEgASgJEhYKDmNvbnRlbnRfbGVuZ3RoGAIgASgDEjUKB3RyYWZmaWMYAyABKAsyJC5sYWNld2luZy5kZmRhZW1vbi52MS5UcmFmZmljU3VtbWFyeRITCgtvdXRwdXRfcGF0aBgEIAEoCRISCgplbGFwc2VkX21zGAUgASgEIiMKEFN0YXRDYWNoZVJlcXVlc3QSDwoHdGFza19pZBgBIAEoCSLIAQoRU3RhdENhY2hlUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRINCgVsb2NhbBgCIAEoCBIWCg5jb250ZW50X2xlbmd0aBgDIAEoAxIyCgVjYWNoZRgEIAEoCzIjLmxhY2V3aW5nLmNvbW1vbi52MS5QZXJzaXN0ZW50Q2FjaGUSFwoPc2NoZWR1bGVyX2tub3duGAUgASgIEhUKDXJlcGxpY2FzX2hlbGQYBiABKA0SFwoPaG9sZGVyX2hvc3RfaWRzGAcgAygJIiUKEkRlbGV0ZUNhY2hlUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjUKE0RlbGV0ZUNhY2hlUmVzcG9uc2USDwoHaG9sZGVycxgBIAEoDRINCgVsb2NhbBgCIAEoCDLnBgoQRGZkYWVtb25Eb3dubG9hZBJbCghEb3dubG9hZBIlLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkUmVxdWVzdBomLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRvd25sb2FkUmVzcG9uc2UwARJjCghTdGF0VGFzaxIqLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXRMb2NhbFRhc2tSZXF1ZXN0GisubGFjZXdpbmcuZGZkYWVtb24udjEuU3RhdExvY2FsVGFza1Jlc3BvbnNlEmkKCkRlbGV0ZVRhc2sSLC5sYWNld2luZy5kZmRhZW1vbi52MS5EZWxldGVMb2NhbFRhc2tSZXF1ZXN0Gi0ubGFjZXdpbmcuZGZkYWVtb24udjEuRGVsZXRlTG9jYWxUYXNrUmVzcG9uc2USUwoGU3RhdHVzEiMubGFjZXdpbmcuZGZkYWVtb24udjEuU3RhdHVzUmVxdWVzdBokLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXR1c1Jlc3BvbnNlEkcKAkdjEh8ubGFjZXdpbmcuZGZkYWVtb24udjEuR2NSZXF1ZXN0GiAubGFjZXdpbmcuZGZkYWVtb24udjEuR2NSZXNwb25zZRJiCgtJbXBvcnRDYWNoZRIoLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkltcG9ydENhY2hlUmVxdWVzdBopLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkltcG9ydENhY2hlUmVzcG9uc2USYgoLRXhwb3J0Q2FjaGUSKC5sYWNld2luZy5kZmRhZW1vbi52MS5FeHBvcnRDYWNoZVJlcXVlc3QaKS5sYWNld2luZy5kZmRhZW1vbi52MS5FeHBvcnRDYWNoZVJlc3BvbnNlElwKCVN0YXRDYWNoZRImLmxhY2V3aW5nLmRmZGFlbW9uLnYxLlN0YXRDYWNoZVJlcXVlc3QaJy5sYWNld2luZy5kZmRhZW1vbi52MS5TdGF0Q2FjaGVSZXNwb25zZRJiCgtEZWxldGVDYWNoZRIoLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRlbGV0ZUNhY2hlUmVxdWVzdBopLmxhY2V3aW5nLmRmZGFlbW9uLnYxLkRlbGV0ZUNhY2hlUmVzcG9uc2Uy4AIKDERmZGFlbW9uUGVlchJhCgpTeW5jUGllY2VzEicubGFjZXdpbmcuZGZkYWVtb24udjEuU3luY1BpZWNlc1JlcXVlc3QaKC5sYWNld2luZy5kZmRhZW1vbi52MS5TeW5jUGllY2VzUmVzcG9uc2UwARJuCg9UcmlnZ2VyRG93bmxvYWQSLC5sYWNld2luZy5kZmRhZW1vbi52MS5UcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Gi0ubGFjZXdpbmcuZGZkYWVtb24udjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USfQoURGVsZXRlUGVyc2lzdGVudFRhc2sSMS5sYWNld2luZy5kZmRhZW1vbi52MS5EZWxldGVQZXJzaXN0ZW50VGFza1JlcXVlc3QaMi5sYWNld2luZy5kZmRhZW1vbi52MS5EZWxldGVQZXJzaXN0ZW50VGFza1Jlc3BvbnNlYgZwcm90bzM", [file_lacewing_common_v1_common]);
 
 /**
  * @generated from message lacewing.dfdaemon.v1.DownloadRequest
@@ -732,6 +732,19 @@ export type TriggerDownloadRequest = Message<"lacewing.dfdaemon.v1.TriggerDownlo
    * @generated from field: bool wait = 2;
    */
   wait: boolean;
+
+  /**
+   * A replica of a persistent cache task: download persistent_task_id from
+   * peers only (download is then unused) and keep it with this metadata.
+   *
+   * @generated from field: string persistent_task_id = 3;
+   */
+  persistentTaskId: string;
+
+  /**
+   * @generated from field: lacewing.common.v1.PersistentCache persistent = 4;
+   */
+  persistent?: PersistentCache | undefined;
 };
 
 /**
@@ -767,6 +780,305 @@ export type TriggerDownloadResponse = Message<"lacewing.dfdaemon.v1.TriggerDownl
  */
 export const TriggerDownloadResponseSchema: GenMessage<TriggerDownloadResponse> = /*@__PURE__*/
   messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 23);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.DeletePersistentTaskRequest
+ */
+export type DeletePersistentTaskRequest = Message<"lacewing.dfdaemon.v1.DeletePersistentTaskRequest"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.DeletePersistentTaskRequest.
+ * Use `create(DeletePersistentTaskRequestSchema)` to create a new message.
+ */
+export const DeletePersistentTaskRequestSchema: GenMessage<DeletePersistentTaskRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 24);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.DeletePersistentTaskResponse
+ */
+export type DeletePersistentTaskResponse = Message<"lacewing.dfdaemon.v1.DeletePersistentTaskResponse"> & {
+  /**
+   * The peer held the task.
+   *
+   * @generated from field: bool held = 1;
+   */
+  held: boolean;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.DeletePersistentTaskResponse.
+ * Use `create(DeletePersistentTaskResponseSchema)` to create a new message.
+ */
+export const DeletePersistentTaskResponseSchema: GenMessage<DeletePersistentTaskResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 25);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.ImportCacheRequest
+ */
+export type ImportCacheRequest = Message<"lacewing.dfdaemon.v1.ImportCacheRequest"> & {
+  /**
+   * Absolute path of a regular file the daemon can read.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * 64 lowercase hex digits; empty: the sha256 of the file.
+   *
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 replicas = 3;
+   */
+  replicas: number;
+
+  /**
+   * @generated from field: uint64 ttl_ms = 4;
+   */
+  ttlMs: bigint;
+
+  /**
+   * Piece size in bytes; 0 lets the length decide.
+   *
+   * @generated from field: uint64 piece_length = 5;
+   */
+  pieceLength: bigint;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.ImportCacheRequest.
+ * Use `create(ImportCacheRequestSchema)` to create a new message.
+ */
+export const ImportCacheRequestSchema: GenMessage<ImportCacheRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 26);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.ImportCacheResponse
+ */
+export type ImportCacheResponse = Message<"lacewing.dfdaemon.v1.ImportCacheResponse"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: int64 content_length = 2;
+   */
+  contentLength: bigint;
+
+  /**
+   * "sha256:<hex>" of the whole file.
+   *
+   * @generated from field: string digest = 3;
+   */
+  digest: string;
+
+  /**
+   * @generated from field: lacewing.common.v1.PersistentCache cache = 4;
+   */
+  cache?: PersistentCache | undefined;
+
+  /**
+   * The task's scheduler acknowledged it (false: it learns of it at the next announcement).
+   *
+   * @generated from field: bool announced = 5;
+   */
+  announced: boolean;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.ImportCacheResponse.
+ * Use `create(ImportCacheResponseSchema)` to create a new message.
+ */
+export const ImportCacheResponseSchema: GenMessage<ImportCacheResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 27);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.ExportCacheRequest
+ */
+export type ExportCacheRequest = Message<"lacewing.dfdaemon.v1.ExportCacheRequest"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Absolute path; placed like a dfget output.
+   *
+   * @generated from field: string output_path = 2;
+   */
+  outputPath: string;
+
+  /**
+   * @generated from field: uint64 timeout_ms = 3;
+   */
+  timeoutMs: bigint;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.ExportCacheRequest.
+ * Use `create(ExportCacheRequestSchema)` to create a new message.
+ */
+export const ExportCacheRequestSchema: GenMessage<ExportCacheRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 28);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.ExportCacheResponse
+ */
+export type ExportCacheResponse = Message<"lacewing.dfdaemon.v1.ExportCacheResponse"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: int64 content_length = 2;
+   */
+  contentLength: bigint;
+
+  /**
+   * @generated from field: lacewing.dfdaemon.v1.TrafficSummary traffic = 3;
+   */
+  traffic?: TrafficSummary | undefined;
+
+  /**
+   * @generated from field: string output_path = 4;
+   */
+  outputPath: string;
+
+  /**
+   * @generated from field: uint64 elapsed_ms = 5;
+   */
+  elapsedMs: bigint;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.ExportCacheResponse.
+ * Use `create(ExportCacheResponseSchema)` to create a new message.
+ */
+export const ExportCacheResponseSchema: GenMessage<ExportCacheResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 29);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.StatCacheRequest
+ */
+export type StatCacheRequest = Message<"lacewing.dfdaemon.v1.StatCacheRequest"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.StatCacheRequest.
+ * Use `create(StatCacheRequestSchema)` to create a new message.
+ */
+export const StatCacheRequestSchema: GenMessage<StatCacheRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 30);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.StatCacheResponse
+ */
+export type StatCacheResponse = Message<"lacewing.dfdaemon.v1.StatCacheResponse"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * This node holds a complete copy.
+   *
+   * @generated from field: bool local = 2;
+   */
+  local: boolean;
+
+  /**
+   * -1 when unknown.
+   *
+   * @generated from field: int64 content_length = 3;
+   */
+  contentLength: bigint;
+
+  /**
+   * The metadata, from this node's copy or from the scheduler.
+   *
+   * @generated from field: lacewing.common.v1.PersistentCache cache = 4;
+   */
+  cache?: PersistentCache | undefined;
+
+  /**
+   * The scheduler answered (false: replicas_held is unknown).
+   *
+   * @generated from field: bool scheduler_known = 5;
+   */
+  schedulerKnown: boolean;
+
+  /**
+   * @generated from field: uint32 replicas_held = 6;
+   */
+  replicasHeld: number;
+
+  /**
+   * @generated from field: repeated string holder_host_ids = 7;
+   */
+  holderHostIds: string[];
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.StatCacheResponse.
+ * Use `create(StatCacheResponseSchema)` to create a new message.
+ */
+export const StatCacheResponseSchema: GenMessage<StatCacheResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 31);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.DeleteCacheRequest
+ */
+export type DeleteCacheRequest = Message<"lacewing.dfdaemon.v1.DeleteCacheRequest"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.DeleteCacheRequest.
+ * Use `create(DeleteCacheRequestSchema)` to create a new message.
+ */
+export const DeleteCacheRequestSchema: GenMessage<DeleteCacheRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 32);
+
+/**
+ * @generated from message lacewing.dfdaemon.v1.DeleteCacheResponse
+ */
+export type DeleteCacheResponse = Message<"lacewing.dfdaemon.v1.DeleteCacheResponse"> & {
+  /**
+   * Hosts the scheduler told to delete their copy.
+   *
+   * @generated from field: uint32 holders = 1;
+   */
+  holders: number;
+
+  /**
+   * @generated from field: bool local = 2;
+   */
+  local: boolean;
+};
+
+/**
+ * Describes the message lacewing.dfdaemon.v1.DeleteCacheResponse.
+ * Use `create(DeleteCacheResponseSchema)` to create a new message.
+ */
+export const DeleteCacheResponseSchema: GenMessage<DeleteCacheResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_dfdaemon_v1_dfdaemon, 33);
 
 /**
  * DfdaemonDownload is the local API on the daemon's unix socket, used by dfget.
@@ -821,6 +1133,40 @@ export const DfdaemonDownload: GenService<{
     input: typeof GcRequestSchema;
     output: typeof GcResponseSchema;
   },
+  /**
+   * dfcache: persistent cache tasks (content without an origin).
+   *
+   * @generated from rpc lacewing.dfdaemon.v1.DfdaemonDownload.ImportCache
+   */
+  importCache: {
+    methodKind: "unary";
+    input: typeof ImportCacheRequestSchema;
+    output: typeof ImportCacheResponseSchema;
+  },
+  /**
+   * @generated from rpc lacewing.dfdaemon.v1.DfdaemonDownload.ExportCache
+   */
+  exportCache: {
+    methodKind: "unary";
+    input: typeof ExportCacheRequestSchema;
+    output: typeof ExportCacheResponseSchema;
+  },
+  /**
+   * @generated from rpc lacewing.dfdaemon.v1.DfdaemonDownload.StatCache
+   */
+  statCache: {
+    methodKind: "unary";
+    input: typeof StatCacheRequestSchema;
+    output: typeof StatCacheResponseSchema;
+  },
+  /**
+   * @generated from rpc lacewing.dfdaemon.v1.DfdaemonDownload.DeleteCache
+   */
+  deleteCache: {
+    methodKind: "unary";
+    input: typeof DeleteCacheRequestSchema;
+    output: typeof DeleteCacheResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_lacewing_dfdaemon_v1_dfdaemon, 0);
 
@@ -850,6 +1196,17 @@ export const DfdaemonPeer: GenService<{
     methodKind: "unary";
     input: typeof TriggerDownloadRequestSchema;
     output: typeof TriggerDownloadResponseSchema;
+  },
+  /**
+   * The scheduler orders this peer to remove its copy of a persistent cache
+   * task (deleted or expired); the peer reports it back with DeleteTask.
+   *
+   * @generated from rpc lacewing.dfdaemon.v1.DfdaemonPeer.DeletePersistentTask
+   */
+  deletePersistentTask: {
+    methodKind: "unary";
+    input: typeof DeletePersistentTaskRequestSchema;
+    output: typeof DeletePersistentTaskResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_lacewing_dfdaemon_v1_dfdaemon, 1);

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Download, Host, PieceDigest, PieceInfo, TaskInfo } from "../../common/v1/common_pb.js";
+import type { Download, Host, PersistentCache, PieceDigest, PieceInfo, TaskInfo } from "../../common/v1/common_pb.js";
 import { file_lacewing_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file lacewing/scheduler/v1/scheduler.proto.
  */
 export const file_lacewing_scheduler_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("CiVsYWNld2luZy9zY2hlZHVsZXIvdjEvc2NoZWR1bGVyLnByb3RvEhVsYWNld2luZy5zY2hlZHVsZXIudjEiPQoTQW5ub3VuY2VIb3N0UmVxdWVzdBImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QiKAoUQW5ub3VuY2VIb3N0UmVzcG9uc2USEAoIbmV3X2hvc3QYASABKAgi9QQKE0Fubm91bmNlUGVlclJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB3BlZXJfaWQYAyABKAkSPgoIcmVnaXN0ZXIYCiABKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuUmVnaXN0ZXJQZWVyUmVxdWVzdEgAEjsKCXRhc2tfaW5mbxgLIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrSW5mb1JlcXVlc3RIABJFCg5waWVjZV9maW5pc2hlZBgMIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZpbmlzaGVkUmVxdWVzdEgAEkEKDHBpZWNlX2ZhaWxlZBgNIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZhaWxlZFJlcXVlc3RIABI+CgpyZXNjaGVkdWxlGA4gASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlJlc2NoZWR1bGVSZXF1ZXN0SAASQwoNcGVlcl9maW5pc2hlZBgPIAEoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyRmluaXNoZWRSZXF1ZXN0SAASPwoLcGVlcl9mYWlsZWQYECABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlckZhaWxlZFJlcXVlc3RIABJTChZiYWNrX3RvX3NvdXJjZV9zdGFydGVkGBEgASgLMjEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0SABCCQoHcmVxdWVzdCKzAQoTUmVnaXN0ZXJQZWVyUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBITCgtoZWxkX3BpZWNlcxgCIAMoDRIQCghjb21wbGV0ZRgDIAEoCBIvCgl0YXNrX2luZm8YBCABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SFAoMcGllY2Vfc2hhMjU2GAUgAygMIj0KD1Rhc2tJbmZvUmVxdWVzdBIqCgRpbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIkQKFFBpZWNlRmluaXNoZWRSZXF1ZXN0EiwKBXBpZWNlGAEgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mbyKHAQoSUGllY2VGYWlsZWRSZXF1ZXN0Eg4KBm51bWJlchgBIAEoDRIRCglwYXJlbnRfaWQYAiABKAkSOQoGcmVhc29uGAMgASgOMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBpZWNlRmFpbHVyZVJlYXNvbhITCgtkZXNjcmlwdGlvbhgEIAEoCSJuChFSZXNjaGVkdWxlUmVxdWVzdBIZChFmYWlsZWRfcGFyZW50X2lkcxgBIAMoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdyZWZyZXNoGAMgASgIEhgKEGtub3duX3BhcmVudF9pZHMYBCADKAkieAoTUGVlckZpbmlzaGVkUmVxdWVzdBIWCg5jb250ZW50X2xlbmd0aBgBIAEoAxIUCgx0b3RhbF9waWVjZXMYAiABKA0SGQoRYnl0ZXNfZnJvbV9vcmlnaW4YAyABKAQSGAoQYnl0ZXNfZnJvbV9wZWVycxgEIAEoBCJxChFQZWVyRmFpbGVkUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIXCg9kaWdlc3RfbWlzbWF0Y2gYAiABKAgSFwoPZXhwZWN0ZWRfZGlnZXN0GAMgASgJEhUKDWFjdHVhbF9kaWdlc3QYBCABKAkiMQoaQmFja1RvU291cmNlU3RhcnRlZFJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAki9AIKFEFubm91bmNlUGVlclJlc3BvbnNlEkAKC25vcm1hbF90YXNrGAEgASgLMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLk5vcm1hbFRhc2tSZXNwb25zZUgAEk4KE25lZWRfYmFja190b19zb3VyY2UYAiABKAsyLy5sYWNld2luZy5zY2hlZHVsZXIudjEuTmVlZEJhY2tUb1NvdXJjZVJlc3BvbnNlSAASRAoNdGFza19jb21wbGV0ZRgDIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrQ29tcGxldGVSZXNwb25zZUgAEj4KCmVtcHR5X3Rhc2sYBCABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRW1wdHlUYXNrUmVzcG9uc2VIABI4Cgt0YXNrX3VwZGF0ZRgFIAEoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrVXBkYXRlSABCCgoIcmVzcG9uc2Ui0wEKClRhc2tVcGRhdGUSLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvEjYKDXBpZWNlX2RpZ2VzdHMYAiADKAsyHy5sYWNld2luZy5jb21tb24udjEuUGllY2VEaWdlc3QSPQoNZGlnZXN0X3NvdXJjZRgDIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5DYW5kaWRhdGVQYXJlbnQSHQoVZGlnZXN0X3NvdXJjZV9zdWJqZWN0GAQgASgJInYKD0NhbmRpZGF0ZVBhcmVudBIPCgdwZWVyX2lkGAEgASgJEiYKBGhvc3QYAiABKAsyGC5sYWNld2luZy5jb21tb24udjEuSG9zdBIYChBoZWxkX3BpZWNlX2NvdW50GAMgASgNEhAKCGZpbmlzaGVkGAQgASgIIogBChJOb3JtYWxUYXNrUmVzcG9uc2USQQoRY2FuZGlkYXRlX3BhcmVudHMYASADKAsyJi5sYWNld2luZy5zY2hlZHVsZXIudjEuQ2FuZGlkYXRlUGFyZW50Ei8KCXRhc2tfaW5mbxgCIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbyIvChhOZWVkQmFja1RvU291cmNlUmVzcG9uc2USEwoLZGVzY3JpcHRpb24YASABKAkiRwoUVGFza0NvbXBsZXRlUmVzcG9uc2USLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIhMKEUVtcHR5VGFza1Jlc3BvbnNlIiIKD1N0YXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIqABChBTdGF0VGFza1Jlc3BvbnNlEioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SLwoFc3RhdGUYAiABKA4yIC5sYWNld2luZy5zY2hlZHVsZXIudjEuVGFza1N0YXRlEhIKCnBlZXJfY291bnQYAyABKA0SGwoTZmluaXNoZWRfcGVlcl9jb3VudBgEIAEoDSI1ChFEZWxldGVQZWVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkiFAoSRGVsZXRlUGVlclJlc3BvbnNlIjUKEURlbGV0ZVRhc2tSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UiJAoRRGVsZXRlSG9zdFJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCSIUChJEZWxldGVIb3N0UmVzcG9uc2UiigEKFlRyaWdnZXJEb3dubG9hZFJlcXVlc3QSLgoIZG93bmxvYWQYASABKAsyHC5sYWNld2luZy5jb21tb24udjEuRG93bmxvYWQSMgoFc2NvcGUYAiABKA4yIy5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlclNjb3BlEgwKBHdhaXQYAyABKAgiagoTVHJpZ2dlcmVkSG9zdFJlc3VsdBIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEg8KB3N1Y2Nlc3MYBCABKAgSEwoLZGVzY3JpcHRpb24YBSABKAkiZwoXVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRI7CgdyZXN1bHRzGAIgAygLMioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJlZEhvc3RSZXN1bHQiOQoQTGlzdEhvc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSKHAQoKSG9zdFN0YXR1cxImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QSHAoUbGFzdF9hbm5vdW5jZWRfYXRfbXMYAiABKAMSEgoKcGVlcl9jb3VudBgDIAEoDRIfChd1cGxvYWRfYnl0ZXNfcGVyX3NlY29uZBgEIAEoBCJ5ChFMaXN0SG9zdHNSZXNwb25zZRIwCgVob3N0cxgBIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Ib3N0U3RhdHVzEhkKEXNjaGVkdWxlcl9hZGRyZXNzGAIgASgJEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSJKChBMaXN0VGFza3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkiPgoKUGVlclNvdXJjZRIRCglwYXJlbnRfaWQYASABKAkSDQoFYnl0ZXMYAiABKAQSDgoGcGllY2VzGAMgASgNItoBCgpQZWVyU3RhdHVzEg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRIvCgVzdGF0ZRgDIAEoDjIgLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyU3RhdGUSFwoPZmluaXNoZWRfcGllY2VzGAQgASgNEhUKDWNyZWF0ZWRfYXRfbXMYBSABKAMSFQoNdXBkYXRlZF9hdF9tcxgGIAEoAxIyCgdzb3VyY2VzGAcgAygLMiEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBlZXJTb3VyY2Ui4QEKClRhc2tTdGF0dXMSKgoEaW5mbxgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbxILCgN1cmwYAiABKAkSCwoDdGFnGAMgASgJEhMKC2FwcGxpY2F0aW9uGAQgASgJEi8KBXN0YXRlGAUgASgOMiAubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRhc2tTdGF0ZRIVCg1jcmVhdGVkX2F0X21zGAYgASgDEjAKBXBlZXJzGAcgAygLMiEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBlZXJTdGF0dXMiXgoRTGlzdFRhc2tzUmVzcG9uc2USMAoFdGFza3MYASADKAsyIS5sYWNld2luZy5zY2hlZHVsZXIudjEuVGFza1N0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoSR2V0VGFza0Zsb3dSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEIiwKCEZsb3dQZWVyEg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCSJrCghGbG93RWRnZRIOCgZwYXJlbnQYASABKAUSDQoFY2hpbGQYAiABKAUSDQoFYnl0ZXMYAyABKAQSDgoGcGllY2VzGAQgASgNEhAKCGZpcnN0X21zGAUgASgNEg8KB2xhc3RfbXMYBiABKA0i4gIKE0dldFRhc2tGbG93UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIVCg1zdGFydGVkX2F0X21zGAIgASgDEi4KBXBlZXJzGAMgAygLMh8ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkZsb3dQZWVyEi4KBWVkZ2VzGAQgAygLMh8ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkZsb3dFZGdlEhUKDWxhbmRpbmdfY2hpbGQYBSADKAUSFgoObGFuZGluZ19wYXJlbnQYBiADKAUSFQoNbGFuZGluZ19waWVjZRgHIAMoDRISCgpsYW5kaW5nX21zGAggAygNEhEKCWZpcnN0X3NlcRgJIAEoBBIYChBkcm9wcGVkX2xhbmRpbmdzGAogASgEEh0KFWRyb3BwZWRfcGVlcl9sYW5kaW5ncxgLIAEoBBIdChVkcm9wcGVkX2VkZ2VfbGFuZGluZ3MYDCABKAQq5AEKElBpZWNlRmFpbHVyZVJlYXNvbhIkCiBQSUVDRV9GQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFBJRUNFX0ZBSUxVUkVfUkVBU09OX0NPTk5FQ1QQARIgChxQSUVDRV9GQUlMVVJFX1JFQVNPTl9USU1FT1VUEAISIAocUElFQ0VfRkFJTFVSRV9SRUFTT05fQ09SUlVQVBADEiIKHlBJRUNFX0ZBSUxVUkVfUkVBU09OX05PVF9GT1VORBAEEh4KGlBJRUNFX0ZBSUxVUkVfUkVBU09OX09USEVSEAUqiAEKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESFgoSVEFTS19TVEFURV9SVU5OSU5HEAISGAoUVEFTS19TVEFURV9TVUNDRUVERUQQAxIVChFUQVNLX1NUQVRFX0ZBSUxFRBAEKpABCgxUcmlnZ2VyU2NvcGUSHQoZVFJJR0dFUl9TQ09QRV9VTlNQRUNJRklFRBAAEiIKHlRSSUdHRVJfU0NPUEVfU0lOR0xFX1NFRURfUEVFUhABEiAKHFRSSUdHRVJfU0NPUEVfQUxMX1NFRURfUEVFUlMQAhIbChdUUklHR0VSX1NDT1BFX0FMTF9QRUVSUxADKqcBCglQZWVyU3RhdGUSGgoWUEVFUl9TVEFURV9VTlNQRUNJRklFRBAAEhYKElBFRVJfU1RBVEVfUEVORElORxABEhYKElBFRVJfU1RBVEVfUlVOTklORxACEh0KGVBFRVJfU1RBVEVfQkFDS19UT19TT1VSQ0UQAxIYChRQRUVSX1NUQVRFX1NVQ0NFRURFRBAEEhUKEVBFRVJfU1RBVEVfRkFJTEVEEAUy/wcKCVNjaGVkdWxlchJnCgxBbm5vdW5jZUhvc3QSKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VIb3N0UmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZUhvc3RSZXNwb25zZRJrCgxBbm5vdW5jZVBlZXISKi5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VQZWVyUmVxdWVzdBorLmxhY2V3aW5nLnNjaGVkdWxlci52MS5Bbm5vdW5jZVBlZXJSZXNwb25zZSgBMAESWwoIU3RhdFRhc2sSJi5sYWNld2luZy5zY2hlZHVsZXIudjEuU3RhdFRhc2tSZXF1ZXN0GicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlN0YXRUYXNrUmVzcG9uc2USYQoKRGVsZXRlUGVlchIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZWVyUmVzcG9uc2USYQoKRGVsZXRlVGFzaxIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVUYXNrUmVzcG9uc2USYQoKRGVsZXRlSG9zdBIoLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVxdWVzdBopLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVIb3N0UmVzcG9uc2UScAoPVHJpZ2dlckRvd25sb2FkEi0ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJEb3dubG9hZFJlcXVlc3QaLi5sYWNld2luZy5zY2hlZHVsZXIudjEuVHJpZ2dlckRvd25sb2FkUmVzcG9uc2USXgoJTGlzdEhvc3RzEicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RIb3N0c1JlcXVlc3QaKC5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdEhvc3RzUmVzcG9uc2USXgoJTGlzdFRhc2tzEicubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RUYXNrc1JlcXVlc3QaKC5sYWNld2luZy5zY2hlZHVsZXIudjEuTGlzdFRhc2tzUmVzcG9uc2USZAoLR2V0VGFza0Zsb3cSKS5sYWNld2luZy5zY2hlZHVsZXIudjEuR2V0VGFza0Zsb3dSZXF1ZXN0GioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkdldFRhc2tGbG93UmVzcG9uc2ViBnByb3RvMw", [file_lacewing_common_v1_common]);
+  fileDesc("CiVsYWNld2luZy9zY2hlZHVsZXIvdjEvc2NoZWR1bGVyLnByb3RvEhVsYWNld2luZy5zY2hlZHVsZXIudjEiPQoTQW5ub3VuY2VIb3N0UmVxdWVzdBImCgRob3N0GAEgASgLMhgubGFjZXdpbmcuY29tbW9uLnYxLkhvc3QiKAoUQW5ub3VuY2VIb3N0UmVzcG9uc2USEAoIbmV3X2hvc3QYASABKAgi9QQKE0Fubm91bmNlUGVlclJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB3BlZXJfaWQYAyABKAkSPgoIcmVnaXN0ZXIYCiABKAsyKi5sYWNld2luZy5zY2hlZHVsZXIudjEuUmVnaXN0ZXJQZWVyUmVxdWVzdEgAEjsKCXRhc2tfaW5mbxgLIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrSW5mb1JlcXVlc3RIABJFCg5waWVjZV9maW5pc2hlZBgMIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZpbmlzaGVkUmVxdWVzdEgAEkEKDHBpZWNlX2ZhaWxlZBgNIAEoCzIpLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QaWVjZUZhaWxlZFJlcXVlc3RIABI+CgpyZXNjaGVkdWxlGA4gASgLMigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlJlc2NoZWR1bGVSZXF1ZXN0SAASQwoNcGVlcl9maW5pc2hlZBgPIAEoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyRmluaXNoZWRSZXF1ZXN0SAASPwoLcGVlcl9mYWlsZWQYECABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlckZhaWxlZFJlcXVlc3RIABJTChZiYWNrX3RvX3NvdXJjZV9zdGFydGVkGBEgASgLMjEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkJhY2tUb1NvdXJjZVN0YXJ0ZWRSZXF1ZXN0SABCCQoHcmVxdWVzdCLsAQoTUmVnaXN0ZXJQZWVyUmVxdWVzdBIuCghkb3dubG9hZBgBIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5Eb3dubG9hZBITCgtoZWxkX3BpZWNlcxgCIAMoDRIQCghjb21wbGV0ZRgDIAEoCBIvCgl0YXNrX2luZm8YBCABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SFAoMcGllY2Vfc2hhMjU2GAUgAygMEjcKCnBlcnNpc3RlbnQYBiABKAsyIy5sYWNld2luZy5jb21tb24udjEuUGVyc2lzdGVudENhY2hlIj0KD1Rhc2tJbmZvUmVxdWVzdBIqCgRpbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIkQKFFBpZWNlRmluaXNoZWRSZXF1ZXN0EiwKBXBpZWNlGAEgASgLMh0ubGFjZXdpbmcuY29tbW9uLnYxLlBpZWNlSW5mbyKHAQoSUGllY2VGYWlsZWRSZXF1ZXN0Eg4KBm51bWJlchgBIAEoDRIRCglwYXJlbnRfaWQYAiABKAkSOQoGcmVhc29uGAMgASgOMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBpZWNlRmFpbHVyZVJlYXNvbhITCgtkZXNjcmlwdGlvbhgEIAEoCSJuChFSZXNjaGVkdWxlUmVxdWVzdBIZChFmYWlsZWRfcGFyZW50X2lkcxgBIAMoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdyZWZyZXNoGAMgASgIEhgKEGtub3duX3BhcmVudF9pZHMYBCADKAkieAoTUGVlckZpbmlzaGVkUmVxdWVzdBIWCg5jb250ZW50X2xlbmd0aBgBIAEoAxIUCgx0b3RhbF9waWVjZXMYAiABKA0SGQoRYnl0ZXNfZnJvbV9vcmlnaW4YAyABKAQSGAoQYnl0ZXNfZnJvbV9wZWVycxgEIAEoBCJxChFQZWVyRmFpbGVkUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIXCg9kaWdlc3RfbWlzbWF0Y2gYAiABKAgSFwoPZXhwZWN0ZWRfZGlnZXN0GAMgASgJEhUKDWFjdHVhbF9kaWdlc3QYBCABKAkiMQoaQmFja1RvU291cmNlU3RhcnRlZFJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAki9AIKFEFubm91bmNlUGVlclJlc3BvbnNlEkAKC25vcm1hbF90YXNrGAEgASgLMikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLk5vcm1hbFRhc2tSZXNwb25zZUgAEk4KE25lZWRfYmFja190b19zb3VyY2UYAiABKAsyLy5sYWNld2luZy5zY2hlZHVsZXIudjEuTmVlZEJhY2tUb1NvdXJjZVJlc3BvbnNlSAASRAoNdGFza19jb21wbGV0ZRgDIAEoCzIrLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrQ29tcGxldGVSZXNwb25zZUgAEj4KCmVtcHR5X3Rhc2sYBCABKAsyKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRW1wdHlUYXNrUmVzcG9uc2VIABI4Cgt0YXNrX3VwZGF0ZRgFIAEoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrVXBkYXRlSABCCgoIcmVzcG9uc2Ui0wEKClRhc2tVcGRhdGUSLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvEjYKDXBpZWNlX2RpZ2VzdHMYAiADKAsyHy5sYWNld2luZy5jb21tb24udjEuUGllY2VEaWdlc3QSPQoNZGlnZXN0X3NvdXJjZRgDIAEoCzImLmxhY2V3aW5nLnNjaGVkdWxlci52MS5DYW5kaWRhdGVQYXJlbnQSHQoVZGlnZXN0X3NvdXJjZV9zdWJqZWN0GAQgASgJInYKD0NhbmRpZGF0ZVBhcmVudBIPCgdwZWVyX2lkGAEgASgJEiYKBGhvc3QYAiABKAsyGC5sYWNld2luZy5jb21tb24udjEuSG9zdBIYChBoZWxkX3BpZWNlX2NvdW50GAMgASgNEhAKCGZpbmlzaGVkGAQgASgIIogBChJOb3JtYWxUYXNrUmVzcG9uc2USQQoRY2FuZGlkYXRlX3BhcmVudHMYASADKAsyJi5sYWNld2luZy5zY2hlZHVsZXIudjEuQ2FuZGlkYXRlUGFyZW50Ei8KCXRhc2tfaW5mbxgCIAEoCzIcLmxhY2V3aW5nLmNvbW1vbi52MS5UYXNrSW5mbyIvChhOZWVkQmFja1RvU291cmNlUmVzcG9uc2USEwoLZGVzY3JpcHRpb24YASABKAkiRwoUVGFza0NvbXBsZXRlUmVzcG9uc2USLwoJdGFza19pbmZvGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLlRhc2tJbmZvIhMKEUVtcHR5VGFza1Jlc3BvbnNlIiIKD1N0YXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIuEBChBTdGF0VGFza1Jlc3BvbnNlEioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SLwoFc3RhdGUYAiABKA4yIC5sYWNld2luZy5zY2hlZHVsZXIudjEuVGFza1N0YXRlEhIKCnBlZXJfY291bnQYAyABKA0SGwoTZmluaXNoZWRfcGVlcl9jb3VudBgEIAEoDRI/CgpwZXJzaXN0ZW50GAUgASgLMisubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlBlcnNpc3RlbnRUYXNrU3RhdHVzInoKFFBlcnNpc3RlbnRUYXNrU3RhdHVzEjIKBWNhY2hlGAEgASgLMiMubGFjZXdpbmcuY29tbW9uLnYxLlBlcnNpc3RlbnRDYWNoZRIVCg1yZXBsaWNhc19oZWxkGAIgASgNEhcKD2hvbGRlcl9ob3N0X2lkcxgDIAMoCSIuChtEZWxldGVQZXJzaXN0ZW50VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIvChxEZWxldGVQZXJzaXN0ZW50VGFza1Jlc3BvbnNlEg8KB2hvbGRlcnMYASABKA0iNQoRRGVsZXRlUGVlclJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJIhQKEkRlbGV0ZVBlZXJSZXNwb25zZSI1ChFEZWxldGVUYXNrUmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkiFAoSRGVsZXRlVGFza1Jlc3BvbnNlIiQKEURlbGV0ZUhvc3RSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkiFAoSRGVsZXRlSG9zdFJlc3BvbnNlIooBChZUcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Ei4KCGRvd25sb2FkGAEgASgLMhwubGFjZXdpbmcuY29tbW9uLnYxLkRvd25sb2FkEjIKBXNjb3BlGAIgASgOMiMubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJTY29wZRIMCgR3YWl0GAMgASgIImoKE1RyaWdnZXJlZEhvc3RSZXN1bHQSDwoHaG9zdF9pZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIKCgJpcBgDIAEoCRIPCgdzdWNjZXNzGAQgASgIEhMKC2Rlc2NyaXB0aW9uGAUgASgJImcKF1RyaWdnZXJEb3dubG9hZFJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSOwoHcmVzdWx0cxgCIAMoCzIqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UcmlnZ2VyZWRIb3N0UmVzdWx0IjkKEExpc3RIb3N0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkihwEKCkhvc3RTdGF0dXMSJgoEaG9zdBgBIAEoCzIYLmxhY2V3aW5nLmNvbW1vbi52MS5Ib3N0EhwKFGxhc3RfYW5ub3VuY2VkX2F0X21zGAIgASgDEhIKCnBlZXJfY291bnQYAyABKA0SHwoXdXBsb2FkX2J5dGVzX3Blcl9zZWNvbmQYBCABKAQieQoRTGlzdEhvc3RzUmVzcG9uc2USMAoFaG9zdHMYASADKAsyIS5sYWNld2luZy5zY2hlZHVsZXIudjEuSG9zdFN0YXR1cxIZChFzY2hlZHVsZXJfYWRkcmVzcxgCIAEoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiSgoQTGlzdFRhc2tzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIPCgd0YXNrX2lkGAMgASgJIj4KClBlZXJTb3VyY2USEQoJcGFyZW50X2lkGAEgASgJEg0KBWJ5dGVzGAIgASgEEg4KBnBpZWNlcxgDIAEoDSLaAQoKUGVlclN0YXR1cxIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSLwoFc3RhdGUYAyABKA4yIC5sYWNld2luZy5zY2hlZHVsZXIudjEuUGVlclN0YXRlEhcKD2ZpbmlzaGVkX3BpZWNlcxgEIAEoDRIVCg1jcmVhdGVkX2F0X21zGAUgASgDEhUKDXVwZGF0ZWRfYXRfbXMYBiABKAMSMgoHc291cmNlcxgHIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyU291cmNlIuEBCgpUYXNrU3RhdHVzEioKBGluZm8YASABKAsyHC5sYWNld2luZy5jb21tb24udjEuVGFza0luZm8SCwoDdXJsGAIgASgJEgsKA3RhZxgDIAEoCRITCgthcHBsaWNhdGlvbhgEIAEoCRIvCgVzdGF0ZRgFIAEoDjIgLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UYXNrU3RhdGUSFQoNY3JlYXRlZF9hdF9tcxgGIAEoAxIwCgVwZWVycxgHIAMoCzIhLmxhY2V3aW5nLnNjaGVkdWxlci52MS5QZWVyU3RhdHVzIl4KEUxpc3RUYXNrc1Jlc3BvbnNlEjAKBXRhc2tzGAEgAygLMiEubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRhc2tTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjgKEkdldFRhc2tGbG93UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBCIsCghGbG93UGVlchIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkiawoIRmxvd0VkZ2USDgoGcGFyZW50GAEgASgFEg0KBWNoaWxkGAIgASgFEg0KBWJ5dGVzGAMgASgEEg4KBnBpZWNlcxgEIAEoDRIQCghmaXJzdF9tcxgFIAEoDRIPCgdsYXN0X21zGAYgASgNIuICChNHZXRUYXNrRmxvd1Jlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSFQoNc3RhcnRlZF9hdF9tcxgCIAEoAxIuCgVwZWVycxgDIAMoCzIfLmxhY2V3aW5nLnNjaGVkdWxlci52MS5GbG93UGVlchIuCgVlZGdlcxgEIAMoCzIfLmxhY2V3aW5nLnNjaGVkdWxlci52MS5GbG93RWRnZRIVCg1sYW5kaW5nX2NoaWxkGAUgAygFEhYKDmxhbmRpbmdfcGFyZW50GAYgAygFEhUKDWxhbmRpbmdfcGllY2UYByADKA0SEgoKbGFuZGluZ19tcxgIIAMoDRIRCglmaXJzdF9zZXEYCSABKAQSGAoQZHJvcHBlZF9sYW5kaW5ncxgKIAEoBBIdChVkcm9wcGVkX3BlZXJfbGFuZGluZ3MYCyABKAQSHQoVZHJvcHBlZF9lZGdlX2xhbmRpbmdzGAwgASgEKuQBChJQaWVjZUZhaWx1cmVSZWFzb24SJAogUElFQ0VfRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxQSUVDRV9GQUlMVVJFX1JFQVNPTl9DT05ORUNUEAESIAocUElFQ0VfRkFJTFVSRV9SRUFTT05fVElNRU9VVBACEiAKHFBJRUNFX0ZBSUxVUkVfUkVBU09OX0NPUlJVUFQQAxIiCh5QSUVDRV9GQUlMVVJFX1JFQVNPTl9OT1RfRk9VTkQQBBIeChpQSUVDRV9GQUlMVVJFX1JFQVNPTl9PVEhFUhAFKogBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhYKElRBU0tfU1RBVEVfUlVOTklORxACEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBCqQAQoMVHJpZ2dlclNjb3BlEh0KGVRSSUdHRVJfU0NPUEVfVU5TUEVDSUZJRUQQABIiCh5UUklHR0VSX1NDT1BFX1NJTkdMRV9TRUVEX1BFRVIQARIgChxUUklHR0VSX1NDT1BFX0FMTF9TRUVEX1BFRVJTEAISGwoXVFJJR0dFUl9TQ09QRV9BTExfUEVFUlMQAyqnAQoJUGVlclN0YXRlEhoKFlBFRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJQRUVSX1NUQVRFX1BFTkRJTkcQARIWChJQRUVSX1NUQVRFX1JVTk5JTkcQAhIdChlQRUVSX1NUQVRFX0JBQ0tfVE9fU09VUkNFEAMSGAoUUEVFUl9TVEFURV9TVUNDRUVERUQQBBIVChFQRUVSX1NUQVRFX0ZBSUxFRBAFMoAJCglTY2hlZHVsZXISZwoMQW5ub3VuY2VIb3N0EioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkFubm91bmNlSG9zdFJlcXVlc3QaKy5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VIb3N0UmVzcG9uc2USawoMQW5ub3VuY2VQZWVyEioubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkFubm91bmNlUGVlclJlcXVlc3QaKy5sYWNld2luZy5zY2hlZHVsZXIudjEuQW5ub3VuY2VQZWVyUmVzcG9uc2UoATABElsKCFN0YXRUYXNrEiYubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlN0YXRUYXNrUmVxdWVzdBonLmxhY2V3aW5nLnNjaGVkdWxlci52MS5TdGF0VGFza1Jlc3BvbnNlEmEKCkRlbGV0ZVBlZXISKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRGVsZXRlUGVlclJlcXVlc3QaKS5sYWNld2luZy5zY2hlZHVsZXIudjEuRGVsZXRlUGVlclJlc3BvbnNlEmEKCkRlbGV0ZVRhc2sSKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRGVsZXRlVGFza1JlcXVlc3QaKS5sYWNld2luZy5zY2hlZHVsZXIudjEuRGVsZXRlVGFza1Jlc3BvbnNlEmEKCkRlbGV0ZUhvc3QSKC5sYWNld2luZy5zY2hlZHVsZXIudjEuRGVsZXRlSG9zdFJlcXVlc3QaKS5sYWNld2luZy5zY2hlZHVsZXIudjEuRGVsZXRlSG9zdFJlc3BvbnNlEnAKD1RyaWdnZXJEb3dubG9hZBItLmxhY2V3aW5nLnNjaGVkdWxlci52MS5UcmlnZ2VyRG93bmxvYWRSZXF1ZXN0Gi4ubGFjZXdpbmcuc2NoZWR1bGVyLnYxLlRyaWdnZXJEb3dubG9hZFJlc3BvbnNlEl4KCUxpc3RIb3N0cxInLmxhY2V3aW5nLnNjaGVkdWxlci52MS5MaXN0SG9zdHNSZXF1ZXN0GigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RIb3N0c1Jlc3BvbnNlEl4KCUxpc3RUYXNrcxInLmxhY2V3aW5nLnNjaGVkdWxlci52MS5MaXN0VGFza3NSZXF1ZXN0GigubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEmQKC0dldFRhc2tGbG93EikubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkdldFRhc2tGbG93UmVxdWVzdBoqLmxhY2V3aW5nLnNjaGVkdWxlci52MS5HZXRUYXNrRmxvd1Jlc3BvbnNlEn8KFERlbGV0ZVBlcnNpc3RlbnRUYXNrEjIubGFjZXdpbmcuc2NoZWR1bGVyLnYxLkRlbGV0ZVBlcnNpc3RlbnRUYXNrUmVxdWVzdBozLmxhY2V3aW5nLnNjaGVkdWxlci52MS5EZWxldGVQZXJzaXN0ZW50VGFza1Jlc3BvbnNlYgZwcm90bzM", [file_lacewing_common_v1_common]);
 
 /**
  * @generated from message lacewing.scheduler.v1.AnnounceHostRequest
@@ -170,6 +170,16 @@ export type RegisterPeerRequest = Message<"lacewing.scheduler.v1.RegisterPeerReq
    * @generated from field: repeated bytes piece_sha256 = 5;
    */
   pieceSha256: Uint8Array[];
+
+  /**
+   * Set for a persistent cache task (dfcache): its id is not derived from the
+   * download, and no peer ever goes back to source for it. With complete: the
+   * holder's copy and its metadata (a scheduler that restarted takes them);
+   * without: a download of a task the scheduler must already know.
+   *
+   * @generated from field: lacewing.common.v1.PersistentCache persistent = 6;
+   */
+  persistent?: PersistentCache | undefined;
 };
 
 /**
@@ -622,6 +632,13 @@ export type StatTaskResponse = Message<"lacewing.scheduler.v1.StatTaskResponse">
    * @generated from field: uint32 finished_peer_count = 4;
    */
   finishedPeerCount: number;
+
+  /**
+   * Set when the task is a persistent cache task.
+   *
+   * @generated from field: lacewing.scheduler.v1.PersistentTaskStatus persistent = 5;
+   */
+  persistent?: PersistentTaskStatus | undefined;
 };
 
 /**
@@ -630,6 +647,71 @@ export type StatTaskResponse = Message<"lacewing.scheduler.v1.StatTaskResponse">
  */
 export const StatTaskResponseSchema: GenMessage<StatTaskResponse> = /*@__PURE__*/
   messageDesc(file_lacewing_scheduler_v1_scheduler, 19);
+
+/**
+ * @generated from message lacewing.scheduler.v1.PersistentTaskStatus
+ */
+export type PersistentTaskStatus = Message<"lacewing.scheduler.v1.PersistentTaskStatus"> & {
+  /**
+   * @generated from field: lacewing.common.v1.PersistentCache cache = 1;
+   */
+  cache?: PersistentCache | undefined;
+
+  /**
+   * Alive hosts holding a complete copy.
+   *
+   * @generated from field: uint32 replicas_held = 2;
+   */
+  replicasHeld: number;
+
+  /**
+   * @generated from field: repeated string holder_host_ids = 3;
+   */
+  holderHostIds: string[];
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.PersistentTaskStatus.
+ * Use `create(PersistentTaskStatusSchema)` to create a new message.
+ */
+export const PersistentTaskStatusSchema: GenMessage<PersistentTaskStatus> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 20);
+
+/**
+ * @generated from message lacewing.scheduler.v1.DeletePersistentTaskRequest
+ */
+export type DeletePersistentTaskRequest = Message<"lacewing.scheduler.v1.DeletePersistentTaskRequest"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.DeletePersistentTaskRequest.
+ * Use `create(DeletePersistentTaskRequestSchema)` to create a new message.
+ */
+export const DeletePersistentTaskRequestSchema: GenMessage<DeletePersistentTaskRequest> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 21);
+
+/**
+ * @generated from message lacewing.scheduler.v1.DeletePersistentTaskResponse
+ */
+export type DeletePersistentTaskResponse = Message<"lacewing.scheduler.v1.DeletePersistentTaskResponse"> & {
+  /**
+   * Hosts told to delete their copy.
+   *
+   * @generated from field: uint32 holders = 1;
+   */
+  holders: number;
+};
+
+/**
+ * Describes the message lacewing.scheduler.v1.DeletePersistentTaskResponse.
+ * Use `create(DeletePersistentTaskResponseSchema)` to create a new message.
+ */
+export const DeletePersistentTaskResponseSchema: GenMessage<DeletePersistentTaskResponse> = /*@__PURE__*/
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 22);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeletePeerRequest
@@ -651,7 +733,7 @@ export type DeletePeerRequest = Message<"lacewing.scheduler.v1.DeletePeerRequest
  * Use `create(DeletePeerRequestSchema)` to create a new message.
  */
 export const DeletePeerRequestSchema: GenMessage<DeletePeerRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 20);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 23);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeletePeerResponse
@@ -664,7 +746,7 @@ export type DeletePeerResponse = Message<"lacewing.scheduler.v1.DeletePeerRespon
  * Use `create(DeletePeerResponseSchema)` to create a new message.
  */
 export const DeletePeerResponseSchema: GenMessage<DeletePeerResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 21);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 24);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteTaskRequest
@@ -686,7 +768,7 @@ export type DeleteTaskRequest = Message<"lacewing.scheduler.v1.DeleteTaskRequest
  * Use `create(DeleteTaskRequestSchema)` to create a new message.
  */
 export const DeleteTaskRequestSchema: GenMessage<DeleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 22);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 25);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteTaskResponse
@@ -699,7 +781,7 @@ export type DeleteTaskResponse = Message<"lacewing.scheduler.v1.DeleteTaskRespon
  * Use `create(DeleteTaskResponseSchema)` to create a new message.
  */
 export const DeleteTaskResponseSchema: GenMessage<DeleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 23);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 26);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteHostRequest
@@ -716,7 +798,7 @@ export type DeleteHostRequest = Message<"lacewing.scheduler.v1.DeleteHostRequest
  * Use `create(DeleteHostRequestSchema)` to create a new message.
  */
 export const DeleteHostRequestSchema: GenMessage<DeleteHostRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 24);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 27);
 
 /**
  * @generated from message lacewing.scheduler.v1.DeleteHostResponse
@@ -729,7 +811,7 @@ export type DeleteHostResponse = Message<"lacewing.scheduler.v1.DeleteHostRespon
  * Use `create(DeleteHostResponseSchema)` to create a new message.
  */
 export const DeleteHostResponseSchema: GenMessage<DeleteHostResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 25);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 28);
 
 /**
  * @generated from message lacewing.scheduler.v1.TriggerDownloadRequest
@@ -758,7 +840,7 @@ export type TriggerDownloadRequest = Message<"lacewing.scheduler.v1.TriggerDownl
  * Use `create(TriggerDownloadRequestSchema)` to create a new message.
  */
 export const TriggerDownloadRequestSchema: GenMessage<TriggerDownloadRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 26);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 29);
 
 /**
  * @generated from message lacewing.scheduler.v1.TriggeredHostResult
@@ -795,7 +877,7 @@ export type TriggeredHostResult = Message<"lacewing.scheduler.v1.TriggeredHostRe
  * Use `create(TriggeredHostResultSchema)` to create a new message.
  */
 export const TriggeredHostResultSchema: GenMessage<TriggeredHostResult> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 27);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 30);
 
 /**
  * @generated from message lacewing.scheduler.v1.TriggerDownloadResponse
@@ -817,7 +899,7 @@ export type TriggerDownloadResponse = Message<"lacewing.scheduler.v1.TriggerDown
  * Use `create(TriggerDownloadResponseSchema)` to create a new message.
  */
 export const TriggerDownloadResponseSchema: GenMessage<TriggerDownloadResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 28);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 31);
 
 /**
  * @generated from message lacewing.scheduler.v1.ListHostsRequest
@@ -843,7 +925,7 @@ export type ListHostsRequest = Message<"lacewing.scheduler.v1.ListHostsRequest">
  * Use `create(ListHostsRequestSchema)` to create a new message.
  */
 export const ListHostsRequestSchema: GenMessage<ListHostsRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 29);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 32);
 
 /**
  * @generated from message lacewing.scheduler.v1.HostStatus
@@ -879,7 +961,7 @@ export type HostStatus = Message<"lacewing.scheduler.v1.HostStatus"> & {
  * Use `create(HostStatusSchema)` to create a new message.
  */
 export const HostStatusSchema: GenMessage<HostStatus> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 30);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 33);
 
 /**
  * @generated from message lacewing.scheduler.v1.ListHostsResponse
@@ -910,7 +992,7 @@ export type ListHostsResponse = Message<"lacewing.scheduler.v1.ListHostsResponse
  * Use `create(ListHostsResponseSchema)` to create a new message.
  */
 export const ListHostsResponseSchema: GenMessage<ListHostsResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 31);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 34);
 
 /**
  * @generated from message lacewing.scheduler.v1.ListTasksRequest
@@ -943,7 +1025,7 @@ export type ListTasksRequest = Message<"lacewing.scheduler.v1.ListTasksRequest">
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 32);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 35);
 
 /**
  * Bytes a peer received from one source, as its piece reports said.
@@ -974,7 +1056,7 @@ export type PeerSource = Message<"lacewing.scheduler.v1.PeerSource"> & {
  * Use `create(PeerSourceSchema)` to create a new message.
  */
 export const PeerSourceSchema: GenMessage<PeerSource> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 33);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 36);
 
 /**
  * @generated from message lacewing.scheduler.v1.PeerStatus
@@ -1023,7 +1105,7 @@ export type PeerStatus = Message<"lacewing.scheduler.v1.PeerStatus"> & {
  * Use `create(PeerStatusSchema)` to create a new message.
  */
 export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 34);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 37);
 
 /**
  * @generated from message lacewing.scheduler.v1.TaskStatus
@@ -1072,7 +1154,7 @@ export type TaskStatus = Message<"lacewing.scheduler.v1.TaskStatus"> & {
  * Use `create(TaskStatusSchema)` to create a new message.
  */
 export const TaskStatusSchema: GenMessage<TaskStatus> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 35);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 38);
 
 /**
  * @generated from message lacewing.scheduler.v1.ListTasksResponse
@@ -1096,7 +1178,7 @@ export type ListTasksResponse = Message<"lacewing.scheduler.v1.ListTasksResponse
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 36);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 39);
 
 /**
  * @generated from message lacewing.scheduler.v1.GetTaskFlowRequest
@@ -1120,7 +1202,7 @@ export type GetTaskFlowRequest = Message<"lacewing.scheduler.v1.GetTaskFlowReque
  * Use `create(GetTaskFlowRequestSchema)` to create a new message.
  */
 export const GetTaskFlowRequestSchema: GenMessage<GetTaskFlowRequest> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 37);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 40);
 
 /**
  * One peer in a flow. Landings and edges name peers by their index here.
@@ -1144,7 +1226,7 @@ export type FlowPeer = Message<"lacewing.scheduler.v1.FlowPeer"> & {
  * Use `create(FlowPeerSchema)` to create a new message.
  */
 export const FlowPeerSchema: GenMessage<FlowPeer> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 38);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 41);
 
 /**
  * Bytes that went from one parent to one child.
@@ -1192,7 +1274,7 @@ export type FlowEdge = Message<"lacewing.scheduler.v1.FlowEdge"> & {
  * Use `create(FlowEdgeSchema)` to create a new message.
  */
 export const FlowEdgeSchema: GenMessage<FlowEdge> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 39);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 42);
 
 /**
  * @generated from message lacewing.scheduler.v1.GetTaskFlowResponse
@@ -1278,7 +1360,7 @@ export type GetTaskFlowResponse = Message<"lacewing.scheduler.v1.GetTaskFlowResp
  * Use `create(GetTaskFlowResponseSchema)` to create a new message.
  */
 export const GetTaskFlowResponseSchema: GenMessage<GetTaskFlowResponse> = /*@__PURE__*/
-  messageDesc(file_lacewing_scheduler_v1_scheduler, 40);
+  messageDesc(file_lacewing_scheduler_v1_scheduler, 43);
 
 /**
  * @generated from enum lacewing.scheduler.v1.PieceFailureReason
@@ -1530,6 +1612,17 @@ export const Scheduler: GenService<{
     methodKind: "unary";
     input: typeof GetTaskFlowRequestSchema;
     output: typeof GetTaskFlowResponseSchema;
+  },
+  /**
+   * Removes a persistent cache task everywhere (dfcache delete): the
+   * scheduler tells every holder to delete its copy and forgets the task.
+   *
+   * @generated from rpc lacewing.scheduler.v1.Scheduler.DeletePersistentTask
+   */
+  deletePersistentTask: {
+    methodKind: "unary";
+    input: typeof DeletePersistentTaskRequestSchema;
+    output: typeof DeletePersistentTaskResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_lacewing_scheduler_v1_scheduler, 0);
