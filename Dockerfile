@@ -1,5 +1,5 @@
-# One image for all four Lacewing binaries: lacewing-scheduler, lacewing-manager,
-# dfdaemon and dfget, each on PATH.
+# One image for all five Lacewing binaries: lacewing-scheduler, lacewing-manager,
+# dfdaemon, dfget and dfcache, each on PATH.
 #
 #   docker build -t ghcr.io/lacewing/lacewing:0.1.0 .
 #   scripts/build-image.sh            # the same file with buildah, no Docker daemon
@@ -47,6 +47,7 @@ COPY packages/dfdaemon/package.json /packages/dfdaemon/
 COPY packages/dfget/package.json /packages/dfget/
 COPY packages/manager/package.json /packages/manager/
 COPY packages/scheduler/package.json /packages/scheduler/
+COPY packages/sources/package.json /packages/sources/
 
 # Build with every dependency (TypeScript is a dev dependency).
 FROM pnpm AS build
@@ -62,7 +63,7 @@ RUN pnpm exec tsc -b packages/dfdaemon packages/dfget packages/scheduler package
   # Only what runs: no tests, declarations or build info in the image.
   && find packages/*/dist \( -name '*.spec.*' -o -name '*.d.ts' -o -name '*.d.ts.map' \) -delete \
   && mkdir /out \
-  && for p in api common dfdaemon dfget manager scheduler; do \
+  && for p in api common dfdaemon dfget manager scheduler sources; do \
        mkdir -p "/out/packages/$p" && cp -a "packages/$p/dist" "/out/packages/$p/"; \
        if [ -d "packages/$p/bin" ]; then cp -a "packages/$p/bin" "/out/packages/$p/"; fi; \
      done \
@@ -83,7 +84,7 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
 LABEL org.opencontainers.image.title="lacewing" \
-      org.opencontainers.image.description="Peer-to-peer distribution of container images and large files: lacewing-scheduler, lacewing-manager, dfdaemon, dfget" \
+      org.opencontainers.image.description="Peer-to-peer distribution of container images and large files: lacewing-scheduler, lacewing-manager, dfdaemon, dfget, dfcache" \
       org.opencontainers.image.source="https://github.com/lacewing/lacewing" \
       org.opencontainers.image.url="https://github.com/lacewing/lacewing" \
       org.opencontainers.image.documentation="https://github.com/lacewing/lacewing/blob/main/README.md" \
@@ -100,11 +101,11 @@ RUN apt-get update \
 WORKDIR /opt/lacewing
 COPY --from=deps /opt/lacewing ./
 COPY --from=build /out ./
-RUN for bin in dfdaemon/bin/dfdaemon dfget/bin/dfget scheduler/bin/lacewing-scheduler manager/bin/lacewing-manager; do \
+RUN for bin in dfdaemon/bin/dfdaemon dfget/bin/dfget dfget/bin/dfcache scheduler/bin/lacewing-scheduler manager/bin/lacewing-manager; do \
       ln -s "/opt/lacewing/packages/$bin.js" "/usr/local/bin/$(basename "$bin")"; \
     done \
   # Each binary starts and finds its modules.
-  && for bin in dfdaemon dfget lacewing-scheduler lacewing-manager; do "$bin" --help >/dev/null; done
+  && for bin in dfdaemon dfget dfcache lacewing-scheduler lacewing-manager; do "$bin" --help >/dev/null; done
 USER 65532:65532
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["dfget", "--help"]

@@ -188,6 +188,29 @@ describe("hf:// through a scheduler, a seed peer and 3 dfdaemons, with a test hu
     assert.deepEqual(await readdir(join(root, "configs")).then((names) => names.filter((n) => !n.startsWith("."))), ["config.json"]);
   });
 
+  it("dfget -r refuses a listing that names a path outside the directory, and a revision that does not exist, writing nothing", async () => {
+    hub.createRepo({ id: "owner/hostile" });
+    hub.commit("owner/hostile", { "ok.txt": "fine", "sub/../../escape.bin": randomBytesOf(4096, 46) });
+    const out = join(root, "hostile-dir");
+    const cases: Array<[string, string, string]> = [
+      ["hf://owner/hostile", "LW_ERR_UNSAFE_KEY", "sub/../../escape.bin"],
+      ["hf://owner/hostile@v404", "LW_ERR_HUB_REVISION_NOT_FOUND", "v404"],
+    ];
+    for (const [url, code, named] of cases) {
+      const result = await runCommand(BIN.dfget, ["-r", url, "-O", out, "--socket", peers[0]!.socket, "--no-progress"], hubEnv(hub, TOKEN));
+      assert.notEqual(result.code, 0, url);
+      assert.match(result.stderr, /^dfget: [^\n]+\n$/, `${url}: one line`);
+      assert.ok(result.stderr.includes(named), `${url}: names ${named}: ${result.stderr}`);
+      const json = await runCommand(BIN.dfget, ["-r", url, "-O", out, "--socket", peers[0]!.socket, "--no-progress", "--json"], hubEnv(hub, TOKEN));
+      assert.equal((JSON.parse(json.stdout) as { error?: { code: string } }).error?.code, code, url);
+    }
+    assert.deepEqual(
+      (await readdir(root)).filter((name) => name === "hostile-dir" || name === "escape.bin"),
+      [],
+      "no directory made and nothing written beside it",
+    );
+  });
+
   it("bad input: each a one-line error with its code and exit code, and no output file", async () => {
     const cases: Array<[string, string, NodeJS.ProcessEnv, number, string]> = [
       ["malformed URL", "hf://owner", hubEnv(hub, TOKEN), 2, "LW_ERR_BAD_URL"],

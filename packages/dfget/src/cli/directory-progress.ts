@@ -1,6 +1,6 @@
 import { formatBytes } from "@lacewing/common";
 import type { DirectoryProgress, DirectoryResult } from "../directory/download-directory.js";
-import { createRateMeter, etaSeconds, formatElapsed, formatEta, formatRate, type ProgressStream } from "./progress.js";
+import { createRedrawnLine, etaSeconds, formatBar, formatElapsed, formatEta, formatRate, type ProgressStream } from "./progress.js";
 
 export interface DirectoryProgressOptions {
   stream: ProgressStream;
@@ -15,31 +15,15 @@ export interface DirectoryProgressRenderer {
   clear(): void;
 }
 
-const BAR_WIDTH = 24;
-const CLEAR_LINE = "\r\x1b[K";
-
-/** One line for the whole directory, redrawn in place: files done/total, bytes, rate, ETA. */
+/** One line for the whole directory, redrawn in place: files done/total, bytes, rate, ETA; the last file always redraws. */
 export function createDirectoryProgressRenderer(options: DirectoryProgressOptions): DirectoryProgressRenderer {
-  const now = options.now ?? Date.now;
-  const minRedrawMs = options.minRedrawMs ?? 100;
-  const rate = createRateMeter(options.rateWindowMs ?? 5_000);
-  let lastDrawAt = -Infinity;
-  let drawn = false;
+  const line = createRedrawnLine(options);
   return {
-    update(progress) {
-      const at = now();
-      rate.record(at, progress.completedBytes);
-      if (at - lastDrawAt < minRedrawMs && progress.filesDone < progress.filesTotal) return;
-      lastDrawAt = at;
-      const line = formatDirectoryProgressLine(progress, rate.bytesPerSecond());
-      const width = options.stream.columns;
-      options.stream.write(CLEAR_LINE + (width !== undefined && width > 1 ? line.slice(0, width - 1) : line));
-      drawn = true;
-    },
-    clear() {
-      if (drawn) options.stream.write(CLEAR_LINE);
-      drawn = false;
-    },
+    update: (progress) =>
+      line.update(progress.completedBytes, progress.filesDone === progress.filesTotal, (bytesPerSecond) =>
+        formatDirectoryProgressLine(progress, bytesPerSecond),
+      ),
+    clear: () => line.clear(),
   };
 }
 
@@ -51,12 +35,9 @@ export function formatDirectoryProgressLine(progress: DirectoryProgress, bytesPe
         ? 1
         : progress.filesDone / progress.filesTotal
       : Math.min(1, progress.completedBytes / progress.totalBytes);
-  const filled = Math.floor(fraction * BAR_WIDTH);
-  const bar = `[${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}]`;
-  const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
   const rate = bytesPerSecond === undefined ? "-- B/s" : formatRate(bytesPerSecond);
   const eta = formatEta(etaSeconds(progress.completedBytes, progress.totalBytes, bytesPerSecond));
-  return `${bar} ${percent}  ${progress.filesDone}/${progress.filesTotal} files  ${formatBytes(progress.completedBytes)} / ${formatBytes(progress.totalBytes)}  ${rate}  ETA ${eta}`;
+  return `${formatBar(fraction)}  ${progress.filesDone}/${progress.filesTotal} files  ${formatBytes(progress.completedBytes)} / ${formatBytes(progress.totalBytes)}  ${rate}  ETA ${eta}`;
 }
 
 /** The summary line on a terminal: `saved 20 files in /data/m: 18 downloaded, 4.0 GiB in 1m02s, 66.1 MiB/s (origin 0 B, peers 4.0 GiB, cache 0 B); 2 unchanged` */

@@ -29,24 +29,38 @@ const CLEAR_LINE = "\r\x1b[K";
 
 /** A single-line progress bar redrawn in place with `\r`. */
 export function createProgressRenderer(options: ProgressRendererOptions): ProgressRenderer {
+  const line = createRedrawnLine(options);
+  return {
+    update(completedBytes, totalBytes) {
+      line.update(completedBytes, false, (bytesPerSecond) =>
+        formatProgressLine({ completedBytes, totalBytes, bytesPerSecond, etaSeconds: etaSeconds(completedBytes, totalBytes, bytesPerSecond) }),
+      );
+    },
+    clear: () => line.clear(),
+  };
+}
+
+/**
+ * The line both bars draw on: the rate over the bytes recorded, a redraw at
+ * most every `minRedrawMs` (unless `force`), the line cut to the terminal's
+ * width, and erased by clear().
+ */
+export function createRedrawnLine(options: ProgressRendererOptions): {
+  update(completedBytes: number, force: boolean, format: (bytesPerSecond: number | undefined) => string): void;
+  clear(): void;
+} {
   const now = options.now ?? Date.now;
   const minRedrawMs = options.minRedrawMs ?? 100;
   const rate = createRateMeter(options.rateWindowMs ?? 5_000);
   let lastDrawAt = -Infinity;
   let drawn = false;
   return {
-    update(completedBytes, totalBytes) {
+    update(completedBytes, force, format) {
       const at = now();
       rate.record(at, completedBytes);
-      if (at - lastDrawAt < minRedrawMs) return;
+      if (at - lastDrawAt < minRedrawMs && !force) return;
       lastDrawAt = at;
-      const bytesPerSecond = rate.bytesPerSecond();
-      const line = formatProgressLine({
-        completedBytes,
-        totalBytes,
-        bytesPerSecond,
-        etaSeconds: etaSeconds(completedBytes, totalBytes, bytesPerSecond),
-      });
+      const line = format(rate.bytesPerSecond());
       const width = options.stream.columns;
       options.stream.write(CLEAR_LINE + (width !== undefined && width > 1 ? line.slice(0, width - 1) : line));
       drawn = true;
@@ -56,6 +70,12 @@ export function createProgressRenderer(options: ProgressRendererOptions): Progre
       drawn = false;
     },
   };
+}
+
+/** `[#########---------------]  37%` for a fraction from 0 to 1. */
+export function formatBar(fraction: number): string {
+  const filled = Math.floor(fraction * BAR_WIDTH);
+  return `[${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}] ${`${Math.floor(fraction * 100)}%`.padStart(4)}`;
 }
 
 /** Rate over a sliding window of (time, bytes) samples. */
@@ -95,10 +115,7 @@ export function formatProgressLine(line: ProgressLine): string {
   const rate = line.bytesPerSecond === undefined ? "-- B/s" : formatRate(line.bytesPerSecond);
   if (line.totalBytes < 0) return `${formatBytes(line.completedBytes)}  ${rate}`;
   const fraction = line.totalBytes === 0 ? 1 : Math.min(1, line.completedBytes / line.totalBytes);
-  const filled = Math.floor(fraction * BAR_WIDTH);
-  const bar = `[${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}]`;
-  const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
-  return `${bar} ${percent}  ${formatBytes(line.completedBytes)} / ${formatBytes(line.totalBytes)}  ${rate}  ETA ${formatEta(line.etaSeconds)}`;
+  return `${formatBar(fraction)}  ${formatBytes(line.completedBytes)} / ${formatBytes(line.totalBytes)}  ${rate}  ETA ${formatEta(line.etaSeconds)}`;
 }
 
 export function formatRate(bytesPerSecond: number): string {

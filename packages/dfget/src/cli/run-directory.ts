@@ -4,23 +4,16 @@ import { download } from "../download.js";
 import { DirStateWriter, readDirState } from "../directory/dir-state.js";
 import { downloadDirectory, type DirectoryResult, type DownloadFile } from "../directory/download-directory.js";
 import { createKeyFilter } from "../directory/glob.js";
-import { DEFAULT_LISTERS, listerFor, type ListerRegistry } from "../directory/listers.js";
+import { DEFAULT_LISTERS, listerFor } from "../directory/listers.js";
 import { listDirectory } from "../directory/plan.js";
 import { createDirectoryProgressRenderer, formatDirectorySummary, type DirectoryProgressRenderer } from "./directory-progress.js";
 import { describeFailure, ExitCode, type Failure } from "./exit-codes.js";
 import { requestForListedFile } from "./listed-file.js";
+import type { DfgetIo } from "./run.js";
 import { resolveDirectoryRequest, resolveRequest, type CommandLine, type DirectoryRequest } from "./options.js";
 
-/** The part of the process a directory run uses (DfgetIo fits it). */
-export interface DirectoryIo {
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  stdout: { write(chunk: string): unknown };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  signal?: AbortSignal;
-  now?: () => number;
-  listers?: ListerRegistry;
-}
+/** The part of the process a directory run uses: dfget's, without its arguments. */
+export type DirectoryIo = Omit<DfgetIo, "argv">;
 
 /** What a directory run ended with; runDfget reports a thrown error, this reports a finished run. */
 export interface DirectoryRunOutcome {
