@@ -34,6 +34,7 @@ export { AsyncQueue } from "./async-queue.js";
 export { backoffDelay, retry, type BackoffOptions, type RetryOptions } from "./backoff.js";
 export { MAX_TIMER_MS, formatBytes, parseBytes, parseDuration } from "./units.js";
 export { REDACTED, redactUrl, type RedactUrlOptions } from "./redact-url.js";
+export { headerValue } from "./headers.js";
 export { DEFAULTS } from "./defaults.js";
 export { rendezvousOrder, rendezvousPick } from "./rendezvous.js";
 export {

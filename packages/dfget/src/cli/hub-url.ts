@@ -1,3 +1,4 @@
+import { headerValue } from "@lacewing/common";
 import type { DfgetRequest } from "./options.js";
 
 /** True for a URL that names a file on a model hub rather than an http(s) origin. */
@@ -19,8 +20,7 @@ export async function resolveHubUrl(request: DfgetRequest, env: NodeJS.ProcessEn
   if (!isHubUrl(request.download.url)) return request;
   // Loaded only for hub URLs: a plain download starts without the sources package.
   const { resolveHfFile } = await import("@lacewing/sources");
-  const headers = request.download.requestHeaders ?? {};
-  const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1];
+  const authorization = authorizationOf(request);
   const file = await resolveHfFile(request.download.url, {
     env,
     // A user's CLI: the token `huggingface-cli login` stored counts, as it does for huggingface_hub.
@@ -28,7 +28,22 @@ export async function resolveHubUrl(request: DfgetRequest, env: NodeJS.ProcessEn
     ...(authorization === undefined ? {} : { authorization }),
     ...(signal === undefined ? {} : { signal }),
   });
-  // An LFS file's SHA-256 is known ahead: the daemon verifies it unless --digest asked for another.
-  const digest = request.download.digest === undefined || request.download.digest === "" ? file.digest : request.download.digest;
-  return { ...request, download: { ...request.download, url: file.url, digest, requestHeaders: { ...file.headers, ...headers } } };
+  return withHubDownload(request, file);
+}
+
+/** The caller's own Authorization (`-H`), which wins over the hub token of the environment. */
+export function authorizationOf(request: DfgetRequest): string | undefined {
+  return headerValue(request.download.requestHeaders ?? {}, "authorization");
+}
+
+/**
+ * The request with the hub's download in place of its hf:// URL: the
+ * resolve URL and token header (the caller's `-H` headers win), and an LFS
+ * file's SHA-256, known ahead, as the digest the daemon verifies unless
+ * --digest asked for another.
+ */
+export function withHubDownload(request: DfgetRequest, hub: { url: string; headers: Record<string, string>; digest: string }): DfgetRequest {
+  const digest = request.download.digest === undefined || request.download.digest === "" ? hub.digest : request.download.digest;
+  const requestHeaders = { ...hub.headers, ...(request.download.requestHeaders ?? {}) };
+  return { ...request, download: { ...request.download, url: hub.url, digest, requestHeaders } };
 }

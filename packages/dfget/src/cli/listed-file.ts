@@ -1,6 +1,6 @@
 import { isS3Url } from "@lacewing/common";
 import type { RemoteFile } from "@lacewing/sources";
-import { isHubUrl } from "./hub-url.js";
+import { authorizationOf, isHubUrl, withHubDownload } from "./hub-url.js";
 import type { DfgetRequest } from "./options.js";
 
 /** A hub's LFS id is the content's SHA-256; a small file's is a git blob id, which names no digest the daemon checks. */
@@ -19,9 +19,7 @@ export async function requestForListedFile(request: DfgetRequest, file: RemoteFi
   if (isS3Url(file.url)) return { ...request, download: { ...request.download, sourceVersion: file.version } };
   if (!isHubUrl(file.url)) return request;
   const { hfDownloadOf } = await import("@lacewing/sources");
-  const headers = request.download.requestHeaders ?? {};
-  const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1];
+  const authorization = authorizationOf(request);
   const hub = hfDownloadOf(file.url, { env, tokenFile: true, ...(authorization === undefined ? {} : { authorization }) });
-  const digest = SHA256_HEX.test(file.version) ? `sha256:${file.version}` : "";
-  return { ...request, download: { ...request.download, url: hub.url, digest, requestHeaders: { ...hub.headers, ...headers } } };
+  return withHubDownload(request, { ...hub, digest: SHA256_HEX.test(file.version) ? `sha256:${file.version}` : "" });
 }

@@ -1,5 +1,5 @@
 import type { DownloadSchema, MessageInitShape } from "@lacewing/api";
-import { errorMessage, isLacewingError, isS3Url, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
+import { errorMessage, headerValue, isLacewingError, isS3Url, redactUrl, retry, taskIdOf, type Logger } from "@lacewing/common";
 import type { JobStore } from "../db/job-store.js";
 import type { ManagerMetrics } from "../metrics.js";
 import { isHfUrl, resolveHfFile } from "@lacewing/sources";
@@ -139,8 +139,8 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
   const idInput = { tag: args.tag, application: args.application, filteredQueryParams: args.filteredQueryParams };
   if (args.type === "file") {
     // An explicit Authorization header wins over username/password.
-    const hasAuthorization = Object.keys(args.headers).some((name) => name.toLowerCase() === "authorization");
-    const headers = hasAuthorization ? args.headers : { ...args.headers, ...basicAuthOf(args) };
+    const authorization = headerValue(args.headers, "authorization");
+    const headers = authorization !== undefined ? args.headers : { ...args.headers, ...basicAuthOf(args) };
     const tasks: PlannedTask[] = [];
     for (const url of args.urls) {
       if (isS3Url(url)) {
@@ -153,7 +153,7 @@ async function planTasks(args: PreheatArgs, signal: AbortSignal, schedulers: Sch
       }
       // The download dfget would hand its daemon: the commit the revision points at now, so the later dfget
       // of the same revision (or of the commit) lands on this task. The job's Authorization, else the manager's HF_TOKEN.
-      const file = await resolveHfFile(url, { env: hubEnv, signal, ...(hasAuthorization ? { authorization: authorizationOf(args.headers) } : {}) });
+      const file = await resolveHfFile(url, { env: hubEnv, signal, ...(authorization === undefined ? {} : { authorization }) });
       tasks.push(plannedTask(file.url, file.digest, idInput, { ...file.headers, ...args.headers }, schedulers));
     }
     // A URL listed twice (or two URLs that differ only in filtered query parameters) is one task.
@@ -202,10 +202,6 @@ function plannedTask(
     },
     download: { url, digest, tag: idInput.tag, application: idInput.application, filteredQueryParams: idInput.filteredQueryParams, requestHeaders: headers },
   };
-}
-
-function authorizationOf(headers: Record<string, string>): string {
-  return Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1] ?? "";
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ErrorCode, LacewingError } from "@lacewing/common";
+import { ErrorCode, LacewingError, headerValue } from "@lacewing/common";
 
 export interface RegistryCredentials {
   username: string;
@@ -130,11 +130,6 @@ export function parseChallenge(header: string): { scheme: string; params: Map<st
     params.set((match[1] ?? "").toLowerCase(), (match[2] ?? match[3] ?? "").replace(/\\(.)/g, "$1"));
   }
   return { scheme, params };
-}
-
-function headerValue(headers: Record<string, string>, name: string): string | undefined {
-  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === name) return value;
-  return undefined;
 }
 
 function causeOf(err: unknown): string {
