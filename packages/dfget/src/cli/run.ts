@@ -5,7 +5,6 @@ import type { ListerRegistry } from "../directory/listers.js";
 import { describeFailure, ExitCode, type Failure } from "./exit-codes.js";
 import { parseCommandLine, resolveRequest, type DfgetRequest } from "./options.js";
 import { createProgressRenderer, formatElapsed, formatSummary, type ProgressRenderer } from "./progress.js";
-import { runDirectory } from "./run-directory.js";
 
 /** The process around one dfget run; the bin passes the real one, tests may pass fakes. */
 export interface DfgetIo {
@@ -32,6 +31,8 @@ export async function runDfget(io: DfgetIo): Promise<number> {
     if (parsed.kind === "exit") return parsed.code;
     json = parsed.commandLine.json;
     if (parsed.commandLine.recursive) {
+      // Loaded only for -r: a single-file dfget's start-up, paid on every node at once, does not carry it.
+      const { runDirectory } = await import("./run-directory.js");
       const outcome = await runDirectory(parsed.commandLine, io);
       if (outcome.failure !== undefined) io.stderr.write(`dfget: ${outcome.failure.message}\n`);
       return outcome.exitCode;
